@@ -1,0 +1,88 @@
+//! The element types the kernels run on: `f32` and `f64`.
+
+use num_traits::Float;
+
+/// A floating-point element type of parameters, gradients and state buffers.
+///
+/// torch computes a float32 tensor's update in float32, with every Python-float
+/// hyperparameter first rounded to float32; [`Element::of`] is that rounding.
+pub trait Element: Float + Default + Send + Sync + std::fmt::Debug + 'static {
+    /// Rounds an `f64` hyperparameter (or step-dependent constant) to this type.
+    fn of(x: f64) -> Self;
+
+    /// `torch.maximum`: the larger of the two, NaN if either is NaN.
+    #[inline(always)]
+    fn nan_max(self, other: Self) -> Self {
+        if self > other || self.is_nan() {
+            self
+        } else {
+            other
+        }
+    }
+}
+
+impl Element for f32 {
+    #[inline(always)]
+    fn of(x: f64) -> f32 {
+        x as f32
+    }
+}
+
+impl Element for f64 {
+    #[inline(always)]
+    fn of(x: f64) -> f64 {
+        x
+    }
+}
+
+/// `torch.lerp(start, end, weight)` as torch's CPU kernel computes it: from the
+/// nearer end, so that `weight` close to 1 keeps its precision.
+#[inline(always)]
+pub(crate) fn lerp<T: Element>(start: T, end: T, w: Lerp<T>) -> T {
+    if w.small {
+        start + w.weight * (end - start)
+    } else {
+        end - (end - start) * w.one_minus
+    }
+}
+
+/// A lerp weight rounded to `T`, with torch's choice of formula.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lerp<T> {
+    weight: T,
+    one_minus: T,
+    small: bool,
+}
+
+impl<T: Element> Lerp<T> {
+    #[inline(always)]
+    pub(crate) fn new(weight: f64) -> Self {
+        let weight = T::of(weight);
+        Lerp {
+            weight,
+            one_minus: T::one() - weight,
+            small: weight.abs() < T::of(0.5),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maximum_propagates_nan_like_torch() {
+        assert!(1.0f32.nan_max(f32::NAN).is_nan());
+        assert!(f32::NAN.nan_max(1.0).is_nan());
+        assert_eq!(2.0f64.nan_max(1.0), 2.0);
+        assert_eq!(1.0f64.nan_max(2.0), 2.0);
+    }
+
+    #[test]
+    fn lerp_uses_the_nearer_end() {
+        let small = Lerp::<f64>::new(0.1);
+        assert_eq!(lerp(1.0, 3.0, small), 1.0 + 0.1 * 2.0);
+        let large = Lerp::<f64>::new(0.9);
+        assert_eq!(lerp(1.0, 3.0, large), 3.0 - 2.0 * (1.0 - 0.9));
+    }
+}

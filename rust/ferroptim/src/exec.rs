@@ -1,0 +1,221 @@
+//! Running an elementwise optimizer over many tensors at once.
+//!
+//! An [`Elementwise`] optimizer updates each element of a parameter from the same
+//! element of its gradient and of its state buffers, with a few constants per tensor
+//! and step (a bias correction, a learning rate). A [`Batch`] collects the tensors of
+//! one step, computes those constants once per tensor, and runs the update on the
+//! thread pool: big tensors are cut into chunks of [`CHUNK`] elements, small ones are
+//! handed out whole, so 2000 tiny tensors cost as little as one big one.
+//!
+//! Chunking never changes a number: the update of an element depends on nothing but
+//! that element, and the vectorized loop and its scalar tail compute the same
+//! operations in the same order (no fused multiply-add), so every element gets the
+//! same bits whatever the thread count, chunk or instruction set.
+
+use rayon::prelude::*;
+
+use crate::element::Element;
+use crate::threads;
+
+/// The most state buffers (arrays shaped like the parameter) an optimizer keeps.
+pub const MAX_BUFFERS: usize = 3;
+/// The most scalar state values (step counters and the like) an optimizer keeps.
+pub const MAX_SCALARS: usize = 3;
+/// Elements per work item when a tensor is split across threads.
+pub const CHUNK: usize = 1 << 15;
+/// Below this many elements a batch runs on the calling thread.
+const SERIAL_BELOW: usize = 1 << 14;
+
+/// The slices of one parameter (or of one chunk of it) for an elementwise update:
+/// the parameter, its gradient, and the optimizer's state buffers in the order the
+/// optimizer documents; unused buffer slots are empty.
+pub struct TensorSlices<'a, T> {
+    pub param: &'a mut [T],
+    pub grad: &'a [T],
+    pub buffers: [&'a mut [T]; MAX_BUFFERS],
+}
+
+impl<'a, T> TensorSlices<'a, T> {
+    /// Groups a parameter's slices.
+    ///
+    /// # Panics
+    /// If the gradient or a buffer is not as long as the parameter, or if more than
+    /// [`MAX_BUFFERS`] buffers are given.
+    pub fn new(
+        param: &'a mut [T],
+        grad: &'a [T],
+        buffers: impl IntoIterator<Item = &'a mut [T]>,
+    ) -> Self {
+        let n = param.len();
+        assert_eq!(grad.len(), n, "the gradient has {} elements, the parameter {n}", grad.len());
+        let mut slots: [&'a mut [T]; MAX_BUFFERS] = Default::default();
+        for (k, b) in buffers.into_iter().enumerate() {
+            assert!(k < MAX_BUFFERS, "more than {MAX_BUFFERS} state buffers");
+            assert_eq!(b.len(), n, "state buffer {k} has {} elements, the parameter {n}", b.len());
+            slots[k] = b;
+        }
+        TensorSlices { param, grad, buffers: slots }
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.param.len()
+    }
+
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.param.is_empty()
+    }
+
+    /// The number of leading buffer slots that are in use (as long as the parameter).
+    fn buffers_in_use(&self) -> usize {
+        self.buffers.iter().take_while(|b| b.len() == self.param.len() && !b.is_empty()).count()
+    }
+
+    /// Splits into the first `mid` elements and the rest.
+    pub fn split_at(self, mid: usize) -> (Self, Self) {
+        let (p0, p1) = self.param.split_at_mut(mid);
+        let (g0, g1) = self.grad.split_at(mid);
+        let mut b0: [&'a mut [T]; MAX_BUFFERS] = Default::default();
+        let mut b1: [&'a mut [T]; MAX_BUFFERS] = Default::default();
+        for (k, b) in self.buffers.into_iter().enumerate() {
+            if !b.is_empty() {
+                let (x, y) = b.split_at_mut(mid);
+                b0[k] = x;
+                b1[k] = y;
+            }
+        }
+        (
+            TensorSlices { param: p0, grad: g0, buffers: b0 },
+            TensorSlices { param: p1, grad: g1, buffers: b1 },
+        )
+    }
+}
+
+/// An optimizer whose update is elementwise over (parameter, gradient, state buffers).
+///
+/// Implemented by the hyperparameter struct of each such optimizer (e.g.
+/// [`AdamHyper`](crate::AdamHyper)): one value per param group.
+pub trait Elementwise: Sync {
+    /// How many scalar state values each parameter has (e.g. 1 for Adam's `step`).
+    const SCALARS: usize;
+
+    /// The constants of one tensor's update at one step (bias corrections...).
+    type Step: Copy + Send + Sync;
+
+    /// How many state buffers this configuration uses (e.g. 3 for Adam with amsgrad).
+    fn buffers(&self) -> usize;
+
+    /// Advances one parameter's scalar state by a step and returns the constants of
+    /// its update. `fresh`: its state was created for this step. Must be a pure
+    /// function of its arguments (a [`Batch`] reuses the result for equal inputs).
+    fn begin(&self, scalars: &mut [f64], fresh: bool) -> Self::Step;
+
+    /// Updates the elements of `t` (a whole tensor or a chunk of one) in place.
+    fn update<T: Element>(&self, step: &Self::Step, t: TensorSlices<'_, T>);
+}
+
+struct Job<'a, K: Elementwise, T> {
+    kernel: &'a K,
+    step: K::Step,
+    tensor: TensorSlices<'a, T>,
+}
+
+struct Memo<'a, K: Elementwise> {
+    kernel: &'a K,
+    fresh: bool,
+    before: [f64; MAX_SCALARS],
+    after: [f64; MAX_SCALARS],
+    step: K::Step,
+}
+
+/// The tensors of one optimizer step, of one element type, run together on the pool.
+pub struct Batch<'a, K: Elementwise, T> {
+    jobs: Vec<Job<'a, K, T>>,
+    elements: usize,
+    memo: Option<Memo<'a, K>>,
+}
+
+impl<K: Elementwise, T> Default for Batch<'_, K, T> {
+    fn default() -> Self {
+        Batch { jobs: Vec::new(), elements: 0, memo: None }
+    }
+}
+
+impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one parameter: advances its scalar state now (see [`Elementwise::begin`])
+    /// and queues its update for [`Batch::run`].
+    ///
+    /// # Panics
+    /// If `scalars` does not hold `K::SCALARS` values, or if the tensor's buffers are
+    /// not the `kernel.buffers()` the configuration uses.
+    pub fn push(&mut self, kernel: &'a K, scalars: &mut [f64], fresh: bool, tensor: TensorSlices<'a, T>) {
+        assert_eq!(scalars.len(), K::SCALARS, "expected {} scalar state values", K::SCALARS);
+        if !tensor.is_empty() {
+            assert_eq!(
+                tensor.buffers_in_use(),
+                kernel.buffers(),
+                "this configuration uses {} state buffers",
+                kernel.buffers()
+            );
+        }
+        let step = match &self.memo {
+            Some(m)
+                if std::ptr::eq(m.kernel, kernel)
+                    && m.fresh == fresh
+                    && m.before[..K::SCALARS] == *scalars =>
+            {
+                scalars.copy_from_slice(&m.after[..K::SCALARS]);
+                m.step
+            }
+            _ => {
+                let mut before = [0.0; MAX_SCALARS];
+                before[..K::SCALARS].copy_from_slice(scalars);
+                let step = kernel.begin(scalars, fresh);
+                let mut after = [0.0; MAX_SCALARS];
+                after[..K::SCALARS].copy_from_slice(scalars);
+                self.memo = Some(Memo { kernel, fresh, before, after, step });
+                step
+            }
+        };
+        if !tensor.is_empty() {
+            self.elements += tensor.len();
+            self.jobs.push(Job { kernel, step, tensor });
+        }
+    }
+
+    /// The number of elements queued.
+    pub fn elements(&self) -> usize {
+        self.elements
+    }
+
+    /// Runs every queued update, on the pool when there is enough work.
+    pub fn run(self) {
+        if self.jobs.is_empty() {
+            return;
+        }
+        if self.elements < SERIAL_BELOW || threads::get_num_threads() <= 1 {
+            for j in self.jobs {
+                j.kernel.update(&j.step, j.tensor);
+            }
+            return;
+        }
+        let mut work = Vec::with_capacity(self.jobs.len() + self.elements / CHUNK);
+        for Job { kernel, step, mut tensor } in self.jobs {
+            while tensor.len() > CHUNK {
+                let (head, tail) = tensor.split_at(CHUNK);
+                work.push(Job { kernel, step, tensor: head });
+                tensor = tail;
+            }
+            work.push(Job { kernel, step, tensor });
+        }
+        threads::install(|| {
+            work.into_par_iter().for_each(|j| j.kernel.update(&j.step, j.tensor));
+        });
+    }
+}

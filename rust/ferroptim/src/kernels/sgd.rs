@@ -1,0 +1,225 @@
+//! SGD, as `torch.optim.SGD`: momentum, dampening, Nesterov, weight decay, maximize.
+//!
+//! Update rule, per element (torch's `_single_tensor_sgd`):
+//!
+//! ```text
+//! g ← ∇θ, negated if maximize
+//! if weight_decay ≠ 0:  g ← g + weight_decay·θ
+//! if momentum ≠ 0:      b ← g                              on the buffer's first step
+//!                       b ← momentum·b + (1 − dampening)·g  afterwards
+//!                       g ← g + momentum·b if nesterov, else b
+//! θ ← θ − lr·g
+//! ```
+//!
+//! State: one buffer, `momentum_buffer`, only when momentum ≠ 0; no scalars.
+
+use crate::element::Element;
+use crate::exec::{Elementwise, TensorSlices};
+use crate::kernels::{simd_targets, with_const_bool};
+use crate::HyperError;
+
+/// The hyperparameters of SGD, with torch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdHyper {
+    pub lr: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    pub maximize: bool,
+}
+
+impl Default for SgdHyper {
+    fn default() -> Self {
+        SgdHyper {
+            lr: 1e-3,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            maximize: false,
+        }
+    }
+}
+
+impl SgdHyper {
+    /// torch's argument checks, with its messages.
+    pub fn validate(&self) -> Result<(), HyperError> {
+        if !(self.lr >= 0.0) {
+            return Err(HyperError(format!("Invalid learning rate: {}", self.lr)));
+        }
+        if !(self.momentum >= 0.0) {
+            return Err(HyperError(format!("Invalid momentum value: {}", self.momentum)));
+        }
+        if !(self.weight_decay >= 0.0) {
+            return Err(HyperError(format!("Invalid weight_decay value: {}", self.weight_decay)));
+        }
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(HyperError("Nesterov momentum requires a momentum and zero dampening".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether this configuration keeps a momentum buffer.
+    pub fn uses_momentum(&self) -> bool {
+        self.momentum != 0.0
+    }
+}
+
+/// One SGD step over one tensor.
+///
+/// `momentum_buffer` is required when `momentum ≠ 0` and ignored otherwise; `first`
+/// says it holds no history yet (torch then copies the gradient into it).
+///
+/// # Panics
+/// If the slices differ in length, or the buffer is missing while momentum ≠ 0.
+pub fn sgd<T: Element>(
+    h: &SgdHyper,
+    param: &mut [T],
+    grad: &[T],
+    momentum_buffer: Option<&mut [T]>,
+    first: bool,
+) {
+    let n = param.len();
+    assert_eq!(grad.len(), n, "the gradient has {} elements, the parameter {n}", grad.len());
+    let c = Coef {
+        weight_decay: T::of(h.weight_decay),
+        momentum: T::of(h.momentum),
+        one_minus_dampening: T::of(1.0 - h.dampening),
+        neg_lr: T::of(-h.lr),
+    };
+    with_const_bool!(h.maximize, MAX => with_const_bool!(h.weight_decay != 0.0, DECAY => {
+        if h.uses_momentum() {
+            let buf = momentum_buffer.expect("SGD with momentum needs a momentum buffer");
+            assert_eq!(buf.len(), n, "the momentum buffer has {} elements, the parameter {n}", buf.len());
+            with_const_bool!(h.nesterov, NESTEROV => with_const_bool!(first, FIRST =>
+                sgd_loop::<T, MAX, DECAY, true, NESTEROV, FIRST>(&c, param, grad, buf)))
+        } else {
+            sgd_loop::<T, MAX, DECAY, false, false, false>(&c, param, grad, &mut [])
+        }
+    }))
+}
+
+/// The hyperparameters rounded to the element type.
+#[derive(Clone, Copy)]
+struct Coef<T> {
+    weight_decay: T,
+    momentum: T,
+    one_minus_dampening: T,
+    neg_lr: T,
+}
+
+simd_targets! {
+fn sgd_loop<
+    T: Element,
+    const MAXIMIZE: bool,
+    const DECAY: bool,
+    const MOMENTUM: bool,
+    const NESTEROV: bool,
+    const FIRST: bool,
+>(c: &Coef<T>, param: &mut [T], grad: &[T], buf: &mut [T]) {
+    let n = param.len();
+    let grad = &grad[..n];
+    let buf = if MOMENTUM { &mut buf[..n] } else { buf };
+    for i in 0..n {
+        let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
+        if DECAY {
+            g = g + c.weight_decay * param[i];
+        }
+        if MOMENTUM {
+            let b = if FIRST { g } else { buf[i] * c.momentum + c.one_minus_dampening * g };
+            buf[i] = b;
+            g = if NESTEROV { g + c.momentum * b } else { b };
+        }
+        param[i] = param[i] + c.neg_lr * g;
+    }
+}
+}
+
+impl Elementwise for SgdHyper {
+    const SCALARS: usize = 0;
+    /// Whether the momentum buffer is on its first step.
+    type Step = bool;
+
+    fn buffers(&self) -> usize {
+        usize::from(self.uses_momentum())
+    }
+
+    fn begin(&self, _scalars: &mut [f64], fresh: bool) -> bool {
+        fresh
+    }
+
+    fn update<T: Element>(&self, first: &bool, t: TensorSlices<'_, T>) {
+        let [buf, ..] = t.buffers;
+        sgd(self, t.param, t.grad, self.uses_momentum().then_some(buf), *first);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testing::{check_against_reference, ops};
+
+    /// torch's `_single_tensor_sgd`, one whole-tensor operation at a time.
+    fn reference<T: Element>(h: &SgdHyper, _scalars: &mut [f64], first: bool, p: &mut [T], g: &[T], bufs: &mut [Vec<T>]) {
+        let mut grad = g.to_vec();
+        if h.maximize {
+            ops::neg(&mut grad);
+        }
+        if h.weight_decay != 0.0 {
+            ops::add_scaled(&mut grad, p, h.weight_decay); // grad.add(param, alpha=wd)
+        }
+        if h.momentum != 0.0 {
+            let buf = &mut bufs[0];
+            if first {
+                buf.copy_from_slice(&grad); // torch.clone(grad)
+            } else {
+                ops::mul(buf, h.momentum); // buf.mul_(momentum)
+                ops::add_scaled(buf, &grad, 1.0 - h.dampening); // .add_(grad, alpha=1-dampening)
+            }
+            if h.nesterov {
+                ops::add_scaled(&mut grad, buf, h.momentum); // grad.add(buf, alpha=momentum)
+            } else {
+                grad.copy_from_slice(buf);
+            }
+        }
+        ops::add_scaled(p, &grad, -h.lr); // param.add_(grad, alpha=-lr)
+    }
+
+    fn configs() -> Vec<SgdHyper> {
+        let mut out = Vec::new();
+        for maximize in [false, true] {
+            for weight_decay in [0.0, 0.1] {
+                for (momentum, dampening, nesterov) in
+                    [(0.0, 0.0, false), (0.9, 0.0, false), (0.9, 0.3, false), (0.9, 0.0, true)]
+                {
+                    out.push(SgdHyper { lr: 0.05, momentum, dampening, weight_decay, nesterov, maximize });
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_the_scalar_reference_f32() {
+        for h in configs() {
+            check_against_reference::<_, f32>(&h, reference);
+        }
+    }
+
+    #[test]
+    fn matches_the_scalar_reference_f64() {
+        for h in configs() {
+            check_against_reference::<_, f64>(&h, reference);
+        }
+    }
+
+    #[test]
+    fn validates_like_torch() {
+        let bad = SgdHyper { momentum: -0.5, ..Default::default() };
+        assert_eq!(bad.validate().unwrap_err().to_string(), "Invalid momentum value: -0.5");
+        let bad = SgdHyper { nesterov: true, ..Default::default() };
+        assert!(bad.validate().is_err());
+        assert!(SgdHyper::default().validate().is_ok());
+    }
+}

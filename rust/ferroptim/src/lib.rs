@@ -1,0 +1,43 @@
+//! # ferroptim
+//!
+//! torch.optim's optimizers as vectorized, multi-threaded kernels over slices, with
+//! torch's numbers. This crate is the core of the `ferroptim` Python package and is
+//! usable on its own, with no Python.
+//!
+//! Three layers:
+//! - [`kernels`]: stateless functions over slices, e.g. [`kernels::adam::adam`], each
+//!   compiled for AVX-512, AVX2+FMA, NEON and a portable fallback, picked at run time.
+//! - [`exec`]: [`Batch`] runs one step of an [`Elementwise`] optimizer over many
+//!   tensors on the thread pool ([`set_num_threads`]).
+//! - [`optim`]: [`Optimizer`] keeps the per-parameter state for you ([`Sgd`], [`Adam`]).
+//!
+//! Every kernel is compared in `cargo test` with a scalar reference written as torch
+//! writes it, one tensor operation at a time, bit for bit.
+
+pub mod element;
+pub mod exec;
+pub mod kernels;
+pub mod optim;
+pub mod threads;
+
+use std::fmt;
+
+pub use element::Element;
+pub use exec::{Batch, Elementwise, TensorSlices, MAX_BUFFERS, MAX_SCALARS};
+pub use kernels::adam::{adam, AdamHyper, AdamStep};
+pub use kernels::sgd::{sgd, SgdHyper};
+pub use kernels::stream::Stream;
+pub use optim::{Adam, Optimizer, ParamState, Sgd, StepError, Validate};
+pub use threads::{get_num_threads, set_num_threads, ThreadsError};
+
+/// A hyperparameter torch would refuse, with torch's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HyperError(pub String);
+
+impl fmt::Display for HyperError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HyperError {}
