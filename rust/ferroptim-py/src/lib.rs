@@ -1,1 +1,66 @@
-pub fn y() {}
+//! `ferroptim._core`: the Python bindings of the `ferroptim` crate.
+//!
+//! The Python package calls one function per optimizer step, with every param group
+//! of the optimizer, its `state` dict and the names its class gives the state. See
+//! `step` for what happens in that call and `arrays` for what an array must be.
+
+mod arrays;
+mod hyper;
+mod probe;
+mod step;
+
+use ferroptim::{AdamHyper, SgdHyper};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use crate::step::{step, StateKeys};
+
+/// One SGD step over `param_groups`; state `()` + (`momentum_buffer`,).
+#[pyfunction]
+fn sgd_step<'py>(
+    py: Python<'py>,
+    state: &Bound<'py, PyDict>,
+    param_groups: &Bound<'py, PyList>,
+    scalar_keys: &Bound<'py, PyTuple>,
+    buffer_keys: &Bound<'py, PyTuple>,
+) -> PyResult<()> {
+    step::<SgdHyper>(py, state, param_groups, &StateKeys::new(scalar_keys, buffer_keys)?)
+}
+
+/// One Adam / AdamW step over `param_groups`; state (`step`,) + (`exp_avg`,
+/// `exp_avg_sq`, `max_exp_avg_sq`).
+#[pyfunction]
+fn adam_step<'py>(
+    py: Python<'py>,
+    state: &Bound<'py, PyDict>,
+    param_groups: &Bound<'py, PyList>,
+    scalar_keys: &Bound<'py, PyTuple>,
+    buffer_keys: &Bound<'py, PyTuple>,
+) -> PyResult<()> {
+    step::<AdamHyper>(py, state, param_groups, &StateKeys::new(scalar_keys, buffer_keys)?)
+}
+
+/// Sets the number of threads steps run on.
+#[pyfunction]
+fn set_num_threads(threads: usize) -> PyResult<()> {
+    ferroptim::set_num_threads(threads).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// The number of threads steps run on.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    ferroptim::get_num_threads()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(sgd_step, m)?)?;
+    m.add_function(wrap_pyfunction!(adam_step, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(probe::stream, m)?)?;
+    m.add("NUM_THREADS_ENV", ferroptim::threads::NUM_THREADS_ENV)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,39 @@
+"""ferroptim: torch.optim for NumPy, on a Rust core.
+
+The optimizers, ``Optimizer`` base class and ``Parameter`` of ``torch.optim``, with the
+same arguments, defaults, numbers and ``state_dict`` layout, for parameters that are
+NumPy arrays::
+
+    import numpy as np
+    import ferroptim as fo
+
+    w = fo.Parameter(np.random.randn(784, 128).astype(np.float32))
+    opt = fo.AdamW([w], lr=1e-3, weight_decay=1e-2)
+    w.grad = ...          # an array shaped like w.data
+    opt.step()
+    opt.zero_grad()
+"""
+
+from ._core import __version__
+from .adam import Adam
+from .adamw import AdamW
+from .optimizer import Optimizer, register_optimizer_step_post_hook, register_optimizer_step_pre_hook, required
+from .parameter import Parameter
+from .sgd import SGD
+from .threads import _check_environment, get_num_threads, set_num_threads
+
+__all__ = [
+    "Adam",
+    "AdamW",
+    "Optimizer",
+    "Parameter",
+    "SGD",
+    "get_num_threads",
+    "register_optimizer_step_post_hook",
+    "register_optimizer_step_pre_hook",
+    "required",
+    "set_num_threads",
+    "__version__",
+]
+
+_check_environment()

@@ -1,0 +1,86 @@
+"""The base of the optimizers whose update is one Rust kernel call per step."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Optional, Tuple
+
+import numpy as np
+
+from .optimizer import Optimizer
+from .parameter import Parameter, checked_grad
+
+
+class ElementwiseOptimizer(Optimizer):
+    """An optimizer whose math lives in a ``ferroptim._core`` kernel.
+
+    A subclass declares its hyperparameters (``__init__``, with torch's checks), the
+    names of its per-parameter state, and its kernel. ``step`` makes one call into
+    Rust with every param group: the kernel reads the hyperparameters from the groups,
+    creates missing state as torch does on a parameter's first step, checks every
+    array, and updates parameters and state in place — or raises and changes nothing.
+    """
+
+    #: the ``_core`` function that runs one step over all param groups
+    _kernel: Callable[..., None]
+    #: per-parameter scalars, kept as 0-d float64 arrays (e.g. ``("step",)``)
+    _scalar_state: Tuple[str, ...] = ()
+    #: per-parameter arrays shaped like the parameter, in kernel order
+    _buffer_state: Tuple[str, ...] = ()
+
+    def step(self, closure: Optional[Callable[[], Any]] = None, *, grads: Optional[Iterable[Any]] = None) -> Any:
+        """Performs a single optimization step.
+
+        Args:
+            closure (Callable, optional): re-evaluates the model, sets the gradients
+                and returns the loss, which ``step`` returns.
+            grads (iterable, optional): one gradient (or None) per parameter, in
+                param-group order; assigned to the parameters' ``.grad`` first.
+        """
+        loss = None
+        if closure is not None:
+            loss = closure()
+        if grads is not None:
+            self._assign_grads(grads)
+        type(self)._kernel(self.state, self.param_groups, self._scalar_state, self._buffer_state)
+        return loss
+
+    def _assign_grads(self, grads: Iterable[Any]) -> None:
+        params = [p for group in self.param_groups for p in group["params"]]
+        grads = list(grads)
+        if len(grads) != len(params):
+            raise ValueError(f"step(grads=...) got {len(grads)} gradients for {len(params)} parameters")
+        checked = []
+        for i, (p, g) in enumerate(zip(params, grads)):
+            try:
+                checked.append(checked_grad(p.data, g))
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"step(grads=...)[{i}]: {e}") from None
+        for p, g in zip(params, checked):
+            if isinstance(p, Parameter):
+                object.__setattr__(p, "grad", g)
+            else:
+                p.grad = g
+
+    def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
+        """Checks a loaded state entry against this optimizer's state names and its
+        parameter, and copies it in the form the kernel uses."""
+        if key in self._scalar_state:
+            a = np.asarray(value, dtype=np.float64)
+            if a.size != 1:
+                raise ValueError(f"loaded state of {where}: '{key}' must be a single number, got shape {a.shape}")
+            return np.array(a.reshape(()), dtype=np.float64)
+        if key in self._buffer_state:
+            a = np.asarray(value)
+            if a.shape != param.data.shape:
+                raise ValueError(
+                    f"loaded state of {where}: '{key}' has shape {a.shape} "
+                    f"but the parameter has shape {param.data.shape}"
+                )
+            if a.dtype.kind not in "fiu":
+                raise TypeError(f"loaded state of {where}: '{key}' has dtype {a.dtype}, not a real number type")
+            return np.array(a, dtype=param.data.dtype, order="C", copy=True)
+        known = ", ".join(self._scalar_state + self._buffer_state)
+        raise ValueError(
+            f"loaded state of {where} has the unknown key {key!r}; {type(self).__name__} keeps {known} "
+            "(was the state dict saved by another optimizer?)"
+        )
