@@ -66,7 +66,7 @@ def find_shared_memory(entries: Iterable[Tuple[str, np.ndarray]]) -> Optional[Tu
 def check_array(p: Any, where: str, dtypes: Optional[Sequence[np.dtype]]) -> None:
     """A parameter's ``.data`` must be a writeable ndarray of a supported dtype."""
     data = p.data
-    if dtypes is not None and data.dtype not in dtypes:
+    if dtypes is not None and data.dtype.newbyteorder("=") not in dtypes:
         names = " and ".join(str(d) for d in dtypes)
         raise TypeError(f"{where}: unsupported dtype {data.dtype}; ferroptim optimizes {names} arrays")
     if not data.flags.writeable:

@@ -193,13 +193,21 @@ fn check_real(a: &Bound<'_, PyUntypedArray>, what: &dyn Fn() -> String) -> PyRes
 pub(crate) fn check_shape(a: &Bound<'_, PyUntypedArray>, shape: &[usize], what: &dyn Fn() -> String) -> PyResult<()> {
     if a.shape() != shape {
         return Err(PyValueError::new_err(format!(
-            "{}: shape {:?} does not match the parameter's shape {:?}",
+            "{}: shape {} does not match the parameter's shape {}",
             what(),
-            a.shape(),
-            shape
+            shape_str(a.shape()),
+            shape_str(shape)
         )));
     }
     Ok(())
+}
+
+/// A shape as Python prints it: `(3, 2)`, `(3,)`, `()`.
+fn shape_str(shape: &[usize]) -> String {
+    match shape {
+        [n] => format!("({n},)"),
+        _ => format!("({})", shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+    }
 }
 
 /// `np.array(a, dtype=dtype, order="C")`: a fresh, aligned, native copy.

@@ -1,0 +1,75 @@
+"""What the API and bad-input tests share: optimizer configurations and snapshots."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from typing import Any, Callable, Dict, List, Tuple
+
+import numpy as np
+
+import ferroptim as fo
+
+# Every ferroptim optimizer, in a configuration that keeps state.
+CONFIGS: List[Tuple[str, Callable[..., fo.Optimizer], Dict[str, Any]]] = [
+    ("SGD", fo.SGD, dict(lr=0.1)),
+    ("SGD-nesterov", fo.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    ("Adam-amsgrad", fo.Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
+    ("AdamW", fo.AdamW, dict(lr=0.01)),
+]
+CONFIG_IDS = [c[0] for c in CONFIGS]
+
+
+class DuckParam:
+    """A parameter from another library: .data and .grad, nothing else."""
+
+    def __init__(self, data):
+        self.data = data
+        self.grad = None
+
+
+def make_params(dtype=np.float32, seed=0, shapes=((4, 5), (7,), (2, 1, 3))) -> List[fo.Parameter]:
+    rng = np.random.default_rng(seed)
+    return [fo.Parameter(rng.standard_normal(s).astype(dtype)) for s in shapes]
+
+
+def grads_for(params, seed) -> List[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(p.data.shape).astype(p.data.dtype) for p in params]
+
+
+def train(opt: fo.Optimizer, params, steps: int, start: int = 0) -> None:
+    """``steps`` steps with gradients that depend only on the step number."""
+    for t in range(start, start + steps):
+        for p, g in zip(params, grads_for(params, 1000 + t)):
+            p.grad = g
+        opt.step()
+
+
+def snapshot(opt: fo.Optimizer) -> Dict[str, Any]:
+    """Everything a failing call must leave as it was."""
+    params = [p for g in opt.param_groups for p in g["params"]]
+    return {
+        "data": [p.data.copy() for p in params],
+        "grad": [None if p.grad is None else np.array(p.grad) for p in params],
+        "state": pickle.dumps(opt.state_dict()),
+        "groups": copy.deepcopy([{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]),
+        "param_ids": [[id(p) for p in g["params"]] for g in opt.param_groups],
+    }
+
+
+def assert_unchanged(opt: fo.Optimizer, before: Dict[str, Any]) -> None:
+    after = snapshot(opt)
+    for a, b in zip(before["data"], after["data"]):
+        np.testing.assert_array_equal(a, b)
+    assert before["param_ids"] == after["param_ids"]
+    assert before["groups"] == after["groups"]
+    sa, sb = pickle.loads(before["state"]), pickle.loads(after["state"])
+    assert sa["state"].keys() == sb["state"].keys()
+    for k in sa["state"]:
+        if not isinstance(sa["state"][k], dict):
+            assert sa["state"][k] == sb["state"][k]
+            continue
+        assert sa["state"][k].keys() == sb["state"][k].keys()
+        for key in sa["state"][k]:
+            np.testing.assert_array_equal(sa["state"][k][key], sb["state"][k][key])
