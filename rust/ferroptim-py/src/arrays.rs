@@ -8,13 +8,16 @@
 //! [`Overlaps`] then refuses any two arrays that share memory where one is written.
 
 use std::os::raw::c_int;
+use std::sync::Mutex;
 
-use numpy::npyffi::{self, NPY_ARRAY_WRITEABLE, NPY_TYPES, PY_ARRAY_API};
-use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::npyffi::{self, NPY_ARRAY_ALIGNED, NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_F_CONTIGUOUS, NPY_ARRAY_WRITEABLE};
+use numpy::npyffi::{NPY_TYPES, PY_ARRAY_API};
+use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::Borrowed;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyModule;
+use pyo3::types::{IntoPyDict, PyModule};
 
 /// The element types the kernels run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,13 +27,6 @@ pub(crate) enum Dtype {
 }
 
 impl Dtype {
-    fn type_num(self) -> c_int {
-        match self {
-            Dtype::F32 => NPY_TYPES::NPY_FLOAT as c_int,
-            Dtype::F64 => NPY_TYPES::NPY_DOUBLE as c_int,
-        }
-    }
-
     pub(crate) fn name(self) -> &'static str {
         match self {
             Dtype::F32 => "float32",
@@ -46,30 +42,90 @@ impl Dtype {
     }
 }
 
-/// The raw layout of an ndarray, read from its struct.
-struct Layout {
+/// One ndarray's layout, read once from its struct.
+pub(crate) struct Array<'a, 'py> {
+    pub obj: &'a Bound<'py, PyUntypedArray>,
     data: *mut u8,
     flags: c_int,
+    /// float32/float64 in either byte order, else None.
+    float: Option<Dtype>,
+    native: bool,
+    kind: u8,
+    itemsize: usize,
 }
 
-fn layout(a: &Bound<'_, PyUntypedArray>) -> Layout {
-    // SAFETY: `a` is an ndarray (its type was checked by the cast that produced it), so
-    // its object is a PyArrayObject whose fields numpy keeps valid while it is alive.
-    let fields = unsafe { &*npyffi::_PyArray_GET_ITEM_DATA(a.as_array_ptr()) };
-    Layout { data: fields.data.cast(), flags: fields.flags }
-}
-
-/// float32 or float64 in native byte order, else `None`.
-fn native_float(a: &Bound<'_, PyUntypedArray>) -> Option<Dtype> {
-    let d = a.dtype();
-    if d.is_native_byteorder() == Some(false) {
-        return None;
+impl<'a, 'py> Array<'a, 'py> {
+    pub(crate) fn read(obj: &'a Bound<'py, PyUntypedArray>) -> Self {
+        // SAFETY: `obj` is an ndarray (its type was checked by the cast that produced
+        // it), so its object is a PyArrayObject whose fields numpy keeps valid while
+        // it is alive.
+        let fields = unsafe { &*npyffi::_PyArray_GET_ITEM_DATA(obj.as_array_ptr()) };
+        // SAFETY: an ndarray always holds a reference to its (non-NULL) descriptor, so
+        // borrowing it for the duration of this call needs no reference of our own.
+        let d = unsafe { Borrowed::<'_, 'py, PyAny>::from_ptr(obj.py(), fields.descr.cast()).cast_unchecked::<PyArrayDescr>() };
+        let num = d.num();
+        let float = if num == NPY_TYPES::NPY_FLOAT as c_int {
+            Some(Dtype::F32)
+        } else if num == NPY_TYPES::NPY_DOUBLE as c_int {
+            Some(Dtype::F64)
+        } else {
+            None
+        };
+        Array {
+            obj,
+            data: fields.data.cast(),
+            flags: fields.flags,
+            float,
+            native: d.is_native_byteorder() != Some(false),
+            kind: d.kind(),
+            itemsize: d.itemsize(),
+        }
     }
-    [Dtype::F32, Dtype::F64].into_iter().find(|t| t.type_num() == d.num())
+
+    fn flag(&self, f: c_int) -> bool {
+        self.flags & f != 0
+    }
+
+    pub(crate) fn shape(&self) -> &'a [usize] {
+        self.obj.shape()
+    }
+
+    /// Usable by a kernel in place: C-contiguous, aligned, native `dtype`.
+    fn direct(&self, dtype: Dtype) -> bool {
+        self.flag(NPY_ARRAY_C_CONTIGUOUS) && self.flag(NPY_ARRAY_ALIGNED) && self.native && self.float == Some(dtype)
+    }
+
+    fn dtype_str(&self) -> String {
+        dtype_str(self.obj.as_any())
+    }
+
+    /// The byte range the elements lie in (None when empty), and whether that range
+    /// is exactly the array's memory.
+    fn span(&self) -> Option<(usize, usize, bool)> {
+        let shape = self.shape();
+        if shape.contains(&0) {
+            return None;
+        }
+        let (mut lo, mut hi) = (self.data as isize, self.data as isize);
+        for (&dim, &stride) in shape.iter().zip(self.obj.strides()) {
+            let span = (dim as isize - 1) * stride;
+            if span < 0 {
+                lo += span;
+            } else {
+                hi += span;
+            }
+        }
+        let dense = self.flag(NPY_ARRAY_C_CONTIGUOUS) || self.flag(NPY_ARRAY_F_CONTIGUOUS);
+        Some((lo as usize, hi as usize + self.itemsize, dense))
+    }
 }
 
 fn dtype_str(a: &Bound<'_, PyAny>) -> String {
     a.getattr("dtype").map_or_else(|_| "?".into(), |d| d.to_string())
+}
+
+pub(crate) fn type_name(o: &Bound<'_, PyAny>) -> String {
+    o.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string())
 }
 
 fn numpy_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
@@ -77,125 +133,135 @@ fn numpy_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     NUMPY.get_or_try_init(py, || py.import("numpy").map(Bound::unbind)).map(|m| m.bind(py))
 }
 
-/// An array a kernel may use in place: C-contiguous, aligned, native `dtype`.
-fn direct(a: &Bound<'_, PyUntypedArray>, dtype: Dtype) -> bool {
-    a.is_c_contiguous() && a.is_aligned() && native_float(a) == Some(dtype)
+/// Where an operand's memory comes from.
+pub(crate) enum Origin<'py> {
+    /// The caller's array, used in place.
+    Caller,
+    /// Memory this step created (zeros, a read-only scratch copy): nobody else's.
+    Fresh,
+    /// A scratch copy of the caller's array, written back after the kernels.
+    CopyOf(Bound<'py, PyUntypedArray>),
 }
 
-/// An array ready for a kernel: a pointer to `len` elements of `dtype`.
+/// An array ready for a kernel: `ptr` to its elements, in `array`.
 pub(crate) struct Operand<'py> {
-    /// The array the pointer points into (the caller's, or a scratch copy).
     pub array: Bound<'py, PyUntypedArray>,
-    /// The caller's array, when `array` is a scratch copy of it.
-    pub original: Option<Bound<'py, PyAny>>,
+    pub origin: Origin<'py>,
     pub ptr: *mut u8,
 }
 
 impl<'py> Operand<'py> {
-    /// An array the kernels can use in place (C-contiguous, aligned, native).
-    pub(crate) fn new(array: Bound<'py, PyUntypedArray>) -> Self {
-        Self::of(array, None)
+    /// An array this step created.
+    pub(crate) fn fresh(array: Bound<'py, PyUntypedArray>) -> Self {
+        Self::of(array, Origin::Fresh)
     }
 
-    fn of(array: Bound<'py, PyUntypedArray>, original: Option<Bound<'py, PyAny>>) -> Self {
-        let ptr = layout(&array).data;
-        Operand { array, original, ptr }
+    fn of(array: Bound<'py, PyUntypedArray>, origin: Origin<'py>) -> Self {
+        let ptr = Array::read(&array).data;
+        Operand { array, origin, ptr }
     }
 }
 
-/// A parameter's array, which the step writes: an ndarray of float32/float64,
+/// A parameter's `.data`, which the step writes: an ndarray of float32/float64,
 /// writeable; `what` names it in errors.
-pub(crate) fn param_operand<'py>(data: &Bound<'py, PyAny>, what: &dyn Fn() -> String) -> PyResult<(Operand<'py>, Dtype)> {
-    let a = data.cast::<PyUntypedArray>().map_err(|_| {
-        PyTypeError::new_err(format!("{}: .data must be a numpy.ndarray, got {}", what(), type_name(data)))
+pub(crate) fn param_operand<'py>(data: Bound<'py, PyAny>, what: &dyn Fn() -> String) -> PyResult<(Operand<'py>, Dtype)> {
+    let a = data.cast_into::<PyUntypedArray>().map_err(|e| {
+        let data = e.into_inner();
+        PyTypeError::new_err(format!("{}: .data must be a numpy.ndarray, got {}", what(), type_name(&data)))
     })?;
-    let dtype = dtype_of_param(a).ok_or_else(|| {
+    let info = Array::read(&a);
+    let dtype = info.float.ok_or_else(|| {
         PyTypeError::new_err(format!(
             "{}: unsupported dtype {}; ferroptim optimizes float32 and float64 arrays",
             what(),
-            dtype_str(data)
+            info.dtype_str()
         ))
     })?;
-    writeable_operand(a, dtype, what).map(|op| (op, dtype))
-}
-
-/// float32/float64 in any byte order.
-fn dtype_of_param(a: &Bound<'_, PyUntypedArray>) -> Option<Dtype> {
-    let num = a.dtype().num();
-    [Dtype::F32, Dtype::F64].into_iter().find(|t| t.type_num() == num)
+    let op = writeable_operand(&info, dtype, what)?;
+    Ok((op, dtype))
 }
 
 /// A state buffer, which the step writes: an ndarray of the parameter's dtype and
 /// shape, writeable.
 pub(crate) fn buffer_operand<'py>(
-    value: &Bound<'py, PyAny>,
+    value: Bound<'py, PyAny>,
     shape: &[usize],
     dtype: Dtype,
     what: &dyn Fn() -> String,
 ) -> PyResult<Operand<'py>> {
-    let a = value.cast::<PyUntypedArray>().map_err(|_| {
-        PyTypeError::new_err(format!("{} must be a numpy.ndarray, got {}", what(), type_name(value)))
+    let a = value.cast_into::<PyUntypedArray>().map_err(|e| {
+        let value = e.into_inner();
+        PyTypeError::new_err(format!("{} must be a numpy.ndarray, got {}", what(), type_name(&value)))
     })?;
-    if dtype_of_param(a) != Some(dtype) {
+    let info = Array::read(&a);
+    if info.float != Some(dtype) {
         return Err(PyTypeError::new_err(format!(
             "{} has dtype {} but its parameter {}",
             what(),
-            dtype_str(value),
+            info.dtype_str(),
             dtype.name()
         )));
     }
-    check_shape(a, shape, what)?;
-    writeable_operand(a, dtype, what)
+    check_shape(info.shape(), shape, what)?;
+    writeable_operand(&info, dtype, what)
 }
 
 /// An array the step writes: must be writeable; used in place when it can be, else
 /// through a scratch copy written back after the kernel.
-fn writeable_operand<'py>(
-    a: &Bound<'py, PyUntypedArray>,
-    dtype: Dtype,
-    what: &dyn Fn() -> String,
-) -> PyResult<Operand<'py>> {
-    if layout(a).flags & NPY_ARRAY_WRITEABLE == 0 {
+fn writeable_operand<'py>(info: &Array<'_, 'py>, dtype: Dtype, what: &dyn Fn() -> String) -> PyResult<Operand<'py>> {
+    if !info.flag(NPY_ARRAY_WRITEABLE) {
         return Err(PyValueError::new_err(format!("{}: the array is read-only", what())));
     }
-    if direct(a, dtype) {
-        return Ok(Operand::of(a.clone(), None));
+    if info.direct(dtype) {
+        return Ok(Operand { array: info.obj.clone(), origin: Origin::Caller, ptr: info.data });
     }
-    let copy = contiguous_copy(a.as_any(), dtype)?;
-    Ok(Operand::of(copy, Some(a.clone().into_any())))
+    let copy = contiguous_copy(info.obj.as_any(), dtype)?;
+    Ok(Operand::of(copy, Origin::CopyOf(info.obj.clone())))
 }
 
 /// A gradient, which the step only reads: anything NumPy can turn into a real array
 /// of the parameter's `shape`; cast to the parameter's dtype when it differs.
-pub(crate) fn grad_operand<'py>(grad: &Bound<'py, PyAny>, shape: &[usize], dtype: Dtype, what: &dyn Fn() -> String) -> PyResult<Operand<'py>> {
-    if let Ok(a) = grad.cast::<PyUntypedArray>() {
-        check_real(a, what)?;
-        check_shape(a, shape, what)?;
-        if direct(a, dtype) {
-            return Ok(Operand::of(a.clone(), None));
+pub(crate) fn grad_operand<'py>(
+    grad: Bound<'py, PyAny>,
+    shape: &[usize],
+    dtype: Dtype,
+    what: &dyn Fn() -> String,
+) -> PyResult<Operand<'py>> {
+    let grad = match grad.cast_into::<PyUntypedArray>() {
+        Ok(a) => {
+            let info = Array::read(&a);
+            check_real(&info, what)?;
+            check_shape(info.shape(), shape, what)?;
+            if info.direct(dtype) {
+                return Ok(Operand { ptr: info.data, array: a, origin: Origin::Caller });
+            }
+            a.into_any()
         }
-    }
-    let copy = contiguous_copy(grad, dtype)
+        Err(e) => e.into_inner(),
+    };
+    let copy = contiguous_copy(&grad, dtype)
         .map_err(|e| PyTypeError::new_err(format!("{}: cannot be read as an array: {e}", what())))?;
-    check_real(&copy, what)?;
-    check_shape(&copy, shape, what)?;
-    Ok(Operand::of(copy, None))
+    let info = Array::read(&copy);
+    check_real(&info, what)?;
+    check_shape(info.shape(), shape, what)?;
+    Ok(Operand::fresh(copy))
 }
 
-fn check_real(a: &Bound<'_, PyUntypedArray>, what: &dyn Fn() -> String) -> PyResult<()> {
-    match a.dtype().kind() {
+fn check_real(a: &Array<'_, '_>, what: &dyn Fn() -> String) -> PyResult<()> {
+    match a.kind {
         b'f' | b'i' | b'u' => Ok(()),
-        _ => Err(PyTypeError::new_err(format!("{}: dtype {} is not a real number type", what(), dtype_str(a.as_any())))),
+        _ => Err(PyTypeError::new_err(format!("{}: dtype {} is not a real number type", what(), a.dtype_str()))),
     }
 }
 
-/// The array's shape must be `shape`.
-pub(crate) fn check_shape(a: &Bound<'_, PyUntypedArray>, shape: &[usize], what: &dyn Fn() -> String) -> PyResult<()> {
-    if a.shape() != shape {
+/// An array's shape must be its parameter's.
+fn check_shape(got: &[usize], shape: &[usize], what: &dyn Fn() -> String) -> PyResult<()> {
+    // Compared element by element: shapes are short, and `!=` on slices calls memcmp.
+    if got.len() != shape.len() || got.iter().zip(shape).any(|(a, b)| a != b) {
         return Err(PyValueError::new_err(format!(
             "{}: shape {} does not match the parameter's shape {}",
             what(),
-            shape_str(a.shape()),
+            shape_str(got),
             shape_str(shape)
         )));
     }
@@ -214,12 +280,12 @@ fn shape_str(shape: &[usize]) -> String {
 fn contiguous_copy<'py>(a: &Bound<'py, PyAny>, dtype: Dtype) -> PyResult<Bound<'py, PyUntypedArray>> {
     let py = a.py();
     let kwargs = [("dtype", dtype.descr(py).into_any()), ("order", "C".into_pyobject(py)?.into_any())];
-    let copy = numpy_module(py)?.call_method("array", (a,), Some(&pyo3::types::IntoPyDict::into_py_dict(kwargs, py)?))?;
+    let copy = numpy_module(py)?.call_method("array", (a,), Some(&kwargs.into_py_dict(py)?))?;
     Ok(copy.cast_into::<PyUntypedArray>()?)
 }
 
 /// Copies a scratch array back into the caller's array (`np.copyto`).
-pub(crate) fn copy_back(original: &Bound<'_, PyAny>, scratch: &Bound<'_, PyUntypedArray>) -> PyResult<()> {
+pub(crate) fn copy_back(original: &Bound<'_, PyUntypedArray>, scratch: &Bound<'_, PyUntypedArray>) -> PyResult<()> {
     numpy_module(original.py())?.call_method1("copyto", (original, scratch))?;
     Ok(())
 }
@@ -239,99 +305,169 @@ pub(crate) fn zeros<'py>(py: Python<'py>, shape: &[usize], dtype: Dtype) -> PyRe
     Ok(unsafe { Bound::from_owned_ptr(py, ptr).cast_into_unchecked() })
 }
 
-/// A scalar state value kept as a 0-d float64 array (as torch keeps `step` as a
-/// 0-d tensor), read and written in place.
-pub(crate) fn scalar_slot(value: &Bound<'_, PyAny>) -> Option<*mut f64> {
+/// A scalar state value kept as a 0-d float64 array (as torch keeps `step` as a 0-d
+/// tensor): the array and a pointer to its value, when it can be written in place.
+pub(crate) fn scalar_slot<'py>(value: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyUntypedArray>, *mut f64)> {
     let a = value.cast::<PyUntypedArray>().ok()?;
-    let l = layout(a);
-    let usable = a.ndim() == 0 && native_float(a) == Some(Dtype::F64) && a.is_aligned() && l.flags & NPY_ARRAY_WRITEABLE != 0;
-    usable.then_some(l.data.cast())
+    let info = Array::read(a);
+    let usable = a.ndim() == 0
+        && info.native
+        && info.float == Some(Dtype::F64)
+        && info.flag(NPY_ARRAY_ALIGNED)
+        && info.flag(NPY_ARRAY_WRITEABLE);
+    usable.then(|| (a.clone(), info.data.cast()))
 }
 
 /// A new 0-d float64 array holding `value`.
 pub(crate) fn scalar_array(py: Python<'_>, value: f64) -> PyResult<Bound<'_, PyUntypedArray>> {
     let a = zeros(py, &[], Dtype::F64)?;
     // SAFETY: a fresh 0-d float64 array owns 8 aligned bytes nobody else sees yet.
-    unsafe { *layout(&a).data.cast::<f64>() = value };
+    unsafe { *Array::read(&a).data.cast::<f64>() = value };
     Ok(a)
 }
 
-pub(crate) fn type_name(o: &Bound<'_, PyAny>) -> String {
-    o.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string())
-}
-
-/// The byte range an array's elements lie in.
-fn extent(a: &Bound<'_, PyUntypedArray>) -> Option<(usize, usize)> {
-    if a.is_empty() {
-        return None;
-    }
-    let base = layout(a).data as isize;
-    let (mut lo, mut hi) = (base, base);
-    for (&dim, &stride) in a.shape().iter().zip(a.strides()) {
-        let span = (dim as isize - 1) * stride;
-        if span < 0 {
-            lo += span;
-        } else {
-            hi += span;
-        }
-    }
-    Some((lo as usize, hi as usize + a.dtype().itemsize()))
-}
-
+/// The memory of one array: `[lo, hi)`, the caller's label, the array's index in the
+/// caller's list of arrays, and whether the range is exactly the array's memory.
+#[derive(Clone, Copy)]
 struct Span {
     lo: usize,
     hi: usize,
-    write: bool,
-    /// Whether the range is exactly the array's memory (contiguous).
+    who: u32,
+    array: u32,
     dense: bool,
-    who: usize,
 }
 
 /// The memory of every array a step touches, to refuse aliasing before any write.
+///
+/// Written arrays must not overlap anything; read-only ones (gradients) may overlap
+/// each other. The written spans are ordered by address (then, being disjoint, by
+/// end too), and each read span is located among them by binary search.
 #[derive(Default)]
-pub(crate) struct Overlaps<'py> {
-    spans: Vec<Span>,
-    arrays: Vec<Bound<'py, PyUntypedArray>>,
+pub(crate) struct Overlaps {
+    writes: Vec<Span>,
+    reads: Vec<Span>,
+    /// Indices into `writes`, in address order.
+    order: Vec<u32>,
 }
 
-impl<'py> Overlaps<'py> {
-    /// Records an array the step reads (`write == false`) or writes; `who` is the
-    /// caller's label for it.
-    pub(crate) fn add(&mut self, a: &Bound<'py, PyAny>, write: bool, who: usize) {
-        let Ok(a) = a.cast::<PyUntypedArray>() else { return };
-        if let Some((lo, hi)) = extent(a) {
-            let dense = a.is_c_contiguous() || a.is_fortran_contiguous();
-            self.spans.push(Span { lo, hi, write, dense, who });
-            self.arrays.push(a.clone());
+impl Overlaps {
+    pub(crate) fn clear(&mut self) {
+        self.writes.clear();
+        self.reads.clear();
+        self.order.clear();
+    }
+
+    /// Records `array`, which the step writes (or only reads) and holds at `index` of
+    /// its list of arrays; `who` is the caller's label for it.
+    pub(crate) fn add(&mut self, array: &Bound<'_, PyUntypedArray>, index: usize, write: bool, who: u32) {
+        let Some((lo, hi, dense)) = Array::read(array).span() else { return };
+        let span = Span { lo, hi, who, array: index as u32, dense };
+        if write {
+            self.writes.push(span);
+        } else {
+            self.reads.push(span);
         }
     }
 
-    /// The labels of two arrays that share memory where one of them is written.
-    pub(crate) fn find(&mut self) -> PyResult<Option<(usize, usize)>> {
-        let mut order: Vec<usize> = (0..self.spans.len()).collect();
-        order.sort_unstable_by_key(|&i| self.spans[i].lo);
-        let mut active: Vec<usize> = Vec::new();
-        for &i in &order {
-            let s = &self.spans[i];
-            active.retain(|&j| self.spans[j].hi > s.lo);
-            for &j in &active {
-                let t = &self.spans[j];
-                if (s.write || t.write) && self.really_shared(i, j)? {
-                    return Ok(Some((t.who, s.who)));
+    /// The labels of two arrays that share memory where one of them is written;
+    /// `arrays` is the list the spans were added from.
+    pub(crate) fn find(&mut self, py: Python<'_>, arrays: &[Py<PyUntypedArray>]) -> PyResult<Option<(u32, u32)>> {
+        if self.writes.iter().any(|s| !s.dense) {
+            return self.find_among_interleaved(py, arrays);
+        }
+        let writes = &self.writes;
+        let mut verified = VERIFIED.lock().unwrap_or_else(|e| e.into_inner());
+        if !verified.order_of(writes, &mut self.order) {
+            self.order.clear();
+            self.order.extend(0..writes.len() as u32);
+            self.order.sort_unstable_by_key(|&i| writes[i as usize].lo);
+            for pair in self.order.windows(2) {
+                let (a, b) = (writes[pair[0] as usize], writes[pair[1] as usize]);
+                if b.lo < a.hi {
+                    return Ok(Some((a.who, b.who)));
                 }
             }
-            active.push(i);
+            verified.remember(writes, &self.order);
+        }
+        drop(verified);
+        // The written spans are disjoint: in address order, their ends are ordered too.
+        for &r in &self.reads {
+            let first = self.order.partition_point(|&i| writes[i as usize].hi <= r.lo);
+            for &i in &self.order[first..] {
+                let w = writes[i as usize];
+                if w.lo >= r.hi {
+                    break;
+                }
+                if shared(py, arrays, w, r)? {
+                    return Ok(Some((w.who, r.who)));
+                }
+            }
         }
         Ok(None)
     }
 
-    /// Overlapping ranges of two contiguous arrays share memory; strided arrays may
-    /// interleave without sharing, which `np.shares_memory` decides exactly.
-    fn really_shared(&self, i: usize, j: usize) -> PyResult<bool> {
-        if self.spans[i].dense && self.spans[j].dense {
-            return Ok(true);
+    /// The general sweep, for when written strided arrays may interleave.
+    fn find_among_interleaved(&self, py: Python<'_>, arrays: &[Py<PyUntypedArray>]) -> PyResult<Option<(u32, u32)>> {
+        let mut all: Vec<(Span, bool)> = self.writes.iter().map(|&s| (s, true)).collect();
+        all.extend(self.reads.iter().map(|&s| (s, false)));
+        all.sort_unstable_by_key(|(s, _)| s.lo);
+        let mut active: Vec<(Span, bool)> = Vec::new();
+        for &(s, write) in &all {
+            active.retain(|(t, _)| t.hi > s.lo);
+            for &(t, t_write) in &active {
+                if (write || t_write) && shared(py, arrays, t, s)? {
+                    return Ok(Some((t.who, s.who)));
+                }
+            }
+            active.push((s, write));
         }
-        let a = &self.arrays[i];
-        numpy_module(a.py())?.call_method1("shares_memory", (a, &self.arrays[j]))?.extract()
+        Ok(None)
     }
+}
+
+/// The last set of dense written spans found disjoint, with its order by address.
+///
+/// From one step to the next the arrays a step writes (parameters and their state)
+/// rarely move, so a step whose written spans, in gathering order, equal the last
+/// verified ones reuses that order and verdict instead of sorting again. The verdict
+/// depends on nothing but the spans, so reusing it is exact.
+struct Verified {
+    /// (lo, hi) of each written span, in gathering order.
+    spans: Vec<(usize, usize)>,
+    /// Indices into `spans`, in address order.
+    order: Vec<u32>,
+}
+
+static VERIFIED: Mutex<Verified> = Mutex::new(Verified { spans: Vec::new(), order: Vec::new() });
+
+impl Verified {
+    /// Copies the address order of `writes` into `order` if they are the last
+    /// verified set; false otherwise.
+    fn order_of(&self, writes: &[Span], order: &mut Vec<u32>) -> bool {
+        let same = self.spans.len() == writes.len()
+            && self.spans.iter().zip(writes).all(|(&(lo, hi), w)| lo == w.lo && hi == w.hi);
+        if same {
+            order.clear();
+            order.extend_from_slice(&self.order);
+        }
+        same
+    }
+
+    /// Remembers `writes`, found disjoint, and their address order.
+    fn remember(&mut self, writes: &[Span], order: &[u32]) {
+        self.spans.clear();
+        self.spans.extend(writes.iter().map(|w| (w.lo, w.hi)));
+        self.order.clear();
+        self.order.extend_from_slice(order);
+    }
+}
+
+/// Overlapping ranges of two dense arrays share memory; a strided array may
+/// interleave with another without sharing, which `np.shares_memory` decides.
+fn shared(py: Python<'_>, arrays: &[Py<PyUntypedArray>], a: Span, b: Span) -> PyResult<bool> {
+    if a.dense && b.dense {
+        return Ok(true);
+    }
+    let (x, y) = (arrays[a.array as usize].bind(py), arrays[b.array as usize].bind(py));
+    numpy_module(py)?.call_method1("shares_memory", (x, y))?.extract()
 }

@@ -26,15 +26,14 @@ pub(crate) fn stream(
         return Err(PyValueError::new_err(format!("every parameter needs the same number (≤ {MAX_BUFFERS}) of buffers")));
     }
     let mut ops: Vec<(Dtype, Vec<Operand<'_>>)> = Vec::with_capacity(params.len());
-    for (i, ((p, g), bs)) in params.iter().zip(&grads).zip(&buffers).enumerate() {
+    for (i, ((p, g), bs)) in params.into_iter().zip(grads).zip(buffers).enumerate() {
         let what = || format!("params[{i}]");
         let (param, dtype) = param_operand(p, &what)?;
         let shape = param.array.shape().to_vec();
-        let mut arrays = vec![grad_operand(g, &shape, dtype, &what)?];
+        let mut arrays = vec![param, grad_operand(g, &shape, dtype, &what)?];
         for b in bs {
             arrays.push(buffer_operand(b, &shape, dtype, &what)?);
         }
-        arrays.insert(0, param);
         ops.push((dtype, arrays));
     }
     let kernel = Stream { buffers: nb };

@@ -9,6 +9,7 @@
 //! Nothing is changed before step 3, so a step that raises leaves every parameter
 //! and every state entry as it was.
 
+use std::cell::Cell;
 use std::sync::Mutex;
 
 use ferroptim::{Batch, Element, Elementwise, TensorSlices, MAX_BUFFERS, MAX_SCALARS};
@@ -20,7 +21,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::arrays::{
     buffer_operand, copy_back, grad_operand, param_operand, scalar_array, scalar_slot, type_name, zeros, Dtype, Operand,
-    Overlaps,
+    Origin, Overlaps,
 };
 use crate::hyper::{FromGroup, Group};
 
@@ -44,53 +45,84 @@ impl<'py> StateKeys<'py> {
     }
 }
 
-/// Where a scalar state value goes after the step.
-enum ScalarHome {
-    /// An existing 0-d float64 array, written in place.
-    InPlace(*mut f64),
-    /// A new 0-d array stored under the key.
-    New,
-}
+const NONE: u32 = u32::MAX;
 
 /// One parameter with a gradient, ready for its kernel.
-struct Entry<'py> {
-    group: usize,
+struct Entry {
+    group: u32,
+    index: u32,
     dtype: Dtype,
+    fresh: bool,
     len: usize,
     param: *mut u8,
     grad: *mut u8,
     buffers: [*mut u8; MAX_BUFFERS],
     scalars: [f64; MAX_SCALARS],
-    homes: [Option<ScalarHome>; MAX_SCALARS],
-    fresh: bool,
-    /// The parameter's state dict, whether it is new, and the buffers this step creates.
-    state: Option<StateTarget<'py>>,
+    /// Where each scalar is written back in place; null: stored as a new 0-d array.
+    homes: [*mut f64; MAX_SCALARS],
+    /// Index into `Plan::targets` when this step adds state entries, else `NONE`.
+    target: u32,
 }
 
-struct StateTarget<'py> {
+/// State entries a step adds for one parameter.
+struct Target<'py> {
     key: Bound<'py, PyAny>,
     dict: Bound<'py, PyDict>,
     is_new: bool,
-    new_buffers: Vec<(usize, Bound<'py, PyUntypedArray>)>,
+    new_buffers: [Option<Bound<'py, PyUntypedArray>>; MAX_BUFFERS],
 }
 
-/// What a label in the overlap check stands for.
-#[derive(Clone, Copy)]
-enum Role {
-    Data,
-    Grad,
-    Buffer(usize),
+/// What a label in the overlap check stands for: entry index × 8 + role, the role
+/// being 0 for the parameter, 1 for its gradient, 2 + k for its state buffer k.
+fn who(entry: usize, role: usize) -> u32 {
+    (entry * 8 + role) as u32
+}
+
+/// The per-parameter lists of a step, reused from one step to the next on each
+/// thread: a step over 2000 small parameters would otherwise allocate and free about
+/// a megabyte each time, which glibc returns to the system at the end of the step
+/// and faults back in at the start of the next (measured: +60% on such a step).
+#[derive(Default)]
+struct Scratch {
+    entries: Vec<Entry>,
+    /// Every array a pointer points into, kept alive until the kernels are done; the
+    /// overlap check refers to arrays by their index here.
+    keep: Vec<Py<PyUntypedArray>>,
+    /// Scratch copies to write back into the caller's arrays (indices into `keep`).
+    copy_backs: Vec<(usize, usize)>,
+    overlaps: Overlaps,
+}
+
+thread_local! {
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
+}
+
+/// Lends the thread's scratch lists to one step and takes them back, emptied, when
+/// the step ends (however it ends). A step re-entered from Python code it calls
+/// (a `.grad` property that steps) gets fresh lists.
+struct Lease(Scratch);
+
+impl Lease {
+    fn take() -> Self {
+        Lease(SCRATCH.take())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut s = std::mem::take(&mut self.0);
+        s.entries.clear();
+        s.keep.clear(); // the GIL is held: every step runs in a call from Python
+        s.copy_backs.clear();
+        s.overlaps.clear();
+        SCRATCH.set(s);
+    }
 }
 
 struct Plan<'py, K> {
     kernels: Vec<K>,
-    entries: Vec<Entry<'py>>,
-    /// Every array a pointer points into, kept alive until the kernels are done.
-    keep: Vec<Bound<'py, PyUntypedArray>>,
-    /// Scratch copies to write back into the caller's arrays.
-    copy_backs: Vec<(Bound<'py, PyAny>, Bound<'py, PyUntypedArray>)>,
-    overlaps: Overlaps<'py>,
-    roles: Vec<(usize, usize, Role)>,
+    targets: Vec<Target<'py>>,
+    s: Lease,
 }
 
 /// `param_groups[g]['params'][i]`, with its name when the group has `param_names`.
@@ -112,32 +144,30 @@ pub(crate) fn step<'py, K: FromGroup>(
     groups: &Bound<'py, PyList>,
     keys: &StateKeys<'py>,
 ) -> PyResult<()> {
-    let mut plan = Plan::<K> {
-        kernels: Vec::with_capacity(groups.len()),
-        entries: Vec::new(),
-        keep: Vec::new(),
-        copy_backs: Vec::new(),
-        overlaps: Overlaps::default(),
-        roles: Vec::new(),
-    };
     let dicts: Vec<Bound<'py, PyDict>> = groups.iter().map(|g| Ok(g.cast_into::<PyDict>()?)).collect::<PyResult<_>>()?;
+    let mut kernels = Vec::with_capacity(dicts.len());
+    let mut lists = Vec::with_capacity(dicts.len());
     for (index, dict) in dicts.iter().enumerate() {
-        let kernel = K::from_group(&Group { dict, index })?;
+        let group = Group { dict, index };
+        let kernel = K::from_group(&group)?;
         if keys.scalars.len() != K::SCALARS || keys.buffers.len() < kernel.buffers() {
             return Err(PyValueError::new_err("the optimizer's state names do not fit its kernel"));
         }
-        plan.kernels.push(kernel);
+        kernels.push(kernel);
+        let params = group.item("params")?;
+        lists.push(params.cast_into::<PyList>().map_err(|e| {
+            let params = e.into_inner();
+            PyTypeError::new_err(format!("param_groups[{index}]['params'] must be a list, got {}", type_name(&params)))
+        })?);
     }
-    for (g, dict) in dicts.iter().enumerate() {
-        let params = Group { dict, index: g }.item("params")?;
-        let params = params.cast::<PyList>().map_err(|_| {
-            PyTypeError::new_err(format!("param_groups[{g}]['params'] must be a list, got {}", type_name(&params)))
-        })?;
-        for (i, p) in params.iter().enumerate() {
+    let mut plan = Plan { kernels, targets: Vec::new(), s: Lease::take() };
+    for (g, (dict, list)) in dicts.iter().zip(&lists).enumerate() {
+        for (i, p) in list.iter().enumerate() {
             plan.gather(py, state, keys, dict, g, i, p)?;
         }
     }
-    if let Some((a, b)) = plan.overlaps.find()? {
+    let Scratch { overlaps, keep, .. } = &mut plan.s.0;
+    if let Some((a, b)) = overlaps.find(py, keep)? {
         return Err(PyValueError::new_err(format!(
             "{} and {} share memory; every parameter, gradient and state array needs its own",
             plan.describe(&dicts, a),
@@ -149,21 +179,34 @@ pub(crate) fn step<'py, K: FromGroup>(
 }
 
 impl<'py, K: Elementwise> Plan<'py, K> {
-    fn describe(&self, dicts: &[Bound<'py, PyDict>], who: usize) -> String {
-        let (g, i, role) = self.roles[who];
-        let label = param_label(&dicts[g], g, i);
+    fn describe(&self, dicts: &[Bound<'py, PyDict>], who: u32) -> String {
+        let (entry, role) = (who as usize / 8, who as usize % 8);
+        let e = &self.s.0.entries[entry];
+        let label = param_label(&dicts[e.group as usize], e.group as usize, e.index as usize);
         match role {
-            Role::Data => label,
-            Role::Grad => format!("the gradient of {label}"),
-            Role::Buffer(k) => format!("a state buffer (#{k}) of {label}"),
+            0 => label,
+            1 => format!("the gradient of {label}"),
+            k => format!("state buffer {} of {label}", k - 2),
         }
     }
 
-    /// Keeps `op` alive for the kernels and records the caller's array for the overlap check.
-    fn track(&mut self, op: &Operand<'py>, original: &Bound<'py, PyAny>, write: bool, g: usize, i: usize, role: Role) {
-        self.roles.push((g, i, role));
-        self.overlaps.add(original, write, self.roles.len() - 1);
-        self.keep.push(op.array.clone());
+    /// Keeps an operand alive for the kernels and records the memory it touches for
+    /// the overlap check (the caller's array, which a scratch copy is written back
+    /// to; a read-only scratch copy touches nothing of the caller's).
+    fn hold(&mut self, op: Operand<'py>, write: bool, who: u32) -> *mut u8 {
+        let Scratch { keep, copy_backs, overlaps, .. } = &mut self.s.0;
+        keep.push(op.array.clone().unbind());
+        let scratch = keep.len() - 1;
+        match op.origin {
+            Origin::Caller => overlaps.add(&op.array, scratch, write, who),
+            Origin::Fresh => {}
+            Origin::CopyOf(original) => {
+                keep.push(original.clone().unbind());
+                overlaps.add(&original, keep.len() - 1, write, who);
+                copy_backs.push((keep.len() - 1, scratch));
+            }
+        }
+        op.ptr
     }
 
     /// Checks one parameter and queues it if it has a gradient; changes nothing.
@@ -178,39 +221,35 @@ impl<'py, K: Elementwise> Plan<'py, K> {
         i: usize,
         p: Bound<'py, PyAny>,
     ) -> PyResult<()> {
-        let what = || param_label(group, g, i);
         let grad = p.getattr(intern!(py, "grad"))?;
         if grad.is_none() {
             return Ok(());
         }
-        let data = p.getattr(intern!(py, "data"))?;
-        let (param, dtype) = param_operand(&data, &what)?;
-        let shape: Vec<usize> = param.array.shape().to_vec();
+        let what = || param_label(group, g, i);
+        let (param, dtype) = param_operand(p.getattr(intern!(py, "data"))?, &what)?;
+        let array = param.array.clone();
+        let shape = array.shape();
         let grad_what = || format!("the gradient of {}", what());
-        let grad_op = grad_operand(&grad, &shape, dtype, &grad_what)?;
-        self.track(&param, &data, true, g, i, Role::Data);
-        self.track(&grad_op, &grad, false, g, i, Role::Grad);
-        let kernel = &self.kernels[g];
-        let nb = kernel.buffers();
+        let grad = grad_operand(grad, shape, dtype, &grad_what)?;
+        let e = self.s.0.entries.len();
         let mut entry = Entry {
-            group: g,
+            group: g as u32,
+            index: i as u32,
             dtype,
-            len: param.array.len(),
-            param: param.ptr,
-            grad: grad_op.ptr,
+            fresh: false,
+            len: array.len(),
+            param: self.hold(param, true, who(e, 0)),
+            grad: self.hold(grad, false, who(e, 1)),
             buffers: [std::ptr::null_mut(); MAX_BUFFERS],
             scalars: [0.0; MAX_SCALARS],
-            homes: [const { None }; MAX_SCALARS],
-            fresh: false,
-            state: None,
+            homes: [std::ptr::null_mut(); MAX_SCALARS],
+            target: NONE,
         };
-        if let Some(original) = param.original.clone() {
-            self.copy_backs.push((original, param.array.clone()));
-        }
+        let nb = self.kernels[g].buffers();
         if nb > 0 || K::SCALARS > 0 {
-            self.gather_state(py, state, keys, &p, &shape, dtype, nb, &mut entry, g, i, &what)?;
+            self.gather_state(py, state, keys, &p, shape, nb, &mut entry, &what)?;
         }
-        self.entries.push(entry);
+        self.s.0.entries.push(entry);
         Ok(())
     }
 
@@ -223,85 +262,91 @@ impl<'py, K: Elementwise> Plan<'py, K> {
         keys: &StateKeys<'py>,
         p: &Bound<'py, PyAny>,
         shape: &[usize],
-        dtype: Dtype,
         nb: usize,
-        entry: &mut Entry<'py>,
-        g: usize,
-        i: usize,
+        entry: &mut Entry,
         what: &dyn Fn() -> String,
     ) -> PyResult<()> {
         let (dict, is_new) = match state.get_item(p)? {
             Some(d) => {
                 let d = d.cast_into::<PyDict>().map_err(|e| {
-                    PyTypeError::new_err(format!("optimizer.state of {} must be a dict, got {}", what(), type_name(e.into_inner().as_any())))
+                    let d = e.into_inner();
+                    PyTypeError::new_err(format!("optimizer.state of {} must be a dict, got {}", what(), type_name(&d)))
                 })?;
                 (d, false)
             }
             None => (PyDict::new(py), true),
         };
         let entry_what = |key: &Bound<'py, PyString>| format!("optimizer.state[{}]['{key}']", what());
+        let mut needs_target = is_new;
         for (k, key) in keys.scalars.iter().enumerate() {
-            let (value, home) = match dict.get_item(key)? {
-                None => (0.0, ScalarHome::New),
+            match dict.get_item(key)? {
+                None => needs_target = true,
                 Some(v) => match scalar_slot(&v) {
-                    Some(ptr) => {
-                        self.keep.push(v.cast_into::<PyUntypedArray>()?);
+                    Some((array, ptr)) => {
+                        self.s.0.keep.push(array.unbind());
                         // SAFETY: `scalar_slot` checked a 0-d, aligned float64 array, kept alive above.
-                        (unsafe { *ptr }, ScalarHome::InPlace(ptr))
+                        entry.scalars[k] = unsafe { *ptr };
+                        entry.homes[k] = ptr;
                     }
                     None => {
-                        let x = v.extract::<f64>().map_err(|_| {
+                        entry.scalars[k] = v.extract::<f64>().map_err(|_| {
                             PyTypeError::new_err(format!("{} must be a number, got {}", entry_what(key), type_name(&v)))
                         })?;
-                        (x, ScalarHome::New)
+                        needs_target = true;
                     }
                 },
-            };
-            entry.scalars[k] = value;
-            entry.homes[k] = Some(home);
+            }
         }
-        let mut new_buffers = Vec::new();
+        let mut new_buffers: [Option<Bound<'py, PyUntypedArray>>; MAX_BUFFERS] = Default::default();
+        let e = self.s.0.entries.len();
         for (k, key) in keys.buffers.iter().take(nb).enumerate() {
-            let op = match dict.get_item(key)? {
+            entry.buffers[k] = match dict.get_item(key)? {
                 None => {
-                    let z = zeros(py, shape, dtype)?;
-                    new_buffers.push((k, z.clone()));
+                    let z = zeros(py, shape, entry.dtype)?;
+                    new_buffers[k] = Some(z.clone());
                     entry.fresh |= k == 0;
-                    self.keep.push(z.clone());
-                    Operand::new(z)
+                    needs_target = true;
+                    self.hold(Operand::fresh(z), true, who(e, 2 + k))
                 }
                 Some(v) => {
-                    let bwhat = || entry_what(key);
-                    let op = buffer_operand(&v, shape, dtype, &bwhat)?;
-                    self.track(&op, &v, true, g, i, Role::Buffer(k));
-                    if let Some(original) = op.original.clone() {
-                        self.copy_backs.push((original, op.array.clone()));
-                    }
-                    op
+                    let op = buffer_operand(v, shape, entry.dtype, &|| entry_what(key))?;
+                    self.hold(op, true, who(e, 2 + k))
                 }
             };
-            entry.buffers[k] = op.ptr;
         }
-        entry.state = Some(StateTarget { key: p.clone(), dict, is_new, new_buffers });
+        if needs_target {
+            entry.target = self.targets.len() as u32;
+            self.targets.push(Target { key: p.clone(), dict, is_new, new_buffers });
+        }
         Ok(())
     }
 
     /// Advances the scalar state and runs the kernels, without the GIL.
     fn run(&mut self, py: Python<'_>) {
         let kernels = &self.kernels;
-        let mut b32 = Batch::<K, f32>::new();
-        let mut b64 = Batch::<K, f64>::new();
-        for e in self.entries.iter_mut() {
-            let kernel = &kernels[e.group];
-            let scalars = &mut e.scalars[..K::SCALARS];
-            match e.dtype {
-                // SAFETY: see `slices`.
-                Dtype::F32 => b32.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers, kernel.buffers()) }),
-                Dtype::F64 => b64.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers, kernel.buffers()) }),
-            }
+        let (mut n32, mut n64) = (0, 0);
+        for e in &self.s.0.entries {
+            *match e.dtype {
+                Dtype::F32 => &mut n32,
+                Dtype::F64 => &mut n64,
+            } += e.len;
         }
+        let work = Work(&mut self.s.0.entries);
         py.detach(move || {
+            let entries = work.into_inner();
             let _exclusive = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            let mut b32 = Batch::<K, f32>::with_size(n32);
+            let mut b64 = Batch::<K, f64>::with_size(n64);
+            for e in entries.iter_mut() {
+                let kernel = &kernels[e.group as usize];
+                let scalars = &mut e.scalars[..K::SCALARS];
+                let nb = kernel.buffers();
+                match e.dtype {
+                    // SAFETY: see `slices`.
+                    Dtype::F32 => b32.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers[..nb]) }),
+                    Dtype::F64 => b64.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers[..nb]) }),
+                }
+            }
             b32.run();
             b64.run();
         });
@@ -309,29 +354,52 @@ impl<'py, K: Elementwise> Plan<'py, K> {
 
     /// Writes back what the step changed outside the arrays the kernels wrote.
     fn store(self, py: Python<'py>, state: &Bound<'py, PyDict>, keys: &StateKeys<'py>) -> PyResult<()> {
-        for e in self.entries {
-            let Some(target) = e.state else { continue };
-            let StateTarget { key, dict, is_new, new_buffers } = target;
-            for (k, home) in e.homes.iter().enumerate().take(K::SCALARS) {
-                match home {
-                    // SAFETY: the array is alive (in `keep`) and was checked writeable,
-                    // aligned and float64; the GIL is held, no kernel runs.
-                    Some(ScalarHome::InPlace(ptr)) => unsafe { **ptr = e.scalars[k] },
-                    _ => dict.set_item(&keys.scalars[k], scalar_array(py, e.scalars[k])?)?,
+        let Scratch { entries, keep, copy_backs, .. } = &self.s.0;
+        for e in entries {
+            for k in 0..K::SCALARS {
+                if !e.homes[k].is_null() {
+                    // SAFETY: the 0-d array is alive (in `keep`) and was checked
+                    // writeable, aligned and float64; the GIL is held, no kernel runs.
+                    unsafe { *e.homes[k] = e.scalars[k] };
                 }
             }
-            for (k, array) in new_buffers {
-                dict.set_item(&keys.buffers[k], array)?;
+            if e.target == NONE {
+                continue;
             }
-            if is_new {
-                state.set_item(key, dict)?;
+            let t = &self.targets[e.target as usize];
+            for k in 0..K::SCALARS {
+                if e.homes[k].is_null() {
+                    t.dict.set_item(&keys.scalars[k], scalar_array(py, e.scalars[k])?)?;
+                }
+            }
+            for (key, array) in keys.buffers.iter().zip(&t.new_buffers) {
+                if let Some(array) = array {
+                    t.dict.set_item(key, array)?;
+                }
+            }
+            if t.is_new {
+                state.set_item(&t.key, &t.dict)?;
             }
         }
-        for (original, scratch) in &self.copy_backs {
-            copy_back(original, scratch)?;
+        for &(original, scratch) in copy_backs {
+            copy_back(keep[original].bind(py), keep[scratch].bind(py))?;
         }
-        drop(self.keep);
         Ok(())
+    }
+}
+
+/// The entries, handed to the thread that runs the kernels while the GIL is released.
+struct Work<'a>(&'a mut [Entry]);
+
+// SAFETY: an entry's raw pointers point into arrays the plan keeps alive until the
+// kernels are done, and no other Rust code touches those arrays meanwhile
+// (`KERNEL_LOCK`); see `slices`.
+unsafe impl Send for Work<'_> {}
+
+impl<'a> Work<'a> {
+    /// Taking `self` whole makes a closure capture the wrapper, not its field.
+    fn into_inner(self) -> &'a mut [Entry] {
+        self.0
     }
 }
 
@@ -344,13 +412,7 @@ impl<'py, K: Elementwise> Plan<'py, K> {
 /// code uses them meanwhile (`KERNEL_LOCK`). As with every extension that releases the
 /// GIL over NumPy memory, Python code writing the same arrays from another thread
 /// during the step races with it; that is the caller's to avoid.
-unsafe fn slices<'a, T: Element>(
-    len: usize,
-    param: *mut u8,
-    grad: *mut u8,
-    buffers: &[*mut u8; MAX_BUFFERS],
-    nb: usize,
-) -> TensorSlices<'a, T> {
+unsafe fn slices<'a, T: Element>(len: usize, param: *mut u8, grad: *mut u8, buffers: &[*mut u8]) -> TensorSlices<'a, T> {
     let mk = |ptr: *mut u8| -> &'a mut [T] {
         if len == 0 {
             &mut []
@@ -360,5 +422,5 @@ unsafe fn slices<'a, T: Element>(
         }
     };
     let grad: &'a [T] = mk(grad);
-    TensorSlices::new(mk(param), grad, buffers[..nb].iter().map(|&b| mk(b)))
+    TensorSlices::new(mk(param), grad, buffers.iter().map(|&b| mk(b)))
 }

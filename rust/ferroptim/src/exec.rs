@@ -23,8 +23,11 @@ pub const MAX_BUFFERS: usize = 3;
 pub const MAX_SCALARS: usize = 3;
 /// Elements per work item when a tensor is split across threads.
 pub const CHUNK: usize = 1 << 15;
-/// Below this many elements a batch runs on the calling thread.
-const SERIAL_BELOW: usize = 1 << 14;
+/// Below this many elements a batch runs on the calling thread: a step that small
+/// takes well under a millisecond on one core, less than waking sleeping workers
+/// costs on some machines (measured on a 2-vCPU VM: one thread wins up to ~1M
+/// elements). The thread count never changes a result, only the time.
+const SERIAL_BELOW: usize = 1 << 20;
 
 /// The slices of one parameter (or of one chunk of it) for an elementwise update:
 /// the parameter, its gradient, and the optimizer's state buffers in the order the
@@ -130,22 +133,33 @@ struct Memo<'a, K: Elementwise> {
 }
 
 /// The tensors of one optimizer step, of one element type, run together on the pool.
+///
+/// A batch known to be small ([`Batch::with_size`]) runs each update as soon as it is
+/// pushed, on the calling thread, and so stores nothing per tensor.
 pub struct Batch<'a, K: Elementwise, T> {
     jobs: Vec<Job<'a, K, T>>,
     elements: usize,
     memo: Option<Memo<'a, K>>,
+    immediate: bool,
 }
 
 impl<K: Elementwise, T> Default for Batch<'_, K, T> {
     fn default() -> Self {
-        Batch { jobs: Vec::new(), elements: 0, memo: None }
+        Batch { jobs: Vec::new(), elements: 0, memo: None, immediate: false }
     }
 }
 
 impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
-    /// An empty batch.
+    /// An empty batch that queues its updates for [`Batch::run`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty batch for about `elements` elements in all: below the size worth
+    /// the pool (or with one thread) each update runs as it is pushed.
+    pub fn with_size(elements: usize) -> Self {
+        let immediate = elements < SERIAL_BELOW || threads::get_num_threads() <= 1;
+        Batch { immediate, ..Self::default() }
     }
 
     /// Adds one parameter: advances its scalar state now (see [`Elementwise::begin`])
@@ -183,26 +197,44 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
                 step
             }
         };
-        if !tensor.is_empty() {
-            self.elements += tensor.len();
+        if tensor.is_empty() {
+            return;
+        }
+        self.elements += tensor.len();
+        if self.immediate {
+            kernel.update(&step, tensor);
+        } else {
             self.jobs.push(Job { kernel, step, tensor });
         }
     }
 
-    /// The number of elements queued.
+    /// The number of elements pushed.
     pub fn elements(&self) -> usize {
         self.elements
     }
 
     /// Runs every queued update, on the pool when there is enough work.
     pub fn run(self) {
-        if self.jobs.is_empty() {
-            return;
+        if self.immediate {
+            return; // already done, push by push
         }
         if self.elements < SERIAL_BELOW || threads::get_num_threads() <= 1 {
-            for j in self.jobs {
-                j.kernel.update(&j.step, j.tensor);
-            }
+            self.run_serial();
+        } else {
+            self.run_parallel();
+        }
+    }
+
+    /// Runs every update on the calling thread.
+    pub(crate) fn run_serial(self) {
+        for j in self.jobs {
+            j.kernel.update(&j.step, j.tensor);
+        }
+    }
+
+    /// Runs the updates on the pool, big tensors cut into chunks of [`CHUNK`].
+    pub(crate) fn run_parallel(self) {
+        if self.jobs.is_empty() {
             return;
         }
         let mut work = Vec::with_capacity(self.jobs.len() + self.elements / CHUNK);

@@ -133,7 +133,8 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
         }
         let Optimizer { hyper, state } = self;
         let nb = hyper.buffers();
-        let mut batch = Batch::new();
+        let elements = params.iter().zip(grads).filter(|(_, g)| g.is_some()).map(|(p, _)| p.len()).sum();
+        let mut batch = Batch::with_size(elements);
         for ((p, g), st) in params.iter_mut().zip(grads).zip(state.iter_mut()) {
             let Some(g) = g else { continue };
             let fresh = st.is_none();
@@ -143,7 +144,7 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
                 st.buffers.push(vec![T::zero(); p.len()]);
             }
             let ParamState { scalars, buffers } = st;
-            let slices = TensorSlices::new(&mut **p, g, buffers[..nb].iter_mut().map(|b| b.as_mut_slice()));
+            let slices = TensorSlices::new(p, g, buffers[..nb].iter_mut().map(|b| b.as_mut_slice()));
             batch.push(&*hyper, &mut scalars[..K::SCALARS], fresh, slices);
         }
         batch.run();

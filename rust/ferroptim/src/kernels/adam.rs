@@ -54,6 +54,8 @@ impl AdamHyper {
     }
 
     /// torch's argument checks, with its messages.
+    // `!(x >= 0.0)` rather than `x < 0.0`: NaN must fail, as in torch's `not 0.0 <= lr`.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self) -> Result<(), HyperError> {
         if !(self.lr >= 0.0) {
             return Err(HyperError(format!("Invalid learning rate: {}", self.lr)));

@@ -131,12 +131,18 @@ pub(crate) fn check_against_reference<K: Elementwise, T: Element>(kernel: &K, re
         for step in 0..STEPS {
             let grads: Vec<Vec<T>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
             let fresh = step == 0;
-            let mut batch = Batch::new();
+            // One thread: updates run as they are pushed; more: queued for the pool.
+            let mut batch = if threads == 1 { Batch::with_size(0) } else { Batch::new() };
             for (((p, g), b), s) in params.iter_mut().zip(&grads).zip(bufs.iter_mut()).zip(scalars.iter_mut()) {
                 let slices = TensorSlices::new(p.as_mut_slice(), g.as_slice(), b.iter_mut().map(|v| v.as_mut_slice()));
                 batch.push(kernel, &mut s[..K::SCALARS], fresh, slices);
             }
-            batch.run();
+            // The lengths add up to less than the serial threshold: ask for the pool.
+            if threads > 1 {
+                batch.run_parallel();
+            } else {
+                batch.run();
+            }
             for t in 0..LENGTHS.len() {
                 reference(kernel, &mut scalars_ref[t][..K::SCALARS], fresh, &mut params_ref[t], &grads[t], &mut bufs_ref[t]);
                 let at = format!("step {step}, {threads} threads, length {}", LENGTHS[t]);
