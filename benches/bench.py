@@ -119,9 +119,10 @@ def bench_case(dtype, shape_name: str, opt_name: str, reps: int) -> Dict[str, fl
     data = [p.data for p in params]
     grads = [p.grad for p in params]
     buffers = [[opt.state[p][k] for k in buffer_names] for p in params]
+    # NumPy's copy of the state, taken before the probe adds to the buffers.
+    states = [[b.copy() for b in bs] + [np.empty(shape, dtype)] for bs in buffers]
     bound_s = median_time(lambda: _core.stream(data, grads, buffers), reps)
 
-    states = [[b.copy() for b in bs] + [np.empty(shape, dtype)] for bs in buffers]
     ref = NUMPY[opt_name]
     numpy_s = median_time(lambda: ref(data, grads, states, 10), max(3, reps // 3))
     ns = 1e9 / elements
