@@ -162,13 +162,18 @@ impl<'py> Operand<'py> {
     }
 }
 
+/// `value` as an ndarray, else a TypeError saying what it should have been.
+fn ndarray<'py>(value: Bound<'py, PyAny>, what: &dyn Fn() -> String) -> PyResult<Bound<'py, PyUntypedArray>> {
+    value.cast_into::<PyUntypedArray>().map_err(|e| {
+        let value = e.into_inner();
+        PyTypeError::new_err(format!("{} must be a numpy.ndarray, got {}", what(), type_name(&value)))
+    })
+}
+
 /// A parameter's `.data`, which the step writes: an ndarray of float32/float64,
 /// writeable; `what` names it in errors.
 pub(crate) fn param_operand<'py>(data: Bound<'py, PyAny>, what: &dyn Fn() -> String) -> PyResult<(Operand<'py>, Dtype)> {
-    let a = data.cast_into::<PyUntypedArray>().map_err(|e| {
-        let data = e.into_inner();
-        PyTypeError::new_err(format!("{}: .data must be a numpy.ndarray, got {}", what(), type_name(&data)))
-    })?;
+    let a = ndarray(data, &|| format!("{}: .data", what()))?;
     let info = Array::read(&a);
     let dtype = info.float.ok_or_else(|| {
         PyTypeError::new_err(format!(
@@ -189,10 +194,7 @@ pub(crate) fn buffer_operand<'py>(
     dtype: Dtype,
     what: &dyn Fn() -> String,
 ) -> PyResult<Operand<'py>> {
-    let a = value.cast_into::<PyUntypedArray>().map_err(|e| {
-        let value = e.into_inner();
-        PyTypeError::new_err(format!("{} must be a numpy.ndarray, got {}", what(), type_name(&value)))
-    })?;
+    let a = ndarray(value, what)?;
     let info = Array::read(&a);
     if info.float != Some(dtype) {
         return Err(PyTypeError::new_err(format!(

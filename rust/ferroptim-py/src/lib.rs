@@ -16,30 +16,26 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::step::{step, StateKeys};
 
-/// One SGD step over `param_groups`; state `()` + (`momentum_buffer`,).
-#[pyfunction]
-fn sgd_step<'py>(
-    py: Python<'py>,
-    state: &Bound<'py, PyDict>,
-    param_groups: &Bound<'py, PyList>,
-    scalar_keys: &Bound<'py, PyTuple>,
-    buffer_keys: &Bound<'py, PyTuple>,
-) -> PyResult<()> {
-    step::<SgdHyper>(py, state, param_groups, &StateKeys::new(scalar_keys, buffer_keys)?)
+/// Defines `_core.<name>(state, param_groups, scalar_keys, buffer_keys)`: one step
+/// of an elementwise optimizer over every param group (see `step`).
+macro_rules! step_function {
+    ($name:ident, $hyper:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[pyfunction]
+        fn $name<'py>(
+            py: Python<'py>,
+            state: &Bound<'py, PyDict>,
+            param_groups: &Bound<'py, PyList>,
+            scalar_keys: &Bound<'py, PyTuple>,
+            buffer_keys: &Bound<'py, PyTuple>,
+        ) -> PyResult<()> {
+            step::<$hyper>(py, state, param_groups, &StateKeys::new(scalar_keys, buffer_keys)?)
+        }
+    };
 }
 
-/// One Adam / AdamW step over `param_groups`; state (`step`,) + (`exp_avg`,
-/// `exp_avg_sq`, `max_exp_avg_sq`).
-#[pyfunction]
-fn adam_step<'py>(
-    py: Python<'py>,
-    state: &Bound<'py, PyDict>,
-    param_groups: &Bound<'py, PyList>,
-    scalar_keys: &Bound<'py, PyTuple>,
-    buffer_keys: &Bound<'py, PyTuple>,
-) -> PyResult<()> {
-    step::<AdamHyper>(py, state, param_groups, &StateKeys::new(scalar_keys, buffer_keys)?)
-}
+step_function!(sgd_step, SgdHyper, "One SGD step; state () + (momentum_buffer,).");
+step_function!(adam_step, AdamHyper, "One Adam / AdamW step; state (step,) + (exp_avg, exp_avg_sq, max_exp_avg_sq).");
 
 /// Sets the number of threads steps run on.
 #[pyfunction]

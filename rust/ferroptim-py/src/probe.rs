@@ -2,11 +2,12 @@
 //! `ferroptim::Stream`): the same traffic as a step over the same arrays, with none
 //! of a step's bookkeeping.
 
-use ferroptim::{Batch, Stream, TensorSlices, MAX_BUFFERS};
+use ferroptim::{Batch, Stream, MAX_BUFFERS};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::arrays::{buffer_operand, grad_operand, param_operand, Dtype, Operand};
+use crate::step::slices;
 use numpy::PyUntypedArrayMethods;
 
 /// `θ ← θ + g; bᵢ ← bᵢ + g` over `params`, `grads` and each parameter's `buffers`
@@ -46,8 +47,8 @@ pub(crate) fn stream(
         // (this is a benchmark probe, not a public API).
         unsafe {
             match dtype {
-                Dtype::F32 => b32.push(&kernel, &mut [], false, raw::<f32>(len, &ptrs)),
-                Dtype::F64 => b64.push(&kernel, &mut [], false, raw::<f64>(len, &ptrs)),
+                Dtype::F32 => b32.push(&kernel, &mut [], false, slices::<f32>(len, ptrs[0], ptrs[1], &ptrs[2..])),
+                Dtype::F64 => b64.push(&kernel, &mut [], false, slices::<f64>(len, ptrs[0], ptrs[1], &ptrs[2..])),
             }
         }
     }
@@ -56,19 +57,4 @@ pub(crate) fn stream(
         b64.run();
     });
     Ok(())
-}
-
-/// # Safety
-/// As in `stream`: `ptrs` = [param, grad, buffers...], each to `len` elements of `T`.
-unsafe fn raw<'a, T>(len: usize, ptrs: &[*mut u8]) -> TensorSlices<'a, T> {
-    let mk = |p: *mut u8| -> &'a mut [T] {
-        if len == 0 {
-            &mut []
-        } else {
-            // SAFETY: the caller's contract.
-            unsafe { std::slice::from_raw_parts_mut(p.cast::<T>(), len) }
-        }
-    };
-    let grad: &'a [T] = mk(ptrs[1]);
-    TensorSlices::new(mk(ptrs[0]), grad, ptrs[2..].iter().map(|&p| mk(p)))
 }

@@ -412,7 +412,7 @@ impl<'a> Work<'a> {
 /// code uses them meanwhile (`KERNEL_LOCK`). As with every extension that releases the
 /// GIL over NumPy memory, Python code writing the same arrays from another thread
 /// during the step races with it; that is the caller's to avoid.
-unsafe fn slices<'a, T: Element>(len: usize, param: *mut u8, grad: *mut u8, buffers: &[*mut u8]) -> TensorSlices<'a, T> {
+pub(crate) unsafe fn slices<'a, T: Element>(len: usize, param: *mut u8, grad: *mut u8, buffers: &[*mut u8]) -> TensorSlices<'a, T> {
     let mk = |ptr: *mut u8| -> &'a mut [T] {
         if len == 0 {
             &mut []
