@@ -6,8 +6,8 @@ use ferroptim::{Batch, Stream, MAX_BUFFERS};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::arrays::{buffer_operand, grad_operand, param_operand, Dtype, Operand};
-use crate::step::slices;
+use crate::arrays::{buffer_operand, grad_operand, param_operand, Dtype, Operand, Overlaps};
+use crate::step::{slices, KERNEL_LOCK};
 use numpy::PyUntypedArrayMethods;
 
 /// `θ ← θ + g; bᵢ ← bᵢ + g` over `params`, `grads` and each parameter's `buffers`
@@ -37,22 +37,39 @@ pub(crate) fn stream(
         }
         ops.push((dtype, arrays));
     }
-    let kernel = Stream { buffers: nb };
-    let (mut b32, mut b64) = (Batch::<Stream, f32>::new(), Batch::<Stream, f64>::new());
-    for (dtype, arrays) in &ops {
-        let len = arrays[0].array.len();
-        let ptrs: Vec<*mut u8> = arrays.iter().map(|o| o.ptr).collect();
-        // SAFETY: each pointer addresses `len` elements of the checked dtype in a
-        // C-contiguous array kept alive by `ops`; the caller passes distinct arrays
-        // (this is a benchmark probe, not a public API).
-        unsafe {
-            match dtype {
-                Dtype::F32 => b32.push(&kernel, &mut [], false, slices::<f32>(len, ptrs[0], ptrs[1], &ptrs[2..])),
-                Dtype::F64 => b64.push(&kernel, &mut [], false, slices::<f64>(len, ptrs[0], ptrs[1], &ptrs[2..])),
-            }
+    let mut keep = Vec::new();
+    let mut overlaps = Overlaps::default();
+    for (i, (_, arrays)) in ops.iter().enumerate() {
+        for (k, op) in arrays.iter().enumerate() {
+            keep.push(op.array.clone().unbind());
+            overlaps.add(&op.array, keep.len() - 1, k != 1, (i * 8 + k) as u32);
         }
     }
+    if let Some((a, b)) = overlaps.find(py, &keep)? {
+        return Err(PyValueError::new_err(format!("arrays {} and {} of the probe share memory", a, b)));
+    }
+    let kernel = Stream { buffers: nb };
+    let total = |d: Dtype| ops.iter().filter(|(t, _)| *t == d).map(|(_, a)| a[0].array.len()).sum();
+    let (n32, n64): (usize, usize) = (total(Dtype::F32), total(Dtype::F64));
+    let ptrs: Vec<(Dtype, usize, Vec<usize>)> =
+        ops.iter().map(|(d, a)| (*d, a[0].array.len(), a.iter().map(|o| o.ptr as usize).collect())).collect();
     py.detach(move || {
+        let _exclusive = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b32 = Batch::<Stream, f32>::with_size(n32);
+        let mut b64 = Batch::<Stream, f64>::with_size(n64);
+        for (dtype, len, p) in &ptrs {
+            let p: Vec<*mut u8> = p.iter().map(|&a| a as *mut u8).collect();
+            // SAFETY: each pointer addresses `len` elements of the checked dtype in a
+            // C-contiguous array kept alive by `ops` (`keep`); none of the written
+            // arrays overlaps another (`overlaps`) and no other kernel runs
+            // (`KERNEL_LOCK`).
+            unsafe {
+                match dtype {
+                    Dtype::F32 => b32.push(&kernel, &mut [], false, slices::<f32>(*len, p[0], p[1], &p[2..])),
+                    Dtype::F64 => b64.push(&kernel, &mut [], false, slices::<f64>(*len, p[0], p[1], &p[2..])),
+                }
+            }
+        }
         b32.run();
         b64.run();
     });

@@ -28,7 +28,7 @@ use crate::hyper::{FromGroup, Group};
 /// Kernels from different Python threads never run at the same time: two steps over
 /// the same arrays (two optimizers sharing a parameter, stepped from two threads)
 /// would otherwise write the same memory at once.
-static KERNEL_LOCK: Mutex<()> = Mutex::new(());
+pub(crate) static KERNEL_LOCK: Mutex<()> = Mutex::new(());
 
 /// The names the optimizer's Python class gives its state, in kernel order.
 pub(crate) struct StateKeys<'py> {
