@@ -6,7 +6,7 @@ import itertools
 import weakref
 from typing import Any, MutableMapping
 
-__all__ = ["RemovableHandle"]
+__all__ = ["RemovableHandle", "register"]
 
 _ids = itertools.count()
 
@@ -29,3 +29,13 @@ class RemovableHandle:
 
     def __exit__(self, *exc: Any) -> None:
         self.remove()
+
+
+def register(hooks: "MutableMapping[int, Any]", hook: Any, prepend: bool = False) -> RemovableHandle:
+    """Adds ``hook`` to an ordered ``hooks`` dict (first when ``prepend``) and returns
+    the handle that removes it."""
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    if prepend:
+        hooks.move_to_end(handle.id, last=False)  # type: ignore[attr-defined]
+    return handle

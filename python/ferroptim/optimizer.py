@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ._params import SUPPORTED_DTYPES, check_array, find_shared_memory, is_duck_param, is_single_param, label, typename
-from .hooks import RemovableHandle
+from .hooks import RemovableHandle, register
 from .parameter import Parameter
 
 __all__ = [
@@ -50,16 +50,12 @@ required = _RequiredParameter()
 def register_optimizer_step_pre_hook(hook: Callable) -> RemovableHandle:
     """Register a pre hook common to all optimizers:
     ``hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs)``."""
-    handle = RemovableHandle(_global_optimizer_pre_hooks)
-    _global_optimizer_pre_hooks[handle.id] = hook
-    return handle
+    return register(_global_optimizer_pre_hooks, hook)
 
 
 def register_optimizer_step_post_hook(hook: Callable) -> RemovableHandle:
     """Register a post hook common to all optimizers: ``hook(optimizer, args, kwargs)``."""
-    handle = RemovableHandle(_global_optimizer_post_hooks)
-    _global_optimizer_post_hooks[handle.id] = hook
-    return handle
+    return register(_global_optimizer_post_hooks, hook)
 
 
 def _with_step_hooks(func: Callable) -> Callable:
@@ -174,41 +170,29 @@ class Optimizer:
     def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
         """``hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs)``, called
         before each ``step``."""
-        handle = RemovableHandle(self._optimizer_step_pre_hooks)
-        self._optimizer_step_pre_hooks[handle.id] = hook
-        return handle
+        return register(self._optimizer_step_pre_hooks, hook)
 
     def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
         """``hook(optimizer, args, kwargs)``, called after each ``step``."""
-        handle = RemovableHandle(self._optimizer_step_post_hooks)
-        self._optimizer_step_post_hooks[handle.id] = hook
-        return handle
-
-    @staticmethod
-    def _register(hooks: "OrderedDict[int, Callable]", hook: Callable, prepend: bool) -> RemovableHandle:
-        handle = RemovableHandle(hooks)
-        hooks[handle.id] = hook
-        if prepend:
-            hooks.move_to_end(handle.id, last=False)
-        return handle
+        return register(self._optimizer_step_post_hooks, hook)
 
     def register_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
         """``hook(optimizer)``, called before ``state_dict`` builds the dict."""
-        return self._register(self._optimizer_state_dict_pre_hooks, hook, prepend)
+        return register(self._optimizer_state_dict_pre_hooks, hook, prepend)
 
     def register_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
         """``hook(optimizer, state_dict) -> state_dict or None``, called on the dict
         ``state_dict`` returns; a returned dict replaces it."""
-        return self._register(self._optimizer_state_dict_post_hooks, hook, prepend)
+        return register(self._optimizer_state_dict_post_hooks, hook, prepend)
 
     def register_load_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
         """``hook(optimizer, state_dict) -> state_dict or None``, called on a shallow
         copy of the dict given to ``load_state_dict``; a returned dict is loaded instead."""
-        return self._register(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
+        return register(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
 
     def register_load_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
         """``hook(optimizer)``, called after ``load_state_dict`` has loaded."""
-        return self._register(self._optimizer_load_state_dict_post_hooks, hook, prepend)
+        return register(self._optimizer_load_state_dict_post_hooks, hook, prepend)
 
     # ------------------------------------------------------------- state dict
     def state_dict(self) -> StateDict:
@@ -305,10 +289,8 @@ class Optimizer:
         the parameter's dtype, except ``step``, which stays as it was."""
         if isinstance(value, (bool, int, float, str)) or value is None:
             return value
-        if key == "step":
-            return np.array(value, copy=True)
         array = np.array(value, copy=True)
-        if array.dtype.kind == "f":
+        if key != "step" and array.dtype.kind == "f":
             array = array.astype(param.data.dtype, copy=False)
         return array
 

@@ -2,12 +2,12 @@
 //! `ferroptim::Stream`): the same traffic as a step over the same arrays, with none
 //! of a step's bookkeeping.
 
-use ferroptim::{Batch, Stream, MAX_BUFFERS};
+use ferroptim::{Stream, MAX_BUFFERS, MAX_SCALARS};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::arrays::{buffer_operand, grad_operand, param_operand, Dtype, Operand, Overlaps};
-use crate::step::{slices, KERNEL_LOCK};
+use crate::step::{run_entries, Entry, NONE};
 use numpy::PyUntypedArrayMethods;
 
 /// `θ ← θ + g; bᵢ ← bᵢ + g` over `params`, `grads` and each parameter's `buffers`
@@ -39,39 +39,35 @@ pub(crate) fn stream(
     }
     let mut keep = Vec::new();
     let mut overlaps = Overlaps::default();
-    for (i, (_, arrays)) in ops.iter().enumerate() {
-        for (k, op) in arrays.iter().enumerate() {
-            keep.push(op.array.clone().unbind());
-            overlaps.add(&op.array, keep.len() - 1, k != 1, (i * 8 + k) as u32);
+    let mut entries = Vec::with_capacity(ops.len());
+    for (i, (dtype, arrays)) in ops.into_iter().enumerate() {
+        let mut entry = Entry {
+            group: 0,
+            index: i as u32,
+            dtype,
+            fresh: false,
+            len: arrays[0].array.len(),
+            param: arrays[0].ptr,
+            grad: arrays[1].ptr,
+            buffers: [std::ptr::null_mut(); MAX_BUFFERS],
+            scalars: [0.0; MAX_SCALARS],
+            homes: [std::ptr::null_mut(); MAX_SCALARS],
+            target: NONE,
+        };
+        for (k, op) in arrays.into_iter().enumerate() {
+            if k >= 2 {
+                entry.buffers[k - 2] = op.ptr;
+            }
+            overlaps.add(&op.array, keep.len(), k != 1, (i * 8 + k) as u32);
+            keep.push(op.array.unbind());
         }
+        entries.push(entry);
     }
     if let Some((a, b)) = overlaps.find(py, &keep)? {
-        return Err(PyValueError::new_err(format!("arrays {} and {} of the probe share memory", a, b)));
+        return Err(PyValueError::new_err(format!("arrays {a} and {b} of the probe share memory")));
     }
-    let kernel = Stream { buffers: nb };
-    let total = |d: Dtype| ops.iter().filter(|(t, _)| *t == d).map(|(_, a)| a[0].array.len()).sum();
-    let (n32, n64): (usize, usize) = (total(Dtype::F32), total(Dtype::F64));
-    let ptrs: Vec<(Dtype, usize, Vec<usize>)> =
-        ops.iter().map(|(d, a)| (*d, a[0].array.len(), a.iter().map(|o| o.ptr as usize).collect())).collect();
-    py.detach(move || {
-        let _exclusive = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let mut b32 = Batch::<Stream, f32>::with_size(n32);
-        let mut b64 = Batch::<Stream, f64>::with_size(n64);
-        for (dtype, len, p) in &ptrs {
-            let p: Vec<*mut u8> = p.iter().map(|&a| a as *mut u8).collect();
-            // SAFETY: each pointer addresses `len` elements of the checked dtype in a
-            // C-contiguous array kept alive by `ops` (`keep`); none of the written
-            // arrays overlaps another (`overlaps`) and no other kernel runs
-            // (`KERNEL_LOCK`).
-            unsafe {
-                match dtype {
-                    Dtype::F32 => b32.push(&kernel, &mut [], false, slices::<f32>(*len, p[0], p[1], &p[2..])),
-                    Dtype::F64 => b64.push(&kernel, &mut [], false, slices::<f64>(*len, p[0], p[1], &p[2..])),
-                }
-            }
-        }
-        b32.run();
-        b64.run();
-    });
+    // SAFETY: the arrays were checked (dtype, contiguity via the operands' copies,
+    // overlap above) and `keep` holds them alive until this function returns.
+    unsafe { run_entries(py, &[Stream { buffers: nb }], &mut entries) };
     Ok(())
 }

@@ -28,7 +28,7 @@ use crate::hyper::{FromGroup, Group};
 /// Kernels from different Python threads never run at the same time: two steps over
 /// the same arrays (two optimizers sharing a parameter, stepped from two threads)
 /// would otherwise write the same memory at once.
-pub(crate) static KERNEL_LOCK: Mutex<()> = Mutex::new(());
+static KERNEL_LOCK: Mutex<()> = Mutex::new(());
 
 /// The names the optimizer's Python class gives its state, in kernel order.
 pub(crate) struct StateKeys<'py> {
@@ -45,23 +45,23 @@ impl<'py> StateKeys<'py> {
     }
 }
 
-const NONE: u32 = u32::MAX;
+pub(crate) const NONE: u32 = u32::MAX;
 
 /// One parameter with a gradient, ready for its kernel.
-struct Entry {
-    group: u32,
-    index: u32,
-    dtype: Dtype,
-    fresh: bool,
-    len: usize,
-    param: *mut u8,
-    grad: *mut u8,
-    buffers: [*mut u8; MAX_BUFFERS],
-    scalars: [f64; MAX_SCALARS],
+pub(crate) struct Entry {
+    pub(crate) group: u32,
+    pub(crate) index: u32,
+    pub(crate) dtype: Dtype,
+    pub(crate) fresh: bool,
+    pub(crate) len: usize,
+    pub(crate) param: *mut u8,
+    pub(crate) grad: *mut u8,
+    pub(crate) buffers: [*mut u8; MAX_BUFFERS],
+    pub(crate) scalars: [f64; MAX_SCALARS],
     /// Where each scalar is written back in place; null: stored as a new 0-d array.
-    homes: [*mut f64; MAX_SCALARS],
+    pub(crate) homes: [*mut f64; MAX_SCALARS],
     /// Index into `Plan::targets` when this step adds state entries, else `NONE`.
-    target: u32,
+    pub(crate) target: u32,
 }
 
 /// State entries a step adds for one parameter.
@@ -195,17 +195,19 @@ impl<'py, K: Elementwise> Plan<'py, K> {
     /// to; a read-only scratch copy touches nothing of the caller's).
     fn hold(&mut self, op: Operand<'py>, write: bool, who: u32) -> *mut u8 {
         let Scratch { keep, copy_backs, overlaps, .. } = &mut self.s.0;
-        keep.push(op.array.clone().unbind());
-        let scratch = keep.len() - 1;
+        let scratch = keep.len();
         match op.origin {
             Origin::Caller => overlaps.add(&op.array, scratch, write, who),
             Origin::Fresh => {}
             Origin::CopyOf(original) => {
-                keep.push(original.clone().unbind());
-                overlaps.add(&original, keep.len() - 1, write, who);
-                copy_backs.push((keep.len() - 1, scratch));
+                overlaps.add(&original, scratch + 1, write, who);
+                copy_backs.push((scratch + 1, scratch));
+                keep.push(op.array.unbind());
+                keep.push(original.unbind());
+                return op.ptr;
             }
         }
+        keep.push(op.array.unbind());
         op.ptr
     }
 
@@ -323,33 +325,9 @@ impl<'py, K: Elementwise> Plan<'py, K> {
 
     /// Advances the scalar state and runs the kernels, without the GIL.
     fn run(&mut self, py: Python<'_>) {
-        let kernels = &self.kernels;
-        let (mut n32, mut n64) = (0, 0);
-        for e in &self.s.0.entries {
-            *match e.dtype {
-                Dtype::F32 => &mut n32,
-                Dtype::F64 => &mut n64,
-            } += e.len;
-        }
-        let work = Work(&mut self.s.0.entries);
-        py.detach(move || {
-            let entries = work.into_inner();
-            let _exclusive = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-            let mut b32 = Batch::<K, f32>::with_size(n32);
-            let mut b64 = Batch::<K, f64>::with_size(n64);
-            for e in entries.iter_mut() {
-                let kernel = &kernels[e.group as usize];
-                let scalars = &mut e.scalars[..K::SCALARS];
-                let nb = kernel.buffers();
-                match e.dtype {
-                    // SAFETY: see `slices`.
-                    Dtype::F32 => b32.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers[..nb]) }),
-                    Dtype::F64 => b64.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers[..nb]) }),
-                }
-            }
-            b32.run();
-            b64.run();
-        });
+        // SAFETY: every entry was gathered from checked, non-overlapping arrays that
+        // `keep` holds alive until the plan is dropped.
+        unsafe { run_entries(py, &self.kernels, &mut self.s.0.entries) }
     }
 
     /// Writes back what the step changed outside the arrays the kernels wrote.
@@ -403,6 +381,41 @@ impl<'a> Work<'a> {
     }
 }
 
+/// Advances the entries' scalar state and runs their kernels (`kernels[e.group]`),
+/// float32 and float64 each in its own batch, with the GIL released and
+/// `KERNEL_LOCK` held.
+///
+/// # Safety
+/// Every entry satisfies the contract of [`slices`].
+pub(crate) unsafe fn run_entries<K: Elementwise>(py: Python<'_>, kernels: &[K], entries: &mut [Entry]) {
+    let (mut n32, mut n64) = (0, 0);
+    for e in entries.iter() {
+        *match e.dtype {
+            Dtype::F32 => &mut n32,
+            Dtype::F64 => &mut n64,
+        } += e.len;
+    }
+    let work = Work(entries);
+    py.detach(move || {
+        let entries = work.into_inner();
+        let _exclusive = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b32 = Batch::<K, f32>::with_size(n32);
+        let mut b64 = Batch::<K, f64>::with_size(n64);
+        for e in entries.iter_mut() {
+            let kernel = &kernels[e.group as usize];
+            let scalars = &mut e.scalars[..K::SCALARS];
+            let nb = kernel.buffers();
+            match e.dtype {
+                // SAFETY: this function's contract.
+                Dtype::F32 => b32.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers[..nb]) }),
+                Dtype::F64 => b64.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers[..nb]) }),
+            }
+        }
+        b32.run();
+        b64.run();
+    });
+}
+
 /// Slices over an entry's arrays.
 ///
 /// # Safety
@@ -412,7 +425,7 @@ impl<'a> Work<'a> {
 /// code uses them meanwhile (`KERNEL_LOCK`). As with every extension that releases the
 /// GIL over NumPy memory, Python code writing the same arrays from another thread
 /// during the step races with it; that is the caller's to avoid.
-pub(crate) unsafe fn slices<'a, T: Element>(len: usize, param: *mut u8, grad: *mut u8, buffers: &[*mut u8]) -> TensorSlices<'a, T> {
+unsafe fn slices<'a, T: Element>(len: usize, param: *mut u8, grad: *mut u8, buffers: &[*mut u8]) -> TensorSlices<'a, T> {
     let mk = |ptr: *mut u8| -> &'a mut [T] {
         if len == 0 {
             &mut []

@@ -29,6 +29,11 @@ pub const CHUNK: usize = 1 << 15;
 /// elements). The thread count never changes a result, only the time.
 const SERIAL_BELOW: usize = 1 << 20;
 
+/// Whether `elements` elements of work run on the calling thread (see [`SERIAL_BELOW`]).
+fn serial(elements: usize) -> bool {
+    elements < SERIAL_BELOW || threads::get_num_threads() <= 1
+}
+
 /// The slices of one parameter (or of one chunk of it) for an elementwise update:
 /// the parameter, its gradient, and the optimizer's state buffers in the order the
 /// optimizer documents; unused buffer slots are empty.
@@ -158,8 +163,7 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
     /// An empty batch for about `elements` elements in all: below the size worth
     /// the pool (or with one thread) each update runs as it is pushed.
     pub fn with_size(elements: usize) -> Self {
-        let immediate = elements < SERIAL_BELOW || threads::get_num_threads() <= 1;
-        Batch { immediate, ..Self::default() }
+        Batch { immediate: serial(elements), ..Self::default() }
     }
 
     /// Adds one parameter: advances its scalar state now (see [`Elementwise::begin`])
@@ -218,7 +222,7 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
         if self.immediate {
             return; // already done, push by push
         }
-        if self.elements < SERIAL_BELOW || threads::get_num_threads() <= 1 {
+        if serial(self.elements) {
             self.run_serial();
         } else {
             self.run_parallel();

@@ -27,7 +27,7 @@ pub use exec::{Batch, Elementwise, TensorSlices, MAX_BUFFERS, MAX_SCALARS};
 pub use kernels::adam::{adam, AdamHyper, AdamStep};
 pub use kernels::sgd::{sgd, SgdHyper};
 pub use kernels::stream::Stream;
-pub use optim::{Adam, Optimizer, ParamState, Sgd, StepError, Validate};
+pub use optim::{Adam, Optimizer, ParamState, Sgd, StepError};
 pub use threads::{get_num_threads, set_num_threads, ThreadsError};
 
 /// A hyperparameter torch would refuse, with torch's message.
@@ -41,3 +41,9 @@ impl fmt::Display for HyperError {
 }
 
 impl std::error::Error for HyperError {}
+
+/// Hyperparameters that check themselves as torch checks its arguments.
+pub trait Validate {
+    /// torch's argument checks, with its messages.
+    fn validate(&self) -> Result<(), HyperError>;
+}

@@ -23,7 +23,7 @@ use crate::element::Element;
 use crate::exec::{Batch, Elementwise, TensorSlices, MAX_SCALARS};
 use crate::kernels::adam::AdamHyper;
 use crate::kernels::sgd::SgdHyper;
-use crate::HyperError;
+use crate::{HyperError, Validate};
 
 /// The state of one parameter: its scalars (e.g. Adam's `step`) and its buffers, in
 /// the order the kernel documents (Adam: `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`).
@@ -72,23 +72,6 @@ pub struct Optimizer<K, T> {
 pub type Sgd<T> = Optimizer<SgdHyper, T>;
 /// Adam or AdamW over parameters of type `T` (see [`AdamHyper::adam`], [`AdamHyper::adamw`]).
 pub type Adam<T> = Optimizer<AdamHyper, T>;
-
-/// Hyperparameters that can check themselves (torch's argument checks).
-pub trait Validate {
-    fn validate(&self) -> Result<(), HyperError>;
-}
-
-impl Validate for SgdHyper {
-    fn validate(&self) -> Result<(), HyperError> {
-        SgdHyper::validate(self)
-    }
-}
-
-impl Validate for AdamHyper {
-    fn validate(&self) -> Result<(), HyperError> {
-        AdamHyper::validate(self)
-    }
-}
 
 impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
     /// An optimizer with no state yet; refuses hyperparameters torch refuses.

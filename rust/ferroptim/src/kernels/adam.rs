@@ -20,7 +20,7 @@
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::{Elementwise, TensorSlices};
 use crate::kernels::{simd_targets, with_const_bool};
-use crate::HyperError;
+use crate::{HyperError, Validate};
 
 /// The hyperparameters of Adam / AdamW.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,27 +53,6 @@ impl AdamHyper {
         AdamHyper { weight_decay: 1e-2, decoupled_weight_decay: true, ..Self::adam() }
     }
 
-    /// torch's argument checks, with its messages.
-    // `!(x >= 0.0)` rather than `x < 0.0`: NaN must fail, as in torch's `not 0.0 <= lr`.
-    #[allow(clippy::neg_cmp_op_on_partial_ord)]
-    pub fn validate(&self) -> Result<(), HyperError> {
-        if !(self.lr >= 0.0) {
-            return Err(HyperError(format!("Invalid learning rate: {}", self.lr)));
-        }
-        if !(self.eps >= 0.0) {
-            return Err(HyperError(format!("Invalid epsilon value: {}", self.eps)));
-        }
-        if !(0.0..1.0).contains(&self.betas.0) {
-            return Err(HyperError(format!("Invalid beta parameter at index 0: {}", self.betas.0)));
-        }
-        if !(0.0..1.0).contains(&self.betas.1) {
-            return Err(HyperError(format!("Invalid beta parameter at index 1: {}", self.betas.1)));
-        }
-        if !(self.weight_decay >= 0.0) {
-            return Err(HyperError(format!("Invalid weight_decay value: {}", self.weight_decay)));
-        }
-        Ok(())
-    }
 
     /// The step-dependent constants of step `t` (the count after this step), computed
     /// in `f64` as torch computes them in Python floats.
@@ -209,6 +188,30 @@ fn adam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8, const AMSGRAD: b
         param[i] = p + c.neg_step_size * m / denom;
     }
 }
+}
+
+impl Validate for AdamHyper {
+    /// torch's argument checks, with its messages.
+    // `!(x >= 0.0)` rather than `x < 0.0`: NaN must fail, as in torch's `not 0.0 <= lr`.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    fn validate(&self) -> Result<(), HyperError> {
+        if !(self.lr >= 0.0) {
+            return Err(HyperError(format!("Invalid learning rate: {}", self.lr)));
+        }
+        if !(self.eps >= 0.0) {
+            return Err(HyperError(format!("Invalid epsilon value: {}", self.eps)));
+        }
+        if !(0.0..1.0).contains(&self.betas.0) {
+            return Err(HyperError(format!("Invalid beta parameter at index 0: {}", self.betas.0)));
+        }
+        if !(0.0..1.0).contains(&self.betas.1) {
+            return Err(HyperError(format!("Invalid beta parameter at index 1: {}", self.betas.1)));
+        }
+        if !(self.weight_decay >= 0.0) {
+            return Err(HyperError(format!("Invalid weight_decay value: {}", self.weight_decay)));
+        }
+        Ok(())
+    }
 }
 
 impl Elementwise for AdamHyper {

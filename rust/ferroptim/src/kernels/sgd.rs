@@ -16,7 +16,7 @@
 use crate::element::Element;
 use crate::exec::{Elementwise, TensorSlices};
 use crate::kernels::{simd_targets, with_const_bool};
-use crate::HyperError;
+use crate::{HyperError, Validate};
 
 /// The hyperparameters of SGD, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,25 +43,6 @@ impl Default for SgdHyper {
 }
 
 impl SgdHyper {
-    /// torch's argument checks, with its messages.
-    // `!(x >= 0.0)` rather than `x < 0.0`: NaN must fail, as in torch's `not 0.0 <= lr`.
-    #[allow(clippy::neg_cmp_op_on_partial_ord)]
-    pub fn validate(&self) -> Result<(), HyperError> {
-        if !(self.lr >= 0.0) {
-            return Err(HyperError(format!("Invalid learning rate: {}", self.lr)));
-        }
-        if !(self.momentum >= 0.0) {
-            return Err(HyperError(format!("Invalid momentum value: {}", self.momentum)));
-        }
-        if !(self.weight_decay >= 0.0) {
-            return Err(HyperError(format!("Invalid weight_decay value: {}", self.weight_decay)));
-        }
-        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
-            return Err(HyperError("Nesterov momentum requires a momentum and zero dampening".into()));
-        }
-        Ok(())
-    }
-
     /// Whether this configuration keeps a momentum buffer.
     pub fn uses_momentum(&self) -> bool {
         self.momentum != 0.0
@@ -136,6 +117,27 @@ fn sgd_loop<
         param[i] = param[i] + c.neg_lr * g;
     }
 }
+}
+
+impl Validate for SgdHyper {
+    /// torch's argument checks, with its messages.
+    // `!(x >= 0.0)` rather than `x < 0.0`: NaN must fail, as in torch's `not 0.0 <= lr`.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    fn validate(&self) -> Result<(), HyperError> {
+        if !(self.lr >= 0.0) {
+            return Err(HyperError(format!("Invalid learning rate: {}", self.lr)));
+        }
+        if !(self.momentum >= 0.0) {
+            return Err(HyperError(format!("Invalid momentum value: {}", self.momentum)));
+        }
+        if !(self.weight_decay >= 0.0) {
+            return Err(HyperError(format!("Invalid weight_decay value: {}", self.weight_decay)));
+        }
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(HyperError("Nesterov momentum requires a momentum and zero dampening".into()));
+        }
+        Ok(())
+    }
 }
 
 impl Elementwise for SgdHyper {
