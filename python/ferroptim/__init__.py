@@ -15,18 +15,34 @@ NumPy arrays::
 """
 
 from ._core import __version__
+from .adadelta import Adadelta
+from .adagrad import Adagrad
 from .adam import Adam
+from .adamax import Adamax
 from .adamw import AdamW
+from .asgd import ASGD
+from .nadam import NAdam
 from .optimizer import Optimizer, register_optimizer_step_post_hook, register_optimizer_step_pre_hook, required
 from .parameter import Parameter
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .rprop import Rprop
 from .sgd import SGD
 from .threads import _check_environment, get_num_threads, set_num_threads
 
 __all__ = [
+    "ASGD",
+    "Adadelta",
+    "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
+    "NAdam",
     "Optimizer",
     "Parameter",
+    "RAdam",
+    "RMSprop",
+    "Rprop",
     "SGD",
     "get_num_threads",
     "register_optimizer_step_post_hook",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Tuple
 
-from . import _core
+from . import _checks, _core
 from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["Adam"]
@@ -61,16 +61,10 @@ class Adam(ElementwiseOptimizer):
         fused: Optional[bool] = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _checks.lr(lr)
+        _checks.eps(eps)
+        _checks.betas(betas)
+        _checks.weight_decay(weight_decay)
         defaults = dict(
             lr=lr,
             betas=betas,

@@ -1,6 +1,9 @@
 //! Reading a param group's hyperparameters from its Python dict, by torch's names.
 
-use ferroptim::{AdamHyper, Elementwise, SgdHyper};
+use ferroptim::{
+    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, Elementwise, NadamHyper,
+    RadamHyper, RmspropHyper, RpropHyper, SgdHyper,
+};
 use pyo3::exceptions::{PyKeyError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -15,9 +18,9 @@ pub(crate) struct Group<'a, 'py> {
 
 impl<'py> Group<'_, 'py> {
     pub(crate) fn item(&self, key: &str) -> PyResult<Bound<'py, PyAny>> {
-        self.dict
-            .get_item(key)?
-            .ok_or_else(|| PyKeyError::new_err(format!("param_groups[{}] has no '{key}'", self.index)))
+        self.dict.get_item(key)?.ok_or_else(|| {
+            PyKeyError::new_err(format!("param_groups[{}] has no '{key}'", self.index))
+        })
     }
 
     fn real(&self, key: &str, value: &Bound<'py, PyAny>) -> PyResult<f64> {
@@ -48,7 +51,10 @@ impl<'py> Group<'_, 'py> {
         if v.len().map_err(|_| bad())? != 2 {
             return Err(bad());
         }
-        Ok((self.real(key, &v.get_item(0)?)?, self.real(key, &v.get_item(1)?)?))
+        Ok((
+            self.real(key, &v.get_item(0)?)?,
+            self.real(key, &v.get_item(1)?)?,
+        ))
     }
 
     /// A flag, read by truth value as torch reads it (`if group["maximize"]:`).
@@ -85,6 +91,108 @@ impl FromGroup for AdamHyper {
             amsgrad: g.flag("amsgrad")?,
             maximize: g.flag("maximize")?,
             decoupled_weight_decay: g.flag("decoupled_weight_decay")?,
+        })
+    }
+}
+
+impl FromGroup for AdagradHyper {
+    fn from_group(g: &Group<'_, '_>) -> PyResult<Self> {
+        Ok(AdagradHyper {
+            lr: g.f64("lr")?,
+            lr_decay: g.f64("lr_decay")?,
+            weight_decay: g.f64("weight_decay")?,
+            initial_accumulator_value: g.f64("initial_accumulator_value")?,
+            eps: g.f64("eps")?,
+            maximize: g.flag("maximize")?,
+        })
+    }
+}
+
+impl FromGroup for AdadeltaHyper {
+    fn from_group(g: &Group<'_, '_>) -> PyResult<Self> {
+        Ok(AdadeltaHyper {
+            lr: g.f64("lr")?,
+            rho: g.f64("rho")?,
+            eps: g.f64("eps")?,
+            weight_decay: g.f64("weight_decay")?,
+            maximize: g.flag("maximize")?,
+        })
+    }
+}
+
+impl FromGroup for AdamaxHyper {
+    fn from_group(g: &Group<'_, '_>) -> PyResult<Self> {
+        Ok(AdamaxHyper {
+            lr: g.f64("lr")?,
+            betas: g.pair("betas")?,
+            eps: g.f64("eps")?,
+            weight_decay: g.f64("weight_decay")?,
+            maximize: g.flag("maximize")?,
+        })
+    }
+}
+
+impl FromGroup for NadamHyper {
+    fn from_group(g: &Group<'_, '_>) -> PyResult<Self> {
+        Ok(NadamHyper {
+            lr: g.f64("lr")?,
+            betas: g.pair("betas")?,
+            eps: g.f64("eps")?,
+            weight_decay: g.f64("weight_decay")?,
+            momentum_decay: g.f64("momentum_decay")?,
+            decoupled_weight_decay: g.flag("decoupled_weight_decay")?,
+            maximize: g.flag("maximize")?,
+        })
+    }
+}
+
+impl FromGroup for RadamHyper {
+    fn from_group(g: &Group<'_, '_>) -> PyResult<Self> {
+        Ok(RadamHyper {
+            lr: g.f64("lr")?,
+            betas: g.pair("betas")?,
+            eps: g.f64("eps")?,
+            weight_decay: g.f64("weight_decay")?,
+            decoupled_weight_decay: g.flag("decoupled_weight_decay")?,
+            maximize: g.flag("maximize")?,
+        })
+    }
+}
+
+impl FromGroup for RmspropHyper {
+    fn from_group(g: &Group<'_, '_>) -> PyResult<Self> {
+        Ok(RmspropHyper {
+            lr: g.f64("lr")?,
+            alpha: g.f64("alpha")?,
+            eps: g.f64("eps")?,
+            weight_decay: g.f64("weight_decay")?,
+            momentum: g.f64("momentum")?,
+            centered: g.flag("centered")?,
+            maximize: g.flag("maximize")?,
+        })
+    }
+}
+
+impl FromGroup for RpropHyper {
+    fn from_group(g: &Group<'_, '_>) -> PyResult<Self> {
+        Ok(RpropHyper {
+            lr: g.f64("lr")?,
+            etas: g.pair("etas")?,
+            step_sizes: g.pair("step_sizes")?,
+            maximize: g.flag("maximize")?,
+        })
+    }
+}
+
+impl FromGroup for AsgdHyper {
+    fn from_group(g: &Group<'_, '_>) -> PyResult<Self> {
+        Ok(AsgdHyper {
+            lr: g.f64("lr")?,
+            lambd: g.f64("lambd")?,
+            alpha: g.f64("alpha")?,
+            t0: g.f64("t0")?,
+            weight_decay: g.f64("weight_decay")?,
+            maximize: g.flag("maximize")?,
         })
     }
 }

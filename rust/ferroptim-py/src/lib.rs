@@ -9,7 +9,10 @@ mod hyper;
 mod probe;
 mod step;
 
-use ferroptim::{AdamHyper, SgdHyper};
+use ferroptim::{
+    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, NadamHyper, RadamHyper,
+    RmspropHyper, RpropHyper, SgdHyper,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -29,13 +32,66 @@ macro_rules! step_function {
             scalar_keys: &Bound<'py, PyTuple>,
             buffer_keys: &Bound<'py, PyTuple>,
         ) -> PyResult<()> {
-            step::<$hyper>(py, state, param_groups, &StateKeys::new(scalar_keys, buffer_keys)?)
+            step::<$hyper>(
+                py,
+                state,
+                param_groups,
+                &StateKeys::new(scalar_keys, buffer_keys)?,
+            )
         }
     };
 }
 
-step_function!(sgd_step, SgdHyper, "One SGD step; state () + (momentum_buffer,).");
-step_function!(adam_step, AdamHyper, "One Adam / AdamW step; state (step,) + (exp_avg, exp_avg_sq, max_exp_avg_sq).");
+step_function!(
+    sgd_step,
+    SgdHyper,
+    "One SGD step; state () + (momentum_buffer,)."
+);
+step_function!(
+    adam_step,
+    AdamHyper,
+    "One Adam / AdamW step; state (step,) + (exp_avg, exp_avg_sq, max_exp_avg_sq)."
+);
+step_function!(
+    adagrad_step,
+    AdagradHyper,
+    "One Adagrad step; state (step,) + (sum,)."
+);
+step_function!(
+    adadelta_step,
+    AdadeltaHyper,
+    "One Adadelta step; state (step,) + (square_avg, acc_delta)."
+);
+step_function!(
+    adamax_step,
+    AdamaxHyper,
+    "One Adamax step; state (step,) + (exp_avg, exp_inf)."
+);
+step_function!(
+    nadam_step,
+    NadamHyper,
+    "One NAdam step; state (step, mu_product) + (exp_avg, exp_avg_sq)."
+);
+step_function!(
+    radam_step,
+    RadamHyper,
+    "One RAdam step; state (step,) + (exp_avg, exp_avg_sq)."
+);
+step_function!(
+    rmsprop_step,
+    RmspropHyper,
+    "One RMSprop step; state (step,) + (square_avg, momentum_buffer, grad_avg)."
+);
+step_function!(
+    rprop_step,
+    RpropHyper,
+    "One Rprop step; state (step,) + (prev, step_size)."
+);
+step_function!(
+    asgd_step,
+    AsgdHyper,
+    "One ASGD step; state (step, eta, mu) + (ax,)."
+);
 
 /// Sets the number of threads steps run on.
 #[pyfunction]
@@ -52,7 +108,19 @@ fn get_num_threads() -> usize {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sgd_step, m)?)?;
-    m.add_function(wrap_pyfunction!(adam_step, m)?)?;
+    for f in [
+        wrap_pyfunction!(adam_step, m)?,
+        wrap_pyfunction!(adagrad_step, m)?,
+        wrap_pyfunction!(adadelta_step, m)?,
+        wrap_pyfunction!(adamax_step, m)?,
+        wrap_pyfunction!(nadam_step, m)?,
+        wrap_pyfunction!(radam_step, m)?,
+        wrap_pyfunction!(rmsprop_step, m)?,
+        wrap_pyfunction!(rprop_step, m)?,
+        wrap_pyfunction!(asgd_step, m)?,
+    ] {
+        m.add_function(f)?;
+    }
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(probe::stream, m)?)?;

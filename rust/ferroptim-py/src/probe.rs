@@ -20,11 +20,15 @@ pub(crate) fn stream(
     buffers: Vec<Vec<Bound<'_, PyAny>>>,
 ) -> PyResult<()> {
     if grads.len() != params.len() || buffers.len() != params.len() {
-        return Err(PyValueError::new_err("params, grads and buffers differ in length"));
+        return Err(PyValueError::new_err(
+            "params, grads and buffers differ in length",
+        ));
     }
     let nb = buffers.first().map_or(0, Vec::len);
     if nb > MAX_BUFFERS || buffers.iter().any(|b| b.len() != nb) {
-        return Err(PyValueError::new_err(format!("every parameter needs the same number (≤ {MAX_BUFFERS}) of buffers")));
+        return Err(PyValueError::new_err(format!(
+            "every parameter needs the same number (≤ {MAX_BUFFERS}) of buffers"
+        )));
     }
     let mut ops: Vec<(Dtype, Vec<Operand<'_>>)> = Vec::with_capacity(params.len());
     for (i, ((p, g), bs)) in params.into_iter().zip(grads).zip(buffers).enumerate() {
@@ -64,7 +68,9 @@ pub(crate) fn stream(
         entries.push(entry);
     }
     if let Some((a, b)) = overlaps.find(py, &keep)? {
-        return Err(PyValueError::new_err(format!("arrays {a} and {b} of the probe share memory")));
+        return Err(PyValueError::new_err(format!(
+            "arrays {a} and {b} of the probe share memory"
+        )));
     }
     // SAFETY: the arrays were checked (dtype, contiguity via the operands' copies,
     // overlap above) and `keep` holds them alive until this function returns.

@@ -44,25 +44,39 @@ pub struct TensorSlices<'a, T> {
 }
 
 impl<'a, T> TensorSlices<'a, T> {
-    /// Groups a parameter's slices.
+    /// Groups a parameter's slices; an empty buffer stands for a slot the
+    /// configuration does not use (see [`Elementwise::uses_buffer`]).
     ///
     /// # Panics
-    /// If the gradient or a buffer is not as long as the parameter, or if more than
-    /// [`MAX_BUFFERS`] buffers are given.
+    /// If the gradient or a non-empty buffer is not as long as the parameter, or if
+    /// more than [`MAX_BUFFERS`] buffers are given.
     pub fn new(
         param: &'a mut [T],
         grad: &'a [T],
         buffers: impl IntoIterator<Item = &'a mut [T]>,
     ) -> Self {
         let n = param.len();
-        assert_eq!(grad.len(), n, "the gradient has {} elements, the parameter {n}", grad.len());
+        assert_eq!(
+            grad.len(),
+            n,
+            "the gradient has {} elements, the parameter {n}",
+            grad.len()
+        );
         let mut slots: [&'a mut [T]; MAX_BUFFERS] = Default::default();
         for (k, b) in buffers.into_iter().enumerate() {
             assert!(k < MAX_BUFFERS, "more than {MAX_BUFFERS} state buffers");
-            assert_eq!(b.len(), n, "state buffer {k} has {} elements, the parameter {n}", b.len());
+            assert!(
+                b.is_empty() || b.len() == n,
+                "state buffer {k} has {} elements, the parameter {n}",
+                b.len()
+            );
             slots[k] = b;
         }
-        TensorSlices { param, grad, buffers: slots }
+        TensorSlices {
+            param,
+            grad,
+            buffers: slots,
+        }
     }
 
     /// The number of elements.
@@ -75,9 +89,10 @@ impl<'a, T> TensorSlices<'a, T> {
         self.param.is_empty()
     }
 
-    /// The number of leading buffer slots that are in use (as long as the parameter).
-    fn buffers_in_use(&self) -> usize {
-        self.buffers.iter().take_while(|b| b.len() == self.param.len() && !b.is_empty()).count()
+    /// Whether exactly the buffer slots `kernel` uses are present.
+    fn fits<K: Elementwise>(&self, kernel: &K) -> bool {
+        (0..MAX_BUFFERS)
+            .all(|k| (self.buffers[k].len() == self.param.len()) == kernel.uses_buffer(k))
     }
 
     /// Splits into the first `mid` elements and the rest.
@@ -94,8 +109,16 @@ impl<'a, T> TensorSlices<'a, T> {
             }
         }
         (
-            TensorSlices { param: p0, grad: g0, buffers: b0 },
-            TensorSlices { param: p1, grad: g1, buffers: b1 },
+            TensorSlices {
+                param: p0,
+                grad: g0,
+                buffers: b0,
+            },
+            TensorSlices {
+                param: p1,
+                grad: g1,
+                buffers: b1,
+            },
         )
     }
 }
@@ -111,8 +134,15 @@ pub trait Elementwise: Sync {
     /// The constants of one tensor's update at one step (bias corrections...).
     type Step: Copy + Send + Sync;
 
-    /// How many state buffers this configuration uses (e.g. 3 for Adam with amsgrad).
+    /// How many buffer slots this configuration spans (e.g. 3 for Adam with amsgrad).
     fn buffers(&self) -> usize;
+
+    /// Whether this configuration uses buffer slot `k` (below [`buffers`](Self::buffers));
+    /// all of them unless overridden (RMSprop keeps `grad_avg` in slot 2 without
+    /// `momentum_buffer` in slot 1 when centered without momentum).
+    fn uses_buffer(&self, k: usize) -> bool {
+        k < self.buffers()
+    }
 
     /// Advances one parameter's scalar state by a step and returns the constants of
     /// its update. `fresh`: its state was created for this step. Must be a pure
@@ -150,7 +180,12 @@ pub struct Batch<'a, K: Elementwise, T> {
 
 impl<K: Elementwise, T> Default for Batch<'_, K, T> {
     fn default() -> Self {
-        Batch { jobs: Vec::new(), elements: 0, memo: None, immediate: false }
+        Batch {
+            jobs: Vec::new(),
+            elements: 0,
+            memo: None,
+            immediate: false,
+        }
     }
 }
 
@@ -163,7 +198,10 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
     /// An empty batch for about `elements` elements in all: below the size worth
     /// the pool (or with one thread) each update runs as it is pushed.
     pub fn with_size(elements: usize) -> Self {
-        Batch { immediate: serial(elements), ..Self::default() }
+        Batch {
+            immediate: serial(elements),
+            ..Self::default()
+        }
     }
 
     /// Adds one parameter: advances its scalar state now (see [`Elementwise::begin`])
@@ -171,15 +209,24 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
     ///
     /// # Panics
     /// If `scalars` does not hold `K::SCALARS` values, or if the tensor's buffers are
-    /// not the `kernel.buffers()` the configuration uses.
-    pub fn push(&mut self, kernel: &'a K, scalars: &mut [f64], fresh: bool, tensor: TensorSlices<'a, T>) {
-        assert_eq!(scalars.len(), K::SCALARS, "expected {} scalar state values", K::SCALARS);
+    /// not the slots the configuration uses.
+    pub fn push(
+        &mut self,
+        kernel: &'a K,
+        scalars: &mut [f64],
+        fresh: bool,
+        tensor: TensorSlices<'a, T>,
+    ) {
+        assert_eq!(
+            scalars.len(),
+            K::SCALARS,
+            "expected {} scalar state values",
+            K::SCALARS
+        );
         if !tensor.is_empty() {
-            assert_eq!(
-                tensor.buffers_in_use(),
-                kernel.buffers(),
-                "this configuration uses {} state buffers",
-                kernel.buffers()
+            assert!(
+                tensor.fits(kernel),
+                "the state buffers are not the slots this configuration uses"
             );
         }
         let step = match &self.memo {
@@ -197,7 +244,13 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
                 let step = kernel.begin(scalars, fresh);
                 let mut after = [0.0; MAX_SCALARS];
                 after[..K::SCALARS].copy_from_slice(scalars);
-                self.memo = Some(Memo { kernel, fresh, before, after, step });
+                self.memo = Some(Memo {
+                    kernel,
+                    fresh,
+                    before,
+                    after,
+                    step,
+                });
                 step
             }
         };
@@ -208,7 +261,11 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
         if self.immediate {
             kernel.update(&step, tensor);
         } else {
-            self.jobs.push(Job { kernel, step, tensor });
+            self.jobs.push(Job {
+                kernel,
+                step,
+                tensor,
+            });
         }
     }
 
@@ -242,16 +299,30 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
             return;
         }
         let mut work = Vec::with_capacity(self.jobs.len() + self.elements / CHUNK);
-        for Job { kernel, step, mut tensor } in self.jobs {
+        for Job {
+            kernel,
+            step,
+            mut tensor,
+        } in self.jobs
+        {
             while tensor.len() > CHUNK {
                 let (head, tail) = tensor.split_at(CHUNK);
-                work.push(Job { kernel, step, tensor: head });
+                work.push(Job {
+                    kernel,
+                    step,
+                    tensor: head,
+                });
                 tensor = tail;
             }
-            work.push(Job { kernel, step, tensor });
+            work.push(Job {
+                kernel,
+                step,
+                tensor,
+            });
         }
         threads::install(|| {
-            work.into_par_iter().for_each(|j| j.kernel.update(&j.step, j.tensor));
+            work.into_par_iter()
+                .for_each(|j| j.kernel.update(&j.step, j.tensor));
         });
     }
 }

@@ -24,10 +24,21 @@ use std::fmt;
 
 pub use element::Element;
 pub use exec::{Batch, Elementwise, TensorSlices, MAX_BUFFERS, MAX_SCALARS};
+pub use kernels::adadelta::AdadeltaHyper;
+pub use kernels::adagrad::{AdagradHyper, AdagradStep};
 pub use kernels::adam::{adam, AdamHyper, AdamStep};
+pub use kernels::adamax::AdamaxHyper;
+pub use kernels::asgd::{AsgdHyper, AsgdStep};
+pub use kernels::nadam::{NadamHyper, NadamStep};
+pub use kernels::radam::{RadamHyper, RadamStep};
+pub use kernels::rmsprop::RmspropHyper;
+pub use kernels::rprop::RpropHyper;
 pub use kernels::sgd::{sgd, SgdHyper};
 pub use kernels::stream::Stream;
-pub use optim::{Adam, Optimizer, ParamState, Sgd, StepError};
+pub use optim::{
+    Adadelta, Adagrad, Adam, Adamax, Asgd, Nadam, Optimizer, ParamState, Radam, Rmsprop, Rprop,
+    Sgd, StepError,
+};
 pub use threads::{get_num_threads, set_num_threads, ThreadsError};
 
 /// A hyperparameter torch would refuse, with torch's message.

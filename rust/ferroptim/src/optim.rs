@@ -21,9 +21,10 @@ use std::fmt;
 
 use crate::element::Element;
 use crate::exec::{Batch, Elementwise, TensorSlices, MAX_SCALARS};
-use crate::kernels::adam::AdamHyper;
-use crate::kernels::sgd::SgdHyper;
-use crate::{HyperError, Validate};
+use crate::{
+    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, HyperError, NadamHyper,
+    RadamHyper, RmspropHyper, RpropHyper, SgdHyper, Validate,
+};
 
 /// The state of one parameter: its scalars (e.g. Adam's `step`) and its buffers, in
 /// the order the kernel documents (Adam: `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`).
@@ -39,20 +40,40 @@ pub enum StepError {
     /// `params` and `grads` differ in length.
     Count { params: usize, grads: usize },
     /// A gradient is not as long as its parameter.
-    GradLength { index: usize, param: usize, grad: usize },
+    GradLength {
+        index: usize,
+        param: usize,
+        grad: usize,
+    },
     /// A parameter's length changed since its state was created.
-    StateLength { index: usize, param: usize, state: usize },
+    StateLength {
+        index: usize,
+        param: usize,
+        state: usize,
+    },
 }
 
 impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            StepError::Count { params, grads } => write!(f, "{params} parameters but {grads} gradients"),
-            StepError::GradLength { index, param, grad } => {
-                write!(f, "parameter {index} has {param} elements but its gradient {grad}")
+            StepError::Count { params, grads } => {
+                write!(f, "{params} parameters but {grads} gradients")
             }
-            StepError::StateLength { index, param, state } => {
-                write!(f, "parameter {index} has {param} elements but its state {state}")
+            StepError::GradLength { index, param, grad } => {
+                write!(
+                    f,
+                    "parameter {index} has {param} elements but its gradient {grad}"
+                )
+            }
+            StepError::StateLength {
+                index,
+                param,
+                state,
+            } => {
+                write!(
+                    f,
+                    "parameter {index} has {param} elements but its state {state}"
+                )
             }
         }
     }
@@ -72,12 +93,31 @@ pub struct Optimizer<K, T> {
 pub type Sgd<T> = Optimizer<SgdHyper, T>;
 /// Adam or AdamW over parameters of type `T` (see [`AdamHyper::adam`], [`AdamHyper::adamw`]).
 pub type Adam<T> = Optimizer<AdamHyper, T>;
+/// Adagrad over parameters of type `T` (see [`AdagradHyper`]).
+pub type Adagrad<T> = Optimizer<AdagradHyper, T>;
+/// Adadelta over parameters of type `T` (see [`AdadeltaHyper`]).
+pub type Adadelta<T> = Optimizer<AdadeltaHyper, T>;
+/// Adamax over parameters of type `T` (see [`AdamaxHyper`]).
+pub type Adamax<T> = Optimizer<AdamaxHyper, T>;
+/// NAdam over parameters of type `T` (see [`NadamHyper`]).
+pub type Nadam<T> = Optimizer<NadamHyper, T>;
+/// RAdam over parameters of type `T` (see [`RadamHyper`]).
+pub type Radam<T> = Optimizer<RadamHyper, T>;
+/// RMSprop over parameters of type `T` (see [`RmspropHyper`]).
+pub type Rmsprop<T> = Optimizer<RmspropHyper, T>;
+/// Rprop over parameters of type `T` (see [`RpropHyper`]).
+pub type Rprop<T> = Optimizer<RpropHyper, T>;
+/// ASGD over parameters of type `T` (see [`AsgdHyper`]).
+pub type Asgd<T> = Optimizer<AsgdHyper, T>;
 
 impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
     /// An optimizer with no state yet; refuses hyperparameters torch refuses.
     pub fn new(hyper: K) -> Result<Self, HyperError> {
         hyper.validate()?;
-        Ok(Optimizer { hyper, state: Vec::new() })
+        Ok(Optimizer {
+            hyper,
+            state: Vec::new(),
+        })
     }
 
     /// The state of parameter `index`, if it has had a step.
@@ -93,20 +133,35 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
 
     /// One step; parameters whose gradient is `None` are skipped and keep their state,
     /// as torch skips parameters whose `.grad` is None.
-    pub fn step_some(&mut self, params: &mut [&mut [T]], grads: &[Option<&[T]>]) -> Result<(), StepError> {
+    pub fn step_some(
+        &mut self,
+        params: &mut [&mut [T]],
+        grads: &[Option<&[T]>],
+    ) -> Result<(), StepError> {
         if params.len() != grads.len() {
-            return Err(StepError::Count { params: params.len(), grads: grads.len() });
+            return Err(StepError::Count {
+                params: params.len(),
+                grads: grads.len(),
+            });
         }
         for (index, (p, g)) in params.iter().zip(grads).enumerate() {
             if let Some(g) = g {
                 if g.len() != p.len() {
-                    return Err(StepError::GradLength { index, param: p.len(), grad: g.len() });
+                    return Err(StepError::GradLength {
+                        index,
+                        param: p.len(),
+                        grad: g.len(),
+                    });
                 }
             }
             if let Some(Some(st)) = self.state.get(index) {
-                if let Some(b) = st.buffers.first() {
+                if let Some(b) = st.buffers.iter().find(|b| !b.is_empty()) {
                     if b.len() != p.len() {
-                        return Err(StepError::StateLength { index, param: p.len(), state: b.len() });
+                        return Err(StepError::StateLength {
+                            index,
+                            param: p.len(),
+                            state: b.len(),
+                        });
                     }
                 }
             }
@@ -116,18 +171,41 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
         }
         let Optimizer { hyper, state } = self;
         let nb = hyper.buffers();
-        let elements = params.iter().zip(grads).filter(|(_, g)| g.is_some()).map(|(p, _)| p.len()).sum();
+        let elements = params
+            .iter()
+            .zip(grads)
+            .filter(|(_, g)| g.is_some())
+            .map(|(p, _)| p.len())
+            .sum();
         let mut batch = Batch::with_size(elements);
         for ((p, g), st) in params.iter_mut().zip(grads).zip(state.iter_mut()) {
             let Some(g) = g else { continue };
             let fresh = st.is_none();
-            let st = st.get_or_insert_with(|| ParamState { scalars: [0.0; MAX_SCALARS], buffers: Vec::new() });
+            let st = st.get_or_insert_with(|| ParamState {
+                scalars: [0.0; MAX_SCALARS],
+                buffers: Vec::new(),
+            });
             let fresh = fresh || st.buffers.is_empty();
-            while st.buffers.len() < nb {
-                st.buffers.push(vec![T::zero(); p.len()]);
+            st.buffers.resize(st.buffers.len().max(nb), Vec::new());
+            for (k, b) in st.buffers[..nb].iter_mut().enumerate() {
+                // A slot this configuration uses and the state lacks starts at zero.
+                if hyper.uses_buffer(k) && b.len() != p.len() {
+                    *b = vec![T::zero(); p.len()];
+                }
             }
             let ParamState { scalars, buffers } = st;
-            let slices = TensorSlices::new(p, g, buffers[..nb].iter_mut().map(|b| b.as_mut_slice()));
+            let used = buffers[..nb].iter_mut().enumerate();
+            let slices = TensorSlices::new(
+                p,
+                g,
+                used.map(|(k, b)| {
+                    if hyper.uses_buffer(k) {
+                        b.as_mut_slice()
+                    } else {
+                        &mut []
+                    }
+                }),
+            );
             batch.push(&*hyper, &mut scalars[..K::SCALARS], fresh, slices);
         }
         batch.run();
@@ -143,8 +221,14 @@ mod tests {
     fn skips_params_without_grad_and_keeps_their_state_empty() {
         let mut a = vec![1.0f64; 3];
         let mut b = vec![2.0f64; 2];
-        let mut opt = Sgd::new(SgdHyper { lr: 0.1, momentum: 0.9, ..Default::default() }).unwrap();
-        opt.step_some(&mut [&mut a, &mut b], &[Some(&[1.0; 3]), None]).unwrap();
+        let mut opt = Sgd::new(SgdHyper {
+            lr: 0.1,
+            momentum: 0.9,
+            ..Default::default()
+        })
+        .unwrap();
+        opt.step_some(&mut [&mut a, &mut b], &[Some(&[1.0; 3]), None])
+            .unwrap();
         assert_eq!(a, vec![0.9; 3]);
         assert_eq!(b, vec![2.0; 2]);
         assert!(opt.state(1).is_none());
@@ -156,10 +240,21 @@ mod tests {
         let mut a = vec![1.0f32; 3];
         let mut opt = Adam::new(AdamHyper::adam()).unwrap();
         let err = opt.step(&mut [&mut a], &[&[1.0; 2]]).unwrap_err();
-        assert_eq!(err, StepError::GradLength { index: 0, param: 3, grad: 2 });
+        assert_eq!(
+            err,
+            StepError::GradLength {
+                index: 0,
+                param: 3,
+                grad: 2
+            }
+        );
         assert_eq!(a, vec![1.0; 3]);
         assert!(opt.state(0).is_none());
-        assert!(Adam::<f32>::new(AdamHyper { lr: -1.0, ..AdamHyper::adam() }).is_err());
+        assert!(Adam::<f32>::new(AdamHyper {
+            lr: -1.0,
+            ..AdamHyper::adam()
+        })
+        .is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@
 
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::{Elementwise, TensorSlices};
-use crate::kernels::{simd_targets, with_const_bool};
+use crate::kernels::{check, check_betas, simd_targets, with_const_bool, Decay};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of Adam / AdamW.
@@ -50,9 +50,12 @@ impl AdamHyper {
 
     /// `torch.optim.AdamW`'s defaults: weight decay 1e-2, decoupled.
     pub const fn adamw() -> Self {
-        AdamHyper { weight_decay: 1e-2, decoupled_weight_decay: true, ..Self::adam() }
+        AdamHyper {
+            weight_decay: 1e-2,
+            decoupled_weight_decay: true,
+            ..Self::adam()
+        }
     }
-
 
     /// The step-dependent constants of step `t` (the count after this step), computed
     /// in `f64` as torch computes them in Python floats.
@@ -93,12 +96,16 @@ pub fn adam<T: Element>(
     exp_avg_sq: &mut [T],
     max_exp_avg_sq: Option<&mut [T]>,
 ) {
-    adam_with(h, &h.at_step(step), param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq)
+    adam_with(
+        h,
+        &h.at_step(step),
+        param,
+        grad,
+        exp_avg,
+        exp_avg_sq,
+        max_exp_avg_sq,
+    )
 }
-
-const NO_DECAY: u8 = 0;
-const L2: u8 = 1;
-const DECOUPLED: u8 = 2;
 
 fn adam_with<T: Element>(
     h: &AdamHyper,
@@ -110,7 +117,11 @@ fn adam_with<T: Element>(
     max_exp_avg_sq: Option<&mut [T]>,
 ) {
     let n = param.len();
-    for (name, len) in [("gradient", grad.len()), ("exp_avg", exp_avg.len()), ("exp_avg_sq", exp_avg_sq.len())] {
+    for (name, len) in [
+        ("gradient", grad.len()),
+        ("exp_avg", exp_avg.len()),
+        ("exp_avg_sq", exp_avg_sq.len()),
+    ] {
         assert_eq!(len, n, "the {name} has {len} elements, the parameter {n}");
     }
     let c = Coef {
@@ -125,17 +136,22 @@ fn adam_with<T: Element>(
     };
     let max = if h.amsgrad {
         let m = max_exp_avg_sq.expect("Adam with amsgrad needs max_exp_avg_sq");
-        assert_eq!(m.len(), n, "max_exp_avg_sq has {} elements, the parameter {n}", m.len());
+        assert_eq!(
+            m.len(),
+            n,
+            "max_exp_avg_sq has {} elements, the parameter {n}",
+            m.len()
+        );
         m
     } else {
         &mut []
     };
     let (m, v) = (exp_avg, exp_avg_sq);
     with_const_bool!(h.maximize, MAX => with_const_bool!(h.amsgrad, AMS => {
-        match (h.weight_decay != 0.0, h.decoupled_weight_decay) {
-            (false, _) => adam_loop::<T, MAX, NO_DECAY, AMS>(&c, param, grad, m, v, max),
-            (true, false) => adam_loop::<T, MAX, L2, AMS>(&c, param, grad, m, v, max),
-            (true, true) => adam_loop::<T, MAX, DECOUPLED, AMS>(&c, param, grad, m, v, max),
+        match Decay::of(h.weight_decay, h.decoupled_weight_decay) {
+            Decay::None => adam_loop::<T, MAX, { Decay::None as u8 }, AMS>(&c, param, grad, m, v, max),
+            Decay::L2 => adam_loop::<T, MAX, { Decay::L2 as u8 }, AMS>(&c, param, grad, m, v, max),
+            Decay::Decoupled => adam_loop::<T, MAX, { Decay::Decoupled as u8 }, AMS>(&c, param, grad, m, v, max),
         }
     }))
 }
@@ -168,9 +184,9 @@ fn adam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8, const AMSGRAD: b
     for i in 0..n {
         let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
         let mut p = param[i];
-        if DECAY == L2 {
+        if DECAY == Decay::L2 as u8 {
             g = g + c.weight_decay * p;
-        } else if DECAY == DECOUPLED {
+        } else if DECAY == Decay::Decoupled as u8 {
             p = p * c.decay;
         }
         let m = lerp(exp_avg[i], g, c.beta1);
@@ -192,25 +208,17 @@ fn adam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8, const AMSGRAD: b
 
 impl Validate for AdamHyper {
     /// torch's argument checks, with its messages.
-    // `!(x >= 0.0)` rather than `x < 0.0`: NaN must fail, as in torch's `not 0.0 <= lr`.
-    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     fn validate(&self) -> Result<(), HyperError> {
-        if !(self.lr >= 0.0) {
-            return Err(HyperError(format!("Invalid learning rate: {}", self.lr)));
-        }
-        if !(self.eps >= 0.0) {
-            return Err(HyperError(format!("Invalid epsilon value: {}", self.eps)));
-        }
-        if !(0.0..1.0).contains(&self.betas.0) {
-            return Err(HyperError(format!("Invalid beta parameter at index 0: {}", self.betas.0)));
-        }
-        if !(0.0..1.0).contains(&self.betas.1) {
-            return Err(HyperError(format!("Invalid beta parameter at index 1: {}", self.betas.1)));
-        }
-        if !(self.weight_decay >= 0.0) {
-            return Err(HyperError(format!("Invalid weight_decay value: {}", self.weight_decay)));
-        }
-        Ok(())
+        check(self.lr >= 0.0, || {
+            format!("Invalid learning rate: {}", self.lr)
+        })?;
+        check(self.eps >= 0.0, || {
+            format!("Invalid epsilon value: {}", self.eps)
+        })?;
+        check_betas(self.betas)?;
+        check(self.weight_decay >= 0.0, || {
+            format!("Invalid weight_decay value: {}", self.weight_decay)
+        })
     }
 }
 
@@ -234,7 +242,15 @@ impl Elementwise for AdamHyper {
 
     fn update<T: Element>(&self, step: &AdamStep, t: TensorSlices<'_, T>) {
         let [m, v, max] = t.buffers;
-        adam_with(self, step, t.param, t.grad, m, v, self.amsgrad.then_some(max));
+        adam_with(
+            self,
+            step,
+            t.param,
+            t.grad,
+            m,
+            v,
+            self.amsgrad.then_some(max),
+        );
     }
 }
 
@@ -244,7 +260,14 @@ mod tests {
     use crate::kernels::testing::{check_against_reference, ops};
 
     /// torch's `_single_tensor_adam`, one whole-tensor operation at a time.
-    fn reference<T: Element>(h: &AdamHyper, scalars: &mut [f64], _fresh: bool, p: &mut [T], g: &[T], bufs: &mut [Vec<T>]) {
+    fn reference<T: Element>(
+        h: &AdamHyper,
+        scalars: &mut [f64],
+        _fresh: bool,
+        p: &mut [T],
+        g: &[T],
+        bufs: &mut [Vec<T>],
+    ) {
         let mut grad = g.to_vec();
         if h.maximize {
             ops::neg(&mut grad);
@@ -285,7 +308,9 @@ mod tests {
         let mut out = Vec::new();
         for maximize in [false, true] {
             for amsgrad in [false, true] {
-                for (weight_decay, decoupled_weight_decay) in [(0.0, false), (0.1, false), (0.1, true)] {
+                for (weight_decay, decoupled_weight_decay) in
+                    [(0.0, false), (0.1, false), (0.1, true)]
+                {
                     out.push(AdamHyper {
                         lr: 0.01,
                         weight_decay,
@@ -298,7 +323,10 @@ mod tests {
             }
         }
         // β₁ below 1/2: torch's lerp takes its other formula.
-        out.push(AdamHyper { betas: (0.3, 0.9), ..AdamHyper::adam() });
+        out.push(AdamHyper {
+            betas: (0.3, 0.9),
+            ..AdamHyper::adam()
+        });
         out
     }
 
@@ -318,8 +346,14 @@ mod tests {
 
     #[test]
     fn validates_like_torch() {
-        let bad = AdamHyper { betas: (1.0, 0.0), ..AdamHyper::adam() };
-        assert_eq!(bad.validate().unwrap_err().to_string(), "Invalid beta parameter at index 0: 1");
+        let bad = AdamHyper {
+            betas: (1.0, 0.0),
+            ..AdamHyper::adam()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "Invalid beta parameter at index 0: 1"
+        );
         assert!(AdamHyper::adamw().validate().is_ok());
     }
 }

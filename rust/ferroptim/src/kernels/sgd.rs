@@ -64,7 +64,12 @@ pub fn sgd<T: Element>(
     first: bool,
 ) {
     let n = param.len();
-    assert_eq!(grad.len(), n, "the gradient has {} elements, the parameter {n}", grad.len());
+    assert_eq!(
+        grad.len(),
+        n,
+        "the gradient has {} elements, the parameter {n}",
+        grad.len()
+    );
     let c = Coef {
         weight_decay: T::of(h.weight_decay),
         momentum: T::of(h.momentum),
@@ -128,13 +133,21 @@ impl Validate for SgdHyper {
             return Err(HyperError(format!("Invalid learning rate: {}", self.lr)));
         }
         if !(self.momentum >= 0.0) {
-            return Err(HyperError(format!("Invalid momentum value: {}", self.momentum)));
+            return Err(HyperError(format!(
+                "Invalid momentum value: {}",
+                self.momentum
+            )));
         }
         if !(self.weight_decay >= 0.0) {
-            return Err(HyperError(format!("Invalid weight_decay value: {}", self.weight_decay)));
+            return Err(HyperError(format!(
+                "Invalid weight_decay value: {}",
+                self.weight_decay
+            )));
         }
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
-            return Err(HyperError("Nesterov momentum requires a momentum and zero dampening".into()));
+            return Err(HyperError(
+                "Nesterov momentum requires a momentum and zero dampening".into(),
+            ));
         }
         Ok(())
     }
@@ -155,7 +168,13 @@ impl Elementwise for SgdHyper {
 
     fn update<T: Element>(&self, first: &bool, t: TensorSlices<'_, T>) {
         let [buf, ..] = t.buffers;
-        sgd(self, t.param, t.grad, self.uses_momentum().then_some(buf), *first);
+        sgd(
+            self,
+            t.param,
+            t.grad,
+            self.uses_momentum().then_some(buf),
+            *first,
+        );
     }
 }
 
@@ -165,7 +184,14 @@ mod tests {
     use crate::kernels::testing::{check_against_reference, ops};
 
     /// torch's `_single_tensor_sgd`, one whole-tensor operation at a time.
-    fn reference<T: Element>(h: &SgdHyper, _scalars: &mut [f64], first: bool, p: &mut [T], g: &[T], bufs: &mut [Vec<T>]) {
+    fn reference<T: Element>(
+        h: &SgdHyper,
+        _scalars: &mut [f64],
+        first: bool,
+        p: &mut [T],
+        g: &[T],
+        bufs: &mut [Vec<T>],
+    ) {
         let mut grad = g.to_vec();
         if h.maximize {
             ops::neg(&mut grad);
@@ -194,10 +220,20 @@ mod tests {
         let mut out = Vec::new();
         for maximize in [false, true] {
             for weight_decay in [0.0, 0.1] {
-                for (momentum, dampening, nesterov) in
-                    [(0.0, 0.0, false), (0.9, 0.0, false), (0.9, 0.3, false), (0.9, 0.0, true)]
-                {
-                    out.push(SgdHyper { lr: 0.05, momentum, dampening, weight_decay, nesterov, maximize });
+                for (momentum, dampening, nesterov) in [
+                    (0.0, 0.0, false),
+                    (0.9, 0.0, false),
+                    (0.9, 0.3, false),
+                    (0.9, 0.0, true),
+                ] {
+                    out.push(SgdHyper {
+                        lr: 0.05,
+                        momentum,
+                        dampening,
+                        weight_decay,
+                        nesterov,
+                        maximize,
+                    });
                 }
             }
         }
@@ -220,9 +256,18 @@ mod tests {
 
     #[test]
     fn validates_like_torch() {
-        let bad = SgdHyper { momentum: -0.5, ..Default::default() };
-        assert_eq!(bad.validate().unwrap_err().to_string(), "Invalid momentum value: -0.5");
-        let bad = SgdHyper { nesterov: true, ..Default::default() };
+        let bad = SgdHyper {
+            momentum: -0.5,
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "Invalid momentum value: -0.5"
+        );
+        let bad = SgdHyper {
+            nesterov: true,
+            ..Default::default()
+        };
         assert!(bad.validate().is_err());
         assert!(SgdHyper::default().validate().is_ok());
     }

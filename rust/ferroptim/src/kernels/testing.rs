@@ -11,8 +11,9 @@ use crate::threads::{set_num_threads, tests::THREADS_LOCK};
 pub(crate) const LENGTHS: [usize; 5] = [0, 1, 7, 33, 1_000_003];
 /// Thread counts every kernel is checked with.
 pub(crate) const THREADS: [usize; 2] = [1, 3];
-/// Steps per check: the first step (fresh state) and later ones.
-const STEPS: usize = 3;
+/// Steps per check: the first step (fresh state) and later ones (RAdam rectifies
+/// from its fourth).
+const STEPS: usize = 5;
 
 /// A small deterministic generator (xorshift64*), so tests need no extra crate.
 pub(crate) struct Rng(u64);
@@ -76,7 +77,9 @@ pub(crate) mod ops {
     /// `x.lerp_(end, weight)`
     pub(crate) fn lerp<T: Element>(x: &mut [T], end: &[T], weight: f64) {
         let w = Lerp::new(weight);
-        x.iter_mut().zip(end).for_each(|(v, &e)| *v = lerp_elem(*v, e, w));
+        x.iter_mut()
+            .zip(end)
+            .for_each(|(v, &e)| *v = lerp_elem(*v, e, w));
     }
 
     /// `x.sqrt()`
@@ -96,6 +99,16 @@ pub(crate) mod ops {
         x.iter_mut().for_each(|v| *v = *v + s);
     }
 
+    /// `x.mul_(y)` for a tensor `y`
+    pub(crate) fn mul_elementwise<T: Element>(x: &mut [T], y: &[T]) {
+        x.iter_mut().zip(y).for_each(|(v, &w)| *v = *v * w);
+    }
+
+    /// `x.div_(y)` for a tensor `y`
+    pub(crate) fn div_elementwise<T: Element>(x: &mut [T], y: &[T]) {
+        x.iter_mut().zip(y).for_each(|(v, &w)| *v = *v / w);
+    }
+
     /// `torch.nan_max(x, y, out=x)`
     pub(crate) fn maximum<T: Element>(x: &mut [T], y: &[T]) {
         x.iter_mut().zip(y).for_each(|(v, &w)| *v = v.nan_max(w));
@@ -106,7 +119,11 @@ fn assert_same_bits<T: Element>(what: &str, got: &[T], want: &[T]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
         let (a, b) = (a.to_f64().unwrap(), b.to_f64().unwrap());
-        assert!(a.to_bits() == b.to_bits(), "{what}[{i}] of {}: kernel {a:e}, reference {b:e}", got.len());
+        assert!(
+            a.to_bits() == b.to_bits(),
+            "{what}[{i}] of {}: kernel {a:e}, reference {b:e}",
+            got.len()
+        );
     }
 }
 
@@ -118,23 +135,47 @@ pub(crate) type Reference<K, T> = fn(&K, &mut [f64], bool, &mut [T], &[T], &mut 
 /// Runs a few steps of `kernel` on tensors of every length in [`LENGTHS`], all in one
 /// [`Batch`], with each thread count in [`THREADS`], and checks that parameters,
 /// buffers and scalars equal the scalar reference's bit for bit after every step.
-pub(crate) fn check_against_reference<K: Elementwise, T: Element>(kernel: &K, reference: Reference<K, T>) {
+pub(crate) fn check_against_reference<K: Elementwise, T: Element>(
+    kernel: &K,
+    reference: Reference<K, T>,
+) {
     let _guard = THREADS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let nb = kernel.buffers();
     for threads in THREADS {
         set_num_threads(threads).unwrap();
         let mut rng = Rng::new(threads as u64 + 17);
         let mut params: Vec<Vec<T>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
-        let mut bufs: Vec<Vec<Vec<T>>> = LENGTHS.iter().map(|&n| vec![vec![T::zero(); n]; nb]).collect();
+        let mut bufs: Vec<Vec<Vec<T>>> = LENGTHS
+            .iter()
+            .map(|&n| {
+                (0..nb)
+                    .map(|k| vec![T::zero(); if kernel.uses_buffer(k) { n } else { 0 }])
+                    .collect()
+            })
+            .collect();
         let mut scalars = vec![[0.0f64; MAX_SCALARS]; LENGTHS.len()];
-        let (mut params_ref, mut bufs_ref, mut scalars_ref) = (params.clone(), bufs.clone(), scalars.clone());
+        let (mut params_ref, mut bufs_ref, mut scalars_ref) =
+            (params.clone(), bufs.clone(), scalars.clone());
         for step in 0..STEPS {
             let grads: Vec<Vec<T>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
             let fresh = step == 0;
             // One thread: updates run as they are pushed; more: queued for the pool.
-            let mut batch = if threads == 1 { Batch::with_size(0) } else { Batch::new() };
-            for (((p, g), b), s) in params.iter_mut().zip(&grads).zip(bufs.iter_mut()).zip(scalars.iter_mut()) {
-                let slices = TensorSlices::new(p.as_mut_slice(), g.as_slice(), b.iter_mut().map(|v| v.as_mut_slice()));
+            let mut batch = if threads == 1 {
+                Batch::with_size(0)
+            } else {
+                Batch::new()
+            };
+            for (((p, g), b), s) in params
+                .iter_mut()
+                .zip(&grads)
+                .zip(bufs.iter_mut())
+                .zip(scalars.iter_mut())
+            {
+                let slices = TensorSlices::new(
+                    p.as_mut_slice(),
+                    g.as_slice(),
+                    b.iter_mut().map(|v| v.as_mut_slice()),
+                );
                 batch.push(kernel, &mut s[..K::SCALARS], fresh, slices);
             }
             // The lengths add up to less than the serial threshold: ask for the pool.
@@ -144,7 +185,14 @@ pub(crate) fn check_against_reference<K: Elementwise, T: Element>(kernel: &K, re
                 batch.run();
             }
             for t in 0..LENGTHS.len() {
-                reference(kernel, &mut scalars_ref[t][..K::SCALARS], fresh, &mut params_ref[t], &grads[t], &mut bufs_ref[t]);
+                reference(
+                    kernel,
+                    &mut scalars_ref[t][..K::SCALARS],
+                    fresh,
+                    &mut params_ref[t],
+                    &grads[t],
+                    &mut bufs_ref[t],
+                );
                 let at = format!("step {step}, {threads} threads, length {}", LENGTHS[t]);
                 assert_same_bits(&format!("param ({at})"), &params[t], &params_ref[t]);
                 for k in 0..nb {
@@ -153,5 +201,17 @@ pub(crate) fn check_against_reference<K: Elementwise, T: Element>(kernel: &K, re
                 assert_eq!(scalars[t], scalars_ref[t], "scalars ({at})");
             }
         }
+    }
+}
+
+/// [`check_against_reference`] for every configuration, in float32 and float64.
+pub(crate) fn check_all<K: Elementwise>(
+    configs: &[K],
+    reference32: Reference<K, f32>,
+    reference64: Reference<K, f64>,
+) {
+    for kernel in configs {
+        check_against_reference(kernel, reference32);
+        check_against_reference(kernel, reference64);
     }
 }

@@ -1,0 +1,78 @@
+"""``Adagrad``, as ``torch.optim.Adagrad``."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+from . import _checks, _core
+from ._elementwise import ElementwiseOptimizer
+
+__all__ = ["Adagrad"]
+
+
+class Adagrad(ElementwiseOptimizer):
+    r"""Adagrad (``torch.optim.Adagrad``).
+
+    Update rule, per element, with ``t`` the parameter's step count after this step
+    (kernel: ``ferroptim::kernels::adagrad``)::
+
+        g ← ∇θ, negated if maximize
+        if weight_decay ≠ 0:  g ← g + weight_decay·θ
+        clr ← lr / (1 + (t − 1)·lr_decay)
+        s ← s + g²
+        θ ← θ − clr · g / (√s + eps)
+
+    Args:
+        params (iterable): parameters or param-group dicts (see ``Optimizer``).
+        lr (float, optional): learning rate (default: 1e-2).
+        lr_decay (float, optional): learning rate decay (default: 0).
+        weight_decay (float, optional): L2 penalty (default: 0).
+        initial_accumulator_value (float, optional): starting value of ``sum``
+            (default: 0).
+        eps (float, optional): added to the denominator (default: 1e-10).
+        maximize (bool, optional): maximize the objective instead (default: False).
+        foreach, differentiable, fused: torch's device flags, accepted and ignored.
+
+    State per parameter, created at construction as torch does: ``step`` (0-d
+    float64 array) and ``sum``.
+    """
+
+    _kernel = _core.adagrad_step
+    _scalar_state = ("step",)
+    _buffer_state = ("sum",)
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        lr_decay: float = 0,
+        weight_decay: float = 0,
+        initial_accumulator_value: float = 0,
+        eps: float = 1e-10,
+        foreach: Optional[bool] = None,
+        *,
+        maximize: bool = False,
+        differentiable: bool = False,
+        fused: Optional[bool] = None,
+    ) -> None:
+        _checks.lr(lr)
+        _checks.at_least_zero(lr_decay, "lr_decay value")
+        _checks.weight_decay(weight_decay)
+        _checks.at_least_zero(initial_accumulator_value, "initial_accumulator_value value")
+        _checks.eps(eps)
+        defaults = dict(
+            lr=lr,
+            lr_decay=lr_decay,
+            eps=eps,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                state["step"] = np.zeros((), dtype=np.float64)
+                state["sum"] = np.full(p.data.shape, group["initial_accumulator_value"], dtype=p.data.dtype)

@@ -1,0 +1,187 @@
+//! Adadelta, as `torch.optim.Adadelta`.
+//!
+//! Update rule, per element (torch's `_single_tensor_adadelta`):
+//!
+//! ```text
+//! g ← ∇θ, negated if maximize
+//! if weight_decay ≠ 0:  g ← g + weight_decay·θ
+//! v ← ρ·v + (1 − ρ)·g²
+//! δ ← √(u + ε) / √(v + ε) · g
+//! u ← ρ·u + (1 − ρ)·δ²
+//! θ ← θ − lr·δ
+//! ```
+//!
+//! State: scalar `step`; buffers `square_avg` (v) and `acc_delta` (u).
+
+use crate::element::Element;
+use crate::exec::{Elementwise, TensorSlices};
+use crate::kernels::{check, simd_targets, with_const_bool};
+use crate::{HyperError, Validate};
+
+/// The hyperparameters of Adadelta, with torch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdadeltaHyper {
+    pub lr: f64,
+    pub rho: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub maximize: bool,
+}
+
+impl Default for AdadeltaHyper {
+    fn default() -> Self {
+        AdadeltaHyper {
+            lr: 1.0,
+            rho: 0.9,
+            eps: 1e-6,
+            weight_decay: 0.0,
+            maximize: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Coef<T> {
+    weight_decay: T,
+    rho: T,
+    one_minus_rho: T,
+    eps: T,
+    neg_lr: T,
+}
+
+simd_targets! {
+fn adadelta_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
+    c: &Coef<T>,
+    param: &mut [T],
+    grad: &[T],
+    square_avg: &mut [T],
+    acc_delta: &mut [T],
+) {
+    let n = param.len();
+    let (grad, square_avg, acc_delta) = (&grad[..n], &mut square_avg[..n], &mut acc_delta[..n]);
+    for i in 0..n {
+        let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
+        if DECAY {
+            g = g + c.weight_decay * param[i];
+        }
+        let v = square_avg[i] * c.rho + c.one_minus_rho * g * g;
+        square_avg[i] = v;
+        let delta = (acc_delta[i] + c.eps).sqrt() / (v + c.eps).sqrt() * g;
+        acc_delta[i] = acc_delta[i] * c.rho + c.one_minus_rho * delta * delta;
+        param[i] = param[i] + c.neg_lr * delta;
+    }
+}
+}
+
+impl Validate for AdadeltaHyper {
+    fn validate(&self) -> Result<(), HyperError> {
+        check(self.lr >= 0.0, || {
+            format!("Invalid learning rate: {}", self.lr)
+        })?;
+        check((0.0..=1.0).contains(&self.rho), || {
+            format!("Invalid rho value: {}", self.rho)
+        })?;
+        check(self.eps >= 0.0, || {
+            format!("Invalid epsilon value: {}", self.eps)
+        })?;
+        check(self.weight_decay >= 0.0, || {
+            format!("Invalid weight_decay value: {}", self.weight_decay)
+        })
+    }
+}
+
+impl Elementwise for AdadeltaHyper {
+    /// `step`
+    const SCALARS: usize = 1;
+    type Step = ();
+
+    /// `square_avg`, `acc_delta`
+    fn buffers(&self) -> usize {
+        2
+    }
+
+    fn begin(&self, scalars: &mut [f64], _fresh: bool) {
+        scalars[0] += 1.0;
+    }
+
+    fn update<T: Element>(&self, _: &(), t: TensorSlices<'_, T>) {
+        let [v, u, _] = t.buffers;
+        let c = Coef {
+            weight_decay: T::of(self.weight_decay),
+            rho: T::of(self.rho),
+            one_minus_rho: T::of(1.0 - self.rho),
+            eps: T::of(self.eps),
+            neg_lr: T::of(-self.lr),
+        };
+        with_const_bool!(self.maximize, MAX => with_const_bool!(self.weight_decay != 0.0, DECAY =>
+            adadelta_loop::<T, MAX, DECAY>(&c, t.param, t.grad, v, u)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testing::{check_all, ops};
+
+    /// torch's `_single_tensor_adadelta`, one whole-tensor operation at a time.
+    fn reference<T: Element>(
+        h: &AdadeltaHyper,
+        scalars: &mut [f64],
+        _: bool,
+        p: &mut [T],
+        g: &[T],
+        bufs: &mut [Vec<T>],
+    ) {
+        let mut grad = g.to_vec();
+        if h.maximize {
+            ops::neg(&mut grad);
+        }
+        scalars[0] += 1.0;
+        if h.weight_decay != 0.0 {
+            ops::add_scaled(&mut grad, p, h.weight_decay);
+        }
+        let (v, u) = bufs.split_at_mut(1);
+        let (v, u) = (&mut v[0], &mut u[0]);
+        ops::mul(v, h.rho);
+        ops::addcmul(v, &grad, &grad, 1.0 - h.rho);
+        let mut std = v.clone();
+        ops::add(&mut std, h.eps); // square_avg.add(eps).sqrt_()
+        let std = ops::sqrt(&std);
+        let mut delta = u.clone();
+        ops::add(&mut delta, h.eps); // acc_delta.add(eps).sqrt_()
+        let mut delta = ops::sqrt(&delta);
+        ops::div_elementwise(&mut delta, &std); // delta.div_(std).mul_(grad)
+        ops::mul_elementwise(&mut delta, &grad);
+        ops::mul(u, h.rho);
+        ops::addcmul(u, &delta, &delta, 1.0 - h.rho);
+        ops::add_scaled(p, &delta, -h.lr);
+    }
+
+    #[test]
+    fn matches_the_scalar_reference() {
+        let mut configs = vec![];
+        for maximize in [false, true] {
+            for weight_decay in [0.0, 0.1] {
+                configs.push(AdadeltaHyper {
+                    weight_decay,
+                    maximize,
+                    rho: 0.95,
+                    ..Default::default()
+                });
+            }
+        }
+        check_all(&configs, reference, reference);
+    }
+
+    #[test]
+    fn validates_like_torch() {
+        let bad = AdadeltaHyper {
+            rho: 1.1,
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "Invalid rho value: 1.1"
+        );
+    }
+}

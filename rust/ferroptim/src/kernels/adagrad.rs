@@ -1,0 +1,194 @@
+//! Adagrad, as `torch.optim.Adagrad`.
+//!
+//! Update rule, per element, with `t` the step count after this step (torch's
+//! `_single_tensor_adagrad`):
+//!
+//! ```text
+//! g ← ∇θ, negated if maximize
+//! if weight_decay ≠ 0:  g ← g + weight_decay·θ
+//! clr ← lr / (1 + (t − 1)·lr_decay)
+//! s ← s + g²
+//! θ ← θ − clr · g / (√s + ε)
+//! ```
+//!
+//! State: scalar `step`; buffer `sum` (s), which starts at `initial_accumulator_value`.
+
+use crate::element::Element;
+use crate::exec::{Elementwise, TensorSlices};
+use crate::kernels::{check, simd_targets, with_const_bool};
+use crate::{HyperError, Validate};
+
+/// The hyperparameters of Adagrad, with torch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdagradHyper {
+    pub lr: f64,
+    pub lr_decay: f64,
+    pub weight_decay: f64,
+    pub initial_accumulator_value: f64,
+    pub eps: f64,
+    pub maximize: bool,
+}
+
+impl Default for AdagradHyper {
+    fn default() -> Self {
+        AdagradHyper {
+            lr: 1e-2,
+            lr_decay: 0.0,
+            weight_decay: 0.0,
+            initial_accumulator_value: 0.0,
+            eps: 1e-10,
+            maximize: false,
+        }
+    }
+}
+
+/// The constants of one Adagrad step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdagradStep {
+    /// `−lr / (1 + (t − 1)·lr_decay)`
+    pub neg_clr: f64,
+    /// The state was created for this step: `sum` is filled first.
+    pub fresh: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Coef<T> {
+    weight_decay: T,
+    eps: T,
+    neg_clr: T,
+}
+
+simd_targets! {
+fn adagrad_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool>(c: &Coef<T>, param: &mut [T], grad: &[T], sum: &mut [T]) {
+    let n = param.len();
+    let (grad, sum) = (&grad[..n], &mut sum[..n]);
+    for i in 0..n {
+        let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
+        if DECAY {
+            g = g + c.weight_decay * param[i];
+        }
+        let s = sum[i] + g * g;
+        sum[i] = s;
+        param[i] = param[i] + c.neg_clr * g / (s.sqrt() + c.eps);
+    }
+}
+}
+
+impl Validate for AdagradHyper {
+    fn validate(&self) -> Result<(), HyperError> {
+        check(self.lr >= 0.0, || {
+            format!("Invalid learning rate: {}", self.lr)
+        })?;
+        check(self.lr_decay >= 0.0, || {
+            format!("Invalid lr_decay value: {}", self.lr_decay)
+        })?;
+        check(self.weight_decay >= 0.0, || {
+            format!("Invalid weight_decay value: {}", self.weight_decay)
+        })?;
+        check(self.initial_accumulator_value >= 0.0, || {
+            format!(
+                "Invalid initial_accumulator_value value: {}",
+                self.initial_accumulator_value
+            )
+        })?;
+        check(self.eps >= 0.0, || {
+            format!("Invalid epsilon value: {}", self.eps)
+        })
+    }
+}
+
+impl Elementwise for AdagradHyper {
+    /// `step`
+    const SCALARS: usize = 1;
+    type Step = AdagradStep;
+
+    /// `sum`
+    fn buffers(&self) -> usize {
+        1
+    }
+
+    fn begin(&self, scalars: &mut [f64], fresh: bool) -> AdagradStep {
+        scalars[0] += 1.0;
+        AdagradStep {
+            neg_clr: -(self.lr / (1.0 + (scalars[0] - 1.0) * self.lr_decay)),
+            fresh,
+        }
+    }
+
+    fn update<T: Element>(&self, step: &AdagradStep, t: TensorSlices<'_, T>) {
+        let [sum, ..] = t.buffers;
+        if step.fresh {
+            sum.fill(T::of(self.initial_accumulator_value));
+        }
+        let c = Coef {
+            weight_decay: T::of(self.weight_decay),
+            eps: T::of(self.eps),
+            neg_clr: T::of(step.neg_clr),
+        };
+        with_const_bool!(self.maximize, MAX => with_const_bool!(self.weight_decay != 0.0, DECAY =>
+            adagrad_loop::<T, MAX, DECAY>(&c, t.param, t.grad, sum)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testing::{check_all, ops};
+
+    /// torch's `_single_tensor_adagrad`, one whole-tensor operation at a time.
+    fn reference<T: Element>(
+        h: &AdagradHyper,
+        scalars: &mut [f64],
+        fresh: bool,
+        p: &mut [T],
+        g: &[T],
+        bufs: &mut [Vec<T>],
+    ) {
+        let sum = &mut bufs[0];
+        if fresh {
+            sum.fill(T::of(h.initial_accumulator_value)); // torch.full_like(p, initial_accumulator_value)
+        }
+        let mut grad = g.to_vec();
+        if h.maximize {
+            ops::neg(&mut grad);
+        }
+        scalars[0] += 1.0;
+        if h.weight_decay != 0.0 {
+            ops::add_scaled(&mut grad, p, h.weight_decay);
+        }
+        let clr = h.lr / (1.0 + (scalars[0] - 1.0) * h.lr_decay);
+        ops::addcmul(sum, &grad, &grad, 1.0); // state_sum.addcmul_(grad, grad, value=1)
+        let mut std = ops::sqrt(sum);
+        ops::add(&mut std, h.eps);
+        ops::addcdiv(p, &grad, &std, -clr);
+    }
+
+    #[test]
+    fn matches_the_scalar_reference() {
+        let mut configs = vec![];
+        for maximize in [false, true] {
+            for weight_decay in [0.0, 0.1] {
+                configs.push(AdagradHyper {
+                    weight_decay,
+                    maximize,
+                    lr_decay: 0.5,
+                    initial_accumulator_value: 0.1,
+                    ..Default::default()
+                });
+            }
+        }
+        check_all(&configs, reference, reference);
+    }
+
+    #[test]
+    fn validates_like_torch() {
+        let bad = AdagradHyper {
+            lr_decay: -0.5,
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "Invalid lr_decay value: -0.5"
+        );
+    }
+}
