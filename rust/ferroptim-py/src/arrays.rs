@@ -10,9 +10,7 @@
 use std::os::raw::c_int;
 use std::sync::Mutex;
 
-use numpy::npyffi::{
-    self, NPY_ARRAY_ALIGNED, NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_F_CONTIGUOUS, NPY_ARRAY_WRITEABLE,
-};
+use numpy::npyffi::{self, NPY_ARRAY_ALIGNED, NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_F_CONTIGUOUS, NPY_ARRAY_WRITEABLE};
 use numpy::npyffi::{NPY_TYPES, PY_ARRAY_API};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -65,8 +63,7 @@ impl<'a, 'py> Array<'a, 'py> {
         // SAFETY: an ndarray always holds a reference to its (non-NULL) descriptor, so
         // borrowing it for the duration of this call needs no reference of our own.
         let d = unsafe {
-            Borrowed::<'_, 'py, PyAny>::from_ptr(obj.py(), fields.descr.cast())
-                .cast_unchecked::<PyArrayDescr>()
+            Borrowed::<'_, 'py, PyAny>::from_ptr(obj.py(), fields.descr.cast()).cast_unchecked::<PyArrayDescr>()
         };
         let num = d.num();
         let float = if num == NPY_TYPES::NPY_FLOAT as c_int {
@@ -97,10 +94,7 @@ impl<'a, 'py> Array<'a, 'py> {
 
     /// Usable by a kernel in place: C-contiguous, aligned, native `dtype`.
     fn direct(&self, dtype: Dtype) -> bool {
-        self.flag(NPY_ARRAY_C_CONTIGUOUS)
-            && self.flag(NPY_ARRAY_ALIGNED)
-            && self.native
-            && self.float == Some(dtype)
+        self.flag(NPY_ARRAY_C_CONTIGUOUS) && self.flag(NPY_ARRAY_ALIGNED) && self.native && self.float == Some(dtype)
     }
 
     fn dtype_str(&self) -> String {
@@ -129,21 +123,16 @@ impl<'a, 'py> Array<'a, 'py> {
 }
 
 fn dtype_str(a: &Bound<'_, PyAny>) -> String {
-    a.getattr("dtype")
-        .map_or_else(|_| "?".into(), |d| d.to_string())
+    a.getattr("dtype").map_or_else(|_| "?".into(), |d| d.to_string())
 }
 
 pub(crate) fn type_name(o: &Bound<'_, PyAny>) -> String {
-    o.get_type()
-        .name()
-        .map_or_else(|_| "?".into(), |n| n.to_string())
+    o.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string())
 }
 
 fn numpy_module(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
     static NUMPY: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-    NUMPY
-        .get_or_try_init(py, || py.import("numpy").map(Bound::unbind))
-        .map(|m| m.bind(py))
+    NUMPY.get_or_try_init(py, || py.import("numpy").map(Bound::unbind)).map(|m| m.bind(py))
 }
 
 /// Where an operand's memory comes from.
@@ -176,17 +165,10 @@ impl<'py> Operand<'py> {
 }
 
 /// `value` as an ndarray, else a TypeError saying what it should have been.
-fn ndarray<'py>(
-    value: Bound<'py, PyAny>,
-    what: &dyn Fn() -> String,
-) -> PyResult<Bound<'py, PyUntypedArray>> {
+fn ndarray<'py>(value: Bound<'py, PyAny>, what: &dyn Fn() -> String) -> PyResult<Bound<'py, PyUntypedArray>> {
     value.cast_into::<PyUntypedArray>().map_err(|e| {
         let value = e.into_inner();
-        PyTypeError::new_err(format!(
-            "{} must be a numpy.ndarray, got {}",
-            what(),
-            type_name(&value)
-        ))
+        PyTypeError::new_err(format!("{} must be a numpy.ndarray, got {}", what(), type_name(&value)))
     })
 }
 
@@ -233,23 +215,12 @@ pub(crate) fn buffer_operand<'py>(
 
 /// An array the step writes: must be writeable; used in place when it can be, else
 /// through a scratch copy written back after the kernel.
-fn writeable_operand<'py>(
-    info: &Array<'_, 'py>,
-    dtype: Dtype,
-    what: &dyn Fn() -> String,
-) -> PyResult<Operand<'py>> {
+fn writeable_operand<'py>(info: &Array<'_, 'py>, dtype: Dtype, what: &dyn Fn() -> String) -> PyResult<Operand<'py>> {
     if !info.flag(NPY_ARRAY_WRITEABLE) {
-        return Err(PyValueError::new_err(format!(
-            "{}: the array is read-only",
-            what()
-        )));
+        return Err(PyValueError::new_err(format!("{}: the array is read-only", what())));
     }
     if info.direct(dtype) {
-        return Ok(Operand {
-            array: info.obj.clone(),
-            origin: Origin::Caller,
-            ptr: info.data,
-        });
+        return Ok(Operand { array: info.obj.clone(), origin: Origin::Caller, ptr: info.data });
     }
     let copy = contiguous_copy(info.obj.as_any(), dtype)?;
     Ok(Operand::of(copy, Origin::CopyOf(info.obj.clone())))
@@ -269,19 +240,14 @@ pub(crate) fn grad_operand<'py>(
             check_real(&info, what)?;
             check_shape(info.shape(), shape, what)?;
             if info.direct(dtype) {
-                return Ok(Operand {
-                    ptr: info.data,
-                    array: a,
-                    origin: Origin::Caller,
-                });
+                return Ok(Operand { ptr: info.data, array: a, origin: Origin::Caller });
             }
             a.into_any()
         }
         Err(e) => e.into_inner(),
     };
-    let copy = contiguous_copy(&grad, dtype).map_err(|e| {
-        PyTypeError::new_err(format!("{}: cannot be read as an array: {e}", what()))
-    })?;
+    let copy = contiguous_copy(&grad, dtype)
+        .map_err(|e| PyTypeError::new_err(format!("{}: cannot be read as an array: {e}", what())))?;
     let info = Array::read(&copy);
     check_real(&info, what)?;
     check_shape(info.shape(), shape, what)?;
@@ -291,11 +257,7 @@ pub(crate) fn grad_operand<'py>(
 fn check_real(a: &Array<'_, '_>, what: &dyn Fn() -> String) -> PyResult<()> {
     match a.kind {
         b'f' | b'i' | b'u' => Ok(()),
-        _ => Err(PyTypeError::new_err(format!(
-            "{}: dtype {} is not a real number type",
-            what(),
-            a.dtype_str()
-        ))),
+        _ => Err(PyTypeError::new_err(format!("{}: dtype {} is not a real number type", what(), a.dtype_str()))),
     }
 }
 
@@ -317,57 +279,31 @@ fn check_shape(got: &[usize], shape: &[usize], what: &dyn Fn() -> String) -> PyR
 fn shape_str(shape: &[usize]) -> String {
     match shape {
         [n] => format!("({n},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        _ => format!("({})", shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
     }
 }
 
 /// `np.array(a, dtype=dtype, order="C")`: a fresh, aligned, native copy.
-fn contiguous_copy<'py>(
-    a: &Bound<'py, PyAny>,
-    dtype: Dtype,
-) -> PyResult<Bound<'py, PyUntypedArray>> {
+fn contiguous_copy<'py>(a: &Bound<'py, PyAny>, dtype: Dtype) -> PyResult<Bound<'py, PyUntypedArray>> {
     let py = a.py();
-    let kwargs = [
-        ("dtype", dtype.descr(py).into_any()),
-        ("order", "C".into_pyobject(py)?.into_any()),
-    ];
+    let kwargs = [("dtype", dtype.descr(py).into_any()), ("order", "C".into_pyobject(py)?.into_any())];
     let copy = numpy_module(py)?.call_method("array", (a,), Some(&kwargs.into_py_dict(py)?))?;
     Ok(copy.cast_into::<PyUntypedArray>()?)
 }
 
 /// Copies a scratch array back into the caller's array (`np.copyto`).
-pub(crate) fn copy_back(
-    original: &Bound<'_, PyUntypedArray>,
-    scratch: &Bound<'_, PyUntypedArray>,
-) -> PyResult<()> {
+pub(crate) fn copy_back(original: &Bound<'_, PyUntypedArray>, scratch: &Bound<'_, PyUntypedArray>) -> PyResult<()> {
     numpy_module(original.py())?.call_method1("copyto", (original, scratch))?;
     Ok(())
 }
 
 /// A new C-contiguous array of zeros.
-pub(crate) fn zeros<'py>(
-    py: Python<'py>,
-    shape: &[usize],
-    dtype: Dtype,
-) -> PyResult<Bound<'py, PyUntypedArray>> {
+pub(crate) fn zeros<'py>(py: Python<'py>, shape: &[usize], dtype: Dtype) -> PyResult<Bound<'py, PyUntypedArray>> {
     let mut dims: Vec<npyffi::npy_intp> = shape.iter().map(|&d| d as npyffi::npy_intp).collect();
     // SAFETY: `dims` holds `shape.len()` dimensions; PyArray_Zeros steals the descr
     // reference `into_dtype_ptr` hands over and returns a new reference or NULL.
     let ptr = unsafe {
-        PY_ARRAY_API.PyArray_Zeros(
-            py,
-            dims.len() as c_int,
-            dims.as_mut_ptr(),
-            dtype.descr(py).into_dtype_ptr(),
-            0,
-        )
+        PY_ARRAY_API.PyArray_Zeros(py, dims.len() as c_int, dims.as_mut_ptr(), dtype.descr(py).into_dtype_ptr(), 0)
     };
     if ptr.is_null() {
         return Err(PyErr::fetch(py));
@@ -378,9 +314,7 @@ pub(crate) fn zeros<'py>(
 
 /// A scalar state value kept as a 0-d float64 array (as torch keeps `step` as a 0-d
 /// tensor): the array and a pointer to its value, when it can be written in place.
-pub(crate) fn scalar_slot<'py>(
-    value: &Bound<'py, PyAny>,
-) -> Option<(Bound<'py, PyUntypedArray>, *mut f64)> {
+pub(crate) fn scalar_slot<'py>(value: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyUntypedArray>, *mut f64)> {
     let a = value.cast::<PyUntypedArray>().ok()?;
     let info = Array::read(a);
     let usable = a.ndim() == 0
@@ -432,23 +366,11 @@ impl Overlaps {
 
     /// Records `array`, which the step writes (or only reads) and holds at `index` of
     /// its list of arrays; `who` is the caller's label for it.
-    pub(crate) fn add(
-        &mut self,
-        array: &Bound<'_, PyUntypedArray>,
-        index: usize,
-        write: bool,
-        who: u32,
-    ) {
+    pub(crate) fn add(&mut self, array: &Bound<'_, PyUntypedArray>, index: usize, write: bool, who: u32) {
         let Some((lo, hi, dense)) = Array::read(array).span() else {
             return;
         };
-        let span = Span {
-            lo,
-            hi,
-            who,
-            array: index as u32,
-            dense,
-        };
+        let span = Span { lo, hi, who, array: index as u32, dense };
         if write {
             self.writes.push(span);
         } else {
@@ -458,11 +380,7 @@ impl Overlaps {
 
     /// The labels of two arrays that share memory where one of them is written;
     /// `arrays` is the list the spans were added from.
-    pub(crate) fn find(
-        &mut self,
-        py: Python<'_>,
-        arrays: &[Py<PyUntypedArray>],
-    ) -> PyResult<Option<(u32, u32)>> {
+    pub(crate) fn find(&mut self, py: Python<'_>, arrays: &[Py<PyUntypedArray>]) -> PyResult<Option<(u32, u32)>> {
         if self.writes.iter().any(|s| !s.dense) {
             return self.find_among_interleaved(py, arrays);
         }
@@ -483,9 +401,7 @@ impl Overlaps {
         drop(verified);
         // The written spans are disjoint: in address order, their ends are ordered too.
         for &r in &self.reads {
-            let first = self
-                .order
-                .partition_point(|&i| writes[i as usize].hi <= r.lo);
+            let first = self.order.partition_point(|&i| writes[i as usize].hi <= r.lo);
             for &i in &self.order[first..] {
                 let w = writes[i as usize];
                 if w.lo >= r.hi {
@@ -500,11 +416,7 @@ impl Overlaps {
     }
 
     /// The general sweep, for when written strided arrays may interleave.
-    fn find_among_interleaved(
-        &self,
-        py: Python<'_>,
-        arrays: &[Py<PyUntypedArray>],
-    ) -> PyResult<Option<(u32, u32)>> {
+    fn find_among_interleaved(&self, py: Python<'_>, arrays: &[Py<PyUntypedArray>]) -> PyResult<Option<(u32, u32)>> {
         let mut all: Vec<(Span, bool)> = self.writes.iter().map(|&s| (s, true)).collect();
         all.extend(self.reads.iter().map(|&s| (s, false)));
         all.sort_unstable_by_key(|(s, _)| s.lo);
@@ -535,21 +447,14 @@ struct Verified {
     order: Vec<u32>,
 }
 
-static VERIFIED: Mutex<Verified> = Mutex::new(Verified {
-    spans: Vec::new(),
-    order: Vec::new(),
-});
+static VERIFIED: Mutex<Verified> = Mutex::new(Verified { spans: Vec::new(), order: Vec::new() });
 
 impl Verified {
     /// Copies the address order of `writes` into `order` if they are the last
     /// verified set; false otherwise.
     fn order_of(&self, writes: &[Span], order: &mut Vec<u32>) -> bool {
         let same = self.spans.len() == writes.len()
-            && self
-                .spans
-                .iter()
-                .zip(writes)
-                .all(|(&(lo, hi), w)| lo == w.lo && hi == w.hi);
+            && self.spans.iter().zip(writes).all(|(&(lo, hi), w)| lo == w.lo && hi == w.hi);
         if same {
             order.clear();
             order.extend_from_slice(&self.order);
@@ -572,11 +477,6 @@ fn shared(py: Python<'_>, arrays: &[Py<PyUntypedArray>], a: Span, b: Span) -> Py
     if a.dense && b.dense {
         return Ok(true);
     }
-    let (x, y) = (
-        arrays[a.array as usize].bind(py),
-        arrays[b.array as usize].bind(py),
-    );
-    numpy_module(py)?
-        .call_method1("shares_memory", (x, y))?
-        .extract()
+    let (x, y) = (arrays[a.array as usize].bind(py), arrays[b.array as usize].bind(py));
+    numpy_module(py)?.call_method1("shares_memory", (x, y))?.extract()
 }

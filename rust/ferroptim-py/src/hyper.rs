@@ -1,8 +1,8 @@
 //! Reading a param group's hyperparameters from its Python dict, by torch's names.
 
 use ferroptim::{
-    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, Elementwise, NadamHyper,
-    RadamHyper, RmspropHyper, RpropHyper, SgdHyper,
+    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, Elementwise, NadamHyper, RadamHyper, RmspropHyper,
+    RpropHyper, SgdHyper,
 };
 use pyo3::exceptions::{PyKeyError, PyTypeError};
 use pyo3::prelude::*;
@@ -18,9 +18,9 @@ pub(crate) struct Group<'a, 'py> {
 
 impl<'py> Group<'_, 'py> {
     pub(crate) fn item(&self, key: &str) -> PyResult<Bound<'py, PyAny>> {
-        self.dict.get_item(key)?.ok_or_else(|| {
-            PyKeyError::new_err(format!("param_groups[{}] has no '{key}'", self.index))
-        })
+        self.dict
+            .get_item(key)?
+            .ok_or_else(|| PyKeyError::new_err(format!("param_groups[{}] has no '{key}'", self.index)))
     }
 
     fn real(&self, key: &str, value: &Bound<'py, PyAny>) -> PyResult<f64> {
@@ -51,10 +51,7 @@ impl<'py> Group<'_, 'py> {
         if v.len().map_err(|_| bad())? != 2 {
             return Err(bad());
         }
-        Ok((
-            self.real(key, &v.get_item(0)?)?,
-            self.real(key, &v.get_item(1)?)?,
-        ))
+        Ok((self.real(key, &v.get_item(0)?)?, self.real(key, &v.get_item(1)?)?))
     }
 
     /// A flag, read by truth value as torch reads it (`if group["maximize"]:`).

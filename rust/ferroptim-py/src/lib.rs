@@ -10,8 +10,8 @@ mod probe;
 mod step;
 
 use ferroptim::{
-    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, NadamHyper, RadamHyper,
-    RmspropHyper, RpropHyper, SgdHyper,
+    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, NadamHyper, RadamHyper, RmspropHyper, RpropHyper,
+    SgdHyper,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -32,66 +32,25 @@ macro_rules! step_function {
             scalar_keys: &Bound<'py, PyTuple>,
             buffer_keys: &Bound<'py, PyTuple>,
         ) -> PyResult<()> {
-            step::<$hyper>(
-                py,
-                state,
-                param_groups,
-                &StateKeys::new(scalar_keys, buffer_keys)?,
-            )
+            step::<$hyper>(py, state, param_groups, &StateKeys::new(scalar_keys, buffer_keys)?)
         }
     };
 }
 
-step_function!(
-    sgd_step,
-    SgdHyper,
-    "One SGD step; state () + (momentum_buffer,)."
-);
-step_function!(
-    adam_step,
-    AdamHyper,
-    "One Adam / AdamW step; state (step,) + (exp_avg, exp_avg_sq, max_exp_avg_sq)."
-);
-step_function!(
-    adagrad_step,
-    AdagradHyper,
-    "One Adagrad step; state (step,) + (sum,)."
-);
-step_function!(
-    adadelta_step,
-    AdadeltaHyper,
-    "One Adadelta step; state (step,) + (square_avg, acc_delta)."
-);
-step_function!(
-    adamax_step,
-    AdamaxHyper,
-    "One Adamax step; state (step,) + (exp_avg, exp_inf)."
-);
-step_function!(
-    nadam_step,
-    NadamHyper,
-    "One NAdam step; state (step, mu_product) + (exp_avg, exp_avg_sq)."
-);
-step_function!(
-    radam_step,
-    RadamHyper,
-    "One RAdam step; state (step,) + (exp_avg, exp_avg_sq)."
-);
+step_function!(sgd_step, SgdHyper, "One SGD step; state () + (momentum_buffer,).");
+step_function!(adam_step, AdamHyper, "One Adam / AdamW step; state (step,) + (exp_avg, exp_avg_sq, max_exp_avg_sq).");
+step_function!(adagrad_step, AdagradHyper, "One Adagrad step; state (step,) + (sum,).");
+step_function!(adadelta_step, AdadeltaHyper, "One Adadelta step; state (step,) + (square_avg, acc_delta).");
+step_function!(adamax_step, AdamaxHyper, "One Adamax step; state (step,) + (exp_avg, exp_inf).");
+step_function!(nadam_step, NadamHyper, "One NAdam step; state (step, mu_product) + (exp_avg, exp_avg_sq).");
+step_function!(radam_step, RadamHyper, "One RAdam step; state (step,) + (exp_avg, exp_avg_sq).");
 step_function!(
     rmsprop_step,
     RmspropHyper,
     "One RMSprop step; state (step,) + (square_avg, momentum_buffer, grad_avg)."
 );
-step_function!(
-    rprop_step,
-    RpropHyper,
-    "One Rprop step; state (step,) + (prev, step_size)."
-);
-step_function!(
-    asgd_step,
-    AsgdHyper,
-    "One ASGD step; state (step, eta, mu) + (ax,)."
-);
+step_function!(rprop_step, RpropHyper, "One Rprop step; state (step,) + (prev, step_size).");
+step_function!(asgd_step, AsgdHyper, "One ASGD step; state (step, eta, mu) + (ax,).");
 
 /// Sets the number of threads steps run on.
 #[pyfunction]

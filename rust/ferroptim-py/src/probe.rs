@@ -20,9 +20,7 @@ pub(crate) fn stream(
     buffers: Vec<Vec<Bound<'_, PyAny>>>,
 ) -> PyResult<()> {
     if grads.len() != params.len() || buffers.len() != params.len() {
-        return Err(PyValueError::new_err(
-            "params, grads and buffers differ in length",
-        ));
+        return Err(PyValueError::new_err("params, grads and buffers differ in length"));
     }
     let nb = buffers.first().map_or(0, Vec::len);
     if nb > MAX_BUFFERS || buffers.iter().any(|b| b.len() != nb) {
@@ -68,9 +66,7 @@ pub(crate) fn stream(
         entries.push(entry);
     }
     if let Some((a, b)) = overlaps.find(py, &keep)? {
-        return Err(PyValueError::new_err(format!(
-            "arrays {a} and {b} of the probe share memory"
-        )));
+        return Err(PyValueError::new_err(format!("arrays {a} and {b} of the probe share memory")));
     }
     // SAFETY: the arrays were checked (dtype, contiguity via the operands' copies,
     // overlap above) and `keep` holds them alive until this function returns.

@@ -20,8 +20,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::arrays::{
-    buffer_operand, copy_back, grad_operand, param_operand, scalar_array, scalar_slot, type_name,
-    zeros, Dtype, Operand, Origin, Overlaps,
+    buffer_operand, copy_back, grad_operand, param_operand, scalar_array, scalar_slot, type_name, zeros, Dtype,
+    Operand, Origin, Overlaps,
 };
 use crate::hyper::{FromGroup, Group};
 
@@ -37,17 +37,11 @@ pub(crate) struct StateKeys<'py> {
 }
 
 impl<'py> StateKeys<'py> {
-    pub(crate) fn new(
-        scalars: &Bound<'py, PyTuple>,
-        buffers: &Bound<'py, PyTuple>,
-    ) -> PyResult<Self> {
+    pub(crate) fn new(scalars: &Bound<'py, PyTuple>, buffers: &Bound<'py, PyTuple>) -> PyResult<Self> {
         let strings = |t: &Bound<'py, PyTuple>| -> PyResult<Vec<Bound<'py, PyString>>> {
             t.iter().map(|k| Ok(k.cast_into::<PyString>()?)).collect()
         };
-        Ok(StateKeys {
-            scalars: strings(scalars)?,
-            buffers: strings(buffers)?,
-        })
+        Ok(StateKeys { scalars: strings(scalars)?, buffers: strings(buffers)? })
     }
 }
 
@@ -150,35 +144,24 @@ pub(crate) fn step<'py, K: FromGroup>(
     groups: &Bound<'py, PyList>,
     keys: &StateKeys<'py>,
 ) -> PyResult<()> {
-    let dicts: Vec<Bound<'py, PyDict>> = groups
-        .iter()
-        .map(|g| Ok(g.cast_into::<PyDict>()?))
-        .collect::<PyResult<_>>()?;
+    let dicts: Vec<Bound<'py, PyDict>> =
+        groups.iter().map(|g| Ok(g.cast_into::<PyDict>()?)).collect::<PyResult<_>>()?;
     let mut kernels = Vec::with_capacity(dicts.len());
     let mut lists = Vec::with_capacity(dicts.len());
     for (index, dict) in dicts.iter().enumerate() {
         let group = Group { dict, index };
         let kernel = K::from_group(&group)?;
         if keys.scalars.len() != K::SCALARS || keys.buffers.len() < kernel.buffers() {
-            return Err(PyValueError::new_err(
-                "the optimizer's state names do not fit its kernel",
-            ));
+            return Err(PyValueError::new_err("the optimizer's state names do not fit its kernel"));
         }
         kernels.push(kernel);
         let params = group.item("params")?;
         lists.push(params.cast_into::<PyList>().map_err(|e| {
             let params = e.into_inner();
-            PyTypeError::new_err(format!(
-                "param_groups[{index}]['params'] must be a list, got {}",
-                type_name(&params)
-            ))
+            PyTypeError::new_err(format!("param_groups[{index}]['params'] must be a list, got {}", type_name(&params)))
         })?);
     }
-    let mut plan = Plan {
-        kernels,
-        targets: Vec::new(),
-        s: Lease::take(),
-    };
+    let mut plan = Plan { kernels, targets: Vec::new(), s: Lease::take() };
     for (g, (dict, list)) in dicts.iter().zip(&lists).enumerate() {
         for (i, p) in list.iter().enumerate() {
             plan.gather(py, state, keys, dict, g, i, p)?;
@@ -212,12 +195,7 @@ impl<'py, K: Elementwise> Plan<'py, K> {
     /// the overlap check (the caller's array, which a scratch copy is written back
     /// to; a read-only scratch copy touches nothing of the caller's).
     fn hold(&mut self, op: Operand<'py>, write: bool, who: u32) -> *mut u8 {
-        let Scratch {
-            keep,
-            copy_backs,
-            overlaps,
-            ..
-        } = &mut self.s.0;
+        let Scratch { keep, copy_backs, overlaps, .. } = &mut self.s.0;
         let scratch = keep.len();
         match op.origin {
             Origin::Caller => overlaps.add(&op.array, scratch, write, who),
@@ -296,18 +274,13 @@ impl<'py, K: Elementwise> Plan<'py, K> {
             Some(d) => {
                 let d = d.cast_into::<PyDict>().map_err(|e| {
                     let d = e.into_inner();
-                    PyTypeError::new_err(format!(
-                        "optimizer.state of {} must be a dict, got {}",
-                        what(),
-                        type_name(&d)
-                    ))
+                    PyTypeError::new_err(format!("optimizer.state of {} must be a dict, got {}", what(), type_name(&d)))
                 })?;
                 (d, false)
             }
             None => (PyDict::new(py), true),
         };
-        let entry_what =
-            |key: &Bound<'py, PyString>| format!("optimizer.state[{}]['{key}']", what());
+        let entry_what = |key: &Bound<'py, PyString>| format!("optimizer.state[{}]['{key}']", what());
         let mut needs_target = is_new;
         for (k, key) in keys.scalars.iter().enumerate() {
             match dict.get_item(key)? {
@@ -321,11 +294,7 @@ impl<'py, K: Elementwise> Plan<'py, K> {
                     }
                     None => {
                         entry.scalars[k] = v.extract::<f64>().map_err(|_| {
-                            PyTypeError::new_err(format!(
-                                "{} must be a number, got {}",
-                                entry_what(key),
-                                type_name(&v)
-                            ))
+                            PyTypeError::new_err(format!("{} must be a number, got {}", entry_what(key), type_name(&v)))
                         })?;
                         needs_target = true;
                     }
@@ -354,12 +323,7 @@ impl<'py, K: Elementwise> Plan<'py, K> {
         }
         if needs_target {
             entry.target = self.targets.len() as u32;
-            self.targets.push(Target {
-                key: p.clone(),
-                dict,
-                is_new,
-                new_buffers,
-            });
+            self.targets.push(Target { key: p.clone(), dict, is_new, new_buffers });
         }
         Ok(())
     }
@@ -372,18 +336,8 @@ impl<'py, K: Elementwise> Plan<'py, K> {
     }
 
     /// Writes back what the step changed outside the arrays the kernels wrote.
-    fn store(
-        self,
-        py: Python<'py>,
-        state: &Bound<'py, PyDict>,
-        keys: &StateKeys<'py>,
-    ) -> PyResult<()> {
-        let Scratch {
-            entries,
-            keep,
-            copy_backs,
-            ..
-        } = &self.s.0;
+    fn store(self, py: Python<'py>, state: &Bound<'py, PyDict>, keys: &StateKeys<'py>) -> PyResult<()> {
+        let Scratch { entries, keep, copy_backs, .. } = &self.s.0;
         for e in entries {
             for k in 0..K::SCALARS {
                 if !e.homes[k].is_null() {
@@ -398,8 +352,7 @@ impl<'py, K: Elementwise> Plan<'py, K> {
             let t = &self.targets[e.target as usize];
             for k in 0..K::SCALARS {
                 if e.homes[k].is_null() {
-                    t.dict
-                        .set_item(&keys.scalars[k], scalar_array(py, e.scalars[k])?)?;
+                    t.dict.set_item(&keys.scalars[k], scalar_array(py, e.scalars[k])?)?;
                 }
             }
             for (key, array) in keys.buffers.iter().zip(&t.new_buffers) {
@@ -439,11 +392,7 @@ impl<'a> Work<'a> {
 ///
 /// # Safety
 /// Every entry satisfies the contract of [`slices`].
-pub(crate) unsafe fn run_entries<K: Elementwise>(
-    py: Python<'_>,
-    kernels: &[K],
-    entries: &mut [Entry],
-) {
+pub(crate) unsafe fn run_entries<K: Elementwise>(py: Python<'_>, kernels: &[K], entries: &mut [Entry]) {
     let (mut n32, mut n64) = (0, 0);
     for e in entries.iter() {
         *match e.dtype {
@@ -463,12 +412,12 @@ pub(crate) unsafe fn run_entries<K: Elementwise>(
             let nb = kernel.buffers();
             match e.dtype {
                 // SAFETY: this function's contract.
-                Dtype::F32 => b32.push(kernel, scalars, e.fresh, unsafe {
-                    slices(e.len, e.param, e.grad, &e.buffers[..nb])
-                }),
-                Dtype::F64 => b64.push(kernel, scalars, e.fresh, unsafe {
-                    slices(e.len, e.param, e.grad, &e.buffers[..nb])
-                }),
+                Dtype::F32 => {
+                    b32.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers[..nb]) })
+                }
+                Dtype::F64 => {
+                    b64.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers[..nb]) })
+                }
             }
         }
         b32.run();

@@ -58,11 +58,7 @@ impl<T: Element> Lerp<T> {
     #[inline(always)]
     pub(crate) fn new(weight: f64) -> Self {
         let weight = T::of(weight);
-        Lerp {
-            weight,
-            one_minus: T::one() - weight,
-            small: weight.abs() < T::of(0.5),
-        }
+        Lerp { weight, one_minus: T::one() - weight, small: weight.abs() < T::of(0.5) }
     }
 }
 

@@ -50,33 +50,16 @@ impl<'a, T> TensorSlices<'a, T> {
     /// # Panics
     /// If the gradient or a non-empty buffer is not as long as the parameter, or if
     /// more than [`MAX_BUFFERS`] buffers are given.
-    pub fn new(
-        param: &'a mut [T],
-        grad: &'a [T],
-        buffers: impl IntoIterator<Item = &'a mut [T]>,
-    ) -> Self {
+    pub fn new(param: &'a mut [T], grad: &'a [T], buffers: impl IntoIterator<Item = &'a mut [T]>) -> Self {
         let n = param.len();
-        assert_eq!(
-            grad.len(),
-            n,
-            "the gradient has {} elements, the parameter {n}",
-            grad.len()
-        );
+        assert_eq!(grad.len(), n, "the gradient has {} elements, the parameter {n}", grad.len());
         let mut slots: [&'a mut [T]; MAX_BUFFERS] = Default::default();
         for (k, b) in buffers.into_iter().enumerate() {
             assert!(k < MAX_BUFFERS, "more than {MAX_BUFFERS} state buffers");
-            assert!(
-                b.is_empty() || b.len() == n,
-                "state buffer {k} has {} elements, the parameter {n}",
-                b.len()
-            );
+            assert!(b.is_empty() || b.len() == n, "state buffer {k} has {} elements, the parameter {n}", b.len());
             slots[k] = b;
         }
-        TensorSlices {
-            param,
-            grad,
-            buffers: slots,
-        }
+        TensorSlices { param, grad, buffers: slots }
     }
 
     /// The number of elements.
@@ -91,8 +74,7 @@ impl<'a, T> TensorSlices<'a, T> {
 
     /// Whether exactly the buffer slots `kernel` uses are present.
     fn fits<K: Elementwise>(&self, kernel: &K) -> bool {
-        (0..MAX_BUFFERS)
-            .all(|k| (self.buffers[k].len() == self.param.len()) == kernel.uses_buffer(k))
+        (0..MAX_BUFFERS).all(|k| (self.buffers[k].len() == self.param.len()) == kernel.uses_buffer(k))
     }
 
     /// Splits into the first `mid` elements and the rest.
@@ -108,18 +90,7 @@ impl<'a, T> TensorSlices<'a, T> {
                 b1[k] = y;
             }
         }
-        (
-            TensorSlices {
-                param: p0,
-                grad: g0,
-                buffers: b0,
-            },
-            TensorSlices {
-                param: p1,
-                grad: g1,
-                buffers: b1,
-            },
-        )
+        (TensorSlices { param: p0, grad: g0, buffers: b0 }, TensorSlices { param: p1, grad: g1, buffers: b1 })
     }
 }
 
@@ -180,12 +151,7 @@ pub struct Batch<'a, K: Elementwise, T> {
 
 impl<K: Elementwise, T> Default for Batch<'_, K, T> {
     fn default() -> Self {
-        Batch {
-            jobs: Vec::new(),
-            elements: 0,
-            memo: None,
-            immediate: false,
-        }
+        Batch { jobs: Vec::new(), elements: 0, memo: None, immediate: false }
     }
 }
 
@@ -198,10 +164,7 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
     /// An empty batch for about `elements` elements in all: below the size worth
     /// the pool (or with one thread) each update runs as it is pushed.
     pub fn with_size(elements: usize) -> Self {
-        Batch {
-            immediate: serial(elements),
-            ..Self::default()
-        }
+        Batch { immediate: serial(elements), ..Self::default() }
     }
 
     /// Adds one parameter: advances its scalar state now (see [`Elementwise::begin`])
@@ -210,31 +173,13 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
     /// # Panics
     /// If `scalars` does not hold `K::SCALARS` values, or if the tensor's buffers are
     /// not the slots the configuration uses.
-    pub fn push(
-        &mut self,
-        kernel: &'a K,
-        scalars: &mut [f64],
-        fresh: bool,
-        tensor: TensorSlices<'a, T>,
-    ) {
-        assert_eq!(
-            scalars.len(),
-            K::SCALARS,
-            "expected {} scalar state values",
-            K::SCALARS
-        );
+    pub fn push(&mut self, kernel: &'a K, scalars: &mut [f64], fresh: bool, tensor: TensorSlices<'a, T>) {
+        assert_eq!(scalars.len(), K::SCALARS, "expected {} scalar state values", K::SCALARS);
         if !tensor.is_empty() {
-            assert!(
-                tensor.fits(kernel),
-                "the state buffers are not the slots this configuration uses"
-            );
+            assert!(tensor.fits(kernel), "the state buffers are not the slots this configuration uses");
         }
         let step = match &self.memo {
-            Some(m)
-                if std::ptr::eq(m.kernel, kernel)
-                    && m.fresh == fresh
-                    && m.before[..K::SCALARS] == *scalars =>
-            {
+            Some(m) if std::ptr::eq(m.kernel, kernel) && m.fresh == fresh && m.before[..K::SCALARS] == *scalars => {
                 scalars.copy_from_slice(&m.after[..K::SCALARS]);
                 m.step
             }
@@ -244,13 +189,7 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
                 let step = kernel.begin(scalars, fresh);
                 let mut after = [0.0; MAX_SCALARS];
                 after[..K::SCALARS].copy_from_slice(scalars);
-                self.memo = Some(Memo {
-                    kernel,
-                    fresh,
-                    before,
-                    after,
-                    step,
-                });
+                self.memo = Some(Memo { kernel, fresh, before, after, step });
                 step
             }
         };
@@ -261,11 +200,7 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
         if self.immediate {
             kernel.update(&step, tensor);
         } else {
-            self.jobs.push(Job {
-                kernel,
-                step,
-                tensor,
-            });
+            self.jobs.push(Job { kernel, step, tensor });
         }
     }
 
@@ -299,30 +234,16 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
             return;
         }
         let mut work = Vec::with_capacity(self.jobs.len() + self.elements / CHUNK);
-        for Job {
-            kernel,
-            step,
-            mut tensor,
-        } in self.jobs
-        {
+        for Job { kernel, step, mut tensor } in self.jobs {
             while tensor.len() > CHUNK {
                 let (head, tail) = tensor.split_at(CHUNK);
-                work.push(Job {
-                    kernel,
-                    step,
-                    tensor: head,
-                });
+                work.push(Job { kernel, step, tensor: head });
                 tensor = tail;
             }
-            work.push(Job {
-                kernel,
-                step,
-                tensor,
-            });
+            work.push(Job { kernel, step, tensor });
         }
         threads::install(|| {
-            work.into_par_iter()
-                .for_each(|j| j.kernel.update(&j.step, j.tensor));
+            work.into_par_iter().for_each(|j| j.kernel.update(&j.step, j.tensor));
         });
     }
 }

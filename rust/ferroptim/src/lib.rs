@@ -36,8 +36,7 @@ pub use kernels::rprop::RpropHyper;
 pub use kernels::sgd::{sgd, SgdHyper};
 pub use kernels::stream::Stream;
 pub use optim::{
-    Adadelta, Adagrad, Adam, Adamax, Asgd, Nadam, Optimizer, ParamState, Radam, Rmsprop, Rprop,
-    Sgd, StepError,
+    Adadelta, Adagrad, Adam, Adamax, Asgd, Nadam, Optimizer, ParamState, Radam, Rmsprop, Rprop, Sgd, StepError,
 };
 pub use threads::{get_num_threads, set_num_threads, ThreadsError};
 

@@ -22,8 +22,8 @@ use std::fmt;
 use crate::element::Element;
 use crate::exec::{Batch, Elementwise, TensorSlices, MAX_SCALARS};
 use crate::{
-    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, HyperError, NadamHyper,
-    RadamHyper, RmspropHyper, RpropHyper, SgdHyper, Validate,
+    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, HyperError, NadamHyper, RadamHyper, RmspropHyper,
+    RpropHyper, SgdHyper, Validate,
 };
 
 /// The state of one parameter: its scalars (e.g. Adam's `step`) and its buffers, in
@@ -40,17 +40,9 @@ pub enum StepError {
     /// `params` and `grads` differ in length.
     Count { params: usize, grads: usize },
     /// A gradient is not as long as its parameter.
-    GradLength {
-        index: usize,
-        param: usize,
-        grad: usize,
-    },
+    GradLength { index: usize, param: usize, grad: usize },
     /// A parameter's length changed since its state was created.
-    StateLength {
-        index: usize,
-        param: usize,
-        state: usize,
-    },
+    StateLength { index: usize, param: usize, state: usize },
 }
 
 impl fmt::Display for StepError {
@@ -60,20 +52,10 @@ impl fmt::Display for StepError {
                 write!(f, "{params} parameters but {grads} gradients")
             }
             StepError::GradLength { index, param, grad } => {
-                write!(
-                    f,
-                    "parameter {index} has {param} elements but its gradient {grad}"
-                )
+                write!(f, "parameter {index} has {param} elements but its gradient {grad}")
             }
-            StepError::StateLength {
-                index,
-                param,
-                state,
-            } => {
-                write!(
-                    f,
-                    "parameter {index} has {param} elements but its state {state}"
-                )
+            StepError::StateLength { index, param, state } => {
+                write!(f, "parameter {index} has {param} elements but its state {state}")
             }
         }
     }
@@ -114,10 +96,7 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
     /// An optimizer with no state yet; refuses hyperparameters torch refuses.
     pub fn new(hyper: K) -> Result<Self, HyperError> {
         hyper.validate()?;
-        Ok(Optimizer {
-            hyper,
-            state: Vec::new(),
-        })
+        Ok(Optimizer { hyper, state: Vec::new() })
     }
 
     /// The state of parameter `index`, if it has had a step.
@@ -133,35 +112,20 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
 
     /// One step; parameters whose gradient is `None` are skipped and keep their state,
     /// as torch skips parameters whose `.grad` is None.
-    pub fn step_some(
-        &mut self,
-        params: &mut [&mut [T]],
-        grads: &[Option<&[T]>],
-    ) -> Result<(), StepError> {
+    pub fn step_some(&mut self, params: &mut [&mut [T]], grads: &[Option<&[T]>]) -> Result<(), StepError> {
         if params.len() != grads.len() {
-            return Err(StepError::Count {
-                params: params.len(),
-                grads: grads.len(),
-            });
+            return Err(StepError::Count { params: params.len(), grads: grads.len() });
         }
         for (index, (p, g)) in params.iter().zip(grads).enumerate() {
             if let Some(g) = g {
                 if g.len() != p.len() {
-                    return Err(StepError::GradLength {
-                        index,
-                        param: p.len(),
-                        grad: g.len(),
-                    });
+                    return Err(StepError::GradLength { index, param: p.len(), grad: g.len() });
                 }
             }
             if let Some(Some(st)) = self.state.get(index) {
                 if let Some(b) = st.buffers.iter().find(|b| !b.is_empty()) {
                     if b.len() != p.len() {
-                        return Err(StepError::StateLength {
-                            index,
-                            param: p.len(),
-                            state: b.len(),
-                        });
+                        return Err(StepError::StateLength { index, param: p.len(), state: b.len() });
                     }
                 }
             }
@@ -171,20 +135,12 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
         }
         let Optimizer { hyper, state } = self;
         let nb = hyper.buffers();
-        let elements = params
-            .iter()
-            .zip(grads)
-            .filter(|(_, g)| g.is_some())
-            .map(|(p, _)| p.len())
-            .sum();
+        let elements = params.iter().zip(grads).filter(|(_, g)| g.is_some()).map(|(p, _)| p.len()).sum();
         let mut batch = Batch::with_size(elements);
         for ((p, g), st) in params.iter_mut().zip(grads).zip(state.iter_mut()) {
             let Some(g) = g else { continue };
             let fresh = st.is_none();
-            let st = st.get_or_insert_with(|| ParamState {
-                scalars: [0.0; MAX_SCALARS],
-                buffers: Vec::new(),
-            });
+            let st = st.get_or_insert_with(|| ParamState { scalars: [0.0; MAX_SCALARS], buffers: Vec::new() });
             let fresh = fresh || st.buffers.is_empty();
             st.buffers.resize(st.buffers.len().max(nb), Vec::new());
             for (k, b) in st.buffers[..nb].iter_mut().enumerate() {
@@ -198,13 +154,7 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
             let slices = TensorSlices::new(
                 p,
                 g,
-                used.map(|(k, b)| {
-                    if hyper.uses_buffer(k) {
-                        b.as_mut_slice()
-                    } else {
-                        &mut []
-                    }
-                }),
+                used.map(|(k, b)| if hyper.uses_buffer(k) { b.as_mut_slice() } else { &mut [] }),
             );
             batch.push(&*hyper, &mut scalars[..K::SCALARS], fresh, slices);
         }
@@ -221,14 +171,8 @@ mod tests {
     fn skips_params_without_grad_and_keeps_their_state_empty() {
         let mut a = vec![1.0f64; 3];
         let mut b = vec![2.0f64; 2];
-        let mut opt = Sgd::new(SgdHyper {
-            lr: 0.1,
-            momentum: 0.9,
-            ..Default::default()
-        })
-        .unwrap();
-        opt.step_some(&mut [&mut a, &mut b], &[Some(&[1.0; 3]), None])
-            .unwrap();
+        let mut opt = Sgd::new(SgdHyper { lr: 0.1, momentum: 0.9, ..Default::default() }).unwrap();
+        opt.step_some(&mut [&mut a, &mut b], &[Some(&[1.0; 3]), None]).unwrap();
         assert_eq!(a, vec![0.9; 3]);
         assert_eq!(b, vec![2.0; 2]);
         assert!(opt.state(1).is_none());
@@ -240,21 +184,10 @@ mod tests {
         let mut a = vec![1.0f32; 3];
         let mut opt = Adam::new(AdamHyper::adam()).unwrap();
         let err = opt.step(&mut [&mut a], &[&[1.0; 2]]).unwrap_err();
-        assert_eq!(
-            err,
-            StepError::GradLength {
-                index: 0,
-                param: 3,
-                grad: 2
-            }
-        );
+        assert_eq!(err, StepError::GradLength { index: 0, param: 3, grad: 2 });
         assert_eq!(a, vec![1.0; 3]);
         assert!(opt.state(0).is_none());
-        assert!(Adam::<f32>::new(AdamHyper {
-            lr: -1.0,
-            ..AdamHyper::adam()
-        })
-        .is_err());
+        assert!(Adam::<f32>::new(AdamHyper { lr: -1.0, ..AdamHyper::adam() }).is_err());
     }
 
     #[test]

@@ -60,11 +60,7 @@ fn build(threads: usize) -> Result<Pool, ThreadsError> {
         .thread_name(|i| format!("ferroptim-{i}"))
         .build()
         .map_err(|e| ThreadsError::Spawn(e.to_string()))?;
-    Ok(Pool {
-        pool: Arc::new(pool),
-        threads,
-        pid: std::process::id(),
-    })
+    Ok(Pool { pool: Arc::new(pool), threads, pid: std::process::id() })
 }
 
 fn lock() -> MutexGuard<'static, Option<Pool>> {
@@ -108,14 +104,10 @@ fn current() -> Arc<ThreadPool> {
         Some(p) if p.pid == pid => return Arc::clone(&p.pool),
         _ => {}
     }
-    let threads = guard
-        .as_ref()
-        .map_or_else(default_num_threads, |p| p.threads);
+    let threads = guard.as_ref().map_or_else(default_num_threads, |p| p.threads);
     // Building can only fail if the OS refuses threads; fall back to one thread,
     // which rayon builds without spawning more than it must.
-    let fresh = build(threads)
-        .or_else(|_| build(1))
-        .expect("cannot start a worker thread");
+    let fresh = build(threads).or_else(|_| build(1)).expect("cannot start a worker thread");
     let pool = Arc::clone(&fresh.pool);
     let old = guard.replace(fresh);
     drop(guard);

@@ -30,13 +30,7 @@ pub struct AdadeltaHyper {
 
 impl Default for AdadeltaHyper {
     fn default() -> Self {
-        AdadeltaHyper {
-            lr: 1.0,
-            rho: 0.9,
-            eps: 1e-6,
-            weight_decay: 0.0,
-            maximize: false,
-        }
+        AdadeltaHyper { lr: 1.0, rho: 0.9, eps: 1e-6, weight_decay: 0.0, maximize: false }
     }
 }
 
@@ -75,18 +69,10 @@ fn adadelta_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
 
 impl Validate for AdadeltaHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || {
-            format!("Invalid learning rate: {}", self.lr)
-        })?;
-        check((0.0..=1.0).contains(&self.rho), || {
-            format!("Invalid rho value: {}", self.rho)
-        })?;
-        check(self.eps >= 0.0, || {
-            format!("Invalid epsilon value: {}", self.eps)
-        })?;
-        check(self.weight_decay >= 0.0, || {
-            format!("Invalid weight_decay value: {}", self.weight_decay)
-        })
+        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
+        check((0.0..=1.0).contains(&self.rho), || format!("Invalid rho value: {}", self.rho))?;
+        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
+        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))
     }
 }
 
@@ -162,12 +148,7 @@ mod tests {
         let mut configs = vec![];
         for maximize in [false, true] {
             for weight_decay in [0.0, 0.1] {
-                configs.push(AdadeltaHyper {
-                    weight_decay,
-                    maximize,
-                    rho: 0.95,
-                    ..Default::default()
-                });
+                configs.push(AdadeltaHyper { weight_decay, maximize, rho: 0.95, ..Default::default() });
             }
         }
         check_all(&configs, reference, reference);
@@ -175,13 +156,7 @@ mod tests {
 
     #[test]
     fn validates_like_torch() {
-        let bad = AdadeltaHyper {
-            rho: 1.1,
-            ..Default::default()
-        };
-        assert_eq!(
-            bad.validate().unwrap_err().to_string(),
-            "Invalid rho value: 1.1"
-        );
+        let bad = AdadeltaHyper { rho: 1.1, ..Default::default() };
+        assert_eq!(bad.validate().unwrap_err().to_string(), "Invalid rho value: 1.1");
     }
 }

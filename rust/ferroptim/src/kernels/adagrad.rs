@@ -76,24 +76,13 @@ fn adagrad_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool>(c: &Coef<T>
 
 impl Validate for AdagradHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || {
-            format!("Invalid learning rate: {}", self.lr)
-        })?;
-        check(self.lr_decay >= 0.0, || {
-            format!("Invalid lr_decay value: {}", self.lr_decay)
-        })?;
-        check(self.weight_decay >= 0.0, || {
-            format!("Invalid weight_decay value: {}", self.weight_decay)
-        })?;
+        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
+        check(self.lr_decay >= 0.0, || format!("Invalid lr_decay value: {}", self.lr_decay))?;
+        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))?;
         check(self.initial_accumulator_value >= 0.0, || {
-            format!(
-                "Invalid initial_accumulator_value value: {}",
-                self.initial_accumulator_value
-            )
+            format!("Invalid initial_accumulator_value value: {}", self.initial_accumulator_value)
         })?;
-        check(self.eps >= 0.0, || {
-            format!("Invalid epsilon value: {}", self.eps)
-        })
+        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))
     }
 }
 
@@ -109,10 +98,7 @@ impl Elementwise for AdagradHyper {
 
     fn begin(&self, scalars: &mut [f64], fresh: bool) -> AdagradStep {
         scalars[0] += 1.0;
-        AdagradStep {
-            neg_clr: -(self.lr / (1.0 + (scalars[0] - 1.0) * self.lr_decay)),
-            fresh,
-        }
+        AdagradStep { neg_clr: -(self.lr / (1.0 + (scalars[0] - 1.0) * self.lr_decay)), fresh }
     }
 
     fn update<T: Element>(&self, step: &AdagradStep, t: TensorSlices<'_, T>) {
@@ -120,11 +106,7 @@ impl Elementwise for AdagradHyper {
         if step.fresh {
             sum.fill(T::of(self.initial_accumulator_value));
         }
-        let c = Coef {
-            weight_decay: T::of(self.weight_decay),
-            eps: T::of(self.eps),
-            neg_clr: T::of(step.neg_clr),
-        };
+        let c = Coef { weight_decay: T::of(self.weight_decay), eps: T::of(self.eps), neg_clr: T::of(step.neg_clr) };
         with_const_bool!(self.maximize, MAX => with_const_bool!(self.weight_decay != 0.0, DECAY =>
             adagrad_loop::<T, MAX, DECAY>(&c, t.param, t.grad, sum)))
     }
@@ -182,13 +164,7 @@ mod tests {
 
     #[test]
     fn validates_like_torch() {
-        let bad = AdagradHyper {
-            lr_decay: -0.5,
-            ..Default::default()
-        };
-        assert_eq!(
-            bad.validate().unwrap_err().to_string(),
-            "Invalid lr_decay value: -0.5"
-        );
+        let bad = AdagradHyper { lr_decay: -0.5, ..Default::default() };
+        assert_eq!(bad.validate().unwrap_err().to_string(), "Invalid lr_decay value: -0.5");
     }
 }

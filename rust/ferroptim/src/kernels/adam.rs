@@ -50,11 +50,7 @@ impl AdamHyper {
 
     /// `torch.optim.AdamW`'s defaults: weight decay 1e-2, decoupled.
     pub const fn adamw() -> Self {
-        AdamHyper {
-            weight_decay: 1e-2,
-            decoupled_weight_decay: true,
-            ..Self::adam()
-        }
+        AdamHyper { weight_decay: 1e-2, decoupled_weight_decay: true, ..Self::adam() }
     }
 
     /// The step-dependent constants of step `t` (the count after this step), computed
@@ -62,10 +58,7 @@ impl AdamHyper {
     pub fn at_step(&self, t: f64) -> AdamStep {
         let bias_correction1 = 1.0 - self.betas.0.powf(t);
         let bias_correction2 = 1.0 - self.betas.1.powf(t);
-        AdamStep {
-            step_size: self.lr / bias_correction1,
-            bias_correction2_sqrt: bias_correction2.powf(0.5),
-        }
+        AdamStep { step_size: self.lr / bias_correction1, bias_correction2_sqrt: bias_correction2.powf(0.5) }
     }
 }
 
@@ -96,15 +89,7 @@ pub fn adam<T: Element>(
     exp_avg_sq: &mut [T],
     max_exp_avg_sq: Option<&mut [T]>,
 ) {
-    adam_with(
-        h,
-        &h.at_step(step),
-        param,
-        grad,
-        exp_avg,
-        exp_avg_sq,
-        max_exp_avg_sq,
-    )
+    adam_with(h, &h.at_step(step), param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq)
 }
 
 fn adam_with<T: Element>(
@@ -117,11 +102,7 @@ fn adam_with<T: Element>(
     max_exp_avg_sq: Option<&mut [T]>,
 ) {
     let n = param.len();
-    for (name, len) in [
-        ("gradient", grad.len()),
-        ("exp_avg", exp_avg.len()),
-        ("exp_avg_sq", exp_avg_sq.len()),
-    ] {
+    for (name, len) in [("gradient", grad.len()), ("exp_avg", exp_avg.len()), ("exp_avg_sq", exp_avg_sq.len())] {
         assert_eq!(len, n, "the {name} has {len} elements, the parameter {n}");
     }
     let c = Coef {
@@ -136,12 +117,7 @@ fn adam_with<T: Element>(
     };
     let max = if h.amsgrad {
         let m = max_exp_avg_sq.expect("Adam with amsgrad needs max_exp_avg_sq");
-        assert_eq!(
-            m.len(),
-            n,
-            "max_exp_avg_sq has {} elements, the parameter {n}",
-            m.len()
-        );
+        assert_eq!(m.len(), n, "max_exp_avg_sq has {} elements, the parameter {n}", m.len());
         m
     } else {
         &mut []
@@ -209,16 +185,10 @@ fn adam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8, const AMSGRAD: b
 impl Validate for AdamHyper {
     /// torch's argument checks, with its messages.
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || {
-            format!("Invalid learning rate: {}", self.lr)
-        })?;
-        check(self.eps >= 0.0, || {
-            format!("Invalid epsilon value: {}", self.eps)
-        })?;
+        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
+        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
         check_betas(self.betas)?;
-        check(self.weight_decay >= 0.0, || {
-            format!("Invalid weight_decay value: {}", self.weight_decay)
-        })
+        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))
     }
 }
 
@@ -242,15 +212,7 @@ impl Elementwise for AdamHyper {
 
     fn update<T: Element>(&self, step: &AdamStep, t: TensorSlices<'_, T>) {
         let [m, v, max] = t.buffers;
-        adam_with(
-            self,
-            step,
-            t.param,
-            t.grad,
-            m,
-            v,
-            self.amsgrad.then_some(max),
-        );
+        adam_with(self, step, t.param, t.grad, m, v, self.amsgrad.then_some(max));
     }
 }
 
@@ -308,9 +270,7 @@ mod tests {
         let mut out = Vec::new();
         for maximize in [false, true] {
             for amsgrad in [false, true] {
-                for (weight_decay, decoupled_weight_decay) in
-                    [(0.0, false), (0.1, false), (0.1, true)]
-                {
+                for (weight_decay, decoupled_weight_decay) in [(0.0, false), (0.1, false), (0.1, true)] {
                     out.push(AdamHyper {
                         lr: 0.01,
                         weight_decay,
@@ -323,10 +283,7 @@ mod tests {
             }
         }
         // β₁ below 1/2: torch's lerp takes its other formula.
-        out.push(AdamHyper {
-            betas: (0.3, 0.9),
-            ..AdamHyper::adam()
-        });
+        out.push(AdamHyper { betas: (0.3, 0.9), ..AdamHyper::adam() });
         out
     }
 
@@ -346,14 +303,8 @@ mod tests {
 
     #[test]
     fn validates_like_torch() {
-        let bad = AdamHyper {
-            betas: (1.0, 0.0),
-            ..AdamHyper::adam()
-        };
-        assert_eq!(
-            bad.validate().unwrap_err().to_string(),
-            "Invalid beta parameter at index 0: 1"
-        );
+        let bad = AdamHyper { betas: (1.0, 0.0), ..AdamHyper::adam() };
+        assert_eq!(bad.validate().unwrap_err().to_string(), "Invalid beta parameter at index 0: 1");
         assert!(AdamHyper::adamw().validate().is_ok());
     }
 }

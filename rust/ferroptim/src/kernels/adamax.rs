@@ -30,13 +30,7 @@ pub struct AdamaxHyper {
 
 impl Default for AdamaxHyper {
     fn default() -> Self {
-        AdamaxHyper {
-            lr: 2e-3,
-            betas: (0.9, 0.999),
-            eps: 1e-8,
-            weight_decay: 0.0,
-            maximize: false,
-        }
+        AdamaxHyper { lr: 2e-3, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.0, maximize: false }
     }
 }
 
@@ -75,16 +69,10 @@ fn adamax_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
 
 impl Validate for AdamaxHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || {
-            format!("Invalid learning rate: {}", self.lr)
-        })?;
-        check(self.eps >= 0.0, || {
-            format!("Invalid epsilon value: {}", self.eps)
-        })?;
+        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
+        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
         check_betas(self.betas)?;
-        check(self.weight_decay >= 0.0, || {
-            format!("Invalid weight_decay value: {}", self.weight_decay)
-        })
+        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))
     }
 }
 
@@ -124,14 +112,7 @@ mod tests {
     use crate::kernels::testing::{check_all, ops};
 
     /// torch's `_single_tensor_adamax`, one whole-tensor operation at a time.
-    fn reference<T: Element>(
-        h: &AdamaxHyper,
-        scalars: &mut [f64],
-        _: bool,
-        p: &mut [T],
-        g: &[T],
-        bufs: &mut [Vec<T>],
-    ) {
+    fn reference<T: Element>(h: &AdamaxHyper, scalars: &mut [f64], _: bool, p: &mut [T], g: &[T], bufs: &mut [Vec<T>]) {
         let mut grad = g.to_vec();
         if h.maximize {
             ops::neg(&mut grad);
@@ -153,17 +134,10 @@ mod tests {
 
     #[test]
     fn matches_the_scalar_reference() {
-        let mut configs = vec![AdamaxHyper {
-            betas: (0.3, 0.9),
-            ..Default::default()
-        }];
+        let mut configs = vec![AdamaxHyper { betas: (0.3, 0.9), ..Default::default() }];
         for maximize in [false, true] {
             for weight_decay in [0.0, 0.1] {
-                configs.push(AdamaxHyper {
-                    weight_decay,
-                    maximize,
-                    ..Default::default()
-                });
+                configs.push(AdamaxHyper { weight_decay, maximize, ..Default::default() });
             }
         }
         check_all(&configs, reference, reference);
@@ -171,13 +145,7 @@ mod tests {
 
     #[test]
     fn validates_like_torch() {
-        let bad = AdamaxHyper {
-            betas: (0.0, 1.0),
-            ..Default::default()
-        };
-        assert_eq!(
-            bad.validate().unwrap_err().to_string(),
-            "Invalid beta parameter at index 1: 1"
-        );
+        let bad = AdamaxHyper { betas: (0.0, 1.0), ..Default::default() };
+        assert_eq!(bad.validate().unwrap_err().to_string(), "Invalid beta parameter at index 1: 1");
     }
 }

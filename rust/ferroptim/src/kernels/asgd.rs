@@ -31,14 +31,7 @@ pub struct AsgdHyper {
 
 impl Default for AsgdHyper {
     fn default() -> Self {
-        AsgdHyper {
-            lr: 1e-2,
-            lambd: 1e-4,
-            alpha: 0.75,
-            t0: 1e6,
-            weight_decay: 0.0,
-            maximize: false,
-        }
+        AsgdHyper { lr: 1e-2, lambd: 1e-4, alpha: 0.75, t0: 1e6, weight_decay: 0.0, maximize: false }
     }
 }
 
@@ -80,12 +73,8 @@ fn asgd_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool, const AVERAGE:
 
 impl Validate for AsgdHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || {
-            format!("Invalid learning rate: {}", self.lr)
-        })?;
-        check(self.weight_decay >= 0.0, || {
-            format!("Invalid weight_decay value: {}", self.weight_decay)
-        })
+        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
+        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))
     }
 }
 
@@ -104,10 +93,7 @@ impl Elementwise for AsgdHyper {
             scalars[1] = self.lr; // torch.as_tensor(lr)
             scalars[2] = 1.0; // torch.ones(())
         }
-        let used = AsgdStep {
-            eta: scalars[1],
-            mu: scalars[2],
-        };
+        let used = AsgdStep { eta: scalars[1], mu: scalars[2] };
         scalars[0] += 1.0;
         let step = scalars[0];
         scalars[1] = self.lr / (1.0 + self.lambd * self.lr * step).powf(self.alpha);
@@ -172,18 +158,10 @@ mod tests {
 
     #[test]
     fn matches_the_scalar_reference() {
-        let mut configs = vec![AsgdHyper {
-            t0: 2.0,
-            lambd: 0.1,
-            ..Default::default()
-        }];
+        let mut configs = vec![AsgdHyper { t0: 2.0, lambd: 0.1, ..Default::default() }];
         for maximize in [false, true] {
             for weight_decay in [0.0, 0.1] {
-                configs.push(AsgdHyper {
-                    weight_decay,
-                    maximize,
-                    ..Default::default()
-                });
+                configs.push(AsgdHyper { weight_decay, maximize, ..Default::default() });
             }
         }
         check_all(&configs, reference, reference);

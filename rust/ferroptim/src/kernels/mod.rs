@@ -35,12 +35,8 @@ pub(crate) fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), Hy
 
 /// torch's check of an Adam-style `betas` pair.
 pub(crate) fn check_betas(betas: (f64, f64)) -> Result<(), HyperError> {
-    check((0.0..1.0).contains(&betas.0), || {
-        format!("Invalid beta parameter at index 0: {}", betas.0)
-    })?;
-    check((0.0..1.0).contains(&betas.1), || {
-        format!("Invalid beta parameter at index 1: {}", betas.1)
-    })
+    check((0.0..1.0).contains(&betas.0), || format!("Invalid beta parameter at index 0: {}", betas.0))?;
+    check((0.0..1.0).contains(&betas.1), || format!("Invalid beta parameter at index 1: {}", betas.1))
 }
 
 /// How an Adam-family kernel applies weight decay (a const parameter of its loop).

@@ -104,19 +104,11 @@ fn nadam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8>(
 
 impl Validate for NadamHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || {
-            format!("Invalid learning rate: {}", self.lr)
-        })?;
-        check(self.eps >= 0.0, || {
-            format!("Invalid epsilon value: {}", self.eps)
-        })?;
+        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
+        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
         check_betas(self.betas)?;
-        check(self.weight_decay >= 0.0, || {
-            format!("Invalid weight_decay value: {}", self.weight_decay)
-        })?;
-        check(self.momentum_decay >= 0.0, || {
-            format!("Invalid momentum_decay value: {}", self.momentum_decay)
-        })
+        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))?;
+        check(self.momentum_decay >= 0.0, || format!("Invalid momentum_decay value: {}", self.momentum_decay))
     }
 }
 
@@ -224,14 +216,8 @@ mod tests {
     fn matches_the_scalar_reference() {
         let mut configs = vec![];
         for maximize in [false, true] {
-            for (weight_decay, decoupled_weight_decay) in [(0.0, false), (0.1, false), (0.1, true)]
-            {
-                configs.push(NadamHyper {
-                    weight_decay,
-                    decoupled_weight_decay,
-                    maximize,
-                    ..Default::default()
-                });
+            for (weight_decay, decoupled_weight_decay) in [(0.0, false), (0.1, false), (0.1, true)] {
+                configs.push(NadamHyper { weight_decay, decoupled_weight_decay, maximize, ..Default::default() });
             }
         }
         check_all(&configs, reference, reference);
@@ -239,13 +225,7 @@ mod tests {
 
     #[test]
     fn validates_like_torch() {
-        let bad = NadamHyper {
-            momentum_decay: -0.2,
-            ..Default::default()
-        };
-        assert_eq!(
-            bad.validate().unwrap_err().to_string(),
-            "Invalid momentum_decay value: -0.2"
-        );
+        let bad = NadamHyper { momentum_decay: -0.2, ..Default::default() };
+        assert_eq!(bad.validate().unwrap_err().to_string(), "Invalid momentum_decay value: -0.2");
     }
 }

@@ -66,15 +66,9 @@ impl RadamHyper {
         let rho_inf = 2.0 / (1.0 - beta2) - 1.0;
         let rho_t = rho_inf - 2.0 * step * beta2.powf(step) / bias_correction2;
         let rect = (rho_t > 5.0).then(|| {
-            (((rho_t - 4.0) * (rho_t - 2.0) * rho_inf)
-                / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
-                .powf(0.5)
+            (((rho_t - 4.0) * (rho_t - 2.0) * rho_inf) / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)).powf(0.5)
         });
-        RadamStep {
-            bias_correction1,
-            bias_correction2_sqrt: bias_correction2.powf(0.5),
-            rect,
-        }
+        RadamStep { bias_correction1, bias_correction2_sqrt: bias_correction2.powf(0.5), rect }
     }
 }
 
@@ -128,16 +122,10 @@ fn radam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8, const RECTIFY: 
 
 impl Validate for RadamHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || {
-            format!("Invalid learning rate: {}", self.lr)
-        })?;
-        check(self.eps >= 0.0, || {
-            format!("Invalid epsilon value: {}", self.eps)
-        })?;
+        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
+        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
         check_betas(self.betas)?;
-        check(self.weight_decay >= 0.0, || {
-            format!("Invalid weight_decay value: {}", self.weight_decay)
-        })
+        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))
     }
 }
 
@@ -187,14 +175,7 @@ mod tests {
     use crate::kernels::testing::{check_all, ops};
 
     /// torch's `_single_tensor_radam`, one whole-tensor operation at a time.
-    fn reference<T: Element>(
-        h: &RadamHyper,
-        scalars: &mut [f64],
-        _: bool,
-        p: &mut [T],
-        g: &[T],
-        bufs: &mut [Vec<T>],
-    ) {
+    fn reference<T: Element>(h: &RadamHyper, scalars: &mut [f64], _: bool, p: &mut [T], g: &[T], bufs: &mut [Vec<T>]) {
         let mut grad = g.to_vec();
         if h.maximize {
             ops::neg(&mut grad);
@@ -222,9 +203,8 @@ mod tests {
         let rho_inf = 2.0 / (1.0 - beta2) - 1.0;
         let rho_t = rho_inf - 2.0 * step * beta2.powf(step) / bias_correction2;
         if rho_t > 5.0 {
-            let rect = (((rho_t - 4.0) * (rho_t - 2.0) * rho_inf)
-                / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
-                .powf(0.5);
+            let rect =
+                (((rho_t - 4.0) * (rho_t - 2.0) * rho_inf) / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t)).powf(0.5);
             let mut sq = ops::sqrt(v);
             ops::add(&mut sq, h.eps);
             let mut adaptive: Vec<T> = sq.iter().map(|&x| T::one() / x).collect(); // reciprocal()
@@ -239,14 +219,8 @@ mod tests {
     fn matches_the_scalar_reference() {
         let mut configs = vec![];
         for maximize in [false, true] {
-            for (weight_decay, decoupled_weight_decay) in [(0.0, false), (0.1, false), (0.1, true)]
-            {
-                configs.push(RadamHyper {
-                    weight_decay,
-                    decoupled_weight_decay,
-                    maximize,
-                    ..Default::default()
-                });
+            for (weight_decay, decoupled_weight_decay) in [(0.0, false), (0.1, false), (0.1, true)] {
+                configs.push(RadamHyper { weight_decay, decoupled_weight_decay, maximize, ..Default::default() });
             }
         }
         check_all(&configs, reference, reference);

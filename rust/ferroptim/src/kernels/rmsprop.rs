@@ -97,21 +97,11 @@ fn rmsprop_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool, const MOMEN
 
 impl Validate for RmspropHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || {
-            format!("Invalid learning rate: {}", self.lr)
-        })?;
-        check(self.eps >= 0.0, || {
-            format!("Invalid epsilon value: {}", self.eps)
-        })?;
-        check(self.momentum >= 0.0, || {
-            format!("Invalid momentum value: {}", self.momentum)
-        })?;
-        check(self.weight_decay >= 0.0, || {
-            format!("Invalid weight_decay value: {}", self.weight_decay)
-        })?;
-        check(self.alpha >= 0.0, || {
-            format!("Invalid alpha value: {}", self.alpha)
-        })
+        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
+        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
+        check(self.momentum >= 0.0, || format!("Invalid momentum value: {}", self.momentum))?;
+        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))?;
+        check(self.alpha >= 0.0, || format!("Invalid alpha value: {}", self.alpha))
     }
 }
 
@@ -216,13 +206,7 @@ mod tests {
             for weight_decay in [0.0, 0.1] {
                 for momentum in [0.0, 0.5] {
                     for centered in [false, true] {
-                        configs.push(RmspropHyper {
-                            weight_decay,
-                            maximize,
-                            momentum,
-                            centered,
-                            ..Default::default()
-                        });
+                        configs.push(RmspropHyper { weight_decay, maximize, momentum, centered, ..Default::default() });
                     }
                 }
             }
@@ -232,13 +216,7 @@ mod tests {
 
     #[test]
     fn validates_like_torch() {
-        let bad = RmspropHyper {
-            momentum: -1.0,
-            ..Default::default()
-        };
-        assert_eq!(
-            bad.validate().unwrap_err().to_string(),
-            "Invalid momentum value: -1"
-        );
+        let bad = RmspropHyper { momentum: -1.0, ..Default::default() };
+        assert_eq!(bad.validate().unwrap_err().to_string(), "Invalid momentum value: -1");
     }
 }

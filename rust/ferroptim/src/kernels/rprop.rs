@@ -31,12 +31,7 @@ pub struct RpropHyper {
 
 impl Default for RpropHyper {
     fn default() -> Self {
-        RpropHyper {
-            lr: 1e-2,
-            etas: (0.5, 1.2),
-            step_sizes: (1e-6, 50.0),
-            maximize: false,
-        }
+        RpropHyper { lr: 1e-2, etas: (0.5, 1.2), step_sizes: (1e-6, 50.0), maximize: false }
     }
 }
 
@@ -88,13 +83,9 @@ fn rprop_loop<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, param: &mut [T], gr
 
 impl Validate for RpropHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || {
-            format!("Invalid learning rate: {}", self.lr)
-        })?;
+        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
         let (minus, plus) = self.etas;
-        check(0.0 < minus && minus < 1.0 && 1.0 < plus, || {
-            format!("Invalid eta values: {minus}, {plus}")
-        })
+        check(0.0 < minus && minus < 1.0 && 1.0 < plus, || format!("Invalid eta values: {minus}, {plus}"))
     }
 }
 
@@ -155,20 +146,10 @@ mod tests {
         scalars[0] += 1.0;
         let (etaminus, etaplus) = (T::of(h.etas.0), T::of(h.etas.1));
         // sign = grad.mul(prev).sign(); then the masked assignments, in torch's order
-        let mut sign: Vec<T> = grad
-            .iter()
-            .zip(prev.iter())
-            .map(|(&a, &b)| super::sign(a * b))
-            .collect();
-        sign.iter_mut()
-            .filter(|x| **x > T::zero())
-            .for_each(|x| *x = etaplus);
-        sign.iter_mut()
-            .filter(|x| **x < T::zero())
-            .for_each(|x| *x = etaminus);
-        sign.iter_mut()
-            .filter(|x| **x == T::zero())
-            .for_each(|x| *x = T::one());
+        let mut sign: Vec<T> = grad.iter().zip(prev.iter()).map(|(&a, &b)| super::sign(a * b)).collect();
+        sign.iter_mut().filter(|x| **x > T::zero()).for_each(|x| *x = etaplus);
+        sign.iter_mut().filter(|x| **x < T::zero()).for_each(|x| *x = etaminus);
+        sign.iter_mut().filter(|x| **x == T::zero()).for_each(|x| *x = T::one());
         ops::mul_elementwise(step_size, &sign);
         let (lo, hi) = (T::of(h.step_sizes.0), T::of(h.step_sizes.1));
         step_size.iter_mut().for_each(|x| {
@@ -194,28 +175,15 @@ mod tests {
     fn matches_the_scalar_reference() {
         let configs = [
             RpropHyper::default(),
-            RpropHyper {
-                maximize: true,
-                ..Default::default()
-            },
-            RpropHyper {
-                etas: (0.3, 1.5),
-                step_sizes: (1e-3, 0.02),
-                ..Default::default()
-            },
+            RpropHyper { maximize: true, ..Default::default() },
+            RpropHyper { etas: (0.3, 1.5), step_sizes: (1e-3, 0.02), ..Default::default() },
         ];
         check_all(&configs, reference, reference);
     }
 
     #[test]
     fn validates_like_torch() {
-        let bad = RpropHyper {
-            etas: (1.0, 0.5),
-            ..Default::default()
-        };
-        assert_eq!(
-            bad.validate().unwrap_err().to_string(),
-            "Invalid eta values: 1, 0.5"
-        );
+        let bad = RpropHyper { etas: (1.0, 0.5), ..Default::default() };
+        assert_eq!(bad.validate().unwrap_err().to_string(), "Invalid eta values: 1, 0.5");
     }
 }

@@ -31,14 +31,7 @@ pub struct SgdHyper {
 
 impl Default for SgdHyper {
     fn default() -> Self {
-        SgdHyper {
-            lr: 1e-3,
-            momentum: 0.0,
-            dampening: 0.0,
-            weight_decay: 0.0,
-            nesterov: false,
-            maximize: false,
-        }
+        SgdHyper { lr: 1e-3, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false, maximize: false }
     }
 }
 
@@ -56,20 +49,9 @@ impl SgdHyper {
 ///
 /// # Panics
 /// If the slices differ in length, or the buffer is missing while momentum ≠ 0.
-pub fn sgd<T: Element>(
-    h: &SgdHyper,
-    param: &mut [T],
-    grad: &[T],
-    momentum_buffer: Option<&mut [T]>,
-    first: bool,
-) {
+pub fn sgd<T: Element>(h: &SgdHyper, param: &mut [T], grad: &[T], momentum_buffer: Option<&mut [T]>, first: bool) {
     let n = param.len();
-    assert_eq!(
-        grad.len(),
-        n,
-        "the gradient has {} elements, the parameter {n}",
-        grad.len()
-    );
+    assert_eq!(grad.len(), n, "the gradient has {} elements, the parameter {n}", grad.len());
     let c = Coef {
         weight_decay: T::of(h.weight_decay),
         momentum: T::of(h.momentum),
@@ -133,21 +115,13 @@ impl Validate for SgdHyper {
             return Err(HyperError(format!("Invalid learning rate: {}", self.lr)));
         }
         if !(self.momentum >= 0.0) {
-            return Err(HyperError(format!(
-                "Invalid momentum value: {}",
-                self.momentum
-            )));
+            return Err(HyperError(format!("Invalid momentum value: {}", self.momentum)));
         }
         if !(self.weight_decay >= 0.0) {
-            return Err(HyperError(format!(
-                "Invalid weight_decay value: {}",
-                self.weight_decay
-            )));
+            return Err(HyperError(format!("Invalid weight_decay value: {}", self.weight_decay)));
         }
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
-            return Err(HyperError(
-                "Nesterov momentum requires a momentum and zero dampening".into(),
-            ));
+            return Err(HyperError("Nesterov momentum requires a momentum and zero dampening".into()));
         }
         Ok(())
     }
@@ -168,13 +142,7 @@ impl Elementwise for SgdHyper {
 
     fn update<T: Element>(&self, first: &bool, t: TensorSlices<'_, T>) {
         let [buf, ..] = t.buffers;
-        sgd(
-            self,
-            t.param,
-            t.grad,
-            self.uses_momentum().then_some(buf),
-            *first,
-        );
+        sgd(self, t.param, t.grad, self.uses_momentum().then_some(buf), *first);
     }
 }
 
@@ -220,20 +188,10 @@ mod tests {
         let mut out = Vec::new();
         for maximize in [false, true] {
             for weight_decay in [0.0, 0.1] {
-                for (momentum, dampening, nesterov) in [
-                    (0.0, 0.0, false),
-                    (0.9, 0.0, false),
-                    (0.9, 0.3, false),
-                    (0.9, 0.0, true),
-                ] {
-                    out.push(SgdHyper {
-                        lr: 0.05,
-                        momentum,
-                        dampening,
-                        weight_decay,
-                        nesterov,
-                        maximize,
-                    });
+                for (momentum, dampening, nesterov) in
+                    [(0.0, 0.0, false), (0.9, 0.0, false), (0.9, 0.3, false), (0.9, 0.0, true)]
+                {
+                    out.push(SgdHyper { lr: 0.05, momentum, dampening, weight_decay, nesterov, maximize });
                 }
             }
         }
@@ -256,18 +214,9 @@ mod tests {
 
     #[test]
     fn validates_like_torch() {
-        let bad = SgdHyper {
-            momentum: -0.5,
-            ..Default::default()
-        };
-        assert_eq!(
-            bad.validate().unwrap_err().to_string(),
-            "Invalid momentum value: -0.5"
-        );
-        let bad = SgdHyper {
-            nesterov: true,
-            ..Default::default()
-        };
+        let bad = SgdHyper { momentum: -0.5, ..Default::default() };
+        assert_eq!(bad.validate().unwrap_err().to_string(), "Invalid momentum value: -0.5");
+        let bad = SgdHyper { nesterov: true, ..Default::default() };
         assert!(bad.validate().is_err());
         assert!(SgdHyper::default().validate().is_ok());
     }

@@ -73,14 +73,7 @@ mod tests {
     use super::*;
     use crate::kernels::testing::{check_against_reference, ops};
 
-    fn reference<T: Element>(
-        h: &Stream,
-        _: &mut [f64],
-        _: bool,
-        p: &mut [T],
-        g: &[T],
-        bufs: &mut [Vec<T>],
-    ) {
+    fn reference<T: Element>(h: &Stream, _: &mut [f64], _: bool, p: &mut [T], g: &[T], bufs: &mut [Vec<T>]) {
         ops::add_scaled(p, g, 1.0);
         for b in &mut bufs[..h.buffers] {
             ops::add_scaled(b, g, 1.0);

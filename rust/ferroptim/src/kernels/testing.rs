@@ -77,9 +77,7 @@ pub(crate) mod ops {
     /// `x.lerp_(end, weight)`
     pub(crate) fn lerp<T: Element>(x: &mut [T], end: &[T], weight: f64) {
         let w = Lerp::new(weight);
-        x.iter_mut()
-            .zip(end)
-            .for_each(|(v, &e)| *v = lerp_elem(*v, e, w));
+        x.iter_mut().zip(end).for_each(|(v, &e)| *v = lerp_elem(*v, e, w));
     }
 
     /// `x.sqrt()`
@@ -119,11 +117,7 @@ fn assert_same_bits<T: Element>(what: &str, got: &[T], want: &[T]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
         let (a, b) = (a.to_f64().unwrap(), b.to_f64().unwrap());
-        assert!(
-            a.to_bits() == b.to_bits(),
-            "{what}[{i}] of {}: kernel {a:e}, reference {b:e}",
-            got.len()
-        );
+        assert!(a.to_bits() == b.to_bits(), "{what}[{i}] of {}: kernel {a:e}, reference {b:e}", got.len());
     }
 }
 
@@ -135,10 +129,7 @@ pub(crate) type Reference<K, T> = fn(&K, &mut [f64], bool, &mut [T], &[T], &mut 
 /// Runs a few steps of `kernel` on tensors of every length in [`LENGTHS`], all in one
 /// [`Batch`], with each thread count in [`THREADS`], and checks that parameters,
 /// buffers and scalars equal the scalar reference's bit for bit after every step.
-pub(crate) fn check_against_reference<K: Elementwise, T: Element>(
-    kernel: &K,
-    reference: Reference<K, T>,
-) {
+pub(crate) fn check_against_reference<K: Elementwise, T: Element>(kernel: &K, reference: Reference<K, T>) {
     let _guard = THREADS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let nb = kernel.buffers();
     for threads in THREADS {
@@ -147,35 +138,17 @@ pub(crate) fn check_against_reference<K: Elementwise, T: Element>(
         let mut params: Vec<Vec<T>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
         let mut bufs: Vec<Vec<Vec<T>>> = LENGTHS
             .iter()
-            .map(|&n| {
-                (0..nb)
-                    .map(|k| vec![T::zero(); if kernel.uses_buffer(k) { n } else { 0 }])
-                    .collect()
-            })
+            .map(|&n| (0..nb).map(|k| vec![T::zero(); if kernel.uses_buffer(k) { n } else { 0 }]).collect())
             .collect();
         let mut scalars = vec![[0.0f64; MAX_SCALARS]; LENGTHS.len()];
-        let (mut params_ref, mut bufs_ref, mut scalars_ref) =
-            (params.clone(), bufs.clone(), scalars.clone());
+        let (mut params_ref, mut bufs_ref, mut scalars_ref) = (params.clone(), bufs.clone(), scalars.clone());
         for step in 0..STEPS {
             let grads: Vec<Vec<T>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
             let fresh = step == 0;
             // One thread: updates run as they are pushed; more: queued for the pool.
-            let mut batch = if threads == 1 {
-                Batch::with_size(0)
-            } else {
-                Batch::new()
-            };
-            for (((p, g), b), s) in params
-                .iter_mut()
-                .zip(&grads)
-                .zip(bufs.iter_mut())
-                .zip(scalars.iter_mut())
-            {
-                let slices = TensorSlices::new(
-                    p.as_mut_slice(),
-                    g.as_slice(),
-                    b.iter_mut().map(|v| v.as_mut_slice()),
-                );
+            let mut batch = if threads == 1 { Batch::with_size(0) } else { Batch::new() };
+            for (((p, g), b), s) in params.iter_mut().zip(&grads).zip(bufs.iter_mut()).zip(scalars.iter_mut()) {
+                let slices = TensorSlices::new(p.as_mut_slice(), g.as_slice(), b.iter_mut().map(|v| v.as_mut_slice()));
                 batch.push(kernel, &mut s[..K::SCALARS], fresh, slices);
             }
             // The lengths add up to less than the serial threshold: ask for the pool.
@@ -205,11 +178,7 @@ pub(crate) fn check_against_reference<K: Elementwise, T: Element>(
 }
 
 /// [`check_against_reference`] for every configuration, in float32 and float64.
-pub(crate) fn check_all<K: Elementwise>(
-    configs: &[K],
-    reference32: Reference<K, f32>,
-    reference64: Reference<K, f64>,
-) {
+pub(crate) fn check_all<K: Elementwise>(configs: &[K], reference32: Reference<K, f32>, reference64: Reference<K, f64>) {
     for kernel in configs {
         check_against_reference(kernel, reference32);
         check_against_reference(kernel, reference64);
