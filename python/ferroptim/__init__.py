@@ -16,6 +16,7 @@ NumPy arrays::
 
 from ._core import __version__
 from .adadelta import Adadelta
+from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
@@ -33,6 +34,7 @@ from .threads import _check_environment, get_num_threads, set_num_threads
 __all__ = [
     "ASGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",

@@ -4,10 +4,13 @@
 //! of the optimizer, its `state` dict and the names its class gives the state. See
 //! `step` for what happens in that call and `arrays` for what an array must be.
 
+mod adafactor;
 mod arrays;
+mod held;
 mod hyper;
 mod probe;
 mod step;
+mod tensorwise;
 
 use ferroptim::{
     AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, NadamHyper, RadamHyper, RmspropHyper, RpropHyper,
@@ -80,6 +83,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ] {
         m.add_function(f)?;
     }
+    m.add_function(wrap_pyfunction!(adafactor::adafactor_step, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(probe::stream, m)?)?;

@@ -20,15 +20,15 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::arrays::{
-    buffer_operand, copy_back, grad_operand, param_operand, scalar_array, scalar_slot, type_name, zeros, Dtype,
-    Operand, Origin, Overlaps,
+    buffer_operand, grad_operand, param_operand, scalar_array, scalar_slot, type_name, zeros, Dtype, Operand,
 };
+use crate::held::Held;
 use crate::hyper::{FromGroup, Group};
 
 /// Kernels from different Python threads never run at the same time: two steps over
 /// the same arrays (two optimizers sharing a parameter, stepped from two threads)
 /// would otherwise write the same memory at once.
-static KERNEL_LOCK: Mutex<()> = Mutex::new(());
+pub(crate) static KERNEL_LOCK: Mutex<()> = Mutex::new(());
 
 /// The names the optimizer's Python class gives its state, in kernel order.
 pub(crate) struct StateKeys<'py> {
@@ -85,12 +85,8 @@ fn who(entry: usize, role: usize) -> u32 {
 #[derive(Default)]
 struct Scratch {
     entries: Vec<Entry>,
-    /// Every array a pointer points into, kept alive until the kernels are done; the
-    /// overlap check refers to arrays by their index here.
-    keep: Vec<Py<PyUntypedArray>>,
-    /// Scratch copies to write back into the caller's arrays (indices into `keep`).
-    copy_backs: Vec<(usize, usize)>,
-    overlaps: Overlaps,
+    /// Every array a pointer points into, kept alive until the kernels are done.
+    held: Held,
 }
 
 thread_local! {
@@ -112,9 +108,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let mut s = std::mem::take(&mut self.0);
         s.entries.clear();
-        s.keep.clear(); // the GIL is held: every step runs in a call from Python
-        s.copy_backs.clear();
-        s.overlaps.clear();
+        s.held.clear(); // the GIL is held: every step runs in a call from Python
         SCRATCH.set(s);
     }
 }
@@ -126,7 +120,7 @@ struct Plan<'py, K> {
 }
 
 /// `param_groups[g]['params'][i]`, with its name when the group has `param_names`.
-fn param_label(group: &Bound<'_, PyDict>, g: usize, i: usize) -> String {
+pub(crate) fn param_label(group: &Bound<'_, PyDict>, g: usize, i: usize) -> String {
     let name = group
         .get_item("param_names")
         .ok()
@@ -167,8 +161,7 @@ pub(crate) fn step<'py, K: FromGroup>(
             plan.gather(py, state, keys, dict, g, i, p)?;
         }
     }
-    let Scratch { overlaps, keep, .. } = &mut plan.s.0;
-    if let Some((a, b)) = overlaps.find(py, keep)? {
+    if let Some((a, b)) = plan.s.0.held.find_overlap(py)? {
         return Err(PyValueError::new_err(format!(
             "{} and {} share memory; every parameter, gradient and state array needs its own",
             plan.describe(&dicts, a),
@@ -191,25 +184,8 @@ impl<'py, K: Elementwise> Plan<'py, K> {
         }
     }
 
-    /// Keeps an operand alive for the kernels and records the memory it touches for
-    /// the overlap check (the caller's array, which a scratch copy is written back
-    /// to; a read-only scratch copy touches nothing of the caller's).
     fn hold(&mut self, op: Operand<'py>, write: bool, who: u32) -> *mut u8 {
-        let Scratch { keep, copy_backs, overlaps, .. } = &mut self.s.0;
-        let scratch = keep.len();
-        match op.origin {
-            Origin::Caller => overlaps.add(&op.array, scratch, write, who),
-            Origin::Fresh => {}
-            Origin::CopyOf(original) => {
-                overlaps.add(&original, scratch + 1, write, who);
-                copy_backs.push((scratch + 1, scratch));
-                keep.push(op.array.unbind());
-                keep.push(original.unbind());
-                return op.ptr;
-            }
-        }
-        keep.push(op.array.unbind());
-        op.ptr
+        self.s.0.held.hold(op, write, who)
     }
 
     /// Checks one parameter and queues it if it has a gradient; changes nothing.
@@ -287,7 +263,7 @@ impl<'py, K: Elementwise> Plan<'py, K> {
                 None => needs_target = true,
                 Some(v) => match scalar_slot(&v) {
                     Some((array, ptr)) => {
-                        self.s.0.keep.push(array.unbind());
+                        self.s.0.held.keep.push(array.unbind());
                         // SAFETY: `scalar_slot` checked a 0-d, aligned float64 array, kept alive above.
                         entry.scalars[k] = unsafe { *ptr };
                         entry.homes[k] = ptr;
@@ -337,7 +313,7 @@ impl<'py, K: Elementwise> Plan<'py, K> {
 
     /// Writes back what the step changed outside the arrays the kernels wrote.
     fn store(self, py: Python<'py>, state: &Bound<'py, PyDict>, keys: &StateKeys<'py>) -> PyResult<()> {
-        let Scratch { entries, keep, copy_backs, .. } = &self.s.0;
+        let entries = &self.s.0.entries;
         for e in entries {
             for k in 0..K::SCALARS {
                 if !e.homes[k].is_null() {
@@ -364,10 +340,7 @@ impl<'py, K: Elementwise> Plan<'py, K> {
                 state.set_item(&t.key, &t.dict)?;
             }
         }
-        for &(original, scratch) in copy_backs {
-            copy_back(keep[original].bind(py), keep[scratch].bind(py))?;
-        }
-        Ok(())
+        self.s.0.held.copy_back(py)
     }
 }
 

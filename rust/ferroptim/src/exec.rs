@@ -30,8 +30,19 @@ pub const CHUNK: usize = 1 << 15;
 const SERIAL_BELOW: usize = 1 << 20;
 
 /// Whether `elements` elements of work run on the calling thread (see [`SERIAL_BELOW`]).
-fn serial(elements: usize) -> bool {
+pub(crate) fn serial(elements: usize) -> bool {
     elements < SERIAL_BELOW || threads::get_num_threads() <= 1
+}
+
+/// `f` over every job, in order: on the pool when `elements` (the work the jobs
+/// cover) is worth it, else on the calling thread. The results come back in job
+/// order either way, so a sum over them never depends on the thread count.
+pub(crate) fn map_jobs<J: Send, R: Send>(elements: usize, jobs: Vec<J>, f: impl Fn(J) -> R + Sync + Send) -> Vec<R> {
+    if serial(elements) || jobs.len() < 2 {
+        jobs.into_iter().map(f).collect()
+    } else {
+        threads::install(|| jobs.into_par_iter().map(&f).collect())
+    }
 }
 
 /// The slices of one parameter (or of one chunk of it) for an elementwise update:

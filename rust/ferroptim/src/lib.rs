@@ -25,6 +25,7 @@ use std::fmt;
 pub use element::Element;
 pub use exec::{Batch, Elementwise, TensorSlices, MAX_BUFFERS, MAX_SCALARS};
 pub use kernels::adadelta::AdadeltaHyper;
+pub use kernels::adafactor::{adafactor, AdafactorHyper, AdafactorTensor, Variance};
 pub use kernels::adagrad::{AdagradHyper, AdagradStep};
 pub use kernels::adam::{adam, AdamHyper, AdamStep};
 pub use kernels::adamax::AdamaxHyper;

@@ -7,6 +7,7 @@
 //! gives the same bits as the scalar reference the tests compare them with.
 
 pub mod adadelta;
+pub mod adafactor;
 pub mod adagrad;
 pub mod adam;
 pub mod adamax;

@@ -1,0 +1,67 @@
+"""The base of the optimizers whose update needs a whole tensor at once (Adafactor,
+Muon, SparseAdam): one Rust call per step, with every param group."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .optimizer import Optimizer
+
+
+class TensorwiseOptimizer(Optimizer):
+    """An optimizer whose math lives in a ``ferroptim._core`` function taking lists.
+
+    A subclass declares its hyperparameters, its kernel, the state a parameter starts
+    with (``_new_state``) and which of its arrays the kernel uses (``_state_arrays``).
+    ``step`` gathers, per parameter with a gradient, its arrays and state, and makes one
+    call into Rust, which checks every array, then updates parameters and state in
+    place — or raises and changes nothing (state created for the step is only kept
+    once the step succeeded).
+    """
+
+    #: ``kernel(groups, indices, data, grads, states[, steps])``
+    _kernel: Callable[..., None]
+    #: whether the state holds a ``step`` count (a 0-d float64 array) the kernel advances
+    _keeps_step = True
+
+    def _new_state(self, p: Any, group: Dict[str, Any]) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def _state_arrays(self, p: Any, state: Dict[str, Any]) -> List[Tuple[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def _grad_of(self, p: Any) -> Any:
+        return p.grad
+
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        """Performs a single optimization step.
+
+        Args:
+            closure (Callable, optional): re-evaluates the model, sets the gradients
+                and returns the loss, which ``step`` returns.
+        """
+        loss = None
+        if closure is not None:
+            loss = closure()
+        created: Dict[Any, Dict[str, Any]] = {}
+        indices, data, grads, states, steps = [], [], [], [], []
+        for g, group in enumerate(self.param_groups):
+            for i, p in enumerate(group["params"]):
+                if p.grad is None:
+                    continue
+                state = self.state.get(p)
+                if not state:
+                    state = created[p] = self._new_state(p, group)
+                indices.append((g, i))
+                data.append(p.data)
+                grads.append(self._grad_of(p))
+                states.append(self._state_arrays(p, state))
+                if self._keeps_step:
+                    steps.append(state["step"])
+        if indices:
+            args = (self.param_groups, indices, data, grads, states)
+            type(self)._kernel(*args, *((steps,) if self._keeps_step else ()))
+        self.state.update(created)
+        return loss

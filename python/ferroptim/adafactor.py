@@ -1,0 +1,93 @@
+"""``Adafactor``, as ``torch.optim.Adafactor``."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+
+from . import _core
+from ._tensorwise import TensorwiseOptimizer
+
+__all__ = ["Adafactor"]
+
+
+class Adafactor(TensorwiseOptimizer):
+    r"""Adafactor (``torch.optim.Adafactor``), with factored second moments.
+
+    Update rule, per parameter, with ``t`` its step count after this step and
+    RMS(x) = ‖x‖₂/√numel (kernel: ``ferroptim::kernels::adafactor``)::
+
+        g ← ∇θ, negated if maximize
+        β̂ ← t^beta2_decay;   ρ ← min(lr, 1/√t);   α ← max(eps2, RMS(θ))·ρ
+        θ ← θ·(1 − lr·weight_decay)
+        if θ has ≥ 2 dims (factored over its last two):
+            R ← lerp(R, mean of g² over the last dim, β̂)           (row_var)
+            C ← lerp(C, mean of g² over the second-to-last dim, β̂) (col_var)
+            V̂ ← R·C / max(mean(R), eps1)
+        else:
+            V ← lerp(V, g², β̂);   V̂ ← V                          (variance)
+        U ← g / √max(V̂, eps1²)
+        θ ← θ − α / max(1, RMS(U)/d) · U
+
+    Args:
+        params (iterable): parameters or param-group dicts (see ``Optimizer``).
+        lr (float, optional): the largest relative step size and the weight decay
+            factor (default: 1e-2).
+        beta2_decay (float, optional): decay rate of β₂ (default: -0.8).
+        eps (Tuple[Optional[float], float], optional): (eps1, eps2); eps1 None means
+            the machine epsilon of the parameter's dtype (default: (None, 1e-3)).
+        d (float, optional): clipping threshold (default: 1.0).
+        weight_decay (float, optional): decoupled weight decay (default: 0.0).
+        maximize (bool, optional): maximize the objective instead (default: False).
+        foreach: torch's device flag, accepted and ignored.
+
+    State per parameter: ``step`` (0-d float64 array) and ``row_var`` (shape …×m×1) and
+    ``col_var`` (…×1×n) for parameters of ≥ 2 dims, ``variance`` for vectors.
+    """
+
+    _kernel = _core.adafactor_step
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-2,
+        beta2_decay: float = -0.8,
+        eps: Tuple[Optional[float], float] = (None, 1e-3),
+        d: float = 1.0,
+        weight_decay: float = 0.0,
+        *,
+        foreach: Optional[bool] = None,
+        maximize: bool = False,
+    ) -> None:
+        if not 0.0 <= lr:
+            raise ValueError(f"Learning rate should be >= 0 but is: {lr}")
+        if not 0.0 >= beta2_decay:
+            raise ValueError(f"beta2_decay should be <= 0 but is: {beta2_decay}")
+        if eps[0] is not None and not 0.0 <= eps[0]:
+            raise ValueError(f"epsilon1 should be >= 0 but is: {eps[0]}")
+        if not 0.0 <= eps[1]:
+            raise ValueError(f"epsilon2 should be >= 0 but is: {eps[1]}")
+        if not 1.0 <= d:
+            raise ValueError(f"Clipping threshold d should be >= 1 but is: {d}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"weight_decay should be >= 0 but is: {weight_decay}")
+        defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _new_state(self, p: Any, group: Dict[str, Any]) -> Dict[str, Any]:
+        shape, dtype = p.data.shape, p.data.dtype
+        state: Dict[str, Any] = {"step": np.zeros((), dtype=np.float64)}
+        if len(shape) > 1:
+            state["row_var"] = np.zeros(shape[:-1] + (1,), dtype=dtype)
+            state["col_var"] = np.zeros(shape[:-2] + (1,) + shape[-1:], dtype=dtype)
+        else:
+            state["variance"] = np.zeros(shape, dtype=dtype)
+        return state
+
+    def _state_arrays(self, p: Any, state: Dict[str, Any]) -> List[Tuple[str, np.ndarray]]:
+        keys = ("row_var", "col_var") if np.ndim(p.data) > 1 else ("variance",)
+        missing = [k for k in keys if k not in state]
+        if missing or "step" not in state:
+            raise ValueError(f"the state of a {np.ndim(p.data)}-d parameter needs step, {', '.join(keys)}")
+        return [(k, state[k]) for k in keys]

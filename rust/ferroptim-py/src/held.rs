@@ -1,0 +1,59 @@
+//! The arrays one step uses, held alive until its kernels are done, with what the
+//! overlap check and the copy-backs need to know about them.
+
+use numpy::PyUntypedArray;
+use pyo3::prelude::*;
+
+use crate::arrays::{copy_back, Operand, Origin, Overlaps};
+
+#[derive(Default)]
+pub(crate) struct Held {
+    /// Every array a pointer points into; the overlap check refers to arrays by their
+    /// index here.
+    pub(crate) keep: Vec<Py<PyUntypedArray>>,
+    /// Scratch copies to write back into the caller's arrays (indices into `keep`).
+    pub(crate) copy_backs: Vec<(usize, usize)>,
+    pub(crate) overlaps: Overlaps,
+}
+
+impl Held {
+    /// Empties the lists (keeping their memory); the GIL must be held.
+    pub(crate) fn clear(&mut self) {
+        self.keep.clear();
+        self.copy_backs.clear();
+        self.overlaps.clear();
+    }
+
+    /// Keeps an operand alive for the kernels and records the memory it touches for
+    /// the overlap check (the caller's array, which a scratch copy is written back
+    /// to; a read-only scratch copy touches nothing of the caller's). `who` labels it.
+    pub(crate) fn hold(&mut self, op: Operand<'_>, write: bool, who: u32) -> *mut u8 {
+        let scratch = self.keep.len();
+        match op.origin {
+            Origin::Caller => self.overlaps.add(&op.array, scratch, write, who),
+            Origin::Fresh => {}
+            Origin::CopyOf(original) => {
+                self.overlaps.add(&original, scratch + 1, write, who);
+                self.copy_backs.push((scratch + 1, scratch));
+                self.keep.push(op.array.unbind());
+                self.keep.push(original.unbind());
+                return op.ptr;
+            }
+        }
+        self.keep.push(op.array.unbind());
+        op.ptr
+    }
+
+    /// The labels of two held arrays that share memory where one is written.
+    pub(crate) fn find_overlap(&mut self, py: Python<'_>) -> PyResult<Option<(u32, u32)>> {
+        self.overlaps.find(py, &self.keep)
+    }
+
+    /// Writes the scratch copies back into the caller's arrays.
+    pub(crate) fn copy_back(&self, py: Python<'_>) -> PyResult<()> {
+        for &(original, scratch) in &self.copy_backs {
+            copy_back(self.keep[original].bind(py), self.keep[scratch].bind(py))?;
+        }
+        Ok(())
+    }
+}

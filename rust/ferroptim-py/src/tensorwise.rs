@@ -1,0 +1,178 @@
+//! The boundary of the optimizers whose update is not elementwise (Adafactor, Muon,
+//! SparseAdam): the Python class hands over the arrays of every param group as lists, and
+//! every array is checked here, with the GIL held, before any kernel runs; the same
+//! checks as for elementwise steps (dtype, shape, writeable, overlap; scratch copies
+//! for odd layouts, written back afterwards).
+
+use numpy::PyUntypedArrayMethods;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::arrays::{buffer_operand, grad_operand, param_operand, scalar_slot, type_name, Dtype};
+use crate::held::Held;
+use crate::step::param_label;
+
+/// One parameter of a tensor-wise step, checked: pointers into held arrays.
+pub(crate) struct Tensor {
+    /// Its param group.
+    pub(crate) group: usize,
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) len: usize,
+    pub(crate) param: *mut u8,
+    pub(crate) grad: *mut u8,
+    /// Each state array's elements and length, in the order given.
+    pub(crate) state: Vec<(*mut u8, usize)>,
+    /// The `step` count's 0-d float64 array, if the optimizer keeps one.
+    pub(crate) step: Option<*mut f64>,
+}
+
+/// The checked arrays of one step.
+pub(crate) struct Gathered {
+    pub(crate) tensors: Vec<Tensor>,
+    pub(crate) held: Held,
+}
+
+/// What the Python class hands over for one parameter with a gradient.
+pub(crate) struct Given<'py> {
+    /// Its param group and its position in the group's `params`.
+    pub(crate) group: usize,
+    pub(crate) index: usize,
+    pub(crate) data: Bound<'py, PyAny>,
+    /// The gradient as an array (SparseAdam: its values, checked by the caller's shape).
+    pub(crate) grad: Bound<'py, PyAny>,
+    /// `(key, array)` of each state array the kernel uses.
+    pub(crate) state: Vec<(String, Bound<'py, PyAny>)>,
+    /// The `step` entry, when the optimizer keeps one.
+    pub(crate) step: Option<Bound<'py, PyAny>>,
+}
+
+/// Checks every array of a step; nothing is changed. `grad_shape` and `state_shape`
+/// give the shape each must have, from the parameter's shape.
+pub(crate) fn gather<'py>(
+    py: Python<'py>,
+    groups: &[Bound<'py, PyDict>],
+    given: Vec<Given<'py>>,
+    grad_shape: &dyn Fn(&[usize]) -> Vec<usize>,
+    state_shape: &dyn Fn(&[usize], &str) -> Vec<usize>,
+) -> PyResult<Gathered> {
+    let mut held = Held::default();
+    let mut tensors = Vec::with_capacity(given.len());
+    let mut labels = Vec::with_capacity(given.len());
+    for (e, item) in given.into_iter().enumerate() {
+        let group = groups.get(item.group).ok_or_else(|| PyValueError::new_err("no such param group"))?;
+        let what = || param_label(group, item.group, item.index);
+        let (param, dtype) = param_operand(item.data, &what)?;
+        let shape = param.array.shape().to_vec();
+        let len = param.array.len();
+        let grad_what = || format!("the gradient of {}", what());
+        let grad = grad_operand(item.grad, &grad_shape(&shape), dtype, &grad_what)?;
+        let who = |role: usize| (e * 8 + role) as u32;
+        let mut t = Tensor {
+            group: item.group,
+            dtype,
+            len,
+            param: held.hold(param, true, who(0)),
+            grad: held.hold(grad, false, who(1)),
+            state: Vec::with_capacity(item.state.len()),
+            step: None,
+            shape,
+        };
+        for (k, (key, value)) in item.state.into_iter().enumerate() {
+            let key_what = || format!("optimizer.state[{}]['{key}']", what());
+            let op = buffer_operand(value, &state_shape(&t.shape, &key), dtype, &key_what)?;
+            let n = op.array.len();
+            t.state.push((held.hold(op, true, who(2 + k)), n));
+        }
+        if let Some(step) = item.step {
+            let (array, ptr) = scalar_slot(&step).ok_or_else(|| {
+                PyTypeError::new_err(format!(
+                    "optimizer.state[{}]['step'] must be a writeable 0-d float64 array, got {}",
+                    what(),
+                    type_name(&step)
+                ))
+            })?;
+            held.keep.push(array.unbind());
+            t.step = Some(ptr);
+        }
+        labels.push(what());
+        tensors.push(t);
+    }
+    if let Some((a, b)) = held.find_overlap(py)? {
+        let describe = |who: u32| {
+            let (e, role) = (who as usize / 8, who as usize % 8);
+            match role {
+                0 => labels[e].clone(),
+                1 => format!("the gradient of {}", labels[e]),
+                k => format!("state array {} of {}", k - 2, labels[e]),
+            }
+        };
+        return Err(PyValueError::new_err(format!(
+            "{} and {} share memory; every parameter, gradient and state array needs its own",
+            describe(a),
+            describe(b)
+        )));
+    }
+    Ok(Gathered { tensors, held })
+}
+
+/// A slice over `len` elements at `ptr`.
+///
+/// # Safety
+/// `ptr` points to `len` elements of `T` in an array `Gathered::held` keeps alive,
+/// checked to hold `T`, C-contiguous and aligned, overlapping no other array the
+/// step writes; no other Rust code uses it meanwhile (`KERNEL_LOCK`).
+pub(crate) unsafe fn slice<'a, T>(ptr: *mut u8, len: usize) -> &'a mut [T] {
+    if len == 0 {
+        &mut []
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(ptr.cast::<T>(), len) }
+    }
+}
+
+/// The pointers of a gathered step, handed to the thread that runs the kernels while
+/// the GIL is released.
+pub(crate) struct Work<'a>(pub(crate) &'a mut [Tensor]);
+
+// SAFETY: the raw pointers point into arrays `Gathered::held` keeps alive until the
+// kernels are done, and no other Rust code touches them meanwhile (`KERNEL_LOCK`).
+unsafe impl Send for Work<'_> {}
+
+impl<'a> Work<'a> {
+    /// Taking `self` whole makes a closure capture the wrapper, not its field.
+    pub(crate) fn into_inner(self) -> &'a mut [Tensor] {
+        self.0
+    }
+}
+
+/// `given` from the Python lists of one call: (group, index) pairs, data, grads,
+/// states, steps.
+pub(crate) fn zip_given<'py>(
+    indices: Vec<(usize, usize)>,
+    data: Vec<Bound<'py, PyAny>>,
+    grads: Vec<Bound<'py, PyAny>>,
+    states: Vec<Vec<(String, Bound<'py, PyAny>)>>,
+    steps: Option<Vec<Bound<'py, PyAny>>>,
+) -> PyResult<Vec<Given<'py>>> {
+    let n = indices.len();
+    if data.len() != n || grads.len() != n || states.len() != n || steps.as_ref().is_some_and(|s| s.len() != n) {
+        return Err(PyValueError::new_err("the lists of a step differ in length"));
+    }
+    let mut steps = steps.map(Vec::into_iter);
+    Ok(indices
+        .into_iter()
+        .zip(data)
+        .zip(grads)
+        .zip(states)
+        .map(|((((group, index), data), grad), state)| Given {
+            group,
+            index,
+            data,
+            grad,
+            state,
+            step: steps.as_mut().and_then(Iterator::next),
+        })
+        .collect())
+}

@@ -1,0 +1,457 @@
+//! Adafactor, as `torch.optim.Adafactor`.
+//!
+//! Update rule, per parameter, with `t` its step count after this step (torch's
+//! `_single_tensor_adafactor`; RMS(x) = ‖x‖₂/√numel):
+//!
+//! ```text
+//! g ← ∇θ, negated if maximize
+//! β̂ ← t^beta2_decay;   ρ ← min(lr, 1/√t);   α ← max(ε₂, RMS(θ))·ρ
+//! θ ← θ·(1 − lr·weight_decay)
+//! if θ has ≥ 2 dims (factored, over its last two, per leading index):
+//!     R ← lerp(R, mean over columns of g², β̂)       (row_var, shape …×m×1)
+//!     C ← lerp(C, mean over rows of g², β̂)          (col_var, shape …×1×n)
+//!     V̂ ← R·C / max(mean(R), ε₁)
+//! else:
+//!     V ← lerp(V, g², β̂);   V̂ ← V                  (variance)
+//! U ← g / √max(V̂, ε₁²)
+//! θ ← θ − α / max(1, RMS(U)/d) · U
+//! ```
+//!
+//! ε₁ defaults (None) to the machine epsilon of the parameter's dtype. Sums of
+//! squares are accumulated in f64 in a fixed order (chunk by chunk), so the thread
+//! count never changes a result. A big vector is cut into chunks shared by the
+//! threads; other tensors are handed out whole.
+
+use crate::element::{lerp, Element, Lerp};
+use crate::exec::{map_jobs, serial, CHUNK};
+use crate::kernels::{check, simd_targets};
+use crate::{HyperError, Validate};
+
+/// The hyperparameters of Adafactor, with torch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdafactorHyper {
+    pub lr: f64,
+    pub beta2_decay: f64,
+    /// (ε₁, ε₂); ε₁ `None` means the dtype's machine epsilon.
+    pub eps: (Option<f64>, f64),
+    /// The clipping threshold.
+    pub d: f64,
+    pub weight_decay: f64,
+    pub maximize: bool,
+}
+
+impl Default for AdafactorHyper {
+    fn default() -> Self {
+        AdafactorHyper { lr: 1e-2, beta2_decay: -0.8, eps: (None, 1e-3), d: 1.0, weight_decay: 0.0, maximize: false }
+    }
+}
+
+impl Validate for AdafactorHyper {
+    fn validate(&self) -> Result<(), HyperError> {
+        check(self.lr >= 0.0, || format!("Learning rate should be >= 0 but is: {}", self.lr))?;
+        check(self.beta2_decay <= 0.0, || format!("beta2_decay should be <= 0 but is: {}", self.beta2_decay))?;
+        if let Some(eps1) = self.eps.0 {
+            check(eps1 >= 0.0, || format!("epsilon1 should be >= 0 but is: {eps1}"))?;
+        }
+        check(self.eps.1 >= 0.0, || format!("epsilon2 should be >= 0 but is: {}", self.eps.1))?;
+        check(self.d >= 1.0, || format!("Clipping threshold d should be >= 1 but is: {}", self.d))?;
+        check(self.weight_decay >= 0.0, || format!("weight_decay should be >= 0 but is: {}", self.weight_decay))
+    }
+}
+
+/// The second-moment state of one parameter.
+pub enum Variance<'a, T> {
+    /// A parameter of ≥ 2 dims seen as `numel / (rows·cols)` matrices of `rows × cols`:
+    /// `row_var` holds one value per row, `col_var` one per column of each matrix.
+    Factored { row_var: &'a mut [T], col_var: &'a mut [T], rows: usize, cols: usize },
+    /// A vector: one value per element.
+    Full(&'a mut [T]),
+}
+
+/// One parameter of an Adafactor step: its `step` count, values, gradient and state.
+pub struct AdafactorTensor<'a, T> {
+    pub step: &'a mut f64,
+    pub param: &'a mut [T],
+    pub grad: &'a [T],
+    pub variance: Variance<'a, T>,
+}
+
+impl<T> AdafactorTensor<'_, T> {
+    /// Checks that the slices fit together.
+    ///
+    /// # Panics
+    /// If a length does not match the parameter's.
+    fn check(&self) {
+        let n = self.param.len();
+        assert_eq!(self.grad.len(), n, "the gradient has {} elements, the parameter {n}", self.grad.len());
+        match &self.variance {
+            Variance::Full(v) => assert_eq!(v.len(), n, "variance has {} elements, the parameter {n}", v.len()),
+            Variance::Factored { row_var, col_var, rows, cols } => {
+                let per = rows * cols;
+                assert!(per > 0 && n % per == 0, "{n} elements are not {rows} × {cols} matrices");
+                let batch = n / per;
+                assert_eq!(row_var.len(), batch * rows, "row_var has {} elements", row_var.len());
+                assert_eq!(col_var.len(), batch * cols, "col_var has {} elements", col_var.len());
+            }
+        }
+    }
+}
+
+/// The per-parameter constants, from the step count and RMS(θ), computed in f64 as torch does.
+struct Consts<T> {
+    one_minus_beta2: Lerp<T>,
+    alpha: f64,
+    decay: T,
+    eps1_sq: T,
+    eps1: T,
+}
+
+impl AdafactorHyper {
+    fn consts<T: Element>(&self, step: f64, param_sq_sum: f64, numel: usize) -> Consts<T> {
+        let rho = f64::min(self.lr, 1.0 / step.powf(0.5));
+        let rms = T::of(param_sq_sum.sqrt()).to_f64().unwrap() / (numel as f64).powf(0.5);
+        let eps1 = self.eps.0.unwrap_or_else(|| T::epsilon().to_f64().unwrap());
+        Consts {
+            one_minus_beta2: Lerp::new(step.powf(self.beta2_decay)),
+            alpha: f64::max(self.eps.1, rms) * rho,
+            decay: T::of(1.0 - self.lr * self.weight_decay),
+            eps1_sq: T::of(eps1 * eps1),
+            eps1: T::of(eps1),
+        }
+    }
+
+    /// The factor of `U` in the final update: `−α / max(1, RMS(U)/d)`.
+    fn scale(&self, c: &Consts<impl Element>, update_sq_sum: f64, numel: usize) -> f64 {
+        let norm = update_sq_sum.sqrt();
+        -c.alpha / f64::max(1.0, norm / ((numel as f64).powf(0.5) * self.d))
+    }
+}
+
+/// One Adafactor step over every tensor; each tensor's `step` is advanced.
+///
+/// # Panics
+/// If a tensor's slices do not fit together (see [`Variance`]).
+pub fn adafactor<T: Element>(h: &AdafactorHyper, tensors: Vec<AdafactorTensor<'_, T>>) {
+    tensors.iter().for_each(AdafactorTensor::check);
+    let (big, small): (Vec<_>, Vec<_>) =
+        tensors.into_iter().partition(|t| matches!(t.variance, Variance::Full(_)) && !serial(t.param.len()));
+    for t in big {
+        vector_chunked(h, t);
+    }
+    let elements = small.iter().map(|t| t.param.len()).sum();
+    map_jobs(elements, small, |t| one_tensor(h, t));
+}
+
+/// A whole tensor on the calling thread.
+fn one_tensor<T: Element>(h: &AdafactorHyper, t: AdafactorTensor<'_, T>) {
+    let AdafactorTensor { step, param, grad, variance } = t;
+    *step += 1.0;
+    let n = param.len();
+    let neg = h.maximize;
+    match variance {
+        Variance::Full(v) => {
+            let p_sq = sum_sq(param);
+            let c = h.consts::<T>(*step, p_sq, n);
+            let u_sq = update_variance(&c, neg, grad, v);
+            let s = T::of(h.scale(&c, u_sq, n));
+            apply_full(&c, neg, s, param, grad, v);
+        }
+        Variance::Factored { row_var, col_var, rows, cols } => {
+            let p_sq = sum_sq(param);
+            let c = h.consts::<T>(*step, p_sq, n);
+            let batch = n / (rows * cols);
+            let mut means = Vec::with_capacity(batch);
+            for b in 0..batch {
+                let g = &grad[b * rows * cols..(b + 1) * rows * cols];
+                let (r, cv) = (&mut row_var[b * rows..(b + 1) * rows], &mut col_var[b * cols..(b + 1) * cols]);
+                update_factors(&c, g, r, cv, cols);
+                // row_var.mean(dim=-2).clamp_(min=eps1)
+                let mean = T::of(r.iter().map(|x| x.to_f64().unwrap()).sum::<f64>()) / T::of(rows as f64);
+                means.push(if mean < c.eps1 { c.eps1 } else { mean });
+            }
+            let mut u_sq = 0.0;
+            for b in 0..batch {
+                let at = b * rows * cols..(b + 1) * rows * cols;
+                u_sq += factored_update_sq(
+                    &c,
+                    neg,
+                    &grad[at],
+                    &row_var[b * rows..(b + 1) * rows],
+                    &col_var[b * cols..(b + 1) * cols],
+                    means[b],
+                );
+            }
+            let s = T::of(h.scale(&c, u_sq, n));
+            for b in 0..batch {
+                let at = b * rows * cols..(b + 1) * rows * cols;
+                let (r, cv) = (&row_var[b * rows..(b + 1) * rows], &col_var[b * cols..(b + 1) * cols]);
+                apply_factored(&c, neg, s, &mut param[at.clone()], &grad[at], r, cv, means[b]);
+            }
+        }
+    }
+}
+
+/// A big vector, cut into chunks shared by the pool.
+fn vector_chunked<T: Element>(h: &AdafactorHyper, t: AdafactorTensor<'_, T>) {
+    let AdafactorTensor { step, param, grad, variance: Variance::Full(v) } = t else { unreachable!() };
+    *step += 1.0;
+    let n = param.len();
+    let p_sq: f64 = map_jobs(n, param.chunks(CHUNK).collect(), sum_sq).iter().sum();
+    let c = h.consts::<T>(*step, p_sq, n);
+    let jobs: Vec<_> = grad.chunks(CHUNK).zip(v.chunks_mut(CHUNK)).collect();
+    let u_sq: f64 = map_jobs(n, jobs, |(g, v)| update_variance(&c, h.maximize, g, v)).iter().sum();
+    let s = T::of(h.scale(&c, u_sq, n));
+    let jobs: Vec<_> = param.chunks_mut(CHUNK).zip(grad.chunks(CHUNK)).zip(v.chunks(CHUNK)).collect();
+    map_jobs(n, jobs, |((p, g), v)| apply_full(&c, h.maximize, s, p, g, v));
+}
+
+/// Σx², accumulated in f64.
+fn sum_sq<T: Element>(x: &[T]) -> f64 {
+    x.iter()
+        .map(|&v| {
+            let v = v.to_f64().unwrap();
+            v * v
+        })
+        .sum()
+}
+
+#[inline(always)]
+fn signed<T: Element>(neg: bool, g: T) -> T {
+    if neg {
+        -g
+    } else {
+        g
+    }
+}
+
+simd_targets! {
+/// `V ← lerp(V, g², β̂)`; returns ΣU² of the update this variance gives.
+fn update_variance<T: Element>(c: &Consts<T>, neg: bool, grad: &[T], v: &mut [T]) -> f64 {
+    let n = v.len();
+    let grad = &grad[..n];
+    let mut acc = 0.0f64;
+    for i in 0..n {
+        let g = signed(neg, grad[i]);
+        let var = lerp(v[i], g * g, c.one_minus_beta2);
+        v[i] = var;
+        let u = (T::one() / (if var < c.eps1_sq { c.eps1_sq } else { var }).sqrt() * g).to_f64().unwrap();
+        acc += u * u;
+    }
+    acc
+}
+}
+
+simd_targets! {
+/// `θ ← θ·(1 − lr·wd) + s·U` for a vector.
+fn apply_full<T: Element>(c: &Consts<T>, neg: bool, s: T, param: &mut [T], grad: &[T], v: &[T]) {
+    let n = param.len();
+    let (grad, v) = (&grad[..n], &v[..n]);
+    for i in 0..n {
+        let g = signed(neg, grad[i]);
+        let var = if v[i] < c.eps1_sq { c.eps1_sq } else { v[i] };
+        let u = T::one() / var.sqrt() * g;
+        param[i] = param[i] * c.decay + s * u;
+    }
+}
+}
+
+/// Row and column means of g² of one matrix, folded into its factors.
+fn update_factors<T: Element>(c: &Consts<T>, grad: &[T], row_var: &mut [T], col_var: &mut [T], cols: usize) {
+    let rows = row_var.len();
+    let mut col_sq = vec![0.0f64; cols];
+    for (i, row) in grad.chunks(cols).enumerate() {
+        let mut acc = 0.0f64;
+        for (j, &g) in row.iter().enumerate() {
+            let g = g.to_f64().unwrap();
+            acc += g * g;
+            col_sq[j] += g * g;
+        }
+        // vector_norm(grad, dim=-1).square_().div_(cols): the norm in T, then squared in T
+        let norm = T::of(acc.sqrt());
+        row_var[i] = lerp(row_var[i], norm * norm / T::of(cols as f64), c.one_minus_beta2);
+    }
+    for (j, cv) in col_var.iter_mut().enumerate() {
+        let norm = T::of(col_sq[j].sqrt());
+        *cv = lerp(*cv, norm * norm / T::of(rows as f64), c.one_minus_beta2);
+    }
+}
+
+/// `U` of one element of a factored matrix.
+#[inline(always)]
+fn factored_u<T: Element>(c: &Consts<T>, g: T, r: T, col: T, mean: T) -> T {
+    let var = r * col / mean;
+    let var = if var < c.eps1_sq { c.eps1_sq } else { var };
+    T::one() / var.sqrt() * g
+}
+
+fn factored_update_sq<T: Element>(c: &Consts<T>, neg: bool, grad: &[T], row_var: &[T], col_var: &[T], mean: T) -> f64 {
+    let mut acc = 0.0f64;
+    for (row, &r) in grad.chunks(col_var.len()).zip(row_var) {
+        for (&g, &col) in row.iter().zip(col_var) {
+            let u = factored_u(c, signed(neg, g), r, col, mean).to_f64().unwrap();
+            acc += u * u;
+        }
+    }
+    acc
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_factored<T: Element>(
+    c: &Consts<T>,
+    neg: bool,
+    s: T,
+    param: &mut [T],
+    grad: &[T],
+    row_var: &[T],
+    col_var: &[T],
+    mean: T,
+) {
+    let cols = col_var.len();
+    for ((prow, grow), &r) in param.chunks_mut(cols).zip(grad.chunks(cols)).zip(row_var) {
+        for ((p, &g), &col) in prow.iter_mut().zip(grow).zip(col_var) {
+            *p = *p * c.decay + s * factored_u(c, signed(neg, g), r, col, mean);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testing::{Rng, LENGTHS};
+    use crate::threads::{set_num_threads, tests::THREADS_LOCK};
+
+    /// torch's `_single_tensor_adafactor` for a vector, one operation at a time.
+    fn reference_vector(h: &AdafactorHyper, step: &mut f64, p: &mut [f64], g: &[f64], v: &mut [f64]) {
+        let g: Vec<f64> = g.iter().map(|&x| if h.maximize { -x } else { x }).collect();
+        *step += 1.0;
+        let n = p.len() as f64;
+        let beta = step.powf(h.beta2_decay);
+        let rho = f64::min(h.lr, 1.0 / step.powf(0.5));
+        let norm = p.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let alpha = f64::max(h.eps.1, norm / n.powf(0.5)) * rho;
+        p.iter_mut().for_each(|x| *x *= 1.0 - h.lr * h.weight_decay);
+        let eps1 = h.eps.0.unwrap_or(f64::EPSILON);
+        let lerp = Lerp::new(beta);
+        let u: Vec<f64> = v
+            .iter_mut()
+            .zip(&g)
+            .map(|(v, &g)| {
+                *v = super::lerp(*v, g * g, lerp);
+                1.0 / v.max(eps1 * eps1).sqrt() * g
+            })
+            .collect();
+        let unorm = u.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let denom = f64::max(1.0, unorm / (n.powf(0.5) * h.d));
+        p.iter_mut().zip(&u).for_each(|(x, u)| *x += -alpha / denom * u);
+    }
+
+    /// The same for a batch of matrices (`r.len() / rows` of rows × cols), with their
+    /// row and column factors.
+    fn reference_factored(
+        h: &AdafactorHyper,
+        step: &mut f64,
+        p: &mut [f64],
+        g: &[f64],
+        r: &mut [f64],
+        c: &mut [f64],
+        rows: usize,
+    ) {
+        let cols = c.len() / (r.len() / rows);
+        let g: Vec<f64> = g.iter().map(|&x| if h.maximize { -x } else { x }).collect();
+        *step += 1.0;
+        let n = p.len() as f64;
+        let lerp = Lerp::new(step.powf(h.beta2_decay));
+        let rho = f64::min(h.lr, 1.0 / step.powf(0.5));
+        let alpha = f64::max(h.eps.1, p.iter().map(|x| x * x).sum::<f64>().sqrt() / n.powf(0.5)) * rho;
+        p.iter_mut().for_each(|x| *x *= 1.0 - h.lr * h.weight_decay);
+        let eps1 = h.eps.0.unwrap_or(f64::EPSILON);
+        let mut u = vec![0.0; g.len()];
+        for b in 0..r.len() / rows {
+            let at = |i: usize, j: usize| b * rows * cols + i * cols + j;
+            for i in 0..rows {
+                let mean = (0..cols).map(|j| g[at(i, j)].powi(2)).sum::<f64>().sqrt().powi(2) / cols as f64;
+                r[b * rows + i] = super::lerp(r[b * rows + i], mean, lerp);
+            }
+            for j in 0..cols {
+                let mean = (0..rows).map(|i| g[at(i, j)].powi(2)).sum::<f64>().sqrt().powi(2) / rows as f64;
+                c[b * cols + j] = super::lerp(c[b * cols + j], mean, lerp);
+            }
+            let rmean = (r[b * rows..(b + 1) * rows].iter().sum::<f64>() / rows as f64).max(eps1);
+            for i in 0..rows {
+                for j in 0..cols {
+                    let var = r[b * rows + i] * c[b * cols + j] / rmean;
+                    u[at(i, j)] = 1.0 / var.max(eps1 * eps1).sqrt() * g[at(i, j)];
+                }
+            }
+        }
+        let unorm = u.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let denom = f64::max(1.0, unorm / (n.powf(0.5) * h.d));
+        p.iter_mut().zip(&u).for_each(|(x, u)| *x += -alpha / denom * u);
+    }
+
+    fn close(a: &[f64], b: &[f64], what: &str) {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            // relative to the values' scale (about 1): sums differ in order only
+            assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{what}[{i}]: {x:e} vs {y:e}");
+        }
+    }
+
+    /// Vectors at every test length (and a longer one) and a batch of two 3×5 matrices, against the
+    /// reference, with one and three threads; sums may differ in order only.
+    #[test]
+    fn matches_the_reference() {
+        let _guard = THREADS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let configs = [
+            AdafactorHyper::default(),
+            AdafactorHyper { maximize: true, weight_decay: 0.1, d: 1.5, eps: (Some(1e-6), 1e-3), ..Default::default() },
+        ];
+        for h in configs {
+            for threads in [1, 3] {
+                set_num_threads(threads).unwrap();
+                let mut rng = Rng::new(5);
+                // and one vector long enough to be cut into chunks for the pool
+                let mut ps: Vec<Vec<f64>> = LENGTHS.iter().chain(&[(1 << 20) + 3]).map(|&n| rng.vec(n)).collect();
+                let mut vs: Vec<Vec<f64>> = ps.iter().map(|p| vec![0.0; p.len()]).collect();
+                let mut steps = vec![0.0; ps.len()];
+                let (mut m, mut rv, mut cv, mut m_step) = (rng.vec(30), vec![0.0; 6], vec![0.0; 10], 0.0);
+                let (mut ps_ref, mut vs_ref, mut steps_ref) = (ps.clone(), vs.clone(), steps.clone());
+                let (mut m_ref, mut rv_ref, mut cv_ref, mut m_step_ref) = (m.clone(), rv.clone(), cv.clone(), 0.0f64);
+                for step in 0..3 {
+                    let gs: Vec<Vec<f64>> = ps.iter().map(|p| rng.vec(p.len())).collect();
+                    let gm: Vec<f64> = rng.vec(30);
+                    let mut tensors: Vec<AdafactorTensor<'_, f64>> = ps
+                        .iter_mut()
+                        .zip(&gs)
+                        .zip(vs.iter_mut())
+                        .zip(steps.iter_mut())
+                        .map(|(((p, g), v), step)| AdafactorTensor {
+                            step,
+                            param: p,
+                            grad: g,
+                            variance: Variance::Full(v),
+                        })
+                        .collect();
+                    tensors.push(AdafactorTensor {
+                        step: &mut m_step,
+                        param: &mut m,
+                        grad: &gm,
+                        variance: Variance::Factored { row_var: &mut rv, col_var: &mut cv, rows: 3, cols: 5 },
+                    });
+                    adafactor(&h, tensors);
+                    for k in 0..ps.len() {
+                        reference_vector(&h, &mut steps_ref[k], &mut ps_ref[k], &gs[k], &mut vs_ref[k]);
+                        let at = format!("step {step}, {threads} threads, length {}", ps[k].len());
+                        close(&ps[k], &ps_ref[k], &format!("param ({at})"));
+                        close(&vs[k], &vs_ref[k], &format!("variance ({at})"));
+                    }
+                    reference_factored(&h, &mut m_step_ref, &mut m_ref, &gm, &mut rv_ref, &mut cv_ref, 3);
+                    assert_eq!(steps, steps_ref);
+                    assert_eq!(m_step, m_step_ref);
+                    close(&rv, &rv_ref, "row_var");
+                    close(&cv, &cv_ref, "col_var");
+                    close(&m, &m_ref, "factored param");
+                }
+            }
+        }
+    }
+}
