@@ -91,7 +91,9 @@ pub(crate) fn adafactor_step<'py>(
     for item in &given {
         let keys: Vec<&str> = item.state.iter().map(|(k, _)| k.as_str()).collect();
         if keys != ["row_var", "col_var"] && keys != ["variance"] {
-            return Err(PyTypeError::new_err(format!("Adafactor keeps row_var and col_var, or variance; got {keys:?}")));
+            return Err(PyTypeError::new_err(format!(
+                "Adafactor keeps row_var and col_var, or variance; got {keys:?}"
+            )));
         }
     }
     let mut gathered = gather(py, &groups, given, &|s| s.to_vec(), &state_shape)?;

@@ -8,6 +8,7 @@ mod adafactor;
 mod arrays;
 mod held;
 mod hyper;
+mod muon;
 mod probe;
 mod step;
 mod tensorwise;
@@ -84,6 +85,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_function(f)?;
     }
     m.add_function(wrap_pyfunction!(adafactor::adafactor_step, m)?)?;
+    m.add_function(wrap_pyfunction!(muon::muon_step, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(probe::stream, m)?)?;

@@ -1,0 +1,95 @@
+"""``Muon``, as ``torch.optim.Muon``."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+
+from . import _core
+from ._tensorwise import TensorwiseOptimizer
+
+__all__ = ["Muon"]
+
+
+class Muon(TensorwiseOptimizer):
+    r"""Muon (``torch.optim.Muon``): momentum orthogonalized by Newton–Schulz, for
+    2-D parameters (hidden-layer weight matrices).
+
+    Update rule, per parameter θ of shape A × B (kernel: ``ferroptim::kernels::muon``)::
+
+        b ← momentum·b + (1 − momentum)·g                   (momentum_buffer)
+        u ← g + momentum·(b − g) if nesterov, else b
+        X ← bfloat16(u) (transposed if A > B);   X ← X / max(‖X‖_F, eps)
+        ns_steps times:  G ← X·Xᵀ;   X ← a·X + (b·G + c·G·G)·X
+        θ ← θ·(1 − lr·weight_decay) − lr·r·X
+        r = √max(1, A/B) ("original", the default) or 0.2·√max(A, B) ("match_rms_adamw")
+
+    As in torch, the orthogonalization runs in bfloat16 (with float32 accumulation);
+    the summation order inside the matrix products is not torch's, so parameters
+    agree with torch to about 1e-2 relative, as torch's own bfloat16 runs do.
+
+    Args:
+        params (iterable): 2-D parameters or param-group dicts (see ``Optimizer``).
+        lr (float, optional): learning rate (default: 1e-3).
+        weight_decay (float, optional): decoupled weight decay (default: 0.1).
+        momentum (float, optional): momentum factor (default: 0.95).
+        nesterov (bool, optional): Nesterov momentum (default: True).
+        ns_coefficients (tuple of three floats, optional): (a, b, c) of the
+            Newton–Schulz polynomial (default: (3.4445, -4.775, 2.0315)).
+        eps (float, optional): floor of the norm (default: 1e-7).
+        ns_steps (int, optional): Newton–Schulz iterations (default: 5).
+        adjust_lr_fn (str, optional): "original" or "match_rms_adamw" (default: None,
+            meaning "original").
+
+    State per parameter: ``momentum_buffer``.
+    """
+
+    _kernel = _core.muon_step
+    _keeps_step = False
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_coefficients: Tuple[float, float, float] = (3.4445, -4.775, 2.0315),
+        eps: float = 1e-7,
+        ns_steps: int = 5,
+        adjust_lr_fn: Optional[str] = None,
+    ) -> None:
+        if not 0.0 <= lr:
+            raise ValueError(f"Learning rate should be >= 0 but is: {lr}")
+        if not 0.0 <= momentum:
+            raise ValueError(f"momentum should be >= 0 but is: {momentum}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"weight decay should be >= 0 but is: {weight_decay}")
+        if adjust_lr_fn is not None and adjust_lr_fn not in ("original", "match_rms_adamw"):
+            raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
+        defaults = dict(
+            lr=lr,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            nesterov=nesterov,
+            ns_coefficients=ns_coefficients,
+            eps=eps,
+            ns_steps=ns_steps,
+            adjust_lr_fn=adjust_lr_fn,
+        )
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if np.ndim(p.data) != 2:
+                    raise ValueError(
+                        f"Muon only supports 2D parameters whereas we found a parameter with size: {p.data.shape}"
+                    )
+
+    def _new_state(self, p: Any, group: Dict[str, Any]) -> Dict[str, Any]:
+        return {"momentum_buffer": np.zeros(p.data.shape, dtype=p.data.dtype)}
+
+    def _state_arrays(self, p: Any, state: Dict[str, Any]) -> List[Tuple[str, np.ndarray]]:
+        if "momentum_buffer" not in state:
+            raise ValueError("the state of a Muon parameter needs momentum_buffer")
+        return [("momentum_buffer", state["momentum_buffer"])]
