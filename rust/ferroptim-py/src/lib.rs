@@ -8,6 +8,7 @@ mod adafactor;
 mod arrays;
 mod held;
 mod hyper;
+mod lbfgs;
 mod muon;
 mod probe;
 mod step;
@@ -86,6 +87,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add_function(wrap_pyfunction!(adafactor::adafactor_step, m)?)?;
     m.add_function(wrap_pyfunction!(muon::muon_step, m)?)?;
+    m.add_function(wrap_pyfunction!(lbfgs::lbfgs_step, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(probe::stream, m)?)?;

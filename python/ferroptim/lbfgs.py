@@ -1,0 +1,80 @@
+"""``LBFGS``, as ``torch.optim.LBFGS``."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Optional
+
+from . import _core
+from .optimizer import Optimizer
+
+__all__ = ["LBFGS"]
+
+
+class LBFGS(Optimizer):
+    r"""L-BFGS (``torch.optim.LBFGS``), with an optional strong-Wolfe line search.
+
+    Each ``step(closure)`` runs up to ``max_iter`` iterations (kernel:
+    ``ferroptim::kernels::lbfgs``), with g the flattened gradient::
+
+        d ← −g on the very first iteration, else the two-loop recursion over the
+            last history_size pairs (s = t·d, y = g − g_prev, kept when y·s > 1e-10)
+        t ← min(1, 1/Σ|g|)·lr on the very first iteration, else lr
+        θ ← θ + t·d   (t from a strong-Wolfe line search if line_search_fn is set)
+
+    stopping when max|g| ≤ tolerance_grad, the directional derivative or the change
+    in loss or parameters falls below tolerance_change, or after max_iter iterations
+    or max_eval closure calls. Only one param group; all parameters in one dtype.
+
+    Args:
+        params (iterable): the parameters (see ``Optimizer``).
+        lr (float): learning rate (default: 1).
+        max_iter (int): iterations per step (default: 20).
+        max_eval (int): closure calls per step (default: max_iter * 1.25).
+        tolerance_grad (float): first-order optimality tolerance (default: 1e-7).
+        tolerance_change (float): tolerance on loss and parameter changes (default: 1e-9).
+        history_size (int): update history size (default: 100).
+        line_search_fn (str): "strong_wolfe" or None (default: None).
+
+    State, kept as torch keeps it in the state of the first parameter: ``func_evals``,
+    ``n_iter``, ``d``, ``t``, ``old_dirs``, ``old_stps``, ``ro``, ``H_diag``,
+    ``prev_flat_grad``, ``prev_loss``, ``al``.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1,
+        max_iter: int = 20,
+        max_eval: Optional[int] = None,
+        tolerance_grad: float = 1e-7,
+        tolerance_change: float = 1e-9,
+        history_size: int = 100,
+        line_search_fn: Optional[str] = None,
+    ) -> None:
+        if max_eval is None:
+            max_eval = max_iter * 5 // 4
+        defaults = dict(
+            lr=lr,
+            max_iter=max_iter,
+            max_eval=max_eval,
+            tolerance_grad=tolerance_grad,
+            tolerance_change=tolerance_change,
+            history_size=history_size,
+            line_search_fn=line_search_fn,
+        )
+        super().__init__(params, defaults)
+        if len(self.param_groups) != 1:
+            raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
+        self._params = self.param_groups[0]["params"]
+
+    def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
+        """Performs a single optimization step.
+
+        Args:
+            closure (Callable): re-evaluates the model, sets the gradients and returns
+                the loss. Required. ``step`` returns what its first call returned.
+        """
+        if not callable(closure):
+            raise TypeError(f"LBFGS.step needs a closure that returns the loss, got {type(closure).__name__}")
+        group = self.param_groups[0]
+        return _core.lbfgs_step(group, self.state[group["params"][0]], closure)
