@@ -16,6 +16,16 @@ CONFIGS: List[Tuple[str, Callable[..., fo.Optimizer], Dict[str, Any]]] = [
     ("SGD-nesterov", fo.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
     ("Adam-amsgrad", fo.Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
     ("AdamW", fo.AdamW, dict(lr=0.01)),
+    ("Adagrad", fo.Adagrad, dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.1)),
+    ("Adadelta", fo.Adadelta, dict(weight_decay=0.1)),
+    ("Adamax", fo.Adamax, dict(weight_decay=0.1)),
+    ("NAdam", fo.NAdam, dict(weight_decay=0.1, decoupled_weight_decay=True)),
+    ("RAdam", fo.RAdam, dict(weight_decay=0.1)),
+    ("RMSprop-centered", fo.RMSprop, dict(centered=True, weight_decay=0.1)),
+    ("RMSprop-momentum", fo.RMSprop, dict(momentum=0.5, centered=True)),
+    ("Rprop", fo.Rprop, dict()),
+    ("ASGD", fo.ASGD, dict(t0=1, weight_decay=0.1)),
+    ("Adafactor", fo.Adafactor, dict(weight_decay=0.1)),
 ]
 CONFIG_IDS = [c[0] for c in CONFIGS]
 

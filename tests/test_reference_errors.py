@@ -12,9 +12,10 @@ from reference_data import load, torch_kwargs
 CASES = load("errors.json")
 
 
-def params_for(kind, bare=False):
-    """The parameters each error case gives, as torch's test suite builds them."""
-    make = (lambda: np.random.randn(1)) if bare else (lambda: fo.Parameter(np.random.randn(1)))
+def params_for(kind, bare=False, shape=(1,)):
+    """The parameters each error case gives, as torch's test suite builds them (Muon:
+    2-D, the only parameters it takes)."""
+    make = (lambda: np.random.randn(*shape)) if bare else (lambda: fo.Parameter(np.random.randn(*shape)))
     p, p2 = make(), make()
     return {
         "plain": [p],
@@ -32,7 +33,7 @@ def test_rejects_like_torch(case, bare):
     cls = getattr(fo, case["optimizer"], None)
     if cls is None:
         pytest.skip(f"{case['optimizer']} is not in ferroptim yet")
-    params = params_for(case["params"], bare)
+    params = params_for(case["params"], bare, (1, 1) if case["optimizer"] == "Muon" else (1,))
     kwargs = torch_kwargs(case["kwargs"])
     if case["error_type"] == "UserWarning":
         with pytest.warns(UserWarning, match=case["error_regex"]):

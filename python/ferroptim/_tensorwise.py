@@ -3,10 +3,12 @@ Muon, SparseAdam): one Rust call per step, with every param group."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
+from ._elementwise import ElementwiseOptimizer
+from ._params import label, typename
 from .optimizer import Optimizer
 
 
@@ -32,19 +34,25 @@ class TensorwiseOptimizer(Optimizer):
     def _state_arrays(self, p: Any, state: Dict[str, Any]) -> List[Tuple[str, np.ndarray]]:
         raise NotImplementedError
 
+    _assign_grads = ElementwiseOptimizer._assign_grads
+
     def _grad_of(self, p: Any) -> Any:
         return p.grad
 
-    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+    def step(self, closure: Optional[Callable[[], Any]] = None, *, grads: Optional[Iterable[Any]] = None) -> Any:
         """Performs a single optimization step.
 
         Args:
             closure (Callable, optional): re-evaluates the model, sets the gradients
                 and returns the loss, which ``step`` returns.
+            grads (iterable, optional): one gradient (or None) per parameter, in
+                param-group order; assigned to the parameters' ``.grad`` first.
         """
         loss = None
         if closure is not None:
             loss = closure()
+        if grads is not None:
+            self._assign_grads(grads)
         created: Dict[Any, Dict[str, Any]] = {}
         indices, data, grads, states, steps = [], [], [], [], []
         for g, group in enumerate(self.param_groups):
@@ -52,6 +60,8 @@ class TensorwiseOptimizer(Optimizer):
                 if p.grad is None:
                     continue
                 state = self.state.get(p)
+                if state is not None and not isinstance(state, dict):
+                    raise TypeError(f"optimizer.state of {label(g, i, group.get('param_names'))} must be a dict, got {typename(state)}")
                 if not state:
                     state = created[p] = self._new_state(p, group)
                 indices.append((g, i))
@@ -59,9 +69,22 @@ class TensorwiseOptimizer(Optimizer):
                 grads.append(self._grad_of(p))
                 states.append(self._state_arrays(p, state))
                 if self._keeps_step:
-                    steps.append(state["step"])
+                    steps.append(self._step_array(state, label(g, i, group.get('param_names'))))
         if indices:
             args = (self.param_groups, indices, data, grads, states)
             type(self)._kernel(*args, *((steps,) if self._keeps_step else ()))
         self.state.update(created)
         return loss
+
+    @staticmethod
+    def _step_array(state: Dict[str, Any], where: str) -> np.ndarray:
+        """The ``step`` entry as the 0-d float64 array the kernel advances in place
+        (a plain number, as an older state dict may hold, becomes one)."""
+        step = state.get("step")
+        if isinstance(step, np.ndarray) and step.shape == () and step.dtype == np.float64:
+            return step
+        try:
+            state["step"] = np.array(float(step), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"optimizer.state[{where}]['step'] must be a number, got {type(step).__name__}") from None
+        return state["step"]

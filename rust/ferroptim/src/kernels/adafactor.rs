@@ -83,6 +83,9 @@ impl<T> AdafactorTensor<'_, T> {
     /// If a length does not match the parameter's.
     fn check(&self) {
         let n = self.param.len();
+        if n == 0 {
+            return; // nothing to update (see `adafactor`)
+        }
         assert_eq!(self.grad.len(), n, "the gradient has {} elements, the parameter {n}", self.grad.len());
         match &self.variance {
             Variance::Full(v) => assert_eq!(v.len(), n, "variance has {} elements, the parameter {n}", v.len()),
@@ -133,6 +136,9 @@ impl AdafactorHyper {
 /// If a tensor's slices do not fit together (see [`Variance`]).
 pub fn adafactor<T: Element>(h: &AdafactorHyper, tensors: Vec<AdafactorTensor<'_, T>>) {
     tensors.iter().for_each(AdafactorTensor::check);
+    // An empty parameter only counts the step (its norms would be 0/0).
+    let (empty, tensors): (Vec<_>, Vec<_>) = tensors.into_iter().partition(|t| t.param.is_empty());
+    empty.into_iter().for_each(|t| *t.step += 1.0);
     let (big, small): (Vec<_>, Vec<_>) =
         tensors.into_iter().partition(|t| matches!(t.variance, Variance::Full(_)) && !serial(t.param.len()));
     for t in big {
