@@ -7,7 +7,6 @@ from typing import Any, Callable, Iterable, Optional, Tuple
 import numpy as np
 
 from .optimizer import Optimizer
-from .parameter import Parameter, checked_grad
 
 
 class ElementwiseOptimizer(Optimizer):
@@ -43,23 +42,6 @@ class ElementwiseOptimizer(Optimizer):
             self._assign_grads(grads)
         type(self)._kernel(self.state, self.param_groups, self._scalar_state, self._buffer_state)
         return loss
-
-    def _assign_grads(self, grads: Iterable[Any]) -> None:
-        params = [p for group in self.param_groups for p in group["params"]]
-        grads = list(grads)
-        if len(grads) != len(params):
-            raise ValueError(f"step(grads=...) got {len(grads)} gradients for {len(params)} parameters")
-        checked = []
-        for i, (p, g) in enumerate(zip(params, grads)):
-            try:
-                checked.append(checked_grad(p.data, g))
-            except (TypeError, ValueError) as e:
-                raise type(e)(f"step(grads=...)[{i}]: {e}") from None
-        for p, g in zip(params, checked):
-            if isinstance(p, Parameter):
-                object.__setattr__(p, "grad", g)
-            else:
-                p.grad = g
 
     def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
         """Checks a loaded state entry against this optimizer's state names and its

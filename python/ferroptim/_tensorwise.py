@@ -7,7 +7,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from ._elementwise import ElementwiseOptimizer
 from ._params import label, typename
 from .optimizer import Optimizer
 
@@ -33,8 +32,6 @@ class TensorwiseOptimizer(Optimizer):
 
     def _state_arrays(self, p: Any, state: Dict[str, Any]) -> List[Tuple[str, np.ndarray]]:
         raise NotImplementedError
-
-    _assign_grads = ElementwiseOptimizer._assign_grads
 
     def _grad_of(self, p: Any) -> Any:
         return p.grad

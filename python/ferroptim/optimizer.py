@@ -19,7 +19,7 @@ import numpy as np
 
 from ._params import SUPPORTED_DTYPES, check_array, find_shared_memory, is_duck_param, is_single_param, label, typename
 from .hooks import RemovableHandle, register
-from .parameter import Parameter
+from .parameter import Parameter, checked_grad
 
 __all__ = [
     "Optimizer",
@@ -283,6 +283,25 @@ class Optimizer:
         self.param_groups = param_groups
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
+
+    def _assign_grads(self, grads: Iterable[Any]) -> None:
+        """``step(grads=...)``: one gradient (or None) per parameter, in param-group
+        order, checked before any is assigned."""
+        params = [p for group in self.param_groups for p in group["params"]]
+        grads = list(grads)
+        if len(grads) != len(params):
+            raise ValueError(f"step(grads=...) got {len(grads)} gradients for {len(params)} parameters")
+        checked = []
+        for i, (p, g) in enumerate(zip(params, grads)):
+            try:
+                checked.append(checked_grad(p.data, g))
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"step(grads=...)[{i}]: {e}") from None
+        for p, g in zip(params, checked):
+            if isinstance(p, Parameter):
+                object.__setattr__(p, "grad", g)
+            else:
+                p.grad = g
 
     def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
         """A copy of one loaded state entry, cast as torch casts it: floating arrays to

@@ -5,10 +5,9 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::arrays::{type_name, Dtype};
+use crate::arrays::type_name;
 use crate::hyper::Group;
-use crate::step::KERNEL_LOCK;
-use crate::tensorwise::{gather, slice, zip_given, Tensor, Work};
+use crate::tensorwise::{gather, hypers, run_by_group, slice, zip_given, Tensor};
 
 fn hyper(g: &Group<'_, '_>) -> PyResult<AdafactorHyper> {
     let eps = g.item("eps")?;
@@ -85,8 +84,7 @@ pub(crate) fn adafactor_step<'py>(
     states: Vec<Vec<(String, Bound<'py, PyAny>)>>,
     steps: Vec<Bound<'py, PyAny>>,
 ) -> PyResult<()> {
-    let hypers =
-        groups.iter().enumerate().map(|(index, dict)| hyper(&Group { dict, index })).collect::<PyResult<Vec<_>>>()?;
+    let hypers = hypers(&groups, hyper)?;
     let given = zip_given(indices, data, grads, states, Some(steps))?;
     for item in &given {
         let keys: Vec<&str> = item.state.iter().map(|(k, _)| k.as_str()).collect();
@@ -106,20 +104,12 @@ pub(crate) fn adafactor_step<'py>(
             )));
         }
     }
-    let work = Work(&mut gathered.tensors);
-    py.detach(move || {
-        let tensors = work.into_inner();
-        let _exclusive = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        for (g, h) in hypers.iter().enumerate() {
-            let mine = tensors.iter_mut().filter(|t| t.group == g);
-            let (t32, t64): (Vec<&mut Tensor>, Vec<&mut Tensor>) = mine.partition(|t| t.dtype == Dtype::F32);
-            // SAFETY: every tensor was checked by `gather`; `gathered.held` keeps its
-            // arrays alive until after this closure.
-            unsafe {
-                adafactor::<f32>(h, t32.into_iter().map(|t| view(t)).collect());
-                adafactor::<f64>(h, t64.into_iter().map(|t| view(t)).collect());
-            }
+    run_by_group(py, &hypers, &mut gathered, |h, t32, t64| {
+        // SAFETY: every tensor was checked by `gather`; `gathered.held` keeps its
+        // arrays alive until the kernels are done.
+        unsafe {
+            adafactor::<f32>(h, t32.into_iter().map(|t| view(t)).collect());
+            adafactor::<f64>(h, t64.into_iter().map(|t| view(t)).collect());
         }
-    });
-    gathered.held.copy_back(py)
+    })
 }

@@ -57,3 +57,19 @@ impl Held {
         Ok(())
     }
 }
+
+/// The pointer-holding records of a step (entries, tensors), handed to the thread
+/// that runs the kernels while the GIL is released.
+pub(crate) struct Work<'a, E>(pub(crate) &'a mut [E]);
+
+// SAFETY: the records' raw pointers point into arrays a `Held` keeps alive until the
+// kernels are done, and no other Rust code touches those arrays meanwhile
+// (`step::KERNEL_LOCK`).
+unsafe impl<E> Send for Work<'_, E> {}
+
+impl<'a, E> Work<'a, E> {
+    /// Taking `self` whole makes a closure capture the wrapper, not its field.
+    pub(crate) fn into_inner(self) -> &'a mut [E] {
+        self.0
+    }
+}

@@ -5,10 +5,9 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::arrays::{type_name, Dtype};
+use crate::arrays::type_name;
 use crate::hyper::Group;
-use crate::step::KERNEL_LOCK;
-use crate::tensorwise::{gather, slice, zip_given, Tensor, Work};
+use crate::tensorwise::{gather, hypers, run_by_group, slice, zip_given, Tensor};
 
 fn hyper(g: &Group<'_, '_>) -> PyResult<MuonHyper> {
     let coefficients = g.item("ns_coefficients")?;
@@ -77,8 +76,7 @@ pub(crate) fn muon_step<'py>(
     grads: Vec<Bound<'py, PyAny>>,
     states: Vec<Vec<(String, Bound<'py, PyAny>)>>,
 ) -> PyResult<()> {
-    let hypers =
-        groups.iter().enumerate().map(|(index, dict)| hyper(&Group { dict, index })).collect::<PyResult<Vec<_>>>()?;
+    let hypers = hypers(&groups, hyper)?;
     let given = zip_given(indices, data, grads, states, None)?;
     if let Some(item) = given.iter().find(|i| i.state.len() != 1 || i.state[0].0 != "momentum_buffer") {
         let keys: Vec<&str> = item.state.iter().map(|(k, _)| k.as_str()).collect();
@@ -91,20 +89,12 @@ pub(crate) fn muon_step<'py>(
             t.shape
         )));
     }
-    let work = Work(&mut gathered.tensors);
-    py.detach(move || {
-        let tensors = work.into_inner();
-        let _exclusive = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        for (g, h) in hypers.iter().enumerate() {
-            let mine = tensors.iter_mut().filter(|t| t.group == g);
-            let (t32, t64): (Vec<&mut Tensor>, Vec<&mut Tensor>) = mine.partition(|t| t.dtype == Dtype::F32);
-            // SAFETY: every tensor was checked by `gather`; `gathered.held` keeps its
-            // arrays alive until after this closure.
-            unsafe {
-                muon::<f32>(h, t32.into_iter().map(|t| view(t)).collect());
-                muon::<f64>(h, t64.into_iter().map(|t| view(t)).collect());
-            }
+    run_by_group(py, &hypers, &mut gathered, |h, t32, t64| {
+        // SAFETY: every tensor was checked by `gather`; `gathered.held` keeps its
+        // arrays alive until the kernels are done.
+        unsafe {
+            muon::<f32>(h, t32.into_iter().map(|t| view(t)).collect());
+            muon::<f64>(h, t64.into_iter().map(|t| view(t)).collect());
         }
-    });
-    gathered.held.copy_back(py)
+    })
 }

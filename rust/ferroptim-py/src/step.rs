@@ -22,7 +22,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use crate::arrays::{
     buffer_operand, grad_operand, param_operand, scalar_array, scalar_slot, type_name, zeros, Dtype, Operand,
 };
-use crate::held::Held;
+use crate::held::{Held, Work};
 use crate::hyper::{FromGroup, Group};
 
 /// Kernels from different Python threads never run at the same time: two steps over
@@ -341,21 +341,6 @@ impl<'py, K: Elementwise> Plan<'py, K> {
             }
         }
         self.s.0.held.copy_back(py)
-    }
-}
-
-/// The entries, handed to the thread that runs the kernels while the GIL is released.
-struct Work<'a>(&'a mut [Entry]);
-
-// SAFETY: an entry's raw pointers point into arrays the plan keeps alive until the
-// kernels are done, and no other Rust code touches those arrays meanwhile
-// (`KERNEL_LOCK`); see `slices`.
-unsafe impl Send for Work<'_> {}
-
-impl<'a> Work<'a> {
-    /// Taking `self` whole makes a closure capture the wrapper, not its field.
-    fn into_inner(self) -> &'a mut [Entry] {
-        self.0
     }
 }
 

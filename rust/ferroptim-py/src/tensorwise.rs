@@ -10,8 +10,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::arrays::{buffer_operand, grad_operand, param_operand, scalar_slot, type_name, Dtype};
-use crate::held::Held;
-use crate::step::param_label;
+use crate::held::{Held, Work};
+use crate::hyper::Group;
+use crate::step::{param_label, KERNEL_LOCK};
 
 /// One parameter of a tensor-wise step, checked: pointers into held arrays.
 pub(crate) struct Tensor {
@@ -132,19 +133,32 @@ pub(crate) unsafe fn slice<'a, T>(ptr: *mut u8, len: usize) -> &'a mut [T] {
     }
 }
 
-/// The pointers of a gathered step, handed to the thread that runs the kernels while
-/// the GIL is released.
-pub(crate) struct Work<'a>(pub(crate) &'a mut [Tensor]);
+/// Reads every group's hyperparameters with `hyper`.
+pub(crate) fn hypers<H>(
+    groups: &[Bound<'_, PyDict>],
+    hyper: impl Fn(&Group<'_, '_>) -> PyResult<H>,
+) -> PyResult<Vec<H>> {
+    groups.iter().enumerate().map(|(index, dict)| hyper(&Group { dict, index })).collect()
+}
 
-// SAFETY: the raw pointers point into arrays `Gathered::held` keeps alive until the
-// kernels are done, and no other Rust code touches them meanwhile (`KERNEL_LOCK`).
-unsafe impl Send for Work<'_> {}
-
-impl<'a> Work<'a> {
-    /// Taking `self` whole makes a closure capture the wrapper, not its field.
-    pub(crate) fn into_inner(self) -> &'a mut [Tensor] {
-        self.0
-    }
+/// Runs `kernel(hyper, float32 tensors, float64 tensors)` for each param group, with
+/// the GIL released and `KERNEL_LOCK` held, then writes the scratch copies back.
+pub(crate) fn run_by_group<H: Sync>(
+    py: Python<'_>,
+    hypers: &[H],
+    gathered: &mut Gathered,
+    kernel: impl Fn(&H, Vec<&mut Tensor>, Vec<&mut Tensor>) + Send + Sync,
+) -> PyResult<()> {
+    let work = Work(&mut gathered.tensors);
+    py.detach(move || {
+        let tensors = work.into_inner();
+        let _exclusive = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        for (g, h) in hypers.iter().enumerate() {
+            let (t32, t64) = tensors.iter_mut().filter(|t| t.group == g).partition(|t| t.dtype == Dtype::F32);
+            kernel(h, t32, t64);
+        }
+    });
+    gathered.held.copy_back(py)
 }
 
 /// `given` from the Python lists of one call: (group, index) pairs, data, grads,

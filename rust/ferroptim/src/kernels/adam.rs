@@ -17,9 +17,9 @@
 //! State: scalar `step`; buffers `exp_avg` (m), `exp_avg_sq` (v) and, with amsgrad,
 //! `max_exp_avg_sq` (v̂).
 
-use crate::element::{lerp, Element, Lerp};
+use crate::element::Element;
 use crate::exec::{Elementwise, TensorSlices};
-use crate::kernels::{check, check_betas, simd_targets, with_const_bool, Decay};
+use crate::kernels::{check, check_betas, simd_targets, with_const_bool, with_decay, Decay, Moments};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of Adam / AdamW.
@@ -106,11 +106,7 @@ fn adam_with<T: Element>(
         assert_eq!(len, n, "the {name} has {len} elements, the parameter {n}");
     }
     let c = Coef {
-        decay: T::of(1.0 - h.lr * h.weight_decay),
-        weight_decay: T::of(h.weight_decay),
-        beta1: Lerp::new(1.0 - h.betas.0),
-        beta2: T::of(h.betas.1),
-        one_minus_beta2: T::of(1.0 - h.betas.1),
+        moments: Moments::new(h.lr, h.weight_decay, h.betas),
         bias_correction2_sqrt: T::of(s.bias_correction2_sqrt),
         eps: T::of(h.eps),
         neg_step_size: T::of(-s.step_size),
@@ -124,22 +120,15 @@ fn adam_with<T: Element>(
     };
     let (m, v) = (exp_avg, exp_avg_sq);
     with_const_bool!(h.maximize, MAX => with_const_bool!(h.amsgrad, AMS => {
-        match Decay::of(h.weight_decay, h.decoupled_weight_decay) {
-            Decay::None => adam_loop::<T, MAX, { Decay::None as u8 }, AMS>(&c, param, grad, m, v, max),
-            Decay::L2 => adam_loop::<T, MAX, { Decay::L2 as u8 }, AMS>(&c, param, grad, m, v, max),
-            Decay::Decoupled => adam_loop::<T, MAX, { Decay::Decoupled as u8 }, AMS>(&c, param, grad, m, v, max),
-        }
+        with_decay!(Decay::of(h.weight_decay, h.decoupled_weight_decay), D =>
+            adam_loop::<T, MAX, D, AMS>(&c, param, grad, m, v, max))
     }))
 }
 
 /// The hyperparameters and step constants rounded to the element type.
 #[derive(Clone, Copy)]
 struct Coef<T> {
-    decay: T,
-    weight_decay: T,
-    beta1: Lerp<T>,
-    beta2: T,
-    one_minus_beta2: T,
+    moments: Moments<T>,
     bias_correction2_sqrt: T,
     eps: T,
     neg_step_size: T,
@@ -158,17 +147,7 @@ fn adam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8, const AMSGRAD: b
     let (grad, exp_avg, exp_avg_sq) = (&grad[..n], &mut exp_avg[..n], &mut exp_avg_sq[..n]);
     let max_exp_avg_sq = if AMSGRAD { &mut max_exp_avg_sq[..n] } else { max_exp_avg_sq };
     for i in 0..n {
-        let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
-        let mut p = param[i];
-        if DECAY == Decay::L2 as u8 {
-            g = g + c.weight_decay * p;
-        } else if DECAY == Decay::Decoupled as u8 {
-            p = p * c.decay;
-        }
-        let m = lerp(exp_avg[i], g, c.beta1);
-        let v = exp_avg_sq[i] * c.beta2 + c.one_minus_beta2 * g * g;
-        exp_avg[i] = m;
-        exp_avg_sq[i] = v;
+        let (p, _, m, v) = c.moments.step::<MAXIMIZE, DECAY>(param[i], grad[i], &mut exp_avg[i], &mut exp_avg_sq[i]);
         let v = if AMSGRAD {
             let v = max_exp_avg_sq[i].nan_max(v);
             max_exp_avg_sq[i] = v;

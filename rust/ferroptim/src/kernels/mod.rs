@@ -24,6 +24,7 @@ pub mod stream;
 #[cfg(test)]
 pub(crate) mod testing;
 
+use crate::element::{lerp, Element, Lerp};
 use crate::HyperError;
 
 /// One of torch's argument checks: `Err(message)` unless `ok`. Written so that NaN
@@ -59,6 +60,73 @@ impl Decay {
             (true, false) => Decay::L2,
             (true, true) => Decay::Decoupled,
         }
+    }
+}
+
+/// Calls `$body` with `$d` a const `u8` equal to the runtime [`Decay`] `$decay`.
+macro_rules! with_decay {
+    ($decay:expr, $d:ident => $body:expr) => {
+        match $decay {
+            $crate::kernels::Decay::None => {
+                const $d: u8 = $crate::kernels::Decay::None as u8;
+                $body
+            }
+            $crate::kernels::Decay::L2 => {
+                const $d: u8 = $crate::kernels::Decay::L2 as u8;
+                $body
+            }
+            $crate::kernels::Decay::Decoupled => {
+                const $d: u8 = $crate::kernels::Decay::Decoupled as u8;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_decay;
+
+/// The first steps every Adam-family update (Adam, NAdam, RAdam) takes per element,
+/// with its hyperparameters rounded to the element type.
+#[derive(Clone, Copy)]
+pub(crate) struct Moments<T> {
+    decay: T,
+    weight_decay: T,
+    beta1: Lerp<T>,
+    beta2: T,
+    one_minus_beta2: T,
+}
+
+impl<T: Element> Moments<T> {
+    pub(crate) fn new(lr: f64, weight_decay: f64, betas: (f64, f64)) -> Self {
+        Moments {
+            decay: T::of(1.0 - lr * weight_decay),
+            weight_decay: T::of(weight_decay),
+            beta1: Lerp::new(1.0 - betas.0),
+            beta2: T::of(betas.1),
+            one_minus_beta2: T::of(1.0 - betas.1),
+        }
+    }
+
+    /// For one element: g (negated if `MAXIMIZE`), weight decay (`DECAY`, a [`Decay`]),
+    /// then `m ← lerp(m, g, 1 − β₁)` and `v ← β₂·v + (1 − β₂)·g²`, stored. Returns the
+    /// decayed parameter value, g, m and v.
+    #[inline(always)]
+    pub(crate) fn step<const MAXIMIZE: bool, const DECAY: u8>(
+        &self,
+        param: T,
+        grad: T,
+        m: &mut T,
+        v: &mut T,
+    ) -> (T, T, T, T) {
+        let mut g = if MAXIMIZE { -grad } else { grad };
+        let mut p = param;
+        if DECAY == Decay::L2 as u8 {
+            g = g + self.weight_decay * p;
+        } else if DECAY == Decay::Decoupled as u8 {
+            p = p * self.decay;
+        }
+        *m = lerp(*m, g, self.beta1);
+        *v = *v * self.beta2 + self.one_minus_beta2 * g * g;
+        (p, g, *m, *v)
     }
 }
 

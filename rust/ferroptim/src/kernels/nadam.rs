@@ -19,9 +19,9 @@
 //! State: scalars `step` and `mu_product` (Π, starting at 1); buffers `exp_avg` (m)
 //! and `exp_avg_sq` (v).
 
-use crate::element::{lerp, Element, Lerp};
+use crate::element::Element;
 use crate::exec::{Elementwise, TensorSlices};
-use crate::kernels::{check, check_betas, simd_targets, with_const_bool, Decay};
+use crate::kernels::{check, check_betas, simd_targets, with_const_bool, with_decay, Decay, Moments};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of NAdam, with torch's defaults.
@@ -62,11 +62,7 @@ pub struct NadamStep {
 
 #[derive(Clone, Copy)]
 struct Coef<T> {
-    decay: T,
-    weight_decay: T,
-    beta1: Lerp<T>,
-    beta2: T,
-    one_minus_beta2: T,
+    moments: Moments<T>,
     bias_correction2: T,
     eps: T,
     grad_step: T,
@@ -84,17 +80,7 @@ fn nadam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8>(
     let n = param.len();
     let (grad, exp_avg, exp_avg_sq) = (&grad[..n], &mut exp_avg[..n], &mut exp_avg_sq[..n]);
     for i in 0..n {
-        let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
-        let mut p = param[i];
-        if DECAY == Decay::L2 as u8 {
-            g = g + c.weight_decay * p;
-        } else if DECAY == Decay::Decoupled as u8 {
-            p = p * c.decay;
-        }
-        let m = lerp(exp_avg[i], g, c.beta1);
-        let v = exp_avg_sq[i] * c.beta2 + c.one_minus_beta2 * g * g;
-        exp_avg[i] = m;
-        exp_avg_sq[i] = v;
+        let (mut p, g, m, v) = c.moments.step::<MAXIMIZE, DECAY>(param[i], grad[i], &mut exp_avg[i], &mut exp_avg_sq[i]);
         let denom = (v / c.bias_correction2).sqrt() + c.eps;
         p = p + c.grad_step * g / denom;
         param[i] = p + c.exp_avg_step * m / denom;
@@ -144,22 +130,15 @@ impl Elementwise for NadamHyper {
     fn update<T: Element>(&self, s: &NadamStep, t: TensorSlices<'_, T>) {
         let [m, v, _] = t.buffers;
         let c = Coef {
-            decay: T::of(1.0 - self.lr * self.weight_decay),
-            weight_decay: T::of(self.weight_decay),
-            beta1: Lerp::new(1.0 - self.betas.0),
-            beta2: T::of(self.betas.1),
-            one_minus_beta2: T::of(1.0 - self.betas.1),
+            moments: Moments::new(self.lr, self.weight_decay, self.betas),
             bias_correction2: T::of(s.bias_correction2),
             eps: T::of(self.eps),
             grad_step: T::of(s.grad_step),
             exp_avg_step: T::of(s.exp_avg_step),
         };
         let (p, g) = (t.param, t.grad);
-        with_const_bool!(self.maximize, MAX => match Decay::of(self.weight_decay, self.decoupled_weight_decay) {
-            Decay::None => nadam_loop::<T, MAX, { Decay::None as u8 }>(&c, p, g, m, v),
-            Decay::L2 => nadam_loop::<T, MAX, { Decay::L2 as u8 }>(&c, p, g, m, v),
-            Decay::Decoupled => nadam_loop::<T, MAX, { Decay::Decoupled as u8 }>(&c, p, g, m, v),
-        })
+        with_const_bool!(self.maximize, MAX => with_decay!(Decay::of(self.weight_decay, self.decoupled_weight_decay), D =>
+            nadam_loop::<T, MAX, D>(&c, p, g, m, v)))
     }
 }
 

@@ -19,9 +19,9 @@
 //!
 //! State: scalar `step`; buffers `exp_avg` (m) and `exp_avg_sq` (v).
 
-use crate::element::{lerp, Element, Lerp};
+use crate::element::Element;
 use crate::exec::{Elementwise, TensorSlices};
-use crate::kernels::{check, check_betas, simd_targets, with_const_bool, Decay};
+use crate::kernels::{check, check_betas, simd_targets, with_const_bool, with_decay, Decay, Moments};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of RAdam, with torch's defaults.
@@ -74,11 +74,7 @@ impl RadamHyper {
 
 #[derive(Clone, Copy)]
 struct Coef<T> {
-    decay: T,
-    weight_decay: T,
-    beta1: Lerp<T>,
-    beta2: T,
-    one_minus_beta2: T,
+    moments: Moments<T>,
     bias_correction1: T,
     bias_correction2_sqrt: T,
     eps: T,
@@ -97,17 +93,7 @@ fn radam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8, const RECTIFY: 
     let n = param.len();
     let (grad, exp_avg, exp_avg_sq) = (&grad[..n], &mut exp_avg[..n], &mut exp_avg_sq[..n]);
     for i in 0..n {
-        let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
-        let mut p = param[i];
-        if DECAY == Decay::L2 as u8 {
-            g = g + c.weight_decay * p;
-        } else if DECAY == Decay::Decoupled as u8 {
-            p = p * c.decay;
-        }
-        let m = lerp(exp_avg[i], g, c.beta1);
-        let v = exp_avg_sq[i] * c.beta2 + c.one_minus_beta2 * g * g;
-        exp_avg[i] = m;
-        exp_avg_sq[i] = v;
+        let (p, _, m, v) = c.moments.step::<MAXIMIZE, DECAY>(param[i], grad[i], &mut exp_avg[i], &mut exp_avg_sq[i]);
         let update = m / c.bias_correction1 * c.lr;
         param[i] = if RECTIFY {
             // torch's `scalar / tensor` is `tensor.reciprocal() * scalar`
@@ -147,11 +133,7 @@ impl Elementwise for RadamHyper {
     fn update<T: Element>(&self, s: &RadamStep, t: TensorSlices<'_, T>) {
         let [m, v, _] = t.buffers;
         let c = Coef {
-            decay: T::of(1.0 - self.lr * self.weight_decay),
-            weight_decay: T::of(self.weight_decay),
-            beta1: Lerp::new(1.0 - self.betas.0),
-            beta2: T::of(self.betas.1),
-            one_minus_beta2: T::of(1.0 - self.betas.1),
+            moments: Moments::new(self.lr, self.weight_decay, self.betas),
             bias_correction1: T::of(s.bias_correction1),
             bias_correction2_sqrt: T::of(s.bias_correction2_sqrt),
             eps: T::of(self.eps),
@@ -159,13 +141,9 @@ impl Elementwise for RadamHyper {
             rect: T::of(s.rect.unwrap_or(1.0)),
         };
         let (p, g) = (t.param, t.grad);
-        with_const_bool!(self.maximize, MAX => with_const_bool!(s.rect.is_some(), RECT => {
-            match Decay::of(self.weight_decay, self.decoupled_weight_decay) {
-                Decay::None => radam_loop::<T, MAX, { Decay::None as u8 }, RECT>(&c, p, g, m, v),
-                Decay::L2 => radam_loop::<T, MAX, { Decay::L2 as u8 }, RECT>(&c, p, g, m, v),
-                Decay::Decoupled => radam_loop::<T, MAX, { Decay::Decoupled as u8 }, RECT>(&c, p, g, m, v),
-            }
-        }))
+        with_const_bool!(self.maximize, MAX => with_const_bool!(s.rect.is_some(), RECT =>
+            with_decay!(Decay::of(self.weight_decay, self.decoupled_weight_decay), D =>
+                radam_loop::<T, MAX, D, RECT>(&c, p, g, m, v))))
     }
 }
 
