@@ -37,6 +37,7 @@ pub use kernels::radam::{RadamHyper, RadamStep};
 pub use kernels::rmsprop::RmspropHyper;
 pub use kernels::rprop::RpropHyper;
 pub use kernels::sgd::{sgd, SgdHyper};
+pub use kernels::sparse_adam::{sparse_adam, SparseAdamHyper, SparseAdamTensor, SparseError, SparseRows};
 pub use kernels::stream::Stream;
 pub use optim::{
     Adadelta, Adagrad, Adam, Adamax, Asgd, Nadam, Optimizer, ParamState, Radam, Rmsprop, Rprop, Sgd, StepError,

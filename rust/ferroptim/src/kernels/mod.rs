@@ -19,6 +19,7 @@ pub mod radam;
 pub mod rmsprop;
 pub mod rprop;
 pub mod sgd;
+pub mod sparse_adam;
 pub mod stream;
 
 #[cfg(test)]

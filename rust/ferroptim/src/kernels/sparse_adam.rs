@@ -1,0 +1,521 @@
+//! SparseAdam, as `torch.optim.SparseAdam`: Adam on the rows a sparse gradient touches.
+//!
+//! A sparse gradient of a dense parameter of `R` rows (its first dim) lists rows by
+//! index, each with its values, as an embedding's gradient does; an index may repeat.
+//! Update rule, per parameter with `t` its step count after this step (torch's
+//! `_functional.sparse_adam`):
+//!
+//! ```text
+//! t ← t + 1                      (also when the gradient lists no rows)
+//! g ← the gradient coalesced: one row per index, duplicates summed; negated if maximize
+//! for every listed row r, elementwise, with m = exp_avg[r], v = exp_avg_sq[r]:
+//!     Δm ← (g − m)·(1 − β₁);      m ← m + Δm
+//!     Δv ← (g² − v)·(1 − β₂);     v ← v + Δv
+//!     θ[r] ← θ[r] + (−lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ))·((Δm + m_old) / (√(Δv + v_old) + eps))
+//! ```
+//!
+//! Rows the gradient does not list keep their parameter values and moments (their
+//! moments do not decay), which is what makes SparseAdam cheap for embeddings.
+//! Duplicate rows are summed in the order they appear (torch sums them in the order
+//! of its sort, which may differ in the last bit for three or more duplicates).
+//! The listed rows are shared between threads; every row's numbers are independent of
+//! the thread count.
+
+use crate::element::Element;
+use crate::exec::{map_jobs, CHUNK};
+use crate::kernels::{check, check_betas, simd_targets, with_const_bool};
+use crate::{HyperError, Validate};
+
+/// The hyperparameters of SparseAdam, with torch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SparseAdamHyper {
+    pub lr: f64,
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub maximize: bool,
+}
+
+impl Default for SparseAdamHyper {
+    fn default() -> Self {
+        SparseAdamHyper { lr: 1e-3, betas: (0.9, 0.999), eps: 1e-8, maximize: false }
+    }
+}
+
+impl Validate for SparseAdamHyper {
+    fn validate(&self) -> Result<(), HyperError> {
+        check(self.lr > 0.0, || format!("Invalid learning rate: {}", self.lr))?;
+        check(self.eps > 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
+        check_betas(self.betas)
+    }
+}
+
+/// A sparse gradient of a dense parameter: `values` holds `indices.len()` rows of the
+/// parameter's row length, row `k` belonging to parameter row `indices[k]`.
+#[derive(Clone, Copy, Debug)]
+pub struct SparseRows<'a, T> {
+    pub indices: &'a [i64],
+    pub values: &'a [T],
+}
+
+/// One parameter of a SparseAdam step: its `step` count, values, state and gradient.
+/// `param`, `exp_avg` and `exp_avg_sq` hold `rows` rows of equal length (the product
+/// of the parameter's dims after the first).
+pub struct SparseAdamTensor<'a, T> {
+    pub step: &'a mut f64,
+    pub param: &'a mut [T],
+    pub exp_avg: &'a mut [T],
+    pub exp_avg_sq: &'a mut [T],
+    /// The parameter's first dim.
+    pub rows: usize,
+    pub grad: SparseRows<'a, T>,
+}
+
+/// Why a SparseAdam tensor cannot be updated; nothing was changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SparseError {
+    /// The parameter, `exp_avg` and `exp_avg_sq` do not hold the same whole number of rows.
+    Shape { tensor: usize },
+    /// `values` does not hold one row per index.
+    Values { tensor: usize, indices: usize, values: usize },
+    /// A row index outside `0..rows`.
+    Index { tensor: usize, index: i64, rows: usize },
+}
+
+impl std::fmt::Display for SparseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            SparseError::Shape { tensor } => {
+                write!(f, "tensor {tensor}: the parameter and its moments are not the same whole number of rows")
+            }
+            SparseError::Values { tensor, indices, values } => {
+                write!(f, "tensor {tensor}: {values} gradient values are not one row for each of {indices} indices")
+            }
+            SparseError::Index { tensor, index, rows } => {
+                write!(f, "tensor {tensor}: row index {index} is out of range for {rows} rows")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SparseError {}
+
+impl<T> SparseAdamTensor<'_, T> {
+    /// Elements per row.
+    fn row_len(&self) -> usize {
+        self.param.len().checked_div(self.rows).unwrap_or(0)
+    }
+
+    /// Checks that the slices fit together and every index names a row.
+    fn check(&self, tensor: usize) -> Result<(), SparseError> {
+        let (n, rows) = (self.param.len(), self.rows);
+        let fits =
+            self.exp_avg.len() == n && self.exp_avg_sq.len() == n && if rows == 0 { n == 0 } else { n % rows == 0 };
+        if !fits {
+            return Err(SparseError::Shape { tensor });
+        }
+        if let Some(&index) = self.grad.indices.iter().find(|&&i| i < 0 || i as u64 >= rows as u64) {
+            return Err(SparseError::Index { tensor, index, rows });
+        }
+        let (indices, values) = (self.grad.indices.len(), self.grad.values.len());
+        if indices.checked_mul(self.row_len()) != Some(values) {
+            return Err(SparseError::Values { tensor, indices, values });
+        }
+        Ok(())
+    }
+}
+
+/// The constants of one tensor's step, rounded to `T` as torch rounds a Python float.
+#[derive(Clone, Copy)]
+struct Consts<T> {
+    one_minus_beta1: T,
+    one_minus_beta2: T,
+    eps: T,
+    /// `−lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ)`
+    neg_step_size: T,
+}
+
+/// One SparseAdam step over every tensor; each tensor's `step` is advanced. Every
+/// tensor is checked first: on an error nothing has changed.
+pub fn sparse_adam<T: Element>(h: &SparseAdamHyper, tensors: Vec<SparseAdamTensor<'_, T>>) -> Result<(), SparseError> {
+    for (k, t) in tensors.iter().enumerate() {
+        t.check(k)?;
+    }
+    for t in tensors {
+        one_tensor(h, t);
+    }
+    Ok(())
+}
+
+/// The listed rows of one tensor, in ascending order, each with the positions of its
+/// gradient rows (in the order they appear).
+struct Coalesced {
+    /// Positions into the gradient, sorted by row index (stable).
+    order: Vec<usize>,
+    /// `(row, start, end)`: gradient rows `order[start..end]` belong to parameter `row`.
+    runs: Vec<(usize, usize, usize)>,
+}
+
+impl Coalesced {
+    /// Groups the gradient rows of a tensor of `rows` rows by index: in one pass when
+    /// the indices already ascend, by counting when the tensor has not many more rows
+    /// than the gradient, else by sorting (index, position) pairs.
+    fn of(indices: &[i64], rows: usize) -> Self {
+        let nnz = indices.len();
+        let order: Vec<usize> = if indices.windows(2).all(|w| w[0] <= w[1]) {
+            (0..nnz).collect()
+        } else if rows <= 8 * nnz {
+            // a stable counting sort: start of each row's positions, then the positions
+            let mut start = vec![0usize; rows + 1];
+            indices.iter().for_each(|&i| start[i as usize + 1] += 1);
+            (0..rows).for_each(|r| start[r + 1] += start[r]);
+            let mut order = vec![0usize; nnz];
+            for (k, &i) in indices.iter().enumerate() {
+                order[start[i as usize]] = k;
+                start[i as usize] += 1;
+            }
+            order
+        } else {
+            let mut pairs: Vec<(i64, usize)> = indices.iter().copied().zip(0..).collect();
+            pairs.sort_unstable(); // the pairs are distinct, so the order is unique
+            pairs.into_iter().map(|(_, k)| k).collect()
+        };
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        for (at, &k) in order.iter().enumerate() {
+            let row = indices[k] as usize;
+            match runs.last_mut() {
+                Some(last) if last.0 == row => last.2 = at + 1,
+                _ => runs.push((row, at, at + 1)),
+            }
+        }
+        Coalesced { order, runs }
+    }
+}
+
+/// The rows one thread updates: `param`, `exp_avg` and `exp_avg_sq` from row `first`
+/// on, and the runs that fall there.
+struct Job<'a, T> {
+    first: usize,
+    param: &'a mut [T],
+    exp_avg: &'a mut [T],
+    exp_avg_sq: &'a mut [T],
+    runs: &'a [(usize, usize, usize)],
+}
+
+fn one_tensor<T: Element>(h: &SparseAdamHyper, t: SparseAdamTensor<'_, T>) {
+    let row_len = t.row_len();
+    let SparseAdamTensor { step, param, exp_avg, exp_avg_sq, rows, grad } = t;
+    *step += 1.0;
+    if grad.indices.is_empty() {
+        return; // torch skips the update of an empty gradient, after counting the step
+    }
+    let (beta1, beta2) = h.betas;
+    let step_size = h.lr * (1.0 - beta2.powf(*step)).sqrt() / (1.0 - beta1.powf(*step));
+    let c = Consts {
+        one_minus_beta1: T::of(1.0 - beta1),
+        one_minus_beta2: T::of(1.0 - beta2),
+        eps: T::of(h.eps),
+        neg_step_size: T::of(-step_size),
+    };
+    let coalesced = Coalesced::of(grad.indices, rows);
+    let jobs = split_jobs(&coalesced.runs, rows, row_len, param, exp_avg, exp_avg_sq);
+    let elements = coalesced.runs.len() * row_len;
+    let (order, values) = (&coalesced.order[..], grad.values);
+    map_jobs(
+        elements,
+        jobs,
+        |job| with_const_bool!(h.maximize, MAXIMIZE => update_rows::<T, MAXIMIZE>(&c, job, order, values, row_len)),
+    );
+}
+
+/// Cuts the listed rows into jobs of about [`CHUNK`] elements, each with the part of
+/// the parameter and moments from its first row up to the next job's first row.
+fn split_jobs<'a, T>(
+    runs: &'a [(usize, usize, usize)],
+    rows: usize,
+    row_len: usize,
+    mut param: &'a mut [T],
+    mut exp_avg: &'a mut [T],
+    mut exp_avg_sq: &'a mut [T],
+) -> Vec<Job<'a, T>> {
+    let per_job = (CHUNK / row_len.max(1)).max(1);
+    let groups: Vec<&[(usize, usize, usize)]> = runs.chunks(per_job).collect();
+    let mut jobs = Vec::with_capacity(groups.len());
+    let mut at_row = 0;
+    for (j, group) in groups.iter().enumerate() {
+        let first = group[0].0;
+        let end = groups.get(j + 1).map_or(rows, |next| next[0].0);
+        // Drop the rows before this job's first row (no listed row lies there).
+        let skip = (first - at_row) * row_len;
+        let take = (end - first) * row_len;
+        let p = std::mem::take(&mut param);
+        let (p, rest) = p[skip..].split_at_mut(take);
+        param = rest;
+        let m = std::mem::take(&mut exp_avg);
+        let (m, rest) = m[skip..].split_at_mut(take);
+        exp_avg = rest;
+        let v = std::mem::take(&mut exp_avg_sq);
+        let (v, rest) = v[skip..].split_at_mut(take);
+        exp_avg_sq = rest;
+        jobs.push(Job { first, param: p, exp_avg: m, exp_avg_sq: v, runs: group });
+        at_row = end;
+    }
+    jobs
+}
+
+/// The update of one listed row, elementwise (see the module docs).
+#[inline(always)]
+fn update_row<T: Element, const MAXIMIZE: bool>(c: &Consts<T>, grad: &[T], param: &mut [T], m: &mut [T], v: &mut [T]) {
+    let n = param.len();
+    let (grad, m, v) = (&grad[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let g = if MAXIMIZE { -grad[i] } else { grad[i] };
+        let (old_m, old_v) = (m[i], v[i]);
+        let dm = (g - old_m) * c.one_minus_beta1;
+        let dv = (g * g - old_v) * c.one_minus_beta2;
+        m[i] = old_m + dm;
+        v[i] = old_v + dv;
+        let numer = dm + old_m;
+        let denom = (dv + old_v).sqrt() + c.eps;
+        param[i] = param[i] + c.neg_step_size * (numer / denom);
+    }
+}
+
+simd_targets! {
+    /// Updates the rows of one job; a row listed more than once is summed into a
+    /// scratch row first.
+    fn update_rows<T: Element, const MAXIMIZE: bool>(
+        c: &Consts<T>,
+        job: Job<'_, T>,
+        order: &[usize],
+        values: &[T],
+        row_len: usize,
+    ) {
+        let mut scratch = Vec::new();
+        for &(row, start, end) in job.runs {
+            let value_row = |k: usize| &values[k * row_len..(k + 1) * row_len];
+            let g = if end - start == 1 {
+                value_row(order[start])
+            } else {
+                scratch.clear();
+                scratch.extend_from_slice(value_row(order[start]));
+                for &k in &order[start + 1..end] {
+                    scratch.iter_mut().zip(value_row(k)).for_each(|(s, &x)| *s = *s + x);
+                }
+                &scratch[..]
+            };
+            let at = (row - job.first) * row_len..(row - job.first + 1) * row_len;
+            let (param, m, v) = (&mut job.param[at.clone()], &mut job.exp_avg[at.clone()], &mut job.exp_avg_sq[at]);
+            update_row::<T, MAXIMIZE>(c, g, param, m, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testing::{Rng, LENGTHS, THREADS};
+    use crate::threads::{set_num_threads, tests::THREADS_LOCK};
+
+    /// torch's `_functional.sparse_adam` for one tensor, one tensor operation at a time
+    /// on the coalesced values (`sparse_mask` gathers, `add_` of a sparse tensor scatters).
+    #[allow(clippy::too_many_arguments)]
+    fn reference<T: Element>(
+        h: &SparseAdamHyper,
+        step: &mut f64,
+        param: &mut [T],
+        m: &mut [T],
+        v: &mut [T],
+        (rows, row_len): (usize, usize),
+        indices: &[i64],
+        values: &[T],
+    ) {
+        *step += 1.0;
+        // grad = -grad if maximize; grad = grad.coalesce(): one row per index (the
+        // order of the rows does not matter here), duplicates summed in order
+        let mut slot: Vec<Option<usize>> = vec![None; rows];
+        let (mut listed, mut g): (Vec<usize>, Vec<T>) = (Vec::new(), Vec::new());
+        for (k, &i) in indices.iter().enumerate() {
+            let value = values[k * row_len..(k + 1) * row_len].iter().map(|&x| if h.maximize { -x } else { x });
+            match slot[i as usize] {
+                Some(j) => g[j * row_len..(j + 1) * row_len].iter_mut().zip(value).for_each(|(a, b)| *a = *a + b),
+                None => {
+                    slot[i as usize] = Some(listed.len());
+                    listed.push(i as usize);
+                    g.extend(value);
+                }
+            }
+        }
+        if listed.is_empty() {
+            return;
+        }
+        let (b1, b2) = h.betas;
+        let gather = |dense: &[T]| -> Vec<T> {
+            let mut out = Vec::with_capacity(g.len());
+            listed.iter().for_each(|&r| out.extend_from_slice(&dense[r * row_len..(r + 1) * row_len]));
+            out
+        };
+        let scatter_add = |dense: &mut [T], vals: &[T]| {
+            for (j, &r) in listed.iter().enumerate() {
+                for c in 0..row_len {
+                    dense[r * row_len + c] = dense[r * row_len + c] + vals[j * row_len + c];
+                }
+            }
+        };
+        let old_m = gather(m);
+        let mut dm: Vec<T> = g.iter().zip(&old_m).map(|(&g, &o)| g - o).collect();
+        dm.iter_mut().for_each(|x| *x = *x * T::of(1.0 - b1));
+        scatter_add(m, &dm);
+        let old_v = gather(v);
+        let mut dv: Vec<T> = g.iter().zip(&old_v).map(|(&g, &o)| g * g - o).collect();
+        dv.iter_mut().for_each(|x| *x = *x * T::of(1.0 - b2));
+        scatter_add(v, &dv);
+        let numer: Vec<T> = dm.iter().zip(&old_m).map(|(&a, &b)| a + b).collect();
+        let denom: Vec<T> = dv.iter().zip(&old_v).map(|(&a, &b)| (a + b).sqrt() + T::of(h.eps)).collect();
+        let step_size = h.lr * (1.0 - b2.powf(*step)).sqrt() / (1.0 - b1.powf(*step));
+        let update: Vec<T> = numer.iter().zip(&denom).map(|(&n, &d)| T::of(-step_size) * (n / d)).collect();
+        scatter_add(param, &update);
+    }
+
+    /// Random row indices into `rows` rows, unsorted and with duplicates.
+    fn random_indices(rng: &mut Rng, rows: usize, nnz: usize) -> Vec<i64> {
+        (0..nnz).map(|_| (((rng.uniform() + 1.0) / 2.0 * rows as f64) as i64).min(rows as i64 - 1)).collect()
+    }
+
+    fn check_type<T: Element>(h: &SparseAdamHyper) {
+        // (rows, row length): every length of LENGTHS as rows of 3, and rows of 1 and 0
+        let shapes: Vec<(usize, usize)> = LENGTHS.iter().map(|&n| (n, 3)).chain([(40, 1), (5, 0)]).collect();
+        for threads in THREADS {
+            set_num_threads(threads).unwrap();
+            let mut rng = Rng::new(threads as u64 + 3);
+            let mut ps: Vec<Vec<T>> = shapes.iter().map(|&(r, c)| rng.vec(r * c)).collect();
+            let mut ms: Vec<Vec<T>> = ps.iter().map(|p| vec![T::zero(); p.len()]).collect();
+            let mut vs = ms.clone();
+            let mut steps = vec![0.0; shapes.len()];
+            let (mut ps_ref, mut ms_ref, mut vs_ref, mut steps_ref) =
+                (ps.clone(), ms.clone(), vs.clone(), steps.clone());
+            for step in 0..3 {
+                // list about as many rows as there are (duplicates included); none on step 1 of length 1
+                let idx: Vec<Vec<i64>> = shapes
+                    .iter()
+                    .enumerate()
+                    .map(
+                        |(k, &(r, _))| {
+                            if r == 0 || (step == 1 && k == 1) {
+                                vec![]
+                            } else {
+                                random_indices(&mut rng, r, r)
+                            }
+                        },
+                    )
+                    .collect();
+                let vals: Vec<Vec<T>> = idx.iter().zip(&shapes).map(|(i, &(_, c))| rng.vec(i.len() * c)).collect();
+                let tensors = ps
+                    .iter_mut()
+                    .zip(ms.iter_mut())
+                    .zip(vs.iter_mut())
+                    .zip(steps.iter_mut())
+                    .enumerate()
+                    .map(|(k, (((param, exp_avg), exp_avg_sq), step))| SparseAdamTensor {
+                        step,
+                        param,
+                        exp_avg,
+                        exp_avg_sq,
+                        rows: shapes[k].0,
+                        grad: SparseRows { indices: &idx[k], values: &vals[k] },
+                    })
+                    .collect();
+                sparse_adam(h, tensors).unwrap();
+                for k in 0..shapes.len() {
+                    let (p, m, v) = (&mut ps_ref[k], &mut ms_ref[k], &mut vs_ref[k]);
+                    reference(h, &mut steps_ref[k], p, m, v, shapes[k], &idx[k], &vals[k]);
+                    let at = format!("step {step}, {threads} threads, shape {:?}", shapes[k]);
+                    let same = |a: &[T], b: &[T]| {
+                        a.iter().zip(b).all(|(x, y)| x.to_f64().unwrap().to_bits() == y.to_f64().unwrap().to_bits())
+                    };
+                    assert!(same(&ps[k], &ps_ref[k]), "param ({at})");
+                    assert!(same(&ms[k], &ms_ref[k]), "exp_avg ({at})");
+                    assert!(same(&vs[k], &vs_ref[k]), "exp_avg_sq ({at})");
+                    assert_eq!(steps[k], steps_ref[k], "step ({at})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matches_the_reference() {
+        let _guard = THREADS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        for h in
+            [SparseAdamHyper::default(), SparseAdamHyper { lr: 0.05, betas: (0.5, 0.9), eps: 1e-6, maximize: true }]
+        {
+            check_type::<f32>(&h);
+            check_type::<f64>(&h);
+        }
+    }
+
+    #[test]
+    fn a_bad_tensor_changes_nothing() {
+        let h = SparseAdamHyper::default();
+        let (mut p0, mut m0, mut v0, mut s0) = (vec![1.0f64; 6], vec![0.0; 6], vec![0.0; 6], 0.0);
+        let (mut p1, mut m1, mut v1, mut s1) = (vec![1.0f64; 6], vec![0.0; 6], vec![0.0; 6], 0.0);
+        let good = [1.0, 2.0];
+        let cases: [(&[i64], &[f64], SparseError); 3] = [
+            (&[3], &good, SparseError::Index { tensor: 1, index: 3, rows: 3 }),
+            (&[-1], &good, SparseError::Index { tensor: 1, index: -1, rows: 3 }),
+            (&[0, 1], &good, SparseError::Values { tensor: 1, indices: 2, values: 2 }),
+        ];
+        for (indices, values, error) in cases {
+            let tensors = vec![
+                SparseAdamTensor {
+                    step: &mut s0,
+                    param: &mut p0,
+                    exp_avg: &mut m0,
+                    exp_avg_sq: &mut v0,
+                    rows: 3,
+                    grad: SparseRows { indices: &[0], values: &good },
+                },
+                SparseAdamTensor {
+                    step: &mut s1,
+                    param: &mut p1,
+                    exp_avg: &mut m1,
+                    exp_avg_sq: &mut v1,
+                    rows: 3,
+                    grad: SparseRows { indices, values },
+                },
+            ];
+            assert_eq!(sparse_adam(&h, tensors).unwrap_err(), error);
+            assert_eq!((s0, s1), (0.0, 0.0));
+            assert!(p0.iter().chain(&p1).all(|&x| x == 1.0) && m0.iter().all(|&x| x == 0.0));
+        }
+        let tensors = vec![SparseAdamTensor {
+            step: &mut s0,
+            param: &mut p0,
+            exp_avg: &mut m0,
+            exp_avg_sq: &mut v0[..5],
+            rows: 3,
+            grad: SparseRows { indices: &[], values: &[] },
+        }];
+        assert_eq!(sparse_adam(&h, tensors).unwrap_err(), SparseError::Shape { tensor: 0 });
+    }
+
+    #[test]
+    fn untouched_rows_keep_their_values() {
+        let h = SparseAdamHyper::default();
+        let (mut p, mut m, mut v, mut s) = (vec![1.0f32; 8], vec![0.5; 8], vec![0.25; 8], 3.0);
+        let tensors = vec![SparseAdamTensor {
+            step: &mut s,
+            param: &mut p,
+            exp_avg: &mut m,
+            exp_avg_sq: &mut v,
+            rows: 4,
+            grad: SparseRows { indices: &[2, 2], values: &[1.0, 1.0, -1.0, 3.0] },
+        }];
+        sparse_adam(&h, tensors).unwrap();
+        assert_eq!(s, 4.0);
+        for r in [0, 1, 3] {
+            assert_eq!((&p[2 * r..2 * r + 2], &m[2 * r..2 * r + 2]), (&[1.0f32; 2][..], &[0.5f32; 2][..]));
+        }
+        assert!(p[4] != 1.0 && p[5] != 1.0);
+        // row 2's gradient is the sum (0, 4): m ← 0.5 + (g − 0.5)·0.1
+        assert_eq!(&m[4..6], &[0.5 + (0.0 - 0.5) * 0.1f32, 0.5 + (4.0 - 0.5) * 0.1f32][..]);
+    }
+}
