@@ -26,8 +26,21 @@ CONFIGS: List[Tuple[str, Callable[..., fo.Optimizer], Dict[str, Any]]] = [
     ("Rprop", fo.Rprop, dict()),
     ("ASGD", fo.ASGD, dict(t0=1, weight_decay=0.1)),
     ("Adafactor", fo.Adafactor, dict(weight_decay=0.1)),
+    ("SparseAdam", lambda params, **kw: SparseAdamAllRows(params, **kw), dict(lr=0.01, betas=(0.8, 0.9))),
 ]
 CONFIG_IDS = [c[0] for c in CONFIGS]
+
+
+class SparseAdamAllRows(fo.SparseAdam):
+    """SparseAdam for the suites that hand out dense gradients: at the step, each
+    becomes a SparseGrad listing every row once, unchecked, so that what the suite
+    sees are the kernel's own checks of the rows and values."""
+
+    def _grad_of(self, p: Any) -> Any:
+        g = p.grad
+        if isinstance(g, np.ndarray) and g.ndim > 0:
+            return raw_sparse_grad(np.arange(g.shape[0]), g)
+        return super()._grad_of(p)
 
 
 class DuckParam:
@@ -56,12 +69,26 @@ def train(opt: fo.Optimizer, params, steps: int, start: int = 0) -> None:
         opt.step()
 
 
+def grad_copy(grad: Any) -> Any:
+    if isinstance(grad, fo.SparseGrad):
+        return (grad.indices.copy(), np.array(grad.values))
+    return None if grad is None else np.array(grad)
+
+
+def raw_sparse_grad(indices: Any, values: Any) -> fo.SparseGrad:
+    """A SparseGrad holding whatever it is given, unchecked (as one changed after it
+    was made would): for tests of the checks at the step."""
+    g = object.__new__(fo.SparseGrad)
+    g.indices, g.values = np.asarray(indices), np.asarray(values)
+    return g
+
+
 def snapshot(opt: fo.Optimizer) -> Dict[str, Any]:
     """Everything a failing call must leave as it was."""
     params = [p for g in opt.param_groups for p in g["params"]]
     return {
         "data": [p.data.copy() for p in params],
-        "grad": [None if p.grad is None else np.array(p.grad) for p in params],
+        "grad": [grad_copy(p.grad) for p in params],
         "state": pickle.dumps(opt.state_dict()),
         "groups": copy.deepcopy([{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]),
         "param_ids": [[id(p) for p in g["params"]] for g in opt.param_groups],

@@ -31,6 +31,8 @@ from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
 from .sgd import SGD
+from .sparse_adam import SparseAdam
+from .sparse_grad import SparseGrad
 from .threads import _check_environment, get_num_threads, set_num_threads
 
 __all__ = [
@@ -50,6 +52,8 @@ __all__ = [
     "RMSprop",
     "Rprop",
     "SGD",
+    "SparseAdam",
+    "SparseGrad",
     "get_num_threads",
     "register_optimizer_step_post_hook",
     "register_optimizer_step_pre_hook",

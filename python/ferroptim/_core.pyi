@@ -1,27 +1,50 @@
 """Type stubs of ``ferroptim._core``, the Rust extension (see rust/ferroptim-py)."""
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
 __version__: str
 NUM_THREADS_ENV: str
 
+# Elementwise optimizers: one step over every param group; state created on a
+# parameter's first step, every array checked, then updated in place.
 def sgd_step(
     state: Dict[Any, Dict[str, Any]],
     param_groups: List[Dict[str, Any]],
     scalar_keys: Tuple[str, ...],
     buffer_keys: Tuple[str, ...],
-) -> None:
-    """One SGD step over every param group (state created, checked, updated in place)."""
+) -> None: ...
+adam_step = sgd_step
+adagrad_step = sgd_step
+adadelta_step = sgd_step
+adamax_step = sgd_step
+nadam_step = sgd_step
+radam_step = sgd_step
+rmsprop_step = sgd_step
+rprop_step = sgd_step
+asgd_step = sgd_step
 
-def adam_step(
-    state: Dict[Any, Dict[str, Any]],
-    param_groups: List[Dict[str, Any]],
-    scalar_keys: Tuple[str, ...],
-    buffer_keys: Tuple[str, ...],
-) -> None:
-    """One Adam/AdamW step over every param group (state created, checked, updated in place)."""
+# Tensor-wise optimizers: the lists hold, per parameter with a gradient, its
+# (group, index in the group), .data, .grad, its state arrays by key and its step.
+def adafactor_step(
+    groups: List[Dict[str, Any]],
+    indices: List[Tuple[int, int]],
+    data: List[np.ndarray],
+    grads: List[Any],
+    states: List[List[Tuple[str, np.ndarray]]],
+    steps: List[np.ndarray],
+) -> None: ...
+sparse_adam_step = adafactor_step
+def muon_step(
+    groups: List[Dict[str, Any]],
+    indices: List[Tuple[int, int]],
+    data: List[np.ndarray],
+    grads: List[Any],
+    states: List[List[Tuple[str, np.ndarray]]],
+) -> None: ...
+def lbfgs_step(group: Dict[str, Any], state: Dict[str, Any], closure: Callable[[], Any]) -> Any:
+    """Up to max_iter L-BFGS iterations; returns the closure's first loss."""
 
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...

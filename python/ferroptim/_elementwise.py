@@ -6,6 +6,7 @@ from typing import Any, Callable, Iterable, Optional, Tuple
 
 import numpy as np
 
+from . import _loading
 from .optimizer import Optimizer
 
 
@@ -47,22 +48,7 @@ class ElementwiseOptimizer(Optimizer):
         """Checks a loaded state entry against this optimizer's state names and its
         parameter, and copies it in the form the kernel uses."""
         if key in self._scalar_state:
-            a = np.asarray(value, dtype=np.float64)
-            if a.size != 1:
-                raise ValueError(f"loaded state of {where}: '{key}' must be a single number, got shape {a.shape}")
-            return np.array(a.reshape(()), dtype=np.float64)
+            return _loading.scalar(value, key, where)
         if key in self._buffer_state:
-            a = np.asarray(value)
-            if a.shape != param.data.shape:
-                raise ValueError(
-                    f"loaded state of {where}: '{key}' has shape {a.shape} "
-                    f"but the parameter has shape {param.data.shape}"
-                )
-            if a.dtype.kind not in "fiu":
-                raise TypeError(f"loaded state of {where}: '{key}' has dtype {a.dtype}, not a real number type")
-            return np.array(a, dtype=param.data.dtype, order="C", copy=True)
-        known = ", ".join(self._scalar_state + self._buffer_state)
-        raise ValueError(
-            f"loaded state of {where} has the unknown key {key!r}; {type(self).__name__} keeps {known} "
-            "(was the state dict saved by another optimizer?)"
-        )
+            return _loading.array(value, key, param.data.shape, param.data.dtype, where)
+        raise _loading.unknown_key(key, where, type(self).__name__, self._scalar_state + self._buffer_state)

@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
+from . import _loading
 from ._params import label, typename
 from .optimizer import Optimizer
 
@@ -14,8 +15,8 @@ from .optimizer import Optimizer
 class TensorwiseOptimizer(Optimizer):
     """An optimizer whose math lives in a ``ferroptim._core`` function taking lists.
 
-    A subclass declares its hyperparameters, its kernel, the state a parameter starts
-    with (``_new_state``) and which of its arrays the kernel uses (``_state_arrays``).
+    A subclass declares its hyperparameters, its kernel and the state a parameter
+    starts with (``_new_state``: ``step`` and the arrays the kernel uses, in its order).
     ``step`` gathers, per parameter with a gradient, its arrays and state, and makes one
     call into Rust, which checks every array, then updates parameters and state in
     place — or raises and changes nothing (state created for the step is only kept
@@ -27,11 +28,26 @@ class TensorwiseOptimizer(Optimizer):
     #: whether the state holds a ``step`` count (a 0-d float64 array) the kernel advances
     _keeps_step = True
 
-    def _new_state(self, p: Any, group: Dict[str, Any]) -> Dict[str, Any]:
+    def _new_state(self, p: Any) -> Dict[str, Any]:
         raise NotImplementedError
 
-    def _state_arrays(self, p: Any, state: Dict[str, Any]) -> List[Tuple[str, np.ndarray]]:
-        raise NotImplementedError
+    def _state_arrays(self, p: Any, state: Dict[str, Any], where: str) -> List[Tuple[str, np.ndarray]]:
+        """The state arrays the kernel takes, by the keys ``_new_state`` gives."""
+        keys = [k for k in self._new_state(p) if k != "step"]
+        missing = [k for k in keys if k not in state]
+        if missing:
+            raise ValueError(f"optimizer.state[{where}] is missing {', '.join(missing)}")
+        return [(k, state[k]) for k in keys]
+
+    def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
+        """Checks a loaded state entry against the state ``_new_state`` would give the
+        parameter (its keys and shapes), and copies it in the form the kernel uses."""
+        like = self._new_state(param)
+        if key not in like:
+            raise _loading.unknown_key(key, where, type(self).__name__, like)
+        if key == "step":
+            return _loading.scalar(value, key, where)
+        return _loading.array(value, key, like[key].shape, param.data.dtype, where)
 
     def _grad_of(self, p: Any) -> Any:
         return p.grad
@@ -59,14 +75,17 @@ class TensorwiseOptimizer(Optimizer):
                 state = self.state.get(p)
                 if state is not None and not isinstance(state, dict):
                     raise TypeError(f"optimizer.state of {label(g, i, group.get('param_names'))} must be a dict, got {typename(state)}")
+                where = label(g, i, group.get("param_names"))
+                if not isinstance(p.data, np.ndarray):
+                    raise TypeError(f"{where}: .data must be a numpy.ndarray, got {typename(p.data)}")
                 if not state:
-                    state = created[p] = self._new_state(p, group)
+                    state = created[p] = self._new_state(p)
                 indices.append((g, i))
                 data.append(p.data)
                 grads.append(self._grad_of(p))
-                states.append(self._state_arrays(p, state))
+                states.append(self._state_arrays(p, state, where))
                 if self._keeps_step:
-                    steps.append(self._step_array(state, label(g, i, group.get('param_names'))))
+                    steps.append(self._step_array(state, where))
         if indices:
             args = (self.param_groups, indices, data, grads, states)
             type(self)._kernel(*args, *((steps,) if self._keeps_step else ()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -75,7 +75,7 @@ class Adafactor(TensorwiseOptimizer):
         defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _new_state(self, p: Any, group: Dict[str, Any]) -> Dict[str, Any]:
+    def _new_state(self, p: Any) -> Dict[str, Any]:
         shape, dtype = p.data.shape, p.data.dtype
         state: Dict[str, Any] = {"step": np.zeros((), dtype=np.float64)}
         if len(shape) > 1:
@@ -84,10 +84,3 @@ class Adafactor(TensorwiseOptimizer):
         else:
             state["variance"] = np.zeros(shape, dtype=dtype)
         return state
-
-    def _state_arrays(self, p: Any, state: Dict[str, Any]) -> List[Tuple[str, np.ndarray]]:
-        keys = ("row_var", "col_var") if np.ndim(p.data) > 1 else ("variance",)
-        missing = [k for k in keys if k not in state]
-        if missing or "step" not in state:
-            raise ValueError(f"the state of a {np.ndim(p.data)}-d parameter needs step, {', '.join(keys)}")
-        return [(k, state[k]) for k in keys]

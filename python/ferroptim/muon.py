@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -86,10 +86,5 @@ class Muon(TensorwiseOptimizer):
                         f"Muon only supports 2D parameters whereas we found a parameter with size: {p.data.shape}"
                     )
 
-    def _new_state(self, p: Any, group: Dict[str, Any]) -> Dict[str, Any]:
+    def _new_state(self, p: Any) -> Dict[str, Any]:
         return {"momentum_buffer": np.zeros(p.data.shape, dtype=p.data.dtype)}
-
-    def _state_arrays(self, p: Any, state: Dict[str, Any]) -> List[Tuple[str, np.ndarray]]:
-        if "momentum_buffer" not in state:
-            raise ValueError("the state of a Muon parameter needs momentum_buffer")
-        return [("momentum_buffer", state["momentum_buffer"])]

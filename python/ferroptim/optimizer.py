@@ -20,6 +20,7 @@ import numpy as np
 from ._params import SUPPORTED_DTYPES, check_array, find_shared_memory, is_duck_param, is_single_param, label, typename
 from .hooks import RemovableHandle, register
 from .parameter import Parameter, checked_grad
+from .sparse_grad import SparseGrad
 
 __all__ = [
     "Optimizer",
@@ -321,6 +322,8 @@ class Optimizer:
                 if p.grad is not None:
                     if set_to_none:
                         p.grad = None
+                    elif isinstance(p.grad, SparseGrad):
+                        p.grad = SparseGrad(p.grad.indices[:0], p.grad.values[:0])
                     elif p.grad.flags.writeable:
                         p.grad.fill(0)
                     else:

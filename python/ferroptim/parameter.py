@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
+
+from .sparse_grad import SparseGrad
 
 __all__ = ["Parameter", "checked_grad"]
 
@@ -18,11 +20,14 @@ def _check_data(value: Any) -> np.ndarray:
     return value
 
 
-def checked_grad(data: np.ndarray, grad: Any) -> Optional[np.ndarray]:
+def checked_grad(data: np.ndarray, grad: Any) -> Any:
     """``grad`` as an array for a parameter holding ``data``: same shape, real numbers,
-    cast to ``data``'s dtype when it differs (without a copy otherwise); None stays None."""
+    cast to ``data``'s dtype when it differs (without a copy otherwise); None stays
+    None, and a ``SparseGrad`` is checked to fit ``data``'s rows."""
     if grad is None:
         return None
+    if isinstance(grad, SparseGrad):
+        return grad.fitted(data)
     g = np.asarray(grad)
     if g.dtype.kind not in "fiu":
         raise TypeError(f"a gradient must hold real numbers, got dtype {g.dtype}")

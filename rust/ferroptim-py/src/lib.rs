@@ -11,6 +11,7 @@ mod hyper;
 mod lbfgs;
 mod muon;
 mod probe;
+mod sparse_adam;
 mod step;
 mod tensorwise;
 
@@ -88,6 +89,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(adafactor::adafactor_step, m)?)?;
     m.add_function(wrap_pyfunction!(muon::muon_step, m)?)?;
     m.add_function(wrap_pyfunction!(lbfgs::lbfgs_step, m)?)?;
+    m.add_function(wrap_pyfunction!(sparse_adam::sparse_adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(probe::stream, m)?)?;

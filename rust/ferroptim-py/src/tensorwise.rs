@@ -16,8 +16,11 @@ use crate::step::{param_label, KERNEL_LOCK};
 
 /// One parameter of a tensor-wise step, checked: pointers into held arrays.
 pub(crate) struct Tensor {
-    /// Its param group.
+    /// Its position in the lists of the step.
+    pub(crate) position: usize,
+    /// Its param group and its position in the group's `params`.
     pub(crate) group: usize,
+    pub(crate) index: usize,
     pub(crate) dtype: Dtype,
     pub(crate) shape: Vec<usize>,
     pub(crate) len: usize,
@@ -41,7 +44,7 @@ pub(crate) struct Given<'py> {
     pub(crate) group: usize,
     pub(crate) index: usize,
     pub(crate) data: Bound<'py, PyAny>,
-    /// The gradient as an array (SparseAdam: its values, checked by the caller's shape).
+    /// The gradient as an array (SparseAdam: its values).
     pub(crate) grad: Bound<'py, PyAny>,
     /// `(key, array)` of each state array the kernel uses.
     pub(crate) state: Vec<(String, Bound<'py, PyAny>)>,
@@ -49,13 +52,14 @@ pub(crate) struct Given<'py> {
     pub(crate) step: Option<Bound<'py, PyAny>>,
 }
 
-/// Checks every array of a step; nothing is changed. `grad_shape` and `state_shape`
-/// give the shape each must have, from the parameter's shape.
+/// Checks every array of a step; nothing is changed. `grad_shape` (from the position
+/// in the lists and the parameter's shape) and `state_shape` (from the parameter's
+/// shape and the key) give the shape each must have.
 pub(crate) fn gather<'py>(
     py: Python<'py>,
     groups: &[Bound<'py, PyDict>],
     given: Vec<Given<'py>>,
-    grad_shape: &dyn Fn(&[usize]) -> Vec<usize>,
+    grad_shape: &dyn Fn(usize, &[usize]) -> Vec<usize>,
     state_shape: &dyn Fn(&[usize], &str) -> Vec<usize>,
 ) -> PyResult<Gathered> {
     let mut held = Held::default();
@@ -68,10 +72,12 @@ pub(crate) fn gather<'py>(
         let shape = param.array.shape().to_vec();
         let len = param.array.len();
         let grad_what = || format!("the gradient of {}", what());
-        let grad = grad_operand(item.grad, &grad_shape(&shape), dtype, &grad_what)?;
+        let grad = grad_operand(item.grad, &grad_shape(e, &shape), dtype, &grad_what)?;
         let who = |role: usize| (e * 8 + role) as u32;
         let mut t = Tensor {
+            position: e,
             group: item.group,
+            index: item.index,
             dtype,
             len,
             param: held.hold(param, true, who(0)),
