@@ -1,16 +1,24 @@
 """The ferroptim benchmark: optimizer steps against the memory-bandwidth bound.
 
-    python benches/bench.py                 # the full table (about two minutes)
-    python benches/bench.py --quick         # fewer repetitions
+    python benches/bench.py                     # the full table (about ten minutes)
+    python benches/bench.py --quick             # fewer repetitions
+    python benches/bench.py --only Adam,Muon    # some optimizers
     python benches/bench.py --out benches/results.md
 
 An elementwise step is memory-bound: fp32 Adam reads and writes the parameter, reads
-the gradient and reads and writes two state buffers, 28 bytes per element. In the same
-run and on the same arrays, the benchmark times ``ferroptim._core.stream`` — the
-cheapest loop moving those bytes, on the same thread pool — and reports each optimizer
-as a ratio to it, next to a hand-written NumPy version of the same update. It also
-checks that steps after the first allocate nothing proportional to the parameters
-(the process's peak resident memory does not grow while stepping).
+the gradient and reads and writes two state buffers, 7 arrays' worth, 28 bytes per
+element. In the same run and on the same arrays, the benchmark times
+``ferroptim._core.stream`` — the cheapest loop moving a parameter, its gradient and
+the optimizer's buffers, on the same thread pool — and scales it to the bytes the
+optimizer moves: that is the optimizer's bound, and the table gives each step as a
+ratio to it, next to a NumPy version of the same update (``numpy_optimizers.py``). It
+also checks that steps after the first allocate nothing proportional to the
+parameters (the process's peak resident memory does not grow while stepping).
+
+Muon and L-BFGS are not bandwidth-bound and are reported with what bounds them: Muon
+by matrix-product throughput (its Newton–Schulz FLOPs over the float32 matmul rate
+NumPy's BLAS reaches on this machine), L-BFGS by its closure and the passes of its
+two-loop recursion over the history.
 """
 
 from __future__ import annotations
@@ -22,59 +30,57 @@ import platform
 import statistics
 import subprocess
 import time
-from typing import Callable, Dict, List, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 import ferroptim as fo
 from ferroptim import _core
+from numpy_optimizers import STEPS
 
+# name: (parameter count, shape of each)
 SHAPES = {"1 × 16.8M": (1, (16_777_216,)), "1000 × 4096": (1000, (4096,)), "2000 × 64": (2000, (64,))}
-# name: (class, kwargs, state buffers it keeps)
-OPTIMIZERS = {
-    "Adam": (fo.Adam, dict(lr=1e-3), ("exp_avg", "exp_avg_sq")),
-    "AdamW": (fo.AdamW, dict(lr=1e-3, weight_decay=1e-2), ("exp_avg", "exp_avg_sq")),
-    "SGD-momentum": (fo.SGD, dict(lr=1e-3, momentum=0.9), ("momentum_buffer",)),
+# Muon takes matrices: the same element counts as 2-D parameters.
+MUON_SHAPES = {"1 × 16.8M": (256, 65536), "1000 × 4096": (64, 64), "2000 × 64": (8, 8)}
+# SparseAdam takes rows (an embedding's): the same element counts in rows of 64.
+ROW = 64
+LBFGS_HISTORY = 10
+
+
+@dataclass
+class Case:
+    make: Callable[[List[Any]], fo.Optimizer]
+    #: the state buffers the bandwidth probe moves with the parameter and gradient
+    probe: Tuple[str, ...]
+    #: arrays of the parameter's size the step moves (read: 1, read and write: 2)
+    units: float
+    note: str = ""
+
+
+BANDWIDTH_CASES: Dict[str, Case] = {
+    "Adam": Case(lambda ps: fo.Adam(ps, lr=1e-3), ("exp_avg", "exp_avg_sq"), 7),
+    "AdamW": Case(lambda ps: fo.AdamW(ps, lr=1e-3, weight_decay=1e-2), ("exp_avg", "exp_avg_sq"), 7),
+    "SGD-momentum": Case(lambda ps: fo.SGD(ps, lr=1e-3, momentum=0.9), ("momentum_buffer",), 5),
+    "Adagrad": Case(lambda ps: fo.Adagrad(ps), ("sum",), 5),
+    "Adadelta": Case(lambda ps: fo.Adadelta(ps), ("square_avg", "acc_delta"), 7),
+    "Adamax": Case(lambda ps: fo.Adamax(ps), ("exp_avg", "exp_inf"), 7),
+    "NAdam": Case(lambda ps: fo.NAdam(ps), ("exp_avg", "exp_avg_sq"), 7),
+    "RAdam": Case(lambda ps: fo.RAdam(ps), ("exp_avg", "exp_avg_sq"), 7),
+    "RMSprop": Case(lambda ps: fo.RMSprop(ps), ("square_avg",), 5),
+    "Rprop": Case(lambda ps: fo.Rprop(ps), ("prev", "step_size"), 7),
+    "ASGD": Case(lambda ps: fo.ASGD(ps), ("ax",), 5),
+    # two passes: RMS(θ) and the variance (θ, g, v read, v written), then the update
+    # (θ read and written, g and v read)
+    "Adafactor": Case(lambda ps: fo.Adafactor(ps), ("variance",), 8, "2 passes"),
+    # every row listed once, in order; plus 8 bytes of index per row of 64
+    "SparseAdam": Case(lambda ps: fo.SparseAdam(ps), ("exp_avg", "exp_avg_sq"), 7, f"rows of {ROW}"),
 }
-
-
-# ------------------------------------------------------------ NumPy versions
-def numpy_adam(decoupled: bool) -> Callable:
-    def step(ps, gs, states, t, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, wd=1e-2 if decoupled else 0.0):
-        bc1, bc2 = 1 - b1**t, 1 - b2**t
-        for p, g, (m, v, tmp) in zip(ps, gs, states):
-            if decoupled:
-                p *= 1 - lr * wd
-            m *= b1
-            np.multiply(g, 1 - b1, out=tmp)
-            m += tmp
-            v *= b2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1 - b2
-            v += tmp
-            np.sqrt(v, out=tmp)
-            tmp /= bc2**0.5
-            tmp += eps
-            np.divide(m, tmp, out=tmp)
-            tmp *= -lr / bc1
-            p += tmp
-
-    return step
-
-
-def numpy_sgd_momentum(ps, gs, states, t, lr=1e-3, momentum=0.9):
-    for p, g, (buf, tmp) in zip(ps, gs, states):
-        buf *= momentum
-        buf += g
-        np.multiply(buf, lr, out=tmp)
-        p -= tmp
-
-
-NUMPY = {"Adam": numpy_adam(False), "AdamW": numpy_adam(True), "SGD-momentum": numpy_sgd_momentum}
+ALL = list(BANDWIDTH_CASES) + ["Muon", "LBFGS"]
 
 
 # ------------------------------------------------------------------ timing
-def median_time(fn: Callable[[], None], reps: int) -> float:
+def median_time(fn: Callable[[], Any], reps: int) -> float:
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -83,7 +89,7 @@ def median_time(fn: Callable[[], None], reps: int) -> float:
     return statistics.median(times)
 
 
-def peak_growth_mib(fn: Callable[[], None]) -> float:
+def peak_growth_mib(fn: Callable[[], Any]) -> float:
     """How far the peak resident memory rises above the current one while ``fn`` runs
     (Linux: resets the peak through /proc/self/clear_refs); NaN elsewhere."""
     try:
@@ -101,40 +107,148 @@ def peak_growth_mib(fn: Callable[[], None]) -> float:
     return (status("VmHWM:") - before) / 1024
 
 
-def bench_case(dtype, shape_name: str, opt_name: str, reps: int) -> Dict[str, float]:
+def numpy_state(opt: fo.Optimizer, p: Any, shape: Tuple[int, ...], dtype) -> Dict[str, Any]:
+    """A copy of a parameter's ferroptim state for the NumPy version, with scratch arrays."""
+    s = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in opt.state[p].items()}
+    s["tmp"], s["tmp2"] = np.empty(shape, dtype), np.empty(shape, dtype)
+    return s
+
+
+def row(dtype, shape_name: str, name: str, r: Dict[str, Any]) -> str:
+    return (
+        f"| {np.dtype(dtype).name} | {shape_name} | {name} | {r['bytes']} | {r['step']:.3f} | {r['bound']:.3f} | "
+        f"{r['ratio']:.2f} | {r['numpy']:.2f} | {r['speedup']:.1f}× | {r['growth']:.1f} | {r['note']} |"
+    )
+
+
+def bench_bandwidth(dtype, shape_name: str, name: str, reps: int) -> Dict[str, Any]:
     count, shape = SHAPES[shape_name]
-    cls, kwargs, buffer_names = OPTIMIZERS[opt_name]
+    case = BANDWIDTH_CASES[name]
+    sparse = name == "SparseAdam"
+    if sparse:
+        shape = (shape[0] // ROW, ROW)
     rng = np.random.default_rng(0)
     params = [fo.Parameter(rng.standard_normal(shape).astype(dtype)) for _ in range(count)]
-    for p in params:
-        p.grad = rng.standard_normal(shape).astype(dtype)
-    opt = cls(params, **kwargs)
+    dense = [rng.standard_normal(shape).astype(dtype) for _ in params]
+    for p, g in zip(params, dense):
+        p.grad = fo.SparseGrad(np.arange(shape[0]), g) if sparse else g
+    opt = case.make(params)
     opt.step()  # the first step creates the state
     elements = count * int(np.prod(shape))
     itemsize = np.dtype(dtype).itemsize
-    nbytes = (3 + 2 * len(buffer_names)) * itemsize  # r/w param, r grad, r/w each buffer
 
     step_s = median_time(opt.step, reps)
     growth = peak_growth_mib(lambda: [opt.step() for _ in range(3)])
+    states = [numpy_state(opt, p, shape, dtype) for p in params]
     data = [p.data for p in params]
-    grads = [p.grad for p in params]
-    buffers = [[opt.state[p][k] for k in buffer_names] for p in params]
-    # NumPy's copy of the state, taken before the probe adds to the buffers.
-    states = [[b.copy() for b in bs] + [np.empty(shape, dtype)] for bs in buffers]
-    bound_s = median_time(lambda: _core.stream(data, grads, buffers), reps)
+    buffers = [[opt.state[p][k] for k in case.probe] for p in params]
+    probe_s = median_time(lambda: _core.stream(data, dense, buffers), reps)
+    bound_s = probe_s * case.units / (3 + 2 * len(case.probe))
 
-    ref = NUMPY[opt_name]
+    ref = STEPS[name]
+    grads = [p.grad for p in params]
     numpy_s = median_time(lambda: ref(data, grads, states, 10), max(3, reps // 3))
     ns = 1e9 / elements
+    nbytes = case.units * itemsize + (8 / ROW if sparse else 0)
     return {
-        "bytes": nbytes,
+        "bytes": f"{nbytes:g}",
         "step": step_s * ns,
         "bound": bound_s * ns,
         "ratio": step_s / bound_s,
         "numpy": numpy_s * ns,
         "speedup": numpy_s / step_s,
-        "gbs": nbytes * elements / step_s / 1e9,
         "growth": growth,
+        "note": f"{nbytes * elements / step_s / 1e9:.1f} GB/s" + (f"; {case.note}" if case.note else ""),
+    }
+
+
+def matmul_rate() -> float:
+    """float32 FLOP/s of NumPy's BLAS on this machine (a 1024³ product, all threads)."""
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    a @ a
+    return 2 * 1024**3 / median_time(lambda: a @ a, 7)
+
+
+def bench_muon(dtype, shape_name: str, reps: int, rate: float) -> Dict[str, Any]:
+    count = SHAPES[shape_name][0]
+    shape = MUON_SHAPES[shape_name]
+    rng = np.random.default_rng(0)
+    params = [fo.Parameter(rng.standard_normal(shape).astype(dtype)) for _ in range(count)]
+    for p in params:
+        p.grad = rng.standard_normal(shape).astype(dtype)
+    opt = fo.Muon(params)
+    opt.step()
+    reps = 3 if shape_name == "1 × 16.8M" else reps
+    step_s = median_time(opt.step, reps)
+    growth = peak_growth_mib(opt.step)
+    a, b = min(shape), max(shape)
+    flops = count * 5 * (4 * a * a * b + 2 * a**3)  # ns_steps × (X·Xᵀ, G·G, (bG + cG²)·X)
+    bound_s = flops / rate
+    states = [numpy_state(opt, p, shape, dtype) for p in params]
+    data, grads = [p.data for p in params], [p.grad for p in params]
+    numpy_s = median_time(lambda: STEPS["Muon"](data, grads, states, 10), reps)
+    ns = 1e9 / (count * a * b)
+    return {
+        "bytes": "—",
+        "step": step_s * ns,
+        "bound": bound_s * ns,
+        "ratio": step_s / bound_s,
+        "numpy": numpy_s * ns,
+        "speedup": numpy_s / step_s,
+        "growth": growth,
+        "note": f"{a}×{b} matrices; {flops / step_s / 1e9:.0f} GFLOP/s (BLAS: {rate / 1e9:.0f})",
+    }
+
+
+def bench_lbfgs(dtype, shape_name: str, reps: int) -> Dict[str, Any]:
+    """One iteration per step (max_iter=1) once the history is full, on a quadratic
+    whose closure writes the gradients in place."""
+    count, shape = SHAPES[shape_name]
+    rng = np.random.default_rng(0)
+    params = [fo.Parameter(rng.standard_normal(shape).astype(dtype)) for _ in range(count)]
+    curvature = [rng.uniform(0.5, 2.0, shape).astype(dtype) for _ in params]
+    for p in params:
+        p.grad = np.empty(shape, dtype)
+
+    def closure() -> float:
+        loss = 0.0
+        for p, a in zip(params, curvature):
+            np.multiply(a, p.data, out=p.grad)
+            loss += 0.5 * float(np.vdot(p.grad, p.data))
+        return loss
+
+    opt = fo.LBFGS(params, lr=0.01, max_iter=1, history_size=LBFGS_HISTORY)
+    for _ in range(LBFGS_HISTORY + 2):
+        opt.step(closure)
+    step_s = median_time(lambda: opt.step(closure), reps)
+    closure_s = median_time(closure, reps)
+    growth = peak_growth_mib(lambda: opt.step(closure))
+    elements = count * int(np.prod(shape))
+    # the two-loop recursion reads s and y and updates q (or d) in two passes per pair
+    # and loop; y, s, q, d, the step and the gradient copy add about 22 more arrays
+    units = 10 * len(opt.state[params[0]]["old_dirs"]) + 22
+    data = [p.data for p in params]
+    grads = [p.grad for p in params]
+    probe_s = median_time(lambda: _core.stream(data, grads, [[] for _ in params]), reps)
+    bound_s = closure_s + probe_s * units / 3
+    s0 = opt.state[params[0]]
+    state = dict(
+        old_dirs=[x.copy() for x in s0["old_dirs"]],
+        old_stps=[x.copy() for x in s0["old_stps"]],
+        ro=[float(r) for r in s0["ro"]],
+        H_diag=float(s0["H_diag"]),
+    )
+    numpy_s = median_time(lambda: (closure(), STEPS["LBFGS"](data, grads, [state], 10, lr=0.0)), reps)
+    ns = 1e9 / elements
+    return {
+        "bytes": f"{units * np.dtype(dtype).itemsize}",
+        "step": step_s * ns,
+        "bound": bound_s * ns,
+        "ratio": step_s / bound_s,
+        "numpy": numpy_s * ns,
+        "speedup": numpy_s / step_s,
+        "growth": growth,
+        "note": f"history {LBFGS_HISTORY}; closure {closure_s * ns:.2f} ns/elem of the bound",
     }
 
 
@@ -154,30 +268,36 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--only", help="comma-separated optimizer names (default: all)")
     parser.add_argument("--out", help="also write the table (markdown) to this file")
     parser.add_argument("--threads", type=int, help="ferroptim threads (default: all)")
     args = parser.parse_args()
     if args.threads:
         fo.set_num_threads(args.threads)
+    names: List[str] = args.only.split(",") if args.only else ALL
+    unknown = set(names) - set(ALL)
+    if unknown:
+        parser.error(f"unknown optimizers {sorted(unknown)}; choose from {', '.join(ALL)}")
 
+    rate: Optional[float] = matmul_rate() if "Muon" in names else None
     header = (
         "| dtype | params | optimizer | bytes/elem | ferroptim ns/elem | bound ns/elem | "
-        "ratio to bound | GB/s | NumPy ns/elem | vs NumPy | peak growth MiB |"
+        "ratio to bound | NumPy ns/elem | vs NumPy | peak growth MiB | notes |"
     )
     lines = [f"Machine: {machine()}", "", header, "|" + "---|" * 11]
     print("\n".join(lines), flush=True)
     for dtype in (np.float32, np.float64):
         for shape_name in SHAPES:
             reps = 5 if args.quick else (15 if shape_name == "1 × 16.8M" else 40)
-            for opt_name in OPTIMIZERS:
-                r = bench_case(dtype, shape_name, opt_name, reps)
-                line = (
-                    f"| {np.dtype(dtype).name} | {shape_name} | {opt_name} | {r['bytes']} | {r['step']:.3f} | "
-                    f"{r['bound']:.3f} | {r['ratio']:.2f} | {r['gbs']:.1f} | {r['numpy']:.2f} | "
-                    f"{r['speedup']:.1f}× | {r['growth']:.1f} |"
-                )
-                lines.append(line)
-                print(line, flush=True)
+            for name in names:
+                if name == "Muon":
+                    r = bench_muon(dtype, shape_name, reps, rate)
+                elif name == "LBFGS":
+                    r = bench_lbfgs(dtype, shape_name, reps)
+                else:
+                    r = bench_bandwidth(dtype, shape_name, name, reps)
+                lines.append(row(dtype, shape_name, name, r))
+                print(lines[-1], flush=True)
     if args.out:
         with open(args.out, "w") as f:
             f.write("\n".join(lines) + "\n")

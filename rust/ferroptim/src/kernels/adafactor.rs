@@ -109,14 +109,23 @@ struct Consts<T> {
     eps1: T,
 }
 
-impl AdafactorHyper {
-    fn consts<T: Element>(&self, step: f64, param_sq_sum: f64, numel: usize) -> Consts<T> {
-        let rho = f64::min(self.lr, 1.0 / step.powf(0.5));
+impl<T: Element> Consts<T> {
+    /// Sets `α = max(ε₂, RMS(θ))·min(lr, 1/√t)` from Σθ² (before weight decay, as torch).
+    fn with_rms(mut self, h: &AdafactorHyper, step: f64, param_sq_sum: f64, numel: usize) -> Self {
+        let rho = f64::min(h.lr, 1.0 / step.powf(0.5));
         let rms = T::of(param_sq_sum.sqrt()).to_f64().unwrap() / (numel as f64).powf(0.5);
+        self.alpha = f64::max(h.eps.1, rms) * rho;
+        self
+    }
+}
+
+impl AdafactorHyper {
+    /// The constants of a step; `alpha` is set by [`Consts::with_rms`] once Σθ² is known.
+    fn consts<T: Element>(&self, step: f64) -> Consts<T> {
         let eps1 = self.eps.0.unwrap_or_else(|| T::epsilon().to_f64().unwrap());
         Consts {
             one_minus_beta2: Lerp::new(step.powf(self.beta2_decay)),
-            alpha: f64::max(self.eps.1, rms) * rho,
+            alpha: f64::NAN,
             decay: T::of(1.0 - self.lr * self.weight_decay),
             eps1_sq: T::of(eps1 * eps1),
             eps1: T::of(eps1),
@@ -156,15 +165,13 @@ fn one_tensor<T: Element>(h: &AdafactorHyper, t: AdafactorTensor<'_, T>) {
     let neg = h.maximize;
     match variance {
         Variance::Full(v) => {
-            let p_sq = sum_sq(param);
-            let c = h.consts::<T>(*step, p_sq, n);
-            let u_sq = update_variance(&c, neg, grad, v);
+            let (p_sq, u_sq) = update_variance(&h.consts::<T>(*step), neg, param, grad, v);
+            let c = h.consts::<T>(*step).with_rms(h, *step, p_sq, n);
             let s = T::of(h.scale(&c, u_sq, n));
             apply_full(&c, neg, s, param, grad, v);
         }
         Variance::Factored { row_var, col_var, rows, cols } => {
-            let p_sq = sum_sq(param);
-            let c = h.consts::<T>(*step, p_sq, n);
+            let c = h.consts::<T>(*step).with_rms(h, *step, sum_sq(param), n);
             let batch = n / (rows * cols);
             let mut means = Vec::with_capacity(batch);
             for b in 0..batch {
@@ -202,23 +209,43 @@ fn vector_chunked<T: Element>(h: &AdafactorHyper, t: AdafactorTensor<'_, T>) {
     let AdafactorTensor { step, param, grad, variance: Variance::Full(v) } = t else { unreachable!() };
     *step += 1.0;
     let n = param.len();
-    let p_sq: f64 = map_jobs(n, param.chunks(CHUNK).collect(), sum_sq).iter().sum();
-    let c = h.consts::<T>(*step, p_sq, n);
-    let jobs: Vec<_> = grad.chunks(CHUNK).zip(v.chunks_mut(CHUNK)).collect();
-    let u_sq: f64 = map_jobs(n, jobs, |(g, v)| update_variance(&c, h.maximize, g, v)).iter().sum();
+    let c = h.consts::<T>(*step);
+    let jobs: Vec<_> = param.chunks(CHUNK).zip(grad.chunks(CHUNK)).zip(v.chunks_mut(CHUNK)).collect();
+    let sums = map_jobs(n, jobs, |((p, g), v)| update_variance(&c, h.maximize, p, g, v));
+    let (p_sq, u_sq) = sums.iter().fold((0.0, 0.0), |(a, b), &(x, y)| (a + x, b + y));
+    let c = c.with_rms(h, *step, p_sq, n);
     let s = T::of(h.scale(&c, u_sq, n));
     let jobs: Vec<_> = param.chunks_mut(CHUNK).zip(grad.chunks(CHUNK)).zip(v.chunks(CHUNK)).collect();
     map_jobs(n, jobs, |((p, g), v)| apply_full(&c, h.maximize, s, p, g, v));
 }
 
+/// Partial sums kept in this many interleaved lanes, so that the additions of a
+/// reduction vectorize; the lanes are added in a fixed order, so results never
+/// depend on the machine or thread count.
+const LANES: usize = 8;
+
+/// Adds the lanes, in order.
+fn lanes_total(acc: [f64; LANES]) -> f64 {
+    acc.iter().sum()
+}
+
+simd_targets! {
 /// Σx², accumulated in f64.
 fn sum_sq<T: Element>(x: &[T]) -> f64 {
-    x.iter()
-        .map(|&v| {
-            let v = v.to_f64().unwrap();
-            v * v
-        })
-        .sum()
+    let mut acc = [0.0f64; LANES];
+    let chunks = x.chunks_exact(LANES);
+    for (k, &v) in chunks.remainder().iter().enumerate() {
+        let v = v.to_f64().unwrap();
+        acc[k] += v * v;
+    }
+    for chunk in chunks {
+        for k in 0..LANES {
+            let v = chunk[k].to_f64().unwrap();
+            acc[k] += v * v;
+        }
+    }
+    lanes_total(acc)
+}
 }
 
 #[inline(always)]
@@ -230,20 +257,42 @@ fn signed<T: Element>(neg: bool, g: T) -> T {
     }
 }
 
+/// One element of [`update_variance`]: stores the new variance, returns (θ², U²).
+#[inline(always)]
+fn variance_element<T: Element>(c: &Consts<T>, neg: bool, p: T, g: T, v: &mut T) -> (f64, f64) {
+    let g = signed(neg, g);
+    let var = lerp(*v, g * g, c.one_minus_beta2);
+    *v = var;
+    // U² = g²/max(V, ε₁²): torch squares the rounded U = g·rsqrt(·); the two differ by
+    // a rounding or two per element, which only the norm of U (a scale) sees.
+    let u_sq = (g * g / if var < c.eps1_sq { c.eps1_sq } else { var }).to_f64().unwrap();
+    let p = p.to_f64().unwrap();
+    (p * p, u_sq)
+}
+
 simd_targets! {
-/// `V ← lerp(V, g², β̂)`; returns ΣU² of the update this variance gives.
-fn update_variance<T: Element>(c: &Consts<T>, neg: bool, grad: &[T], v: &mut [T]) -> f64 {
+/// `V ← lerp(V, g², β̂)` for a vector; returns Σθ² and ΣU² of the update this
+/// variance gives (one pass over θ, g and V).
+fn update_variance<T: Element>(c: &Consts<T>, neg: bool, param: &[T], grad: &[T], v: &mut [T]) -> (f64, f64) {
     let n = v.len();
-    let grad = &grad[..n];
-    let mut acc = 0.0f64;
-    for i in 0..n {
-        let g = signed(neg, grad[i]);
-        let var = lerp(v[i], g * g, c.one_minus_beta2);
-        v[i] = var;
-        let u = (T::one() / (if var < c.eps1_sq { c.eps1_sq } else { var }).sqrt() * g).to_f64().unwrap();
-        acc += u * u;
+    let (param, grad) = (&param[..n], &grad[..n]);
+    let (mut p_acc, mut u_acc) = ([0.0f64; LANES], [0.0f64; LANES]);
+    let mut vs = v.chunks_exact_mut(LANES);
+    let (mut ps, mut gs) = (param.chunks_exact(LANES), grad.chunks_exact(LANES));
+    for ((pc, gc), vc) in (&mut ps).zip(&mut gs).zip(&mut vs) {
+        for k in 0..LANES {
+            let (p2, u2) = variance_element(c, neg, pc[k], gc[k], &mut vc[k]);
+            p_acc[k] += p2;
+            u_acc[k] += u2;
+        }
     }
-    acc
+    let tail = ps.remainder().iter().zip(gs.remainder()).zip(vs.into_remainder());
+    for (k, ((&p, &g), v)) in tail.enumerate() {
+        let (p2, u2) = variance_element(c, neg, p, g, v);
+        p_acc[k] += p2;
+        u_acc[k] += u2;
+    }
+    (lanes_total(p_acc), lanes_total(u_acc))
 }
 }
 

@@ -135,35 +135,54 @@ struct Consts<T> {
 }
 
 /// One SparseAdam step over every tensor; each tensor's `step` is advanced. Every
-/// tensor is checked first: on an error nothing has changed.
+/// tensor is checked first: on an error nothing has changed. The listed rows of all
+/// tensors are shared by the pool.
 pub fn sparse_adam<T: Element>(h: &SparseAdamHyper, tensors: Vec<SparseAdamTensor<'_, T>>) -> Result<(), SparseError> {
     for (k, t) in tensors.iter().enumerate() {
         t.check(k)?;
     }
+    let mut plans = Vec::with_capacity(tensors.len());
+    let mut slices = Vec::with_capacity(tensors.len());
     for t in tensors {
-        one_tensor(h, t);
+        let row_len = t.row_len();
+        let SparseAdamTensor { step, param, exp_avg, exp_avg_sq, rows, grad } = t;
+        *step += 1.0;
+        if grad.indices.is_empty() {
+            continue; // torch skips the update of an empty gradient, after counting the step
+        }
+        plans.push(Plan::new(h, *step, rows, row_len, grad));
+        slices.push((param, exp_avg, exp_avg_sq));
     }
+    let mut jobs = Vec::new();
+    for (plan, (param, exp_avg, exp_avg_sq)) in plans.iter().zip(slices) {
+        plan.split(param, exp_avg, exp_avg_sq, &mut jobs);
+    }
+    let elements = plans.iter().map(|p| p.units() * p.row_len).sum();
+    map_jobs(elements, jobs, |job| with_const_bool!(h.maximize, MAXIMIZE => update_rows::<T, MAXIMIZE>(job)));
     Ok(())
 }
 
-/// The listed rows of one tensor, in ascending order, each with the positions of its
-/// gradient rows (in the order they appear).
-struct Coalesced {
-    /// Positions into the gradient, sorted by row index (stable).
-    order: Vec<usize>,
-    /// `(row, start, end)`: gradient rows `order[start..end]` belong to parameter `row`.
-    runs: Vec<(usize, usize, usize)>,
+/// The listed rows of one tensor, in ascending order, with the gradient rows that add
+/// up to each.
+enum Listing {
+    /// Every row listed once, in ascending order: gradient row `k` is parameter row
+    /// `indices[k]` (the common case, which needs no sorting and no memory).
+    Ascending,
+    /// `(row, start, end)`: gradient rows `order[start..end]` (positions sorted by
+    /// row, stable) add up to parameter row `row`.
+    Grouped { order: Vec<usize>, runs: Vec<(usize, usize, usize)> },
 }
 
-impl Coalesced {
-    /// Groups the gradient rows of a tensor of `rows` rows by index: in one pass when
-    /// the indices already ascend, by counting when the tensor has not many more rows
-    /// than the gradient, else by sorting (index, position) pairs.
+impl Listing {
+    /// Groups the gradient rows of a tensor of `rows` rows by index: nothing to do
+    /// when the indices ascend strictly; by counting when the tensor has not many
+    /// more rows than the gradient; else by sorting (index, position) pairs.
     fn of(indices: &[i64], rows: usize) -> Self {
+        if indices.windows(2).all(|w| w[0] < w[1]) {
+            return Listing::Ascending;
+        }
         let nnz = indices.len();
-        let order: Vec<usize> = if indices.windows(2).all(|w| w[0] <= w[1]) {
-            (0..nnz).collect()
-        } else if rows <= 8 * nnz {
+        let order: Vec<usize> = if rows <= 8 * nnz {
             // a stable counting sort: start of each row's positions, then the positions
             let mut start = vec![0usize; rows + 1];
             indices.iter().for_each(|&i| start[i as usize + 1] += 1);
@@ -187,79 +206,89 @@ impl Coalesced {
                 _ => runs.push((row, at, at + 1)),
             }
         }
-        Coalesced { order, runs }
+        Listing::Grouped { order, runs }
     }
 }
 
-/// The rows one thread updates: `param`, `exp_avg` and `exp_avg_sq` from row `first`
-/// on, and the runs that fall there.
+/// One tensor's step: its constants, rows and gradient.
+struct Plan<'a, T> {
+    c: Consts<T>,
+    rows: usize,
+    row_len: usize,
+    grad: SparseRows<'a, T>,
+    listing: Listing,
+}
+
+impl<'a, T: Element> Plan<'a, T> {
+    fn new(h: &SparseAdamHyper, step: f64, rows: usize, row_len: usize, grad: SparseRows<'a, T>) -> Self {
+        let (beta1, beta2) = h.betas;
+        let step_size = h.lr * (1.0 - beta2.powf(step)).sqrt() / (1.0 - beta1.powf(step));
+        let c = Consts {
+            one_minus_beta1: T::of(1.0 - beta1),
+            one_minus_beta2: T::of(1.0 - beta2),
+            eps: T::of(h.eps),
+            neg_step_size: T::of(-step_size),
+        };
+        Plan { c, rows, row_len, grad, listing: Listing::of(grad.indices, rows) }
+    }
+
+    /// The number of distinct listed rows.
+    fn units(&self) -> usize {
+        match &self.listing {
+            Listing::Ascending => self.grad.indices.len(),
+            Listing::Grouped { runs, .. } => runs.len(),
+        }
+    }
+
+    /// The parameter row of listed row `u`.
+    fn row(&self, u: usize) -> usize {
+        match &self.listing {
+            Listing::Ascending => self.grad.indices[u] as usize,
+            Listing::Grouped { runs, .. } => runs[u].0,
+        }
+    }
+
+    /// Cuts the listed rows into jobs of about [`CHUNK`] elements, each with the part
+    /// of the parameter and moments from its first row up to the next job's first row.
+    fn split<'s>(
+        &'s self,
+        mut param: &'s mut [T],
+        mut exp_avg: &'s mut [T],
+        mut exp_avg_sq: &'s mut [T],
+        jobs: &mut Vec<Job<'s, T>>,
+    ) {
+        let row_len = self.row_len;
+        let per_job = (CHUNK / row_len.max(1)).max(1);
+        let units = self.units();
+        let mut at_row = 0;
+        for start in (0..units).step_by(per_job) {
+            let end_unit = (start + per_job).min(units);
+            let first = self.row(start);
+            let end = if end_unit < units { self.row(end_unit) } else { self.rows };
+            // Drop the rows before this job's first row (no listed row lies there).
+            let skip = (first - at_row) * row_len;
+            let take = (end - first) * row_len;
+            let (p, rest) = std::mem::take(&mut param)[skip..].split_at_mut(take);
+            param = rest;
+            let (m, rest) = std::mem::take(&mut exp_avg)[skip..].split_at_mut(take);
+            exp_avg = rest;
+            let (v, rest) = std::mem::take(&mut exp_avg_sq)[skip..].split_at_mut(take);
+            exp_avg_sq = rest;
+            jobs.push(Job { plan: self, first, units: start..end_unit, param: p, exp_avg: m, exp_avg_sq: v });
+            at_row = end;
+        }
+    }
+}
+
+/// The listed rows `units` of one tensor, which one thread updates: `param`,
+/// `exp_avg` and `exp_avg_sq` from row `first` on.
 struct Job<'a, T> {
+    plan: &'a Plan<'a, T>,
     first: usize,
+    units: std::ops::Range<usize>,
     param: &'a mut [T],
     exp_avg: &'a mut [T],
     exp_avg_sq: &'a mut [T],
-    runs: &'a [(usize, usize, usize)],
-}
-
-fn one_tensor<T: Element>(h: &SparseAdamHyper, t: SparseAdamTensor<'_, T>) {
-    let row_len = t.row_len();
-    let SparseAdamTensor { step, param, exp_avg, exp_avg_sq, rows, grad } = t;
-    *step += 1.0;
-    if grad.indices.is_empty() {
-        return; // torch skips the update of an empty gradient, after counting the step
-    }
-    let (beta1, beta2) = h.betas;
-    let step_size = h.lr * (1.0 - beta2.powf(*step)).sqrt() / (1.0 - beta1.powf(*step));
-    let c = Consts {
-        one_minus_beta1: T::of(1.0 - beta1),
-        one_minus_beta2: T::of(1.0 - beta2),
-        eps: T::of(h.eps),
-        neg_step_size: T::of(-step_size),
-    };
-    let coalesced = Coalesced::of(grad.indices, rows);
-    let jobs = split_jobs(&coalesced.runs, rows, row_len, param, exp_avg, exp_avg_sq);
-    let elements = coalesced.runs.len() * row_len;
-    let (order, values) = (&coalesced.order[..], grad.values);
-    map_jobs(
-        elements,
-        jobs,
-        |job| with_const_bool!(h.maximize, MAXIMIZE => update_rows::<T, MAXIMIZE>(&c, job, order, values, row_len)),
-    );
-}
-
-/// Cuts the listed rows into jobs of about [`CHUNK`] elements, each with the part of
-/// the parameter and moments from its first row up to the next job's first row.
-fn split_jobs<'a, T>(
-    runs: &'a [(usize, usize, usize)],
-    rows: usize,
-    row_len: usize,
-    mut param: &'a mut [T],
-    mut exp_avg: &'a mut [T],
-    mut exp_avg_sq: &'a mut [T],
-) -> Vec<Job<'a, T>> {
-    let per_job = (CHUNK / row_len.max(1)).max(1);
-    let groups: Vec<&[(usize, usize, usize)]> = runs.chunks(per_job).collect();
-    let mut jobs = Vec::with_capacity(groups.len());
-    let mut at_row = 0;
-    for (j, group) in groups.iter().enumerate() {
-        let first = group[0].0;
-        let end = groups.get(j + 1).map_or(rows, |next| next[0].0);
-        // Drop the rows before this job's first row (no listed row lies there).
-        let skip = (first - at_row) * row_len;
-        let take = (end - first) * row_len;
-        let p = std::mem::take(&mut param);
-        let (p, rest) = p[skip..].split_at_mut(take);
-        param = rest;
-        let m = std::mem::take(&mut exp_avg);
-        let (m, rest) = m[skip..].split_at_mut(take);
-        exp_avg = rest;
-        let v = std::mem::take(&mut exp_avg_sq);
-        let (v, rest) = v[skip..].split_at_mut(take);
-        exp_avg_sq = rest;
-        jobs.push(Job { first, param: p, exp_avg: m, exp_avg_sq: v, runs: group });
-        at_row = end;
-    }
-    jobs
 }
 
 /// The update of one listed row, elementwise (see the module docs).
@@ -283,29 +312,36 @@ fn update_row<T: Element, const MAXIMIZE: bool>(c: &Consts<T>, grad: &[T], param
 simd_targets! {
     /// Updates the rows of one job; a row listed more than once is summed into a
     /// scratch row first.
-    fn update_rows<T: Element, const MAXIMIZE: bool>(
-        c: &Consts<T>,
-        job: Job<'_, T>,
-        order: &[usize],
-        values: &[T],
-        row_len: usize,
-    ) {
+    fn update_rows<T: Element, const MAXIMIZE: bool>(job: Job<'_, T>) {
+        let Job { plan, first, units, param, exp_avg, exp_avg_sq } = job;
+        let (row_len, values) = (plan.row_len, plan.grad.values);
+        let value_row = |k: usize| &values[k * row_len..(k + 1) * row_len];
         let mut scratch = Vec::new();
-        for &(row, start, end) in job.runs {
-            let value_row = |k: usize| &values[k * row_len..(k + 1) * row_len];
-            let g = if end - start == 1 {
-                value_row(order[start])
-            } else {
-                scratch.clear();
-                scratch.extend_from_slice(value_row(order[start]));
-                for &k in &order[start + 1..end] {
-                    scratch.iter_mut().zip(value_row(k)).for_each(|(s, &x)| *s = *s + x);
+        for u in units {
+            let (row, g) = match &plan.listing {
+                Listing::Ascending => (plan.grad.indices[u] as usize, value_row(u)),
+                Listing::Grouped { order, runs } => {
+                    let (row, start, end) = runs[u];
+                    if end - start == 1 {
+                        (row, value_row(order[start]))
+                    } else {
+                        scratch.clear();
+                        scratch.extend_from_slice(value_row(order[start]));
+                        for &k in &order[start + 1..end] {
+                            scratch.iter_mut().zip(value_row(k)).for_each(|(s, &x)| *s = *s + x);
+                        }
+                        (row, &scratch[..])
+                    }
                 }
-                &scratch[..]
             };
-            let at = (row - job.first) * row_len..(row - job.first + 1) * row_len;
-            let (param, m, v) = (&mut job.param[at.clone()], &mut job.exp_avg[at.clone()], &mut job.exp_avg_sq[at]);
-            update_row::<T, MAXIMIZE>(c, g, param, m, v);
+            let at = (row - first) * row_len..(row - first + 1) * row_len;
+            update_row::<T, MAXIMIZE>(
+                &plan.c,
+                g,
+                &mut param[at.clone()],
+                &mut exp_avg[at.clone()],
+                &mut exp_avg_sq[at],
+            );
         }
     }
 }
@@ -394,19 +430,20 @@ mod tests {
             let (mut ps_ref, mut ms_ref, mut vs_ref, mut steps_ref) =
                 (ps.clone(), ms.clone(), vs.clone(), steps.clone());
             for step in 0..3 {
-                // list about as many rows as there are (duplicates included); none on step 1 of length 1
+                // list about as many rows as there are (duplicates included), or two rows in three
+                // in order on step 2; none on step 1 of length 1
                 let idx: Vec<Vec<i64>> = shapes
                     .iter()
                     .enumerate()
-                    .map(
-                        |(k, &(r, _))| {
-                            if r == 0 || (step == 1 && k == 1) {
-                                vec![]
-                            } else {
-                                random_indices(&mut rng, r, r)
-                            }
-                        },
-                    )
+                    .map(|(k, &(r, _))| {
+                        if r == 0 || (step == 1 && k == 1) {
+                            vec![]
+                        } else if step == 2 {
+                            (0..r as i64).filter(|i| i % 3 != 1).collect() // ascending, no duplicates
+                        } else {
+                            random_indices(&mut rng, r, r)
+                        }
+                    })
                     .collect();
                 let vals: Vec<Vec<T>> = idx.iter().zip(&shapes).map(|(i, &(_, c))| rng.vec(i.len() * c)).collect();
                 let tensors = ps
