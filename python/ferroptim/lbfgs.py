@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Optional
 
-from . import _core
+import numpy as np
+
+from . import _core, _loading
 from .optimizer import Optimizer
+
+# The state entries L-BFGS keeps, by kind.
+_COUNTS = ("func_evals", "n_iter")
+_NUMBERS = ("t", "prev_loss", "H_diag")
+_VECTORS = ("d", "prev_flat_grad")
+_VECTOR_LISTS = ("old_dirs", "old_stps")
+_NUMBER_LISTS = ("ro", "al")
 
 __all__ = ["LBFGS"]
 
@@ -67,6 +76,27 @@ class LBFGS(Optimizer):
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
         self._params = self.param_groups[0]["params"]
 
+    def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
+        """Checks a loaded state entry (vectors as long as all parameters together, in
+        their dtype) and copies it."""
+        n = sum(p.data.size for p in self._params)
+        dtype = param.data.dtype
+        if value is None and key in _NUMBERS + _VECTORS + ("al",):
+            return None
+        if key in _COUNTS:
+            if isinstance(value, bool) or not float(value).is_integer() or float(value) < 0:
+                raise ValueError(f"loaded state of {where}: '{key}' must be a count, got {value!r}")
+            return int(value)
+        if key in _NUMBERS:
+            return _loading.scalar(value, key, where) if isinstance(value, np.ndarray) else float(value)
+        if key in _VECTORS:
+            return _loading.array(value, key, (n,), dtype, where)
+        if key in _VECTOR_LISTS:
+            return [_loading.array(v, f"{key}[{i}]", (n,), dtype, where) for i, v in enumerate(value)]
+        if key in _NUMBER_LISTS:
+            return [None if v is None else np.array(_loading.scalar(v, key, where), dtype=dtype) for v in value]
+        raise _loading.unknown_key(key, where, "LBFGS", _COUNTS + _NUMBERS + _VECTORS + _VECTOR_LISTS + _NUMBER_LISTS)
+
     def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
         """Performs a single optimization step.
 
@@ -77,4 +107,12 @@ class LBFGS(Optimizer):
         if not callable(closure):
             raise TypeError(f"LBFGS.step needs a closure that returns the loss, got {type(closure).__name__}")
         group = self.param_groups[0]
-        return _core.lbfgs_step(group, self.state[group["params"][0]], closure)
+        first = group["params"][0]
+        state = self.state.get(first)
+        fresh = state is None
+        if fresh:
+            state = {}
+        loss = _core.lbfgs_step(group, state, closure)
+        if fresh:  # kept once the step succeeded
+            self.state[first] = state
+        return loss
