@@ -121,6 +121,21 @@ def row(dtype, shape_name: str, name: str, r: Dict[str, Any]) -> str:
     )
 
 
+def result(bytes_: str, elements: int, step_s: float, bound_s: float, numpy_s: float, growth: float, note: str):
+    """One row's figures, per element."""
+    ns = 1e9 / elements
+    return {
+        "bytes": bytes_,
+        "step": step_s * ns,
+        "bound": bound_s * ns,
+        "ratio": step_s / bound_s,
+        "numpy": numpy_s * ns,
+        "speedup": numpy_s / step_s,
+        "growth": growth,
+        "note": note,
+    }
+
+
 def bench_bandwidth(dtype, shape_name: str, name: str, reps: int) -> Dict[str, Any]:
     count, shape = SHAPES[shape_name]
     case = BANDWIDTH_CASES[name]
@@ -148,18 +163,9 @@ def bench_bandwidth(dtype, shape_name: str, name: str, reps: int) -> Dict[str, A
     ref = STEPS[name]
     grads = [p.grad for p in params]
     numpy_s = median_time(lambda: ref(data, grads, states, 10), max(3, reps // 3))
-    ns = 1e9 / elements
     nbytes = case.units * itemsize + (8 / ROW if sparse else 0)
-    return {
-        "bytes": f"{nbytes:g}",
-        "step": step_s * ns,
-        "bound": bound_s * ns,
-        "ratio": step_s / bound_s,
-        "numpy": numpy_s * ns,
-        "speedup": numpy_s / step_s,
-        "growth": growth,
-        "note": f"{nbytes * elements / step_s / 1e9:.1f} GB/s" + (f"; {case.note}" if case.note else ""),
-    }
+    note = f"{nbytes * elements / step_s / 1e9:.1f} GB/s" + (f"; {case.note}" if case.note else "")
+    return result(f"{nbytes:g}", elements, step_s, bound_s, numpy_s, growth, note)
 
 
 def matmul_rate() -> float:
@@ -187,17 +193,8 @@ def bench_muon(dtype, shape_name: str, reps: int, rate: float) -> Dict[str, Any]
     states = [numpy_state(opt, p, shape, dtype) for p in params]
     data, grads = [p.data for p in params], [p.grad for p in params]
     numpy_s = median_time(lambda: STEPS["Muon"](data, grads, states, 10), reps)
-    ns = 1e9 / (count * a * b)
-    return {
-        "bytes": "—",
-        "step": step_s * ns,
-        "bound": bound_s * ns,
-        "ratio": step_s / bound_s,
-        "numpy": numpy_s * ns,
-        "speedup": numpy_s / step_s,
-        "growth": growth,
-        "note": f"{a}×{b} matrices; {flops / step_s / 1e9:.0f} GFLOP/s (BLAS: {rate / 1e9:.0f})",
-    }
+    note = f"{a}×{b} matrices; {flops / step_s / 1e9:.0f} GFLOP/s (BLAS: {rate / 1e9:.0f})"
+    return result("—", count * a * b, step_s, bound_s, numpy_s, growth, note)
 
 
 def bench_lbfgs(dtype, shape_name: str, reps: int) -> Dict[str, Any]:
@@ -239,17 +236,8 @@ def bench_lbfgs(dtype, shape_name: str, reps: int) -> Dict[str, Any]:
         H_diag=float(s0["H_diag"]),
     )
     numpy_s = median_time(lambda: (closure(), STEPS["LBFGS"](data, grads, [state], 10, lr=0.0)), reps)
-    ns = 1e9 / elements
-    return {
-        "bytes": f"{units * np.dtype(dtype).itemsize}",
-        "step": step_s * ns,
-        "bound": bound_s * ns,
-        "ratio": step_s / bound_s,
-        "numpy": numpy_s * ns,
-        "speedup": numpy_s / step_s,
-        "growth": growth,
-        "note": f"history {LBFGS_HISTORY}; closure {closure_s * ns:.2f} ns/elem of the bound",
-    }
+    note = f"history {LBFGS_HISTORY}; closure {closure_s * 1e9 / elements:.2f} ns/elem of the bound"
+    return result(f"{units * np.dtype(dtype).itemsize}", elements, step_s, bound_s, numpy_s, growth, note)
 
 
 def machine() -> str:

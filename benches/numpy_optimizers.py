@@ -27,6 +27,17 @@ def sgd_momentum(ps, gs, states: List[State], t, lr=1e-3, momentum=0.9):
         p -= tmp
 
 
+def moments(g, m, v, tmp, b1, b2):
+    """The Adam-family running averages: m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²."""
+    m *= b1
+    np.multiply(g, 1 - b1, out=tmp)
+    m += tmp
+    v *= b2
+    np.multiply(g, g, out=tmp)
+    tmp *= 1 - b2
+    v += tmp
+
+
 def adam(decoupled: bool) -> Callable:
     def step(ps, gs, states, t, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, wd=1e-2 if decoupled else 0.0):
         bc1, bc2 = 1 - b1**t, 1 - b2**t
@@ -34,13 +45,7 @@ def adam(decoupled: bool) -> Callable:
             m, v, tmp = s["exp_avg"], s["exp_avg_sq"], s["tmp"]
             if decoupled:
                 p *= 1 - lr * wd
-            m *= b1
-            np.multiply(g, 1 - b1, out=tmp)
-            m += tmp
-            v *= b2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1 - b2
-            v += tmp
+            moments(g, m, v, tmp, b1, b2)
             np.sqrt(v, out=tmp)
             tmp /= bc2**0.5
             tmp += eps
@@ -105,13 +110,7 @@ def nadam(ps, gs, states, t, lr=2e-3, b1=0.9, b2=0.999, eps=1e-8, psi=4e-3):
     for p, g, s in zip(ps, gs, states):
         m, v, tmp, denom = s["exp_avg"], s["exp_avg_sq"], s["tmp"], s["tmp2"]
         mu_product = float(s["mu_product"]) * mu
-        m *= b1
-        np.multiply(g, 1 - b1, out=tmp)
-        m += tmp
-        v *= b2
-        np.multiply(g, g, out=tmp)
-        tmp *= 1 - b2
-        v += tmp
+        moments(g, m, v, tmp, b1, b2)
         np.sqrt(v, out=denom)
         denom /= (1 - b2**t) ** 0.5
         denom += eps
@@ -130,13 +129,7 @@ def radam(ps, gs, states, t, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
     rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
     for p, g, s in zip(ps, gs, states):
         m, v, tmp = s["exp_avg"], s["exp_avg_sq"], s["tmp"]
-        m *= b1
-        np.multiply(g, 1 - b1, out=tmp)
-        m += tmp
-        v *= b2
-        np.multiply(g, g, out=tmp)
-        tmp *= 1 - b2
-        v += tmp
+        moments(g, m, v, tmp, b1, b2)
         np.sqrt(v, out=tmp)
         tmp += eps
         np.divide(m, tmp, out=tmp)

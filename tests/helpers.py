@@ -7,6 +7,7 @@ import pickle
 from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
+import pytest
 
 import ferroptim as fo
 
@@ -110,3 +111,11 @@ def assert_unchanged(opt: fo.Optimizer, before: Dict[str, Any]) -> None:
         assert sa["state"][k].keys() == sb["state"][k].keys()
         for key in sa["state"][k]:
             np.testing.assert_array_equal(sa["state"][k][key], sb["state"][k][key])
+
+
+def refused(opt: fo.Optimizer, error: type, match: str) -> None:
+    """A step that must raise and leave everything as it was."""
+    before = snapshot(opt)
+    with pytest.raises(error, match=match):
+        opt.step()
+    assert_unchanged(opt, before)

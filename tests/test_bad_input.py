@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import ferroptim as fo
-from helpers import CONFIG_IDS, CONFIGS, DuckParam, assert_unchanged, make_params, snapshot, train
+from helpers import CONFIG_IDS, CONFIGS, DuckParam, assert_unchanged, make_params, refused, snapshot, train
 
 optimizers = pytest.mark.parametrize("name,cls,kw", CONFIGS, ids=CONFIG_IDS)
 
@@ -17,14 +17,6 @@ def trained(cls, kw, params=None):
     for p, g in zip(params, make_params(seed=9)):
         p.grad = g.data
     return opt, params
-
-
-def refused(opt, error, match):
-    """A step that must raise and leave everything as it was."""
-    before = snapshot(opt)
-    with pytest.raises(error, match=match):
-        opt.step()
-    assert_unchanged(opt, before)
 
 
 # ---------------------------------------------------------------- construction

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ferroptim as fo
-from helpers import DuckParam, assert_unchanged, snapshot
+from helpers import DuckParam, assert_unchanged, refused, snapshot
 
 
 # ---------------------------------------------------------------------- L-BFGS
@@ -149,13 +149,6 @@ def trained_muon():
             p.grad = rng.standard_normal(p.data.shape).astype(np.float32)
         opt.step()
     return opt, params
-
-
-def refused(opt, error, match):
-    before = snapshot(opt)
-    with pytest.raises(error, match=match):
-        opt.step()
-    assert_unchanged(opt, before)
 
 
 def test_muon_takes_matrices_only():

@@ -15,8 +15,8 @@ from .optimizer import Optimizer
 class TensorwiseOptimizer(Optimizer):
     """An optimizer whose math lives in a ``ferroptim._core`` function taking lists.
 
-    A subclass declares its hyperparameters, its kernel and the state a parameter
-    starts with (``_new_state``: ``step`` and the arrays the kernel uses, in its order).
+    A subclass declares its hyperparameters, its kernel, the state a parameter starts
+    with (``_new_state``) and the keys of the arrays the kernel takes (``_state_keys``).
     ``step`` gathers, per parameter with a gradient, its arrays and state, and makes one
     call into Rust, which checks every array, then updates parameters and state in
     place — or raises and changes nothing (state created for the step is only kept
@@ -31,9 +31,12 @@ class TensorwiseOptimizer(Optimizer):
     def _new_state(self, p: Any) -> Dict[str, Any]:
         raise NotImplementedError
 
+    def _state_keys(self, p: Any) -> Tuple[str, ...]:
+        """The keys of the state arrays the kernel takes, in its order."""
+        raise NotImplementedError
+
     def _state_arrays(self, p: Any, state: Dict[str, Any], where: str) -> List[Tuple[str, np.ndarray]]:
-        """The state arrays the kernel takes, by the keys ``_new_state`` gives."""
-        keys = [k for k in self._new_state(p) if k != "step"]
+        keys = self._state_keys(p)
         missing = [k for k in keys if k not in state]
         if missing:
             raise ValueError(f"optimizer.state[{where}] is missing {', '.join(missing)}")
@@ -72,10 +75,10 @@ class TensorwiseOptimizer(Optimizer):
             for i, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
+                where = label(g, i, group.get("param_names"))
                 state = self.state.get(p)
                 if state is not None and not isinstance(state, dict):
-                    raise TypeError(f"optimizer.state of {label(g, i, group.get('param_names'))} must be a dict, got {typename(state)}")
-                where = label(g, i, group.get("param_names"))
+                    raise TypeError(f"optimizer.state of {where} must be a dict, got {typename(state)}")
                 if not isinstance(p.data, np.ndarray):
                     raise TypeError(f"{where}: .data must be a numpy.ndarray, got {typename(p.data)}")
                 if not state:

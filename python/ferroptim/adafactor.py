@@ -84,3 +84,6 @@ class Adafactor(TensorwiseOptimizer):
         else:
             state["variance"] = np.zeros(shape, dtype=dtype)
         return state
+
+    def _state_keys(self, p: Any) -> Tuple[str, ...]:
+        return ("row_var", "col_var") if p.data.ndim > 1 else ("variance",)

@@ -88,3 +88,6 @@ class Muon(TensorwiseOptimizer):
 
     def _new_state(self, p: Any) -> Dict[str, Any]:
         return {"momentum_buffer": np.zeros(p.data.shape, dtype=p.data.dtype)}
+
+    def _state_keys(self, p: Any) -> Tuple[str, ...]:
+        return ("momentum_buffer",)

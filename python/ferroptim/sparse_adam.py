@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, Tuple
 
 import numpy as np
 
@@ -65,6 +65,9 @@ class SparseAdam(TensorwiseOptimizer):
             "exp_avg": np.zeros(p.data.shape, dtype=p.data.dtype),
             "exp_avg_sq": np.zeros(p.data.shape, dtype=p.data.dtype),
         }
+
+    def _state_keys(self, p: Any) -> Tuple[str, ...]:
+        return ("exp_avg", "exp_avg_sq")
 
     def _grad_of(self, p: Any) -> Any:
         if not isinstance(p.grad, SparseGrad):
