@@ -115,6 +115,7 @@ def test_lbfgs_load_checks_the_history():
         ("d", np.zeros(5), ValueError, r"'d' has shape \(5,\) but should have shape \(10,\)"),
         ("old_dirs", [np.zeros(10), np.zeros(3)], ValueError, r"'old_dirs\[1\]' has shape \(3,\)"),
         ("n_iter", 2.5, ValueError, "'n_iter' must be a count"),
+        ("func_evals", "many", ValueError, "'func_evals' must be a count, got 'many'"),
         ("momentum_buffer", np.zeros(10), ValueError, "unknown key 'momentum_buffer'"),
     ]:
         with pytest.raises(error, match=match):

@@ -84,9 +84,13 @@ class LBFGS(Optimizer):
         if value is None and key in _NUMBERS + _VECTORS + ("al",):
             return None
         if key in _COUNTS:
-            if isinstance(value, bool) or not float(value).is_integer() or float(value) < 0:
+            try:
+                count = float(value)
+            except (TypeError, ValueError):
+                count = -1.0
+            if isinstance(value, bool) or not count.is_integer() or count < 0:
                 raise ValueError(f"loaded state of {where}: '{key}' must be a count, got {value!r}")
-            return int(value)
+            return int(count)
         if key in _NUMBERS:
             return _loading.scalar(value, key, where) if isinstance(value, np.ndarray) else float(value)
         if key in _VECTORS:
