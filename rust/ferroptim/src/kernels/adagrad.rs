@@ -130,10 +130,7 @@ mod tests {
         if fresh {
             sum.fill(T::of(h.initial_accumulator_value)); // torch.full_like(p, initial_accumulator_value)
         }
-        let mut grad = g.to_vec();
-        if h.maximize {
-            ops::neg(&mut grad);
-        }
+        let mut grad = ops::signed(g, h.maximize);
         scalars[0] += 1.0;
         if h.weight_decay != 0.0 {
             ops::add_scaled(&mut grad, p, h.weight_decay);

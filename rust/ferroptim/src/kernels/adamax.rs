@@ -113,10 +113,7 @@ mod tests {
 
     /// torch's `_single_tensor_adamax`, one whole-tensor operation at a time.
     fn reference<T: Element>(h: &AdamaxHyper, scalars: &mut [f64], _: bool, p: &mut [T], g: &[T], bufs: &mut [Vec<T>]) {
-        let mut grad = g.to_vec();
-        if h.maximize {
-            ops::neg(&mut grad);
-        }
+        let mut grad = ops::signed(g, h.maximize);
         scalars[0] += 1.0;
         if h.weight_decay != 0.0 {
             ops::add_scaled(&mut grad, p, h.weight_decay);

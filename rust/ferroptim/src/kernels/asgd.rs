@@ -132,10 +132,7 @@ mod tests {
             scalars[1] = h.lr;
             scalars[2] = 1.0;
         }
-        let mut grad = g.to_vec();
-        if h.maximize {
-            ops::neg(&mut grad);
-        }
+        let mut grad = ops::signed(g, h.maximize);
         scalars[0] += 1.0;
         let step = scalars[0];
         if h.weight_decay != 0.0 {

@@ -159,10 +159,7 @@ mod tests {
         if fresh {
             scalars[1] = 1.0;
         }
-        let mut grad = g.to_vec();
-        if h.maximize {
-            ops::neg(&mut grad);
-        }
+        let mut grad = ops::signed(g, h.maximize);
         scalars[0] += 1.0;
         let step = scalars[0];
         let (beta1, beta2) = h.betas;

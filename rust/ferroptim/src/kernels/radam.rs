@@ -154,10 +154,7 @@ mod tests {
 
     /// torch's `_single_tensor_radam`, one whole-tensor operation at a time.
     fn reference<T: Element>(h: &RadamHyper, scalars: &mut [f64], _: bool, p: &mut [T], g: &[T], bufs: &mut [Vec<T>]) {
-        let mut grad = g.to_vec();
-        if h.maximize {
-            ops::neg(&mut grad);
-        }
+        let mut grad = ops::signed(g, h.maximize);
         scalars[0] += 1.0;
         let step = scalars[0];
         if h.weight_decay != 0.0 {

@@ -166,10 +166,7 @@ mod tests {
         g: &[T],
         bufs: &mut [Vec<T>],
     ) {
-        let mut grad = g.to_vec();
-        if h.maximize {
-            ops::neg(&mut grad);
-        }
+        let mut grad = ops::signed(g, h.maximize);
         scalars[0] += 1.0;
         if h.weight_decay != 0.0 {
             ops::add_scaled(&mut grad, p, h.weight_decay);

@@ -139,10 +139,7 @@ mod tests {
         if fresh {
             step_size.fill(T::of(h.lr));
         }
-        let mut grad = g.to_vec();
-        if h.maximize {
-            ops::neg(&mut grad);
-        }
+        let mut grad = ops::signed(g, h.maximize);
         scalars[0] += 1.0;
         let (etaminus, etaplus) = (T::of(h.etas.0), T::of(h.etas.1));
         // sign = grad.mul(prev).sign(); then the masked assignments, in torch's order

@@ -160,10 +160,7 @@ mod tests {
         g: &[T],
         bufs: &mut [Vec<T>],
     ) {
-        let mut grad = g.to_vec();
-        if h.maximize {
-            ops::neg(&mut grad);
-        }
+        let mut grad = ops::signed(g, h.maximize);
         if h.weight_decay != 0.0 {
             ops::add_scaled(&mut grad, p, h.weight_decay); // grad.add(param, alpha=wd)
         }

@@ -42,6 +42,15 @@ impl Rng {
 pub(crate) mod ops {
     use super::*;
 
+    /// `grad = -grad if maximize else grad`, as a copy.
+    pub(crate) fn signed<T: Element>(g: &[T], maximize: bool) -> Vec<T> {
+        let mut grad = g.to_vec();
+        if maximize {
+            neg(&mut grad);
+        }
+        grad
+    }
+
     pub(crate) fn neg<T: Element>(x: &mut [T]) {
         x.iter_mut().for_each(|v| *v = -*v);
     }
