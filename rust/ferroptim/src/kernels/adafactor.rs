@@ -215,7 +215,8 @@ fn vector_chunked<T: Element>(h: &AdafactorHyper, t: AdafactorTensor<'_, T>) {
     let (p_sq, u_sq) = sums.iter().fold((0.0, 0.0), |(a, b), &(x, y)| (a + x, b + y));
     let c = c.with_rms(h, *step, p_sq, n);
     let s = T::of(h.scale(&c, u_sq, n));
-    let jobs: Vec<_> = param.chunks_mut(CHUNK).zip(grad.chunks(CHUNK)).zip(v.chunks(CHUNK)).collect();
+    // Backwards: the chunks the first pass touched last are still in cache.
+    let jobs: Vec<_> = param.chunks_mut(CHUNK).zip(grad.chunks(CHUNK)).zip(v.chunks(CHUNK)).rev().collect();
     map_jobs(n, jobs, |((p, g), v)| apply_full(&c, h.maximize, s, p, g, v));
 }
 
@@ -229,21 +230,26 @@ fn lanes_total(acc: [f64; LANES]) -> f64 {
     acc.iter().sum()
 }
 
+/// `acc[i mod LANES] += f(x[i])` in f64, for `x` starting on lane 0.
+#[inline(always)]
+fn add_lanes<T: Element>(acc: &mut [f64; LANES], x: &[T], f: impl Fn(f64) -> f64) {
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for k in 0..LANES {
+            acc[k] += f(chunk[k].to_f64().unwrap());
+        }
+    }
+    for (k, &v) in tail.iter().enumerate() {
+        acc[k] += f(v.to_f64().unwrap());
+    }
+}
+
 simd_targets! {
 /// Σx², accumulated in f64.
 fn sum_sq<T: Element>(x: &[T]) -> f64 {
     let mut acc = [0.0f64; LANES];
-    let chunks = x.chunks_exact(LANES);
-    for (k, &v) in chunks.remainder().iter().enumerate() {
-        let v = v.to_f64().unwrap();
-        acc[k] += v * v;
-    }
-    for chunk in chunks {
-        for k in 0..LANES {
-            let v = chunk[k].to_f64().unwrap();
-            acc[k] += v * v;
-        }
-    }
+    add_lanes(&mut acc, x, |v| v * v);
     lanes_total(acc)
 }
 }
@@ -257,40 +263,34 @@ fn signed<T: Element>(neg: bool, g: T) -> T {
     }
 }
 
-/// One element of [`update_variance`]: stores the new variance, returns (θ², U²).
-#[inline(always)]
-fn variance_element<T: Element>(c: &Consts<T>, neg: bool, p: T, g: T, v: &mut T) -> (f64, f64) {
-    let g = signed(neg, g);
-    let var = lerp(*v, g * g, c.one_minus_beta2);
-    *v = var;
-    // U² = g²/max(V, ε₁²): torch squares the rounded U = g·rsqrt(·); the two differ by
-    // a rounding or two per element, which only the norm of U (a scale) sees.
-    let u_sq = (g * g / if var < c.eps1_sq { c.eps1_sq } else { var }).to_f64().unwrap();
-    let p = p.to_f64().unwrap();
-    (p * p, u_sq)
-}
+/// Elements per block of [`update_variance`]: a block's U² wait in a buffer on the
+/// stack (in L1) until they are added to the lanes. A multiple of [`LANES`], so the
+/// lane of an element does not depend on the blocks.
+const BLOCK: usize = 512;
 
 simd_targets! {
 /// `V ← lerp(V, g², β̂)` for a vector; returns Σθ² and ΣU² of the update this
-/// variance gives (one pass over θ, g and V).
+/// variance gives (one pass over θ, g and V). The update runs in `T`, a block at a
+/// time, and its U² are summed in f64 afterwards: two simple loops vectorize where
+/// one mixing f32 and f64 lanes does not.
 fn update_variance<T: Element>(c: &Consts<T>, neg: bool, param: &[T], grad: &[T], v: &mut [T]) -> (f64, f64) {
     let n = v.len();
     let (param, grad) = (&param[..n], &grad[..n]);
     let (mut p_acc, mut u_acc) = ([0.0f64; LANES], [0.0f64; LANES]);
-    let mut vs = v.chunks_exact_mut(LANES);
-    let (mut ps, mut gs) = (param.chunks_exact(LANES), grad.chunks_exact(LANES));
-    for ((pc, gc), vc) in (&mut ps).zip(&mut gs).zip(&mut vs) {
-        for k in 0..LANES {
-            let (p2, u2) = variance_element(c, neg, pc[k], gc[k], &mut vc[k]);
-            p_acc[k] += p2;
-            u_acc[k] += u2;
+    let mut u_sq = [T::zero(); BLOCK];
+    for ((p, g), v) in param.chunks(BLOCK).zip(grad.chunks(BLOCK)).zip(v.chunks_mut(BLOCK)) {
+        let u_sq = &mut u_sq[..v.len()];
+        for ((u, &g), v) in u_sq.iter_mut().zip(g).zip(v.iter_mut()) {
+            let g = signed(neg, g);
+            let var = lerp(*v, g * g, c.one_minus_beta2);
+            *v = var;
+            // U² = g²/max(V, ε₁²): torch squares the rounded U = g·rsqrt(·); the two
+            // differ by a rounding or two per element, which only the norm of U (a
+            // scale) sees.
+            *u = g * g / if var < c.eps1_sq { c.eps1_sq } else { var };
         }
-    }
-    let tail = ps.remainder().iter().zip(gs.remainder()).zip(vs.into_remainder());
-    for (k, ((&p, &g), v)) in tail.enumerate() {
-        let (p2, u2) = variance_element(c, neg, p, g, v);
-        p_acc[k] += p2;
-        u_acc[k] += u2;
+        add_lanes(&mut p_acc, p, |x| x * x);
+        add_lanes(&mut u_acc, u_sq, |x| x);
     }
     (lanes_total(p_acc), lanes_total(u_acc))
 }
