@@ -48,5 +48,11 @@ def lbfgs_step(group: Dict[str, Any], state: Dict[str, Any], closure: Callable[[
 
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...
-def stream(params: Sequence[np.ndarray], grads: Sequence[np.ndarray], buffers: Sequence[Sequence[np.ndarray]]) -> None:
-    """The benchmark's bandwidth probe: θ += g and b += g for each buffer, on the kernels' pool."""
+def stream(
+    params: Sequence[np.ndarray],
+    grads: Sequence[np.ndarray],
+    buffers: Sequence[Sequence[np.ndarray]],
+    read_only: bool = False,
+) -> None:
+    """The benchmark's bandwidth probe: θ += g and b += g for each buffer, on the kernels' pool;
+    with read_only, θ += g + Σ b and the buffers are only read."""
