@@ -1,12 +1,15 @@
 //! `_core.lbfgs_step`: one L-BFGS step, calling the Python closure for the loss.
 //!
 //! The history lives in the Python state dict between steps (as torch keeps it in
-//! the state of the first parameter); it is read at the start of a step and written
-//! back only when the step succeeds. If the closure (or anything else) raises, the
+//! the state of the first parameter). A step borrows its arrays (read-only, no copy),
+//! and writes the new state back only when it succeeds: the arrays it kept as they
+//! are, the new ones made from Rust vectors without a copy. If the closure (or anything else) raises, the
 //! parameters are put back as they were and the state is left alone.
 
 use ferroptim::{lbfgs, Element, LbfgsHyper, LbfgsState, Objective};
-use numpy::{Element as NpElement, PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use std::borrow::Cow;
+
+use numpy::{Element as NpElement, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -46,7 +49,21 @@ struct Closure<'py> {
     first: Option<Bound<'py, PyAny>>,
 }
 
+/// Appends the elements of `a`, in C order.
+fn extend<T: Element + NpElement>(flat: &mut Vec<T>, a: &Bound<'_, PyArrayDyn<T>>) {
+    let ro = a.readonly();
+    match ro.as_slice() {
+        Ok(s) => flat.extend_from_slice(s),
+        Err(_) => flat.extend(ro.as_array().iter().copied()),
+    }
+}
+
 impl<'py> Closure<'py> {
+    /// The number of elements of all the parameters.
+    fn len(&self) -> usize {
+        self.shapes.iter().map(|s| s.iter().product::<usize>()).sum()
+    }
+
     fn data<T: Element + NpElement>(&self, i: usize) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
         let data = self.params[i].getattr("data")?;
         let array = data.cast_into::<PyArrayDyn<T>>().map_err(|e| {
@@ -70,7 +87,11 @@ impl<'py> Closure<'py> {
             let mut rw = array.try_readwrite().map_err(|e| PyValueError::new_err(format!("params[{i}]: {e}")))?;
             let mut view = rw.as_array_mut();
             let n = view.len();
-            view.iter_mut().zip(&flat[offset..offset + n]).for_each(|(p, &x)| f(p, x));
+            let part = &flat[offset..offset + n];
+            match view.as_slice_mut() {
+                Some(s) => s.iter_mut().zip(part).for_each(|(p, &x)| f(p, x)),
+                None => view.iter_mut().zip(part).for_each(|(p, &x)| f(p, x)),
+            }
             offset += n;
         }
         Ok(())
@@ -91,7 +112,7 @@ impl<'py, T: Element + NpElement> Objective<T> for Closure<'py> {
 
     fn flat_grad(&mut self) -> PyResult<Vec<T>> {
         let numpy = self.py.import("numpy")?;
-        let mut flat = Vec::new();
+        let mut flat = Vec::with_capacity(self.len());
         for (i, (p, shape)) in self.params.iter().zip(&self.shapes).enumerate() {
             let grad = p.getattr("grad")?;
             if grad.is_none() {
@@ -106,7 +127,7 @@ impl<'py, T: Element + NpElement> Objective<T> for Closure<'py> {
                     shape
                 )));
             }
-            flat.extend(a.readonly().as_array().iter().copied());
+            extend(&mut flat, &a);
         }
         Ok(flat)
     }
@@ -117,9 +138,9 @@ impl<'py, T: Element + NpElement> Objective<T> for Closure<'py> {
     }
 
     fn get(&mut self) -> PyResult<Vec<T>> {
-        let mut flat = Vec::new();
+        let mut flat = Vec::with_capacity(self.len());
         for i in 0..self.params.len() {
-            flat.extend(self.data::<T>(i)?.readonly().as_array().iter().copied());
+            extend(&mut flat, &self.data::<T>(i)?);
         }
         Ok(flat)
     }
@@ -129,95 +150,164 @@ impl<'py, T: Element + NpElement> Objective<T> for Closure<'py> {
     }
 }
 
-fn vector<T: Element + NpElement>(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<T>> {
-    let numpy = v.py().import("numpy")?;
-    let a = numpy.call_method1("asarray", (v, T::get_dtype(v.py())))?.cast_into::<PyArrayDyn<T>>()?;
-    let flat: Vec<T> = a.readonly().as_array().iter().copied().collect();
-    if flat.is_empty() && a.ndim() > 0 {
-        return Err(PyValueError::new_err(format!("loaded L-BFGS state '{what}' is empty")));
+/// A vector of the loaded history: the state dict's own array, borrowed for the step
+/// when it is a C-contiguous array of the step's dtype (no copy), else a converted copy.
+enum Held<'py, T: NpElement> {
+    Array(Bound<'py, PyAny>, PyReadonlyArrayDyn<'py, T>),
+    Converted(Vec<T>),
+}
+
+impl<'py, T: Element + NpElement> Held<'py, T> {
+    fn new(v: Bound<'py, PyAny>, what: &str) -> PyResult<Self> {
+        let held = match v.cast::<PyArrayDyn<T>>() {
+            Ok(a) if a.is_c_contiguous() => {
+                let ro = a.try_readonly().map_err(|e| PyValueError::new_err(format!("L-BFGS state '{what}': {e}")))?;
+                Held::Array(v.clone(), ro)
+            }
+            _ => {
+                let numpy = v.py().import("numpy")?;
+                let a = numpy.call_method1("asarray", (&v, T::get_dtype(v.py())))?.cast_into::<PyArrayDyn<T>>()?;
+                Held::Converted(a.readonly().as_array().iter().copied().collect())
+            }
+        };
+        if held.slice().is_empty() && v.getattr("ndim")?.extract::<usize>()? > 0 {
+            return Err(PyValueError::new_err(format!("loaded L-BFGS state '{what}' is empty")));
+        }
+        Ok(held)
     }
-    Ok(flat)
+
+    fn slice(&self) -> &[T] {
+        match self {
+            Held::Array(_, ro) => ro.as_slice().expect("checked C-contiguous"),
+            Held::Converted(v) => v,
+        }
+    }
 }
 
 fn scalar<T: Element + NpElement>(v: &Bound<'_, PyAny>) -> PyResult<T> {
     Ok(T::of(v.extract::<f64>()?))
 }
 
-/// The history as the Python state dict holds it.
-fn read_state<T: Element + NpElement>(state: &Bound<'_, PyDict>, n: usize) -> PyResult<LbfgsState<T>> {
-    let get = |key: &str| state.get_item(key).map(|v| v.filter(|v| !v.is_none()));
-    let list = |key: &str| -> PyResult<Vec<Vec<T>>> {
-        match get(key)? {
-            None => Ok(Vec::new()),
-            Some(l) => l.try_iter()?.map(|v| vector::<T>(&v?, key)).collect(),
-        }
-    };
-    let s = LbfgsState {
-        func_evals: get("func_evals")?.map(|v| v.extract()).transpose()?.unwrap_or(0),
-        n_iter: get("n_iter")?.map(|v| v.extract()).transpose()?.unwrap_or(0),
-        d: get("d")?.map(|v| vector::<T>(&v, "d")).transpose()?,
-        t: get("t")?.map(|v| v.extract()).transpose()?,
-        old_dirs: list("old_dirs")?,
-        old_stps: list("old_stps")?,
-        ro: match get("ro")? {
-            None => Vec::new(),
-            Some(l) => l.try_iter()?.map(|v| scalar::<T>(&v?)).collect::<PyResult<_>>()?,
-        },
-        h_diag: get("H_diag")?.map(|v| scalar::<T>(&v)).transpose()?,
-        prev_flat_grad: get("prev_flat_grad")?.map(|v| vector::<T>(&v, "prev_flat_grad")).transpose()?,
-        prev_loss: get("prev_loss")?.map(|v| v.extract()).transpose()?,
-        al: match get("al")? {
-            None => None,
-            Some(l) => Some(
-                l.try_iter()?
-                    .map(|v| {
-                        let v = v?;
-                        if v.is_none() {
-                            Ok(None)
-                        } else {
-                            scalar::<T>(&v).map(Some)
-                        }
-                    })
-                    .collect::<PyResult<_>>()?,
-            ),
-        },
-    };
-    let bad = s.d.as_ref().is_some_and(|d| d.len() != n)
-        || s.prev_flat_grad.as_ref().is_some_and(|g| g.len() != n)
-        || s.old_dirs.iter().chain(&s.old_stps).any(|v| v.len() != n)
-        || s.old_dirs.len() != s.old_stps.len()
-        || s.old_dirs.len() != s.ro.len();
-    if bad {
-        return Err(PyValueError::new_err(format!("loaded L-BFGS state does not fit parameters of {n} elements")));
-    }
-    Ok(s)
+/// The history as the Python state dict holds it, its vectors borrowed.
+struct Loaded<'py, T: NpElement + Clone + 'static> {
+    d: Option<Held<'py, T>>,
+    old_dirs: Vec<Held<'py, T>>,
+    old_stps: Vec<Held<'py, T>>,
+    prev_flat_grad: Option<Held<'py, T>>,
+    /// the rest, with no vectors
+    scalars: LbfgsState<'static, T>,
 }
 
-fn write_state<T: Element + NpElement>(py: Python<'_>, state: &Bound<'_, PyDict>, s: LbfgsState<T>) -> PyResult<()> {
-    let array = |v: Vec<T>| PyArray1::from_vec(py, v);
-    let zero_d = |x: T| -> PyResult<Bound<'_, PyAny>> {
-        Ok(PyArray1::from_vec(py, vec![x]).reshape(Vec::<usize>::new())?.into_any())
-    };
-    state.set_item("func_evals", s.func_evals)?;
-    state.set_item("n_iter", s.n_iter)?;
-    if let Some(d) = s.d {
-        state.set_item("d", array(d))?;
-        state.set_item("t", s.t)?;
-        state.set_item("old_dirs", PyList::new(py, s.old_dirs.into_iter().map(array))?)?;
-        state.set_item("old_stps", PyList::new(py, s.old_stps.into_iter().map(array))?)?;
-        state.set_item("ro", PyList::new(py, s.ro.into_iter().map(zero_d).collect::<PyResult<Vec<_>>>()?)?)?;
-        match s.h_diag {
-            Some(h) => state.set_item("H_diag", zero_d(h)?)?,
-            None => state.set_item("H_diag", 1)?,
+impl<'py, T: Element + NpElement> Loaded<'py, T> {
+    fn read(state: &Bound<'py, PyDict>, n: usize) -> PyResult<Self> {
+        let get = |key: &str| state.get_item(key).map(|v| v.filter(|v| !v.is_none()));
+        let list = |key: &str| -> PyResult<Vec<Held<'py, T>>> {
+            match get(key)? {
+                None => Ok(Vec::new()),
+                Some(l) => l.try_iter()?.map(|v| Held::new(v?, key)).collect(),
+            }
+        };
+        let loaded = Loaded {
+            d: get("d")?.map(|v| Held::new(v, "d")).transpose()?,
+            old_dirs: list("old_dirs")?,
+            old_stps: list("old_stps")?,
+            prev_flat_grad: get("prev_flat_grad")?.map(|v| Held::new(v, "prev_flat_grad")).transpose()?,
+            scalars: LbfgsState {
+                func_evals: get("func_evals")?.map(|v| v.extract()).transpose()?.unwrap_or(0),
+                n_iter: get("n_iter")?.map(|v| v.extract()).transpose()?.unwrap_or(0),
+                t: get("t")?.map(|v| v.extract()).transpose()?,
+                ro: match get("ro")? {
+                    None => Vec::new(),
+                    Some(l) => l.try_iter()?.map(|v| scalar::<T>(&v?)).collect::<PyResult<_>>()?,
+                },
+                h_diag: get("H_diag")?.map(|v| scalar::<T>(&v)).transpose()?,
+                prev_loss: get("prev_loss")?.map(|v| v.extract()).transpose()?,
+                al: match get("al")? {
+                    None => None,
+                    Some(l) => Some(
+                        l.try_iter()?
+                            .map(|v| {
+                                let v = v?;
+                                if v.is_none() {
+                                    Ok(None)
+                                } else {
+                                    scalar::<T>(&v).map(Some)
+                                }
+                            })
+                            .collect::<PyResult<_>>()?,
+                    ),
+                },
+                ..LbfgsState::default()
+            },
+        };
+        let len = |h: &Option<Held<'py, T>>| h.as_ref().map(|h| h.slice().len());
+        let bad = len(&loaded.d).is_some_and(|l| l != n)
+            || len(&loaded.prev_flat_grad).is_some_and(|l| l != n)
+            || loaded.old_dirs.iter().chain(&loaded.old_stps).any(|v| v.slice().len() != n)
+            || loaded.old_dirs.len() != loaded.old_stps.len()
+            || loaded.old_dirs.len() != loaded.scalars.ro.len();
+        if bad {
+            return Err(PyValueError::new_err(format!("loaded L-BFGS state does not fit parameters of {n} elements")));
         }
-        state.set_item("prev_flat_grad", s.prev_flat_grad.map(array))?;
-        state.set_item("prev_loss", s.prev_loss)?;
+        Ok(loaded)
     }
-    if let Some(al) = s.al {
-        let items = al.into_iter().map(|a| a.map(zero_d).transpose()).collect::<PyResult<Vec<_>>>()?;
-        state.set_item("al", PyList::new(py, items)?)?;
+
+    /// The kernel's state, lending the loaded vectors.
+    fn state(&self) -> LbfgsState<'_, T> {
+        fn lend<'a, T: Element + NpElement>(h: &'a Held<'_, T>) -> Cow<'a, [T]> {
+            Cow::Borrowed(h.slice())
+        }
+        LbfgsState {
+            d: self.d.as_ref().map(lend),
+            old_dirs: self.old_dirs.iter().map(lend).collect(),
+            old_stps: self.old_stps.iter().map(lend).collect(),
+            prev_flat_grad: self.prev_flat_grad.as_ref().map(lend),
+            ..self.scalars.clone()
+        }
     }
-    Ok(())
+
+    /// A vector of the new state as a NumPy array: a new one made without a copy, a
+    /// loaded one as the very array it was lent from.
+    fn array(&self, py: Python<'py>, v: Cow<'_, [T]>) -> Bound<'py, PyAny> {
+        match v {
+            Cow::Owned(v) => PyArray1::from_vec(py, v).into_any(),
+            Cow::Borrowed(s) => {
+                let lent = self.d.iter().chain(&self.old_dirs).chain(&self.old_stps).chain(&self.prev_flat_grad);
+                let same = |h: &&Held<'py, T>| h.slice().as_ptr() == s.as_ptr() && h.slice().len() == s.len();
+                match lent.into_iter().find(same) {
+                    Some(Held::Array(obj, _)) => obj.clone(),
+                    _ => PyArray1::from_slice(py, s).into_any(),
+                }
+            }
+        }
+    }
+
+    /// Writes the state after a successful step into the state dict.
+    fn write(&self, py: Python<'py>, state: &Bound<'py, PyDict>, s: LbfgsState<'_, T>) -> PyResult<()> {
+        let zero_d = |x: T| -> PyResult<Bound<'py, PyAny>> {
+            Ok(PyArray1::from_vec(py, vec![x]).reshape(Vec::<usize>::new())?.into_any())
+        };
+        state.set_item("func_evals", s.func_evals)?;
+        state.set_item("n_iter", s.n_iter)?;
+        if let Some(d) = s.d {
+            state.set_item("d", self.array(py, d))?;
+            state.set_item("t", s.t)?;
+            state.set_item("old_dirs", PyList::new(py, s.old_dirs.into_iter().map(|v| self.array(py, v)))?)?;
+            state.set_item("old_stps", PyList::new(py, s.old_stps.into_iter().map(|v| self.array(py, v)))?)?;
+            state.set_item("ro", PyList::new(py, s.ro.into_iter().map(zero_d).collect::<PyResult<Vec<_>>>()?)?)?;
+            match s.h_diag {
+                Some(h) => state.set_item("H_diag", zero_d(h)?)?,
+                None => state.set_item("H_diag", 1)?,
+            }
+            state.set_item("prev_flat_grad", s.prev_flat_grad.map(|v| self.array(py, v)))?;
+            state.set_item("prev_loss", s.prev_loss)?;
+        }
+        if let Some(al) = s.al {
+            let items = al.into_iter().map(|a| a.map(zero_d).transpose()).collect::<PyResult<Vec<_>>>()?;
+            state.set_item("al", PyList::new(py, items)?)?;
+        }
+        Ok(())
+    }
 }
 
 fn run<'py, T: Element + NpElement>(
@@ -226,12 +316,13 @@ fn run<'py, T: Element + NpElement>(
     mut closure: Closure<'py>,
     state: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let n = closure.shapes.iter().map(|s| s.iter().product::<usize>()).sum();
-    let mut s = read_state::<T>(state, n)?;
+    let n = closure.len();
+    let loaded = Loaded::<T>::read(state, n)?;
+    let mut s = loaded.state();
     let start = Objective::<T>::get(&mut closure)?;
     match lbfgs::<T, _>(h, &mut s, &mut closure) {
         Ok(_) => {
-            write_state(py, state, s)?;
+            loaded.write(py, state, s)?;
             Ok(closure.first.take().expect("the closure ran"))
         }
         Err(e) => {

@@ -17,10 +17,15 @@
 //!
 //! The loss and gradient come from an [`Objective`] (a Python closure, in the
 //! package). The history is kept in [`LbfgsState`] between steps, as torch keeps it
-//! in the state of the first parameter.
+//! in the state of the first parameter; its vectors may be borrowed (a step only reads
+//! them), so a caller that keeps them elsewhere lends them without a copy. Dot
+//! products and `x + a·y` over the flat vectors run on the pool ([`crate::kernels::vector`]).
+
+use std::borrow::Cow;
 
 use crate::element::Element;
 use crate::kernels::check;
+use crate::kernels::vector::{abs_max, axpy, dot, sum_abs};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of L-BFGS, with torch's defaults.
@@ -57,19 +62,21 @@ impl Validate for LbfgsHyper {
     }
 }
 
-/// What L-BFGS keeps between steps (torch's state entries of the same names).
+/// What L-BFGS keeps between steps (torch's state entries of the same names). A step
+/// only reads the vectors it was given: the ones it makes are `Cow::Owned`, so a
+/// caller may lend its own (`Cow::Borrowed`) for the length of a step.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct LbfgsState<T> {
+pub struct LbfgsState<'a, T: Clone> {
     pub func_evals: u64,
     pub n_iter: u64,
-    pub d: Option<Vec<T>>,
+    pub d: Option<Cow<'a, [T]>>,
     pub t: Option<f64>,
-    pub old_dirs: Vec<Vec<T>>,
-    pub old_stps: Vec<Vec<T>>,
+    pub old_dirs: Vec<Cow<'a, [T]>>,
+    pub old_stps: Vec<Cow<'a, [T]>>,
     pub ro: Vec<T>,
     /// `None` until the first curvature pair (torch's integer 1).
     pub h_diag: Option<T>,
-    pub prev_flat_grad: Option<Vec<T>>,
+    pub prev_flat_grad: Option<Cow<'a, [T]>>,
     pub prev_loss: Option<f64>,
     /// The two-loop coefficients (`history_size` slots), once the recursion ran.
     pub al: Option<Vec<Option<T>>>,
@@ -90,28 +97,14 @@ pub trait Objective<T> {
     fn set(&mut self, x: &[T]) -> Result<(), Self::Error>;
 }
 
-fn dot<T: Element>(a: &[T], b: &[T]) -> T {
-    a.iter().zip(b).fold(T::zero(), |acc, (&x, &y)| acc + x * y)
-}
-
-fn abs_max<T: Element>(a: &[T]) -> f64 {
-    a.iter().fold(T::zero(), |m, &x| m.nan_max(x.abs())).to_f64().unwrap()
-}
-
 fn f<T: Element>(x: T) -> f64 {
     x.to_f64().unwrap()
-}
-
-/// `x + alpha·y`, with `alpha` rounded to `T` as torch's `add_(y, alpha=...)`.
-fn axpy<T: Element>(x: &mut [T], alpha: f64, y: &[T]) {
-    let a = T::of(alpha);
-    x.iter_mut().zip(y).for_each(|(v, &w)| *v = *v + a * w);
 }
 
 /// One L-BFGS step; returns the loss of the first evaluation, as torch's `step`.
 pub fn lbfgs<T: Element, O: Objective<T>>(
     h: &LbfgsHyper,
-    state: &mut LbfgsState<T>,
+    state: &mut LbfgsState<'_, T>,
     obj: &mut O,
 ) -> Result<f64, O::Error> {
     let orig_loss = obj.evaluate()?;
@@ -123,21 +116,21 @@ pub fn lbfgs<T: Element, O: Objective<T>>(
     if opt_cond {
         return Ok(orig_loss);
     }
-    let mut d = state.d.take().unwrap_or_default();
+    let mut d: Cow<'_, [T]> = state.d.take().unwrap_or_default();
     let mut t = state.t.unwrap_or(h.lr);
     let mut n_iter = 0;
     while n_iter < h.max_iter {
         n_iter += 1;
         state.n_iter += 1;
         if state.n_iter == 1 {
-            d = flat_grad.iter().map(|&g| -g).collect();
+            d = Cow::Owned(flat_grad.iter().map(|&g| -g).collect());
             state.old_dirs.clear();
             state.old_stps.clear();
             state.ro.clear();
             state.h_diag = None;
         } else {
             let prev = state.prev_flat_grad.as_ref().expect("a previous gradient after the first iteration");
-            let y: Vec<T> = flat_grad.iter().zip(prev).map(|(&g, &p)| g - p).collect();
+            let y: Vec<T> = flat_grad.iter().zip(prev.iter()).map(|(&g, &p)| g - p).collect();
             let s: Vec<T> = d.iter().map(|&x| x * T::of(t)).collect();
             let ys = dot(&y, &s);
             if f(ys) > 1e-10 {
@@ -147,8 +140,8 @@ pub fn lbfgs<T: Element, O: Objective<T>>(
                     state.ro.remove(0);
                 }
                 state.h_diag = Some(ys / dot(&y, &y));
-                state.old_dirs.push(y);
-                state.old_stps.push(s);
+                state.old_dirs.push(Cow::Owned(y));
+                state.old_stps.push(Cow::Owned(s));
                 state.ro.push(T::one() / ys);
             }
             let num_old = state.old_dirs.len();
@@ -163,22 +156,22 @@ pub fn lbfgs<T: Element, O: Objective<T>>(
                 axpy(&mut q, -f(a), &state.old_dirs[i]);
             }
             let h_diag = state.h_diag.unwrap_or(T::one());
-            d = q.iter().map(|&x| x * h_diag).collect();
+            let mut dir: Vec<T> = q.iter().map(|&x| x * h_diag).collect();
             for i in 0..num_old {
-                let be_i = dot(&state.old_dirs[i], &d) * state.ro[i];
+                let be_i = dot(&state.old_dirs[i], &dir) * state.ro[i];
                 let a = al[i].expect("set by the first loop");
-                axpy(&mut d, f(a - be_i), &state.old_stps[i]);
+                axpy(&mut dir, f(a - be_i), &state.old_stps[i]);
             }
+            d = Cow::Owned(dir);
         }
         match &mut state.prev_flat_grad {
-            Some(p) => p.copy_from_slice(&flat_grad),
-            None => state.prev_flat_grad = Some(flat_grad.clone()),
+            Some(Cow::Owned(p)) => p.copy_from_slice(&flat_grad),
+            _ => state.prev_flat_grad = Some(Cow::Owned(flat_grad.clone())),
         }
         let prev_loss = loss;
         state.prev_loss = Some(loss);
         t = if state.n_iter == 1 {
-            let sum = flat_grad.iter().fold(T::zero(), |acc, &g| acc + g.abs());
-            let inv = T::one() / sum;
+            let inv = T::one() / sum_abs(&flat_grad);
             if f(inv) < 1.0 {
                 f(inv * T::of(h.lr))
             } else {

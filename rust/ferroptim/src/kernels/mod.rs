@@ -21,6 +21,7 @@ pub mod rprop;
 pub mod sgd;
 pub mod sparse_adam;
 pub mod stream;
+pub mod vector;
 
 #[cfg(test)]
 pub(crate) mod testing;
