@@ -35,12 +35,13 @@ class TensorwiseOptimizer(Optimizer):
         """The keys of the state arrays the kernel takes, in its order."""
         raise NotImplementedError
 
-    def _state_arrays(self, p: Any, state: Dict[str, Any], where: str) -> List[Tuple[str, np.ndarray]]:
-        keys = self._state_keys(p)
-        missing = [k for k in keys if k not in state]
-        if missing:
-            raise ValueError(f"optimizer.state[{where}] is missing {', '.join(missing)}")
-        return [(k, state[k]) for k in keys]
+    def _state_arrays(self, p: Any, state: Dict[str, Any], where: Tuple[int, int, Any]) -> List[Tuple[str, np.ndarray]]:
+        """The state arrays the kernel takes; ``where`` is (group, index, names) for a message."""
+        try:
+            return [(k, state[k]) for k in self._state_keys(p)]
+        except KeyError:
+            missing = [k for k in self._state_keys(p) if k not in state]
+            raise ValueError(f"optimizer.state[{label(*where)}] is missing {', '.join(missing)}") from None
 
     def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
         """Checks a loaded state entry against the state ``_new_state`` would give the
@@ -71,27 +72,31 @@ class TensorwiseOptimizer(Optimizer):
             self._assign_grads(grads)
         created: Dict[Any, Dict[str, Any]] = {}
         indices, data, grads, states, steps = [], [], [], [], []
+        keeps_step, ndarray = self._keeps_step, np.ndarray
         for g, group in enumerate(self.param_groups):
+            names = group.get("param_names")
             for i, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
-                where = label(g, i, group.get("param_names"))
                 state = self.state.get(p)
                 if state is not None and not isinstance(state, dict):
-                    raise TypeError(f"optimizer.state of {where} must be a dict, got {typename(state)}")
-                if not isinstance(p.data, np.ndarray):
-                    raise TypeError(f"{where}: .data must be a numpy.ndarray, got {typename(p.data)}")
+                    raise TypeError(f"optimizer.state of {label(g, i, names)} must be a dict, got {typename(state)}")
+                if not isinstance(p.data, ndarray):
+                    raise TypeError(f"{label(g, i, names)}: .data must be a numpy.ndarray, got {typename(p.data)}")
                 if not state:
                     state = created[p] = self._new_state(p)
                 indices.append((g, i))
                 data.append(p.data)
                 grads.append(self._grad_of(p))
-                states.append(self._state_arrays(p, state, where))
-                if self._keeps_step:
-                    steps.append(self._step_array(state, where))
+                states.append(self._state_arrays(p, state, (g, i, names)))
+                if keeps_step:
+                    step = state.get("step")
+                    if step.__class__ is not ndarray or step.shape != () or step.dtype != np.float64:
+                        step = self._step_array(state, label(g, i, names))
+                    steps.append(step)
         if indices:
             args = (self.param_groups, indices, data, grads, states)
-            type(self)._kernel(*args, *((steps,) if self._keeps_step else ()))
+            type(self)._kernel(*args, *((steps,) if keeps_step else ()))
         self.state.update(created)
         return loss
 
