@@ -7,10 +7,10 @@
 
 An elementwise step is memory-bound: fp32 Adam reads and writes the parameter, reads
 the gradient and reads and writes two state buffers, 7 arrays' worth, 28 bytes per
-element. In the same run, timed in turn with the step on copies of the same arrays,
-the benchmark times ``ferroptim._core.stream`` — the cheapest loop moving a
-parameter, its gradient and the optimizer's buffers, on the same thread pool — and
-scales it to the bytes the
+element. In the same run, timed in turn with the step and on the step's own arrays
+(adding 0·g, so that nothing changes), the benchmark times ``ferroptim._core.stream``
+— the cheapest loop moving a parameter, its gradient and the optimizer's buffers, on
+the same thread pool — and scales it to the bytes the
 optimizer moves: that is the optimizer's bound, and the table gives each step as a
 ratio to it, next to a NumPy version of the same update (``numpy_optimizers.py``).
 Adafactor makes two passes that each read θ, g and its variance and write back one
@@ -168,11 +168,10 @@ def bench_bandwidth(dtype, shape_name: str, name: str, reps: int) -> Dict[str, A
     growth = peak_growth_mib(lambda: [opt.step() for _ in range(3)])
     states = [numpy_state(opt, p, shape, dtype) for p in params]
     data = [p.data for p in params]
-    # The probe moves copies: it adds to what it writes, and a state it had changed
-    # (Adagrad's sum gone negative, say) would change what the step computes.
-    copies = [(d.copy(), g.copy(), [opt.state[p][k].copy() for k in case.probe]) for d, g, p in zip(data, dense, params)]
-    probe_arrays = [list(x) for x in zip(*copies)]
-    probe = lambda: _core.stream(*probe_arrays, read_only=case.read_only)  # noqa: E731
+    buffers = [[opt.state[p][k] for k in case.probe] for p in params]
+    # The probe moves the step's own arrays (the same pages: whether the kernel gave
+    # them huge pages moves a pass by tens of percent) and adds 0·g, changing nothing.
+    probe = lambda: _core.stream(data, dense, buffers, read_only=case.read_only, scale=0.0)  # noqa: E731
     step_s, probe_s = median_times([opt.step, probe], reps)
     bound_s = probe_s * case.units / (3 + (1 if case.read_only else 2) * len(case.probe))
 
@@ -242,7 +241,7 @@ def bench_lbfgs(dtype, shape_name: str, reps: int) -> Dict[str, Any]:
     units = 10 * len(opt.state[params[0]]["old_dirs"]) + 22
     data = [p.data for p in params]
     grads = [p.grad for p in params]
-    probe_s = median_time(lambda: _core.stream(data, grads, [[] for _ in params]), reps)
+    probe_s = median_time(lambda: _core.stream(data, grads, [[] for _ in params], scale=0.0), reps)
     bound_s = closure_s + probe_s * units / 3
     s0 = opt.state[params[0]]
     state = dict(

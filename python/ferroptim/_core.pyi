@@ -53,6 +53,7 @@ def stream(
     grads: Sequence[np.ndarray],
     buffers: Sequence[Sequence[np.ndarray]],
     read_only: bool = False,
+    scale: float = 1.0,
 ) -> None:
-    """The benchmark's bandwidth probe: θ += g and b += g for each buffer, on the kernels' pool;
-    with read_only, θ += g + Σ b and the buffers are only read."""
+    """The benchmark's bandwidth probe: θ += s·g and b += s·g for each buffer, on the kernels'
+    pool; with read_only, θ += s·(g + Σ b) and the buffers are only read (s: scale)."""

@@ -10,17 +10,18 @@ use crate::arrays::{buffer_operand, grad_operand, param_operand, Dtype, Operand,
 use crate::step::{run_entries, Entry, NONE};
 use numpy::PyUntypedArrayMethods;
 
-/// `θ ← θ + g; bᵢ ← bᵢ + g` over `params`, `grads` and each parameter's `buffers`
-/// (C-contiguous arrays of one dtype), on the kernels' thread pool; with
-/// `read_only`, the buffers are only read: `θ ← θ + g + Σᵢ bᵢ`.
+/// `θ ← θ + s·g; bᵢ ← bᵢ + s·g` over `params`, `grads` and each parameter's
+/// `buffers` (C-contiguous arrays of one dtype), on the kernels' thread pool; with
+/// `read_only`, the buffers are only read: `θ ← θ + s·(g + Σᵢ bᵢ)`. `s` is `scale`.
 #[pyfunction]
-#[pyo3(signature = (params, grads, buffers, read_only = false))]
+#[pyo3(signature = (params, grads, buffers, read_only = false, scale = 1.0))]
 pub(crate) fn stream(
     py: Python<'_>,
     params: Vec<Bound<'_, PyAny>>,
     grads: Vec<Bound<'_, PyAny>>,
     buffers: Vec<Vec<Bound<'_, PyAny>>>,
     read_only: bool,
+    scale: f64,
 ) -> PyResult<()> {
     if grads.len() != params.len() || buffers.len() != params.len() {
         return Err(PyValueError::new_err("params, grads and buffers differ in length"));
@@ -73,6 +74,6 @@ pub(crate) fn stream(
     }
     // SAFETY: the arrays were checked (dtype, contiguity via the operands' copies,
     // overlap above) and `keep` holds them alive until this function returns.
-    unsafe { run_entries(py, &[Stream { buffers: nb, read_only }], &mut entries) };
+    unsafe { run_entries(py, &[Stream { buffers: nb, read_only, scale }], &mut entries) };
     Ok(())
 }

@@ -310,31 +310,41 @@ fn update_row<T: Element, const MAXIMIZE: bool>(c: &Consts<T>, grad: &[T], param
 }
 
 simd_targets! {
-    /// Updates the rows of one job; a row listed more than once is summed into a
-    /// scratch row first.
+    /// Updates the rows of one job: consecutive listed rows as one slice; a row listed
+    /// more than once is summed into a scratch row first.
     fn update_rows<T: Element, const MAXIMIZE: bool>(job: Job<'_, T>) {
         let Job { plan, first, units, param, exp_avg, exp_avg_sq } = job;
-        let (row_len, values) = (plan.row_len, plan.grad.values);
-        let value_row = |k: usize| &values[k * row_len..(k + 1) * row_len];
+        let (row_len, values, indices) = (plan.row_len, plan.grad.values, plan.grad.indices);
+        let value_rows = |k: std::ops::Range<usize>| &values[k.start * row_len..k.end * row_len];
         let mut scratch = Vec::new();
-        for u in units {
-            let (row, g) = match &plan.listing {
-                Listing::Ascending => (plan.grad.indices[u] as usize, value_row(u)),
+        let mut u = units.start;
+        while u < units.end {
+            // rows `row..row + count` get the values of `g`
+            let (row, count, g) = match &plan.listing {
+                Listing::Ascending => {
+                    let row = indices[u] as usize;
+                    let mut end = u + 1;
+                    while end < units.end && indices[end] as usize == row + (end - u) {
+                        end += 1;
+                    }
+                    (row, end - u, value_rows(u..end))
+                }
                 Listing::Grouped { order, runs } => {
                     let (row, start, end) = runs[u];
                     if end - start == 1 {
-                        (row, value_row(order[start]))
+                        (row, 1, value_rows(order[start]..order[start] + 1))
                     } else {
                         scratch.clear();
-                        scratch.extend_from_slice(value_row(order[start]));
+                        scratch.extend_from_slice(value_rows(order[start]..order[start] + 1));
                         for &k in &order[start + 1..end] {
-                            scratch.iter_mut().zip(value_row(k)).for_each(|(s, &x)| *s = *s + x);
+                            scratch.iter_mut().zip(value_rows(k..k + 1)).for_each(|(s, &x)| *s = *s + x);
                         }
-                        (row, &scratch[..])
+                        (row, 1, &scratch[..])
                     }
                 }
             };
-            let at = (row - first) * row_len..(row - first + 1) * row_len;
+            u += count;
+            let at = (row - first) * row_len..(row - first + count) * row_len;
             update_row::<T, MAXIMIZE>(
                 &plan.c,
                 g,
@@ -429,9 +439,10 @@ mod tests {
             let mut steps = vec![0.0; shapes.len()];
             let (mut ps_ref, mut ms_ref, mut vs_ref, mut steps_ref) =
                 (ps.clone(), ms.clone(), vs.clone(), steps.clone());
-            for step in 0..3 {
+            for step in 0..4 {
                 // list about as many rows as there are (duplicates included), or two rows in three
-                // in order on step 2; none on step 1 of length 1
+                // in order on step 2, every row in order on step 3 (one run across all
+                // jobs); none on step 1 of length 1
                 let idx: Vec<Vec<i64>> = shapes
                     .iter()
                     .enumerate()
@@ -440,6 +451,8 @@ mod tests {
                             vec![]
                         } else if step == 2 {
                             (0..r as i64).filter(|i| i % 3 != 1).collect() // ascending, no duplicates
+                        } else if step == 3 {
+                            (0..r as i64).collect()
                         } else {
                             random_indices(&mut rng, r, r)
                         }
