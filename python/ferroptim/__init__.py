@@ -14,6 +14,7 @@ NumPy arrays::
     opt.zero_grad()
 """
 
+from . import lr_scheduler
 from ._core import __version__
 from .adadelta import Adadelta
 from .adafactor import Adafactor
@@ -55,6 +56,7 @@ __all__ = [
     "SparseAdam",
     "SparseGrad",
     "get_num_threads",
+    "lr_scheduler",
     "register_optimizer_step_post_hook",
     "register_optimizer_step_pre_hook",
     "required",

@@ -1,0 +1,137 @@
+"""``OneCycleLR``: the 1cycle policy (up to ``max_lr``, then far below the start)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Union
+
+from ..optimizer import Optimizer
+from ._base import LRScheduler, check_optimizer, format_param, warn_get_lr_called_within_step
+from ._momentum import set_momentum, setup_momentum
+
+__all__ = ["OneCycleLR"]
+
+
+class OneCycleLR(LRScheduler):
+    r"""The 1cycle policy (step after every batch). Each group's LR goes from
+    ``initial_lr = max_lr / div_factor`` up to ``max_lr`` over the first ``pct_start``
+    of ``total_steps``, then down to ``min_lr = initial_lr / final_div_factor``
+    (``three_phase``: back to ``initial_lr`` symmetrically first, then down to
+    ``min_lr``), annealing by cosine (``start + (end − start)·(1 − cos(π·pct))/2``)
+    or linearly. With ``cycle_momentum``, the momentum (or Adam's ``betas[0]``) goes
+    the other way between ``max_momentum`` and ``base_momentum``.
+
+    Args:
+        optimizer (Optimizer): the wrapped optimizer.
+        max_lr (float or list): the peak LR, per group or for all.
+        total_steps (int): the steps of the cycle; or give epochs and steps_per_epoch.
+        epochs (int), steps_per_epoch (int): total_steps = epochs · steps_per_epoch.
+        pct_start (float): the fraction of steps going up. Default: 0.3.
+        anneal_strategy (str): "cos" or "linear". Default: "cos".
+        cycle_momentum (bool): cycle the momentum too. Default: True.
+        base_momentum (float or list): the lower momentum. Default: 0.85.
+        max_momentum (float or list): the upper momentum. Default: 0.95.
+        div_factor (float): initial_lr = max_lr / div_factor. Default: 25.
+        final_div_factor (float): min_lr = initial_lr / final_div_factor. Default: 1e4.
+        three_phase (bool): the three-phase schedule of the paper. Default: False.
+        last_epoch (int): the index of the last batch. Default: -1.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        max_lr: Union[float, List[float]],
+        total_steps: Optional[int] = None,
+        epochs: Optional[int] = None,
+        steps_per_epoch: Optional[int] = None,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: Union[float, List[float]] = 0.85,
+        max_momentum: Union[float, List[float]] = 0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+    ) -> None:
+        check_optimizer(optimizer)
+        self.optimizer = optimizer
+        if total_steps is not None:
+            if total_steps <= 0 or not isinstance(total_steps, int):
+                raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
+            self.total_steps = total_steps
+        elif epochs is not None and steps_per_epoch is not None:
+            if not isinstance(epochs, int) or epochs <= 0:
+                raise ValueError(f"Expected positive integer epochs, but got {epochs}")
+            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
+                raise ValueError(f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}")
+            self.total_steps = epochs * steps_per_epoch
+        else:
+            raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
+        self._schedule_phases = self._phases(pct_start, three_phase)
+        if pct_start < 0 or pct_start > 1 or not isinstance(pct_start, float):
+            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
+        if anneal_strategy not in ["cos", "linear"]:
+            raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
+        self._anneal_func_type = anneal_strategy
+        max_lrs = format_param("max_lr", self.optimizer, max_lr)
+        if last_epoch == -1:
+            for group, top in zip(self.optimizer.param_groups, max_lrs):
+                group["initial_lr"] = top / div_factor
+                group["max_lr"] = top
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            setup_momentum(self, optimizer, base_momentum, max_momentum, last_epoch == -1)
+        super().__init__(optimizer, last_epoch)
+
+    def _phases(self, pct_start: float, three_phase: bool) -> List[Dict[str, Any]]:
+        def phase(end_step: float, lr: str, end_lr: str, momentum: str, end_momentum: str) -> Dict[str, Any]:
+            return {
+                "end_step": end_step,
+                "start_lr": lr,
+                "end_lr": end_lr,
+                "start_momentum": momentum,
+                "end_momentum": end_momentum,
+            }
+
+        up = float(pct_start * self.total_steps) - 1
+        last = self.total_steps - 1
+        if three_phase:
+            return [
+                phase(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                phase(float(2 * pct_start * self.total_steps) - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
+                phase(last, "initial_lr", "min_lr", "max_momentum", "max_momentum"),
+            ]
+        return [
+            phase(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+            phase(last, "max_lr", "min_lr", "base_momentum", "max_momentum"),
+        ]
+
+    def _anneal_func(self, start: float, end: float, pct: float) -> float:
+        if self._anneal_func_type == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self) -> List[float]:
+        """The LRs at step ``last_epoch``; also sets the cycled momentum."""
+        warn_get_lr_called_within_step(self)
+        step_num = self.last_epoch
+        if step_num > self.total_steps:
+            raise ValueError(f"Tried to step {step_num} times. The specified number of total steps is {self.total_steps}")
+        lrs = []
+        for group in self.optimizer.param_groups:
+            start_step = 0.0
+            for i, phase in enumerate(self._schedule_phases):
+                end_step = phase["end_step"]
+                if step_num <= end_step or i == len(self._schedule_phases) - 1:
+                    pct = (step_num - start_step) / (end_step - start_step)
+                    lr = self._anneal_func(group[phase["start_lr"]], group[phase["end_lr"]], pct)
+                    if self.cycle_momentum:
+                        m = self._anneal_func(group[phase["start_momentum"]], group[phase["end_momentum"]], pct)
+                    break
+                start_step = phase["end_step"]
+            lrs.append(lr)
+            if self.cycle_momentum:
+                set_momentum(group, m, self.use_beta1)
+        return lrs
