@@ -14,7 +14,7 @@ NumPy arrays::
     opt.zero_grad()
 """
 
-from . import lr_scheduler
+from . import lr_scheduler, swa_utils
 from ._core import __version__
 from .adadelta import Adadelta
 from .adafactor import Adafactor
@@ -61,6 +61,7 @@ __all__ = [
     "register_optimizer_step_pre_hook",
     "required",
     "set_num_threads",
+    "swa_utils",
     "__version__",
 ]
 

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from ..optimizer import Optimizer
 from ._base import LRScheduler, check_optimizer, format_param, warn_get_lr_called_within_step
-from ._momentum import set_momentum, setup_momentum
+from ._momentum import momentum_bounds, set_momentum, start_momentum
 
 __all__ = ["OneCycleLR"]
 
@@ -75,14 +75,17 @@ class OneCycleLR(LRScheduler):
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
         self._anneal_func_type = anneal_strategy
         max_lrs = format_param("max_lr", self.optimizer, max_lr)
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            self.use_beta1, bases, tops = momentum_bounds(optimizer, base_momentum, max_momentum)
+        # checked: now the groups change
         if last_epoch == -1:
             for group, top in zip(self.optimizer.param_groups, max_lrs):
                 group["initial_lr"] = top / div_factor
                 group["max_lr"] = top
                 group["min_lr"] = group["initial_lr"] / final_div_factor
-        self.cycle_momentum = cycle_momentum
-        if cycle_momentum:
-            setup_momentum(self, optimizer, base_momentum, max_momentum, last_epoch == -1)
+            if cycle_momentum:
+                start_momentum(optimizer, bases, tops, self.use_beta1)
         super().__init__(optimizer, last_epoch)
 
     def _phases(self, pct_start: float, three_phase: bool) -> List[Dict[str, Any]]:

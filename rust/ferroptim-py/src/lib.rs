@@ -6,6 +6,7 @@
 
 mod adafactor;
 mod arrays;
+mod average;
 mod held;
 mod hyper;
 mod lbfgs;
@@ -90,6 +91,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(muon::muon_step, m)?)?;
     m.add_function(wrap_pyfunction!(lbfgs::lbfgs_step, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_adam::sparse_adam_step, m)?)?;
+    m.add_function(wrap_pyfunction!(average::average_, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(probe::stream, m)?)?;

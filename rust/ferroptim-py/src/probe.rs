@@ -2,12 +2,12 @@
 //! `ferroptim::Stream`): the same traffic as a step over the same arrays, with none
 //! of a step's bookkeeping.
 
-use ferroptim::{Stream, MAX_BUFFERS, MAX_SCALARS};
+use ferroptim::{Stream, MAX_BUFFERS};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::arrays::{buffer_operand, grad_operand, param_operand, Dtype, Operand, Overlaps};
-use crate::step::{run_entries, Entry, NONE};
+use crate::step::{run_entries, Entry};
 use numpy::PyUntypedArrayMethods;
 
 /// `θ ← θ + s·g; bᵢ ← bᵢ + s·g` over `params`, `grads` and each parameter's
@@ -47,19 +47,7 @@ pub(crate) fn stream(
     let mut overlaps = Overlaps::default();
     let mut entries = Vec::with_capacity(ops.len());
     for (i, (dtype, arrays)) in ops.into_iter().enumerate() {
-        let mut entry = Entry {
-            group: 0,
-            index: i as u32,
-            dtype,
-            fresh: false,
-            len: arrays[0].array.len(),
-            param: arrays[0].ptr,
-            grad: arrays[1].ptr,
-            buffers: [std::ptr::null_mut(); MAX_BUFFERS],
-            scalars: [0.0; MAX_SCALARS],
-            homes: [std::ptr::null_mut(); MAX_SCALARS],
-            target: NONE,
-        };
+        let mut entry = Entry::plain(i, dtype, arrays[0].array.len(), arrays[0].ptr, arrays[1].ptr);
         for (k, op) in arrays.into_iter().enumerate() {
             if k >= 2 {
                 entry.buffers[k - 2] = op.ptr;

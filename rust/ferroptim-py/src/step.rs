@@ -64,6 +64,26 @@ pub(crate) struct Entry {
     pub(crate) target: u32,
 }
 
+impl Entry {
+    /// An entry with no state: a kernel writing `param` and reading `grad` (the
+    /// probe, weight averaging).
+    pub(crate) fn plain(index: usize, dtype: Dtype, len: usize, param: *mut u8, grad: *mut u8) -> Self {
+        Entry {
+            group: 0,
+            index: index as u32,
+            dtype,
+            fresh: false,
+            len,
+            param,
+            grad,
+            buffers: [std::ptr::null_mut(); MAX_BUFFERS],
+            scalars: [0.0; MAX_SCALARS],
+            homes: [std::ptr::null_mut(); MAX_SCALARS],
+            target: NONE,
+        }
+    }
+}
+
 /// State entries a step adds for one parameter.
 struct Target<'py> {
     key: Bound<'py, PyAny>,

@@ -30,6 +30,7 @@ pub use kernels::adagrad::{AdagradHyper, AdagradStep};
 pub use kernels::adam::{adam, AdamHyper, AdamStep};
 pub use kernels::adamax::AdamaxHyper;
 pub use kernels::asgd::{AsgdHyper, AsgdStep};
+pub use kernels::average::Average;
 pub use kernels::lbfgs::{lbfgs, LbfgsHyper, LbfgsState, Objective};
 pub use kernels::muon::{muon, AdjustLr, MuonHyper, MuonTensor};
 pub use kernels::nadam::{NadamHyper, NadamStep};

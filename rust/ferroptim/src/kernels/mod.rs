@@ -12,6 +12,7 @@ pub mod adagrad;
 pub mod adam;
 pub mod adamax;
 pub mod asgd;
+pub mod average;
 pub mod lbfgs;
 pub mod muon;
 pub mod nadam;
