@@ -17,6 +17,7 @@
 pub mod element;
 pub mod exec;
 pub mod kernels;
+pub mod lr_scheduler;
 pub mod optim;
 pub mod threads;
 

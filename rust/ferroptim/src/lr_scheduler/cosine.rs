@@ -1,0 +1,149 @@
+//! `CosineAnnealingLR` and `CosineAnnealingWarmRestarts` (SGDR).
+
+use std::f64::consts::PI;
+
+use super::{require, Context, LrScheduler, ParamGroup, Rule, SchedulerError};
+
+/// Cosine annealing from the initial LR to `eta_min` over `t_max` epochs, in torch's
+/// recursive form (closed form: `η_min + (η₀ − η_min)(1 + cos(π·epoch/T_max))/2`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CosineAnnealingLr {
+    pub t_max: i64,
+    pub eta_min: f64,
+}
+
+impl Rule for CosineAnnealingLr {
+    fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
+        let (e, t_max, eta_min) = (c.last_epoch as f64, self.t_max as f64, self.eta_min);
+        if c.is_initial {
+            return groups.iter().map(|g| g.lr).collect();
+        }
+        if c.step_count == 1 && c.last_epoch > 0 {
+            return c.base_lrs.iter().map(|b| eta_min + (b - eta_min) * (1.0 + (e * PI / t_max).cos()) / 2.0).collect();
+        }
+        if (c.last_epoch - 1 - self.t_max).rem_euclid(2 * self.t_max) == 0 {
+            return groups
+                .iter()
+                .zip(c.base_lrs)
+                .map(|(g, b)| g.lr + (b - eta_min) * (1.0 - (PI / t_max).cos()) / 2.0)
+                .collect();
+        }
+        groups
+            .iter()
+            .map(|g| {
+                (1.0 + (PI * e / t_max).cos()) / (1.0 + (PI * (e - 1.0) / t_max).cos()) * (g.lr - eta_min) + eta_min
+            })
+            .collect()
+    }
+
+    fn closed_form(&self, c: &Context<'_>) -> Option<Vec<f64>> {
+        let (e, t_max, eta_min) = (c.last_epoch as f64, self.t_max as f64, self.eta_min);
+        Some(c.base_lrs.iter().map(|b| eta_min + (b - eta_min) * (1.0 + (PI * e / t_max).cos()) / 2.0).collect())
+    }
+}
+
+/// Cosine annealing with warm restarts: `η_min + (η₀ − η_min)(1 + cos(π·T_cur/T_i))/2`,
+/// the period `T_i` growing by `t_mult` at each restart; [`Self::step_to`] takes
+/// fractional epochs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CosineAnnealingWarmRestarts {
+    pub t_0: i64,
+    pub t_i: f64,
+    pub t_mult: i64,
+    pub eta_min: f64,
+    pub t_cur: f64,
+    pub base_lrs: Vec<f64>,
+    pub last_epoch: i64,
+    last_lr: Vec<f64>,
+}
+
+impl CosineAnnealingWarmRestarts {
+    /// Builds the scheduler on `groups` (recording their `initial_lr`) and sets epoch 0.
+    pub fn new(groups: &mut [ParamGroup], t_0: i64, t_mult: i64, eta_min: f64) -> Result<Self, SchedulerError> {
+        require(t_0 > 0, || format!("Expected positive integer T_0, but got {t_0}"))?;
+        require(t_mult >= 1, || format!("Expected integer T_mult >= 1, but got {t_mult}"))?;
+        for g in groups.iter_mut() {
+            g.initial_lr.get_or_insert(g.lr);
+        }
+        let base_lrs = groups.iter().map(|g| g.initial_lr.expect("set above")).collect();
+        let mut s = CosineAnnealingWarmRestarts {
+            t_0,
+            t_i: t_0 as f64,
+            t_mult,
+            eta_min,
+            t_cur: -1.0,
+            base_lrs,
+            last_epoch: -1,
+            last_lr: Vec::new(),
+        };
+        s.initial_step(groups);
+        Ok(s)
+    }
+
+    /// Goes to `epoch` (fractional epochs allowed: `epoch + i / iters` within one).
+    ///
+    /// # Panics
+    /// If `epoch` is negative.
+    pub fn step_to(&mut self, epoch: f64, groups: &mut [ParamGroup]) {
+        assert!(epoch >= 0.0, "Expected non-negative epoch, but got {epoch}");
+        let (t_0, m) = (self.t_0 as f64, self.t_mult as f64);
+        if epoch >= t_0 {
+            if self.t_mult == 1 {
+                self.t_cur = epoch % t_0;
+            } else {
+                let n = ((epoch / t_0 * (m - 1.0) + 1.0).ln() / m.ln()) as i64;
+                self.t_cur = epoch - t_0 * (m.powf(n as f64) - 1.0) / (m - 1.0);
+                self.t_i = t_0 * m.powf(n as f64);
+            }
+        } else {
+            self.t_i = t_0;
+            self.t_cur = epoch;
+        }
+        self.set(epoch.floor() as i64, groups);
+    }
+
+    fn set(&mut self, last_epoch: i64, groups: &mut [ParamGroup]) {
+        self.last_epoch = last_epoch;
+        let (eta_min, cos) = (self.eta_min, (PI * self.t_cur / self.t_i).cos());
+        for (g, b) in groups.iter_mut().zip(&self.base_lrs) {
+            g.lr = eta_min + (b - eta_min) * (1.0 + cos) / 2.0;
+        }
+        self.last_lr = groups.iter().map(|g| g.lr).collect();
+    }
+}
+
+impl LrScheduler for CosineAnnealingWarmRestarts {
+    fn step(&mut self, groups: &mut [ParamGroup]) {
+        if self.last_epoch < 0 {
+            return self.step_to(0.0, groups);
+        }
+        self.t_cur += 1.0;
+        if self.t_cur >= self.t_i {
+            self.t_cur %= self.t_i;
+            self.t_i *= self.t_mult as f64;
+        }
+        self.set(self.last_epoch + 1, groups);
+    }
+
+    fn last_lr(&self) -> &[f64] {
+        &self.last_lr
+    }
+
+    fn last_epoch(&self) -> i64 {
+        self.last_epoch
+    }
+
+    fn undo_epoch(&mut self) {
+        self.last_epoch -= 1;
+    }
+
+    fn restart(&mut self, groups: &mut [ParamGroup]) {
+        // torch's `_update_lr(0)` on this scheduler: the chainable form at epoch 0
+        self.last_epoch = 0;
+        self.set(0, groups);
+    }
+
+    fn initial_step(&mut self, groups: &mut [ParamGroup]) {
+        self.step(groups);
+    }
+}

@@ -1,0 +1,257 @@
+//! `CyclicLR` and `OneCycleLR`: the LR (and, inversely, the momentum) follows a cycle,
+//! stepped after every batch.
+
+use std::f64::consts::PI;
+
+use super::{per_group, require, Context, ParamGroup, Rule, SchedulerError};
+
+/// The amplitude policy of [`CyclicLr`].
+pub enum CyclicMode {
+    /// Constant amplitude.
+    Triangular,
+    /// The amplitude halves every cycle.
+    Triangular2,
+    /// The amplitude is `gamma^iteration`.
+    ExpRange { gamma: f64 },
+    /// A custom factor of the cycle or iteration number (see [`ScaleMode`]).
+    Custom(Box<dyn FnMut(f64) -> f64 + Send>, ScaleMode),
+}
+
+/// Whether a custom scale function gets the cycle number or the iteration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScaleMode {
+    Cycle,
+    Iterations,
+}
+
+/// Cycles each group's LR between `base_lr` and `max_lr` (torch's `CyclicLR`; see the
+/// Python docstring for the formula). With `cycle_momentum`, each group's momentum
+/// cycles from `max_momentum` down to `base_momentum` as the LR rises.
+pub struct CyclicLr {
+    /// One value, or one per group.
+    pub base_lr: Vec<f64>,
+    pub max_lr: Vec<f64>,
+    pub step_size_up: f64,
+    /// `None`: as `step_size_up`.
+    pub step_size_down: Option<f64>,
+    pub mode: CyclicMode,
+    pub cycle_momentum: bool,
+    pub base_momentum: Vec<f64>,
+    pub max_momentum: Vec<f64>,
+    bounds: Vec<[f64; 4]>,
+}
+
+impl CyclicLr {
+    /// torch's defaults (2000 iterations up, triangular, momentum 0.8 to 0.9).
+    pub fn new(base_lr: Vec<f64>, max_lr: Vec<f64>) -> Self {
+        CyclicLr {
+            base_lr,
+            max_lr,
+            step_size_up: 2000.0,
+            step_size_down: None,
+            mode: CyclicMode::Triangular,
+            cycle_momentum: true,
+            base_momentum: vec![0.8],
+            max_momentum: vec![0.9],
+            bounds: Vec::new(),
+        }
+    }
+
+    fn scale(&mut self, cycle: f64, iteration: f64) -> f64 {
+        match &mut self.mode {
+            CyclicMode::Triangular => 1.0,
+            CyclicMode::Triangular2 => 1.0 / 2f64.powf(cycle - 1.0),
+            CyclicMode::ExpRange { gamma } => gamma.powf(iteration),
+            CyclicMode::Custom(f, ScaleMode::Cycle) => f(cycle),
+            CyclicMode::Custom(f, ScaleMode::Iterations) => f(iteration),
+        }
+    }
+}
+
+impl Rule for CyclicLr {
+    fn attach(&mut self, groups: &mut [ParamGroup], last_epoch: i64) -> Result<(), SchedulerError> {
+        let n = groups.len();
+        let base = per_group("base_lr", &self.base_lr, n)?;
+        let max = per_group("max_lr", &self.max_lr, n)?;
+        let (base_m, max_m) = if self.cycle_momentum {
+            require(groups.iter().all(|g| g.momentum.is_some()), || {
+                "optimizer must support momentum or beta1 with `cycle_momentum` option enabled".into()
+            })?;
+            (per_group("base_momentum", &self.base_momentum, n)?, per_group("max_momentum", &self.max_momentum, n)?)
+        } else {
+            (vec![0.0; n], vec![0.0; n])
+        };
+        self.bounds = (0..n).map(|i| [base[i], max[i], base_m[i], max_m[i]]).collect();
+        if last_epoch == -1 {
+            for (g, b) in groups.iter_mut().zip(&self.bounds) {
+                g.lr = b[0];
+                if self.cycle_momentum {
+                    g.momentum = Some(b[3]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn base_lrs(&self) -> Option<Vec<f64>> {
+        Some(self.bounds.iter().map(|b| b[0]).collect())
+    }
+
+    fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
+        let up = self.step_size_up;
+        let total = up + self.step_size_down.unwrap_or(up);
+        let ratio = up / total;
+        let e = c.last_epoch as f64;
+        let cycle = (1.0 + e / total).floor();
+        let x = 1.0 + e / total - cycle;
+        let scale_factor = if x <= ratio { x / ratio } else { (x - 1.0) / (ratio - 1.0) };
+        let f = self.scale(cycle, e);
+        // `base_lrs` are the groups' `initial_lr` in the construction step (as in
+        // torch), the cycle's `base_lr` afterwards
+        let lrs =
+            self.bounds.iter().zip(c.base_lrs).map(|(b, &base)| base + (b[1] - base) * scale_factor * f).collect();
+        if self.cycle_momentum {
+            for (g, b) in groups.iter_mut().zip(&self.bounds) {
+                g.momentum = Some(b[3] - (b[3] - b[2]) * scale_factor * f);
+            }
+        }
+        lrs
+    }
+}
+
+/// How [`OneCycleLr`] anneals within a phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anneal {
+    Cos,
+    Linear,
+}
+
+/// The 1cycle policy (torch's `OneCycleLR`; see the Python docstring): up from
+/// `max_lr / div_factor` to `max_lr`, then down to `initial_lr / final_div_factor`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OneCycleLr {
+    /// One value, or one per group.
+    pub max_lr: Vec<f64>,
+    pub total_steps: i64,
+    pub pct_start: f64,
+    pub anneal: Anneal,
+    pub cycle_momentum: bool,
+    pub base_momentum: Vec<f64>,
+    pub max_momentum: Vec<f64>,
+    pub div_factor: f64,
+    pub final_div_factor: f64,
+    pub three_phase: bool,
+    /// Per group: initial, max and min LR, max and base momentum.
+    points: Vec<[f64; 5]>,
+}
+
+/// A phase of [`OneCycleLr`]: its last step, and where it starts and ends, as
+/// (LR, momentum) indices into a group's points.
+type Phase = (f64, (usize, usize), (usize, usize));
+
+impl OneCycleLr {
+    /// torch's defaults for `max_lr` over `total_steps`.
+    pub fn new(max_lr: Vec<f64>, total_steps: i64) -> Self {
+        OneCycleLr {
+            max_lr,
+            total_steps,
+            pct_start: 0.3,
+            anneal: Anneal::Cos,
+            cycle_momentum: true,
+            base_momentum: vec![0.85],
+            max_momentum: vec![0.95],
+            div_factor: 25.0,
+            final_div_factor: 1e4,
+            three_phase: false,
+            points: Vec::new(),
+        }
+    }
+
+    fn anneal(&self, start: f64, end: f64, pct: f64) -> f64 {
+        match self.anneal {
+            Anneal::Cos => end + (start - end) / 2.0 * ((PI * pct).cos() + 1.0),
+            Anneal::Linear => (end - start) * pct + start,
+        }
+    }
+
+    /// The phases: (end step, start point, end point), points indexing `points[g]`
+    /// as (LR index, momentum index).
+    fn phases(&self) -> Vec<Phase> {
+        let n = self.total_steps as f64;
+        let (initial, max, min, max_m, base_m) = (0, 1, 2, 3, 4);
+        if self.three_phase {
+            vec![
+                (self.pct_start * n - 1.0, (initial, max_m), (max, base_m)),
+                (2.0 * self.pct_start * n - 2.0, (max, base_m), (initial, max_m)),
+                (n - 1.0, (initial, max_m), (min, max_m)),
+            ]
+        } else {
+            vec![(self.pct_start * n - 1.0, (initial, max_m), (max, base_m)), (n - 1.0, (max, base_m), (min, max_m))]
+        }
+    }
+}
+
+impl Rule for OneCycleLr {
+    fn attach(&mut self, groups: &mut [ParamGroup], last_epoch: i64) -> Result<(), SchedulerError> {
+        let n = groups.len();
+        require(self.total_steps > 0, || {
+            format!("Expected positive integer total_steps, but got {}", self.total_steps)
+        })?;
+        require((0.0..=1.0).contains(&self.pct_start), || {
+            format!("Expected float between 0 and 1 pct_start, but got {}", self.pct_start)
+        })?;
+        let max = per_group("max_lr", &self.max_lr, n)?;
+        let (max_m, base_m) = if self.cycle_momentum {
+            require(groups.iter().all(|g| g.momentum.is_some()), || {
+                "optimizer must support momentum or beta1 with `cycle_momentum` option enabled".into()
+            })?;
+            (per_group("max_momentum", &self.max_momentum, n)?, per_group("base_momentum", &self.base_momentum, n)?)
+        } else {
+            (vec![0.0; n], vec![0.0; n])
+        };
+        self.points = (0..n)
+            .map(|i| {
+                let initial = max[i] / self.div_factor;
+                [initial, max[i], initial / self.final_div_factor, max_m[i], base_m[i]]
+            })
+            .collect();
+        if last_epoch == -1 {
+            for (g, p) in groups.iter_mut().zip(&self.points) {
+                g.initial_lr = Some(p[0]);
+                if self.cycle_momentum {
+                    g.momentum = Some(p[3]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// # Panics
+    /// Stepping past `total_steps`, with torch's message.
+    fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
+        let step = c.last_epoch as f64;
+        assert!(
+            c.last_epoch <= self.total_steps,
+            "Tried to step {} times. The specified number of total steps is {}",
+            c.last_epoch,
+            self.total_steps
+        );
+        let phases = self.phases();
+        let mut lrs = Vec::with_capacity(groups.len());
+        for (g, p) in groups.iter_mut().zip(&self.points) {
+            let mut start_step = 0.0;
+            for (i, &(end_step, from, to)) in phases.iter().enumerate() {
+                if step <= end_step || i == phases.len() - 1 {
+                    let pct = (step - start_step) / (end_step - start_step);
+                    lrs.push(self.anneal(p[from.0], p[to.0], pct));
+                    if self.cycle_momentum {
+                        g.momentum = Some(self.anneal(p[from.1], p[to.1], pct));
+                    }
+                    break;
+                }
+                start_step = end_step;
+            }
+        }
+        lrs
+    }
+}

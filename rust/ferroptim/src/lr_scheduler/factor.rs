@@ -1,0 +1,184 @@
+//! Schedules that scale the LR by factors: `StepLR`, `MultiStepLR`, `ConstantLR`,
+//! `LinearLR`, `ExponentialLR`, `PolynomialLR` (see the Python docstrings for the
+//! formulas; each follows torch's `get_lr` and `_get_closed_form_lr`).
+
+use super::{require, Context, ParamGroup, Rule, SchedulerError};
+
+fn current(groups: &[ParamGroup]) -> Vec<f64> {
+    groups.iter().map(|g| g.lr).collect()
+}
+
+fn scaled(groups: &[ParamGroup], f: f64) -> Vec<f64> {
+    groups.iter().map(|g| g.lr * f).collect()
+}
+
+/// `lr = initial_lr · gamma^⌊epoch / step_size⌋`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepLr {
+    pub step_size: i64,
+    pub gamma: f64,
+}
+
+impl Rule for StepLr {
+    fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
+        if c.last_epoch == 0 || c.last_epoch.rem_euclid(self.step_size) != 0 {
+            return current(groups);
+        }
+        scaled(groups, self.gamma)
+    }
+
+    fn closed_form(&self, c: &Context<'_>) -> Option<Vec<f64>> {
+        let k = c.last_epoch.div_euclid(self.step_size);
+        Some(c.base_lrs.iter().map(|b| b * self.gamma.powf(k as f64)).collect())
+    }
+}
+
+/// `lr = initial_lr · gamma^(milestones reached)`; a milestone listed twice counts twice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MultiStepLr {
+    pub milestones: Vec<i64>,
+    pub gamma: f64,
+}
+
+impl Rule for MultiStepLr {
+    fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
+        let times = self.milestones.iter().filter(|&&m| m == c.last_epoch).count();
+        if times == 0 {
+            return current(groups);
+        }
+        scaled(groups, self.gamma.powf(times as f64))
+    }
+
+    fn closed_form(&self, c: &Context<'_>) -> Option<Vec<f64>> {
+        let passed = self.milestones.iter().filter(|&&m| m <= c.last_epoch).count();
+        Some(c.base_lrs.iter().map(|b| b * self.gamma.powf(passed as f64)).collect())
+    }
+}
+
+/// `lr = initial_lr · (factor until total_iters, then 1)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConstantLr {
+    pub factor: f64,
+    pub total_iters: i64,
+}
+
+impl Default for ConstantLr {
+    fn default() -> Self {
+        ConstantLr { factor: 1.0 / 3.0, total_iters: 5 }
+    }
+}
+
+impl Rule for ConstantLr {
+    fn attach(&mut self, _: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
+        require((0.0..=1.0).contains(&self.factor), || {
+            "Constant multiplicative factor expected to be between 0 and 1.".into()
+        })
+    }
+
+    fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
+        if c.last_epoch == 0 {
+            return scaled(groups, self.factor);
+        }
+        if c.last_epoch != self.total_iters {
+            return current(groups);
+        }
+        scaled(groups, 1.0 / self.factor)
+    }
+
+    fn closed_form(&self, c: &Context<'_>) -> Option<Vec<f64>> {
+        let done = if c.last_epoch >= self.total_iters { 1.0 } else { 0.0 };
+        Some(c.base_lrs.iter().map(|b| b * (self.factor + done * (1.0 - self.factor))).collect())
+    }
+}
+
+/// `lr = initial_lr · (start + (end − start) · min(epoch, total_iters) / total_iters)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearLr {
+    pub start_factor: f64,
+    pub end_factor: f64,
+    pub total_iters: i64,
+}
+
+impl Default for LinearLr {
+    fn default() -> Self {
+        LinearLr { start_factor: 1.0 / 3.0, end_factor: 1.0, total_iters: 5 }
+    }
+}
+
+impl Rule for LinearLr {
+    fn attach(&mut self, _: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
+        require(self.start_factor <= 1.0 && self.start_factor > 0.0, || {
+            "Starting multiplicative factor expected to be greater than 0 and less or equal to 1.".into()
+        })?;
+        require((0.0..=1.0).contains(&self.end_factor), || {
+            "Ending multiplicative factor expected to be between 0 and 1.".into()
+        })
+    }
+
+    fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
+        if c.last_epoch == 0 {
+            return scaled(groups, self.start_factor);
+        }
+        if c.is_initial || c.last_epoch > self.total_iters {
+            return current(groups);
+        }
+        let delta = self.end_factor - self.start_factor;
+        let f = 1.0 + delta / (self.total_iters as f64 * self.start_factor + (c.last_epoch - 1) as f64 * delta);
+        scaled(groups, f)
+    }
+
+    fn closed_form(&self, c: &Context<'_>) -> Option<Vec<f64>> {
+        let delta = self.end_factor - self.start_factor;
+        let t = self.total_iters.min(c.last_epoch) as f64;
+        Some(c.base_lrs.iter().map(|b| b * (self.start_factor + delta * t / self.total_iters as f64)).collect())
+    }
+}
+
+/// `lr = initial_lr · gamma^epoch`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExponentialLr {
+    pub gamma: f64,
+}
+
+impl Rule for ExponentialLr {
+    fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
+        if c.is_initial {
+            return current(groups);
+        }
+        scaled(groups, self.gamma)
+    }
+
+    fn closed_form(&self, c: &Context<'_>) -> Option<Vec<f64>> {
+        Some(c.base_lrs.iter().map(|b| b * self.gamma.powf(c.last_epoch as f64)).collect())
+    }
+}
+
+/// `lr = initial_lr · (1 − min(epoch, total_iters) / total_iters)^power`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolynomialLr {
+    pub total_iters: i64,
+    pub power: f64,
+}
+
+impl Default for PolynomialLr {
+    fn default() -> Self {
+        PolynomialLr { total_iters: 5, power: 1.0 }
+    }
+}
+
+impl Rule for PolynomialLr {
+    fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
+        if c.is_initial || c.last_epoch > self.total_iters {
+            return current(groups);
+        }
+        let n = self.total_iters as f64;
+        let e = c.last_epoch as f64;
+        let decay = ((1.0 - e / n) / (1.0 - (e - 1.0) / n)).powf(self.power);
+        scaled(groups, decay)
+    }
+
+    fn closed_form(&self, c: &Context<'_>) -> Option<Vec<f64>> {
+        let t = self.total_iters.min(c.last_epoch) as f64;
+        Some(c.base_lrs.iter().map(|b| b * (1.0 - t / self.total_iters as f64).powf(self.power)).collect())
+    }
+}

@@ -1,0 +1,51 @@
+//! `LambdaLR` and `MultiplicativeLR`: schedules given as functions of the epoch.
+
+use super::{require, Context, ParamGroup, Rule, SchedulerError};
+
+/// A factor as a function of the epoch.
+pub type LrLambda = Box<dyn FnMut(i64) -> f64 + Send>;
+
+fn check_count(lambdas: &[LrLambda], groups: &[ParamGroup]) -> Result<(), SchedulerError> {
+    require(lambdas.len() == 1 || lambdas.len() == groups.len(), || {
+        format!("Expected {} lr_lambdas, but got {}", groups.len(), lambdas.len())
+    })
+}
+
+/// The function of group `i` (one for all, or one per group).
+fn lambda_of(lambdas: &mut [LrLambda], i: usize) -> &mut LrLambda {
+    let k = if lambdas.len() == 1 { 0 } else { i };
+    &mut lambdas[k]
+}
+
+/// `lr = initial_lr · f(epoch)`.
+pub struct LambdaLr {
+    pub lr_lambdas: Vec<LrLambda>,
+}
+
+impl Rule for LambdaLr {
+    fn attach(&mut self, groups: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
+        check_count(&self.lr_lambdas, groups)
+    }
+
+    fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
+        (0..groups.len()).map(|i| c.base_lrs[i] * lambda_of(&mut self.lr_lambdas, i)(c.last_epoch)).collect()
+    }
+}
+
+/// `lr ← lr · f(epoch)` at every step after the first.
+pub struct MultiplicativeLr {
+    pub lr_lambdas: Vec<LrLambda>,
+}
+
+impl Rule for MultiplicativeLr {
+    fn attach(&mut self, groups: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
+        check_count(&self.lr_lambdas, groups)
+    }
+
+    fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
+        if c.is_initial {
+            return groups.iter().map(|g| g.lr).collect();
+        }
+        (0..groups.len()).map(|i| groups[i].lr * lambda_of(&mut self.lr_lambdas, i)(c.last_epoch)).collect()
+    }
+}

@@ -1,0 +1,262 @@
+//! Learning-rate schedulers, as `torch.optim.lr_scheduler`, with the same numbers as
+//! the Python package (and torch): the same recursive ("chainable") forms, in the
+//! same order of floating-point operations, and the closed forms where torch has them.
+//!
+//! A scheduler sets the LR of each [`ParamGroup`] of one optimizer: torch keeps these
+//! in `optimizer.param_groups`; here they are a slice the caller owns and copies into
+//! its optimizers (`opt.hyper.lr = groups[0].lr`). Several schedulers may drive the
+//! same groups, as in torch, and their factors multiply.
+//!
+//! ```
+//! use ferroptim::lr_scheduler::{ParamGroup, Schedule, StepLr, LrScheduler};
+//!
+//! let mut groups = [ParamGroup::new(0.1)];
+//! let mut sched = Schedule::new(StepLr { step_size: 2, gamma: 0.5 }, &mut groups, -1).unwrap();
+//! let mut seen = vec![groups[0].lr];
+//! for _ in 0..4 {
+//!     // ... an optimizer step with lr = groups[0].lr ...
+//!     sched.step(&mut groups);
+//!     seen.push(groups[0].lr);
+//! }
+//! assert_eq!(seen, [0.1, 0.1, 0.05, 0.05, 0.025]);
+//! ```
+
+mod composite;
+mod cosine;
+mod cyclic;
+mod factor;
+mod lambda;
+mod plateau;
+
+pub use composite::{ChainedScheduler, SequentialLr};
+pub use cosine::{CosineAnnealingLr, CosineAnnealingWarmRestarts};
+pub use cyclic::{Anneal, CyclicLr, CyclicMode, OneCycleLr, ScaleMode};
+pub use factor::{ConstantLr, ExponentialLr, LinearLr, MultiStepLr, PolynomialLr, StepLr};
+pub use lambda::{LambdaLr, MultiplicativeLr};
+pub use plateau::{PlateauMode, ReduceLrOnPlateau, ThresholdMode};
+
+use std::fmt;
+
+/// What a scheduler reads and sets in one param group of an optimizer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ParamGroup {
+    pub lr: f64,
+    /// torch's `initial_lr`: set by the first scheduler built on the group.
+    pub initial_lr: Option<f64>,
+    /// The momentum `CyclicLr` / `OneCycleLr` cycle: `momentum` (SGD, RMSprop) or
+    /// Adam's `betas.0`; `None` if the optimizer has none.
+    pub momentum: Option<f64>,
+}
+
+impl ParamGroup {
+    /// A group with this LR and no momentum.
+    pub fn new(lr: f64) -> Self {
+        ParamGroup { lr, initial_lr: None, momentum: None }
+    }
+
+    /// A group with this LR and momentum.
+    pub fn with_momentum(lr: f64, momentum: f64) -> Self {
+        ParamGroup { lr, initial_lr: None, momentum: Some(momentum) }
+    }
+}
+
+/// An argument torch refuses, with torch's message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchedulerError(pub String);
+
+impl fmt::Display for SchedulerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SchedulerError {}
+
+pub(crate) fn require(ok: bool, message: impl FnOnce() -> String) -> Result<(), SchedulerError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(SchedulerError(message()))
+    }
+}
+
+/// One value per group: `values` as given (one per group) or its single value repeated.
+pub(crate) fn per_group(name: &str, values: &[f64], groups: usize) -> Result<Vec<f64>, SchedulerError> {
+    match values.len() {
+        1 => Ok(vec![values[0]; groups]),
+        n if n == groups => Ok(values.to_vec()),
+        n => Err(SchedulerError(format!(
+            "{name} must have the same length as optimizer.param_groups. {name} has {n} values, param_groups has {groups}."
+        ))),
+    }
+}
+
+/// A scheduler driving the LRs of some param groups.
+pub trait LrScheduler {
+    /// Advances one epoch (torch's `scheduler.step()`) and sets each group's LR.
+    fn step(&mut self, groups: &mut [ParamGroup]);
+    /// The LRs the last step set.
+    fn last_lr(&self) -> &[f64];
+    /// The epochs stepped since the start (0 right after construction).
+    fn last_epoch(&self) -> i64;
+    /// Advances one epoch with a metric: [`ReduceLrOnPlateau`] (alone or inside a
+    /// composite) uses it, every other scheduler ignores it.
+    fn step_with(&mut self, metric: f64, groups: &mut [ParamGroup]) {
+        let _ = metric;
+        self.step(groups);
+    }
+    /// Whether [`LrScheduler::step_with`] must be used.
+    fn needs_metric(&self) -> bool {
+        false
+    }
+    /// Goes back one epoch without touching the groups (what `SequentialLR` does to
+    /// the schedulers it is given, which each stepped once when built).
+    fn undo_epoch(&mut self);
+    /// Starts the schedule over, as `SequentialLR` does at a milestone: epoch 0 by the
+    /// closed form (or the chainable form where there is none).
+    fn restart(&mut self, groups: &mut [ParamGroup]);
+    /// The first step again (what `SequentialLR` does to its first scheduler).
+    fn initial_step(&mut self, groups: &mut [ParamGroup]);
+}
+
+/// What a rule sees when it computes the LRs of a step.
+#[derive(Clone, Debug)]
+pub struct Context<'a> {
+    /// The epoch being set.
+    pub last_epoch: i64,
+    /// `step` calls so far, this one included (torch's `_step_count`).
+    pub step_count: u64,
+    /// The construction step (torch's `_is_initial`).
+    pub is_initial: bool,
+    /// Each group's `initial_lr`.
+    pub base_lrs: &'a [f64],
+}
+
+/// The LR formula of a scheduler that works as torch's `LRScheduler` base class does.
+pub trait Rule {
+    /// The new LR of each group from the current ones (torch's `get_lr`); may also
+    /// set the groups' momentum.
+    fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64>;
+    /// The LR of each group at `c.last_epoch` from `c.base_lrs` (torch's
+    /// `_get_closed_form_lr`), where torch has one.
+    fn closed_form(&self, c: &Context<'_>) -> Option<Vec<f64>> {
+        let _ = c;
+        None
+    }
+    /// Called once by [`Schedule::new`] before the first step (to set the groups'
+    /// starting LR or momentum); may refuse the groups.
+    fn attach(&mut self, groups: &mut [ParamGroup], last_epoch: i64) -> Result<(), SchedulerError> {
+        let _ = (groups, last_epoch);
+        Ok(())
+    }
+    /// Replaces `base_lrs` after construction (CyclicLR's `base_lr`).
+    fn base_lrs(&self) -> Option<Vec<f64>> {
+        None
+    }
+}
+
+/// A scheduler built from a [`Rule`]: torch's `LRScheduler` (`initial_lr`,
+/// `base_lrs`, `last_epoch`, the construction step, `step`, `step(epoch)`).
+#[derive(Clone, Debug)]
+pub struct Schedule<R> {
+    pub rule: R,
+    pub base_lrs: Vec<f64>,
+    pub last_epoch: i64,
+    step_count: u64,
+    last_lr: Vec<f64>,
+}
+
+impl<R: Rule> Schedule<R> {
+    /// Builds the scheduler on `groups` and makes its first step. `last_epoch = -1`
+    /// starts (recording each group's `initial_lr` if unset); another value resumes
+    /// and needs `initial_lr` in every group.
+    pub fn new(mut rule: R, groups: &mut [ParamGroup], last_epoch: i64) -> Result<Self, SchedulerError> {
+        rule.attach(groups, last_epoch)?;
+        if last_epoch == -1 {
+            for g in groups.iter_mut() {
+                g.initial_lr.get_or_insert(g.lr);
+            }
+        } else if let Some(i) = groups.iter().position(|g| g.initial_lr.is_none()) {
+            return Err(SchedulerError(format!(
+                "param 'initial_lr' is not specified in param_groups[{i}] when resuming an optimizer"
+            )));
+        }
+        let base_lrs = groups.iter().map(|g| g.initial_lr.expect("set above")).collect();
+        let mut s = Schedule { rule, base_lrs, last_epoch, step_count: 0, last_lr: Vec::new() };
+        s.initial_step(groups);
+        if let Some(b) = s.rule.base_lrs() {
+            s.base_lrs = b;
+        }
+        Ok(s)
+    }
+
+    /// torch's `step` (which counts the step, then updates) or, with `counted` false,
+    /// its `_update_lr` alone.
+    fn run(&mut self, groups: &mut [ParamGroup], is_initial: bool, epoch: Option<i64>, counted: bool) {
+        if counted {
+            self.step_count += 1;
+        }
+        let closed = match epoch {
+            None => {
+                self.last_epoch += 1;
+                None
+            }
+            Some(e) => {
+                self.last_epoch = e;
+                self.rule.closed_form(&self.context(false))
+            }
+        };
+        let lrs = match closed {
+            Some(lrs) => lrs,
+            None => {
+                let base = self.base_lrs.clone();
+                let c = Context { base_lrs: &base, ..self.context(is_initial) };
+                self.rule.lrs(&c, groups)
+            }
+        };
+        for (g, lr) in groups.iter_mut().zip(&lrs) {
+            g.lr = *lr;
+        }
+        self.last_lr = groups.iter().map(|g| g.lr).collect();
+    }
+
+    fn context(&self, is_initial: bool) -> Context<'_> {
+        Context { last_epoch: self.last_epoch, step_count: self.step_count, is_initial, base_lrs: &self.base_lrs }
+    }
+
+    /// Goes to `epoch` by the closed form, where the rule has one (torch's deprecated
+    /// `step(epoch)`).
+    pub fn step_to(&mut self, epoch: i64, groups: &mut [ParamGroup]) {
+        self.run(groups, false, Some(epoch), true);
+    }
+}
+
+impl<R: Rule> LrScheduler for Schedule<R> {
+    fn step(&mut self, groups: &mut [ParamGroup]) {
+        self.run(groups, false, None, true);
+    }
+
+    fn last_lr(&self) -> &[f64] {
+        &self.last_lr
+    }
+
+    fn last_epoch(&self) -> i64 {
+        self.last_epoch
+    }
+
+    fn undo_epoch(&mut self) {
+        self.last_epoch -= 1;
+    }
+
+    fn restart(&mut self, groups: &mut [ParamGroup]) {
+        self.run(groups, false, Some(0), false);
+    }
+
+    fn initial_step(&mut self, groups: &mut [ParamGroup]) {
+        self.step_count = 0;
+        self.run(groups, true, None, true);
+    }
+}
+
+#[cfg(test)]
+mod reference;

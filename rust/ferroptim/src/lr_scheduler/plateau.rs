@@ -1,0 +1,142 @@
+//! `ReduceLROnPlateau`: lower the LR when a metric stops improving.
+
+use super::{per_group, require, LrScheduler, ParamGroup, SchedulerError};
+
+/// Whether lower or higher metrics are better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlateauMode {
+    Min,
+    Max,
+}
+
+/// Whether the threshold is relative or absolute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThresholdMode {
+    Rel,
+    Abs,
+}
+
+/// torch's `ReduceLROnPlateau` (see the Python docstring): `step_with(metric, groups)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReduceLrOnPlateau {
+    pub mode: PlateauMode,
+    pub factor: f64,
+    pub patience: u64,
+    pub threshold: f64,
+    pub threshold_mode: ThresholdMode,
+    pub cooldown: u64,
+    pub min_lrs: Vec<f64>,
+    pub eps: f64,
+    pub best: f64,
+    pub num_bad_epochs: u64,
+    pub cooldown_counter: u64,
+    pub last_epoch: i64,
+    last_lr: Vec<f64>,
+}
+
+impl ReduceLrOnPlateau {
+    /// torch's defaults (mode min, factor 0.1, patience 10, threshold 1e-4 relative,
+    /// no cooldown, min_lr 0, eps 1e-8), with `min_lr` one value or one per group.
+    pub fn new(groups: &[ParamGroup], factor: f64, patience: u64, min_lr: &[f64]) -> Result<Self, SchedulerError> {
+        require(factor < 1.0, || "Factor should be < 1.0.".into())?;
+        let min_lrs = per_group("min_lr", min_lr, groups.len())
+            .map_err(|_| SchedulerError(format!("expected {} min_lrs, got {}", groups.len(), min_lr.len())))?;
+        let mut s = ReduceLrOnPlateau {
+            mode: PlateauMode::Min,
+            factor,
+            patience,
+            threshold: 1e-4,
+            threshold_mode: ThresholdMode::Rel,
+            cooldown: 0,
+            min_lrs,
+            eps: 1e-8,
+            best: f64::INFINITY,
+            num_bad_epochs: 0,
+            cooldown_counter: 0,
+            last_epoch: 0,
+            last_lr: groups.iter().map(|g| g.lr).collect(),
+        };
+        s.reset();
+        Ok(s)
+    }
+
+    /// Forgets the best value and the counters.
+    pub fn reset(&mut self) {
+        self.best = match self.mode {
+            PlateauMode::Min => f64::INFINITY,
+            PlateauMode::Max => f64::NEG_INFINITY,
+        };
+        self.cooldown_counter = 0;
+        self.num_bad_epochs = 0;
+    }
+
+    fn is_better(&self, a: f64) -> bool {
+        let best = self.best;
+        match (self.mode, self.threshold_mode) {
+            (PlateauMode::Min, ThresholdMode::Rel) => a < best * (1.0 - self.threshold),
+            (PlateauMode::Min, ThresholdMode::Abs) => a < best - self.threshold,
+            (PlateauMode::Max, ThresholdMode::Rel) => a > best * (self.threshold + 1.0),
+            (PlateauMode::Max, ThresholdMode::Abs) => a > best + self.threshold,
+        }
+    }
+}
+
+impl LrScheduler for ReduceLrOnPlateau {
+    /// A plateau scheduler needs a metric: without one, nothing happens.
+    fn step(&mut self, _groups: &mut [ParamGroup]) {}
+
+    fn step_with(&mut self, metric: f64, groups: &mut [ParamGroup]) {
+        self.last_epoch += 1;
+        if self.is_better(metric) {
+            self.best = metric;
+            self.num_bad_epochs = 0;
+        } else {
+            self.num_bad_epochs += 1;
+        }
+        if self.cooldown_counter > 0 {
+            self.cooldown_counter -= 1;
+            self.num_bad_epochs = 0;
+        }
+        if self.num_bad_epochs > self.patience {
+            for (g, &min_lr) in groups.iter_mut().zip(&self.min_lrs) {
+                let new_lr = f64::max(g.lr * self.factor, min_lr);
+                if g.lr - new_lr > self.eps {
+                    g.lr = new_lr;
+                }
+            }
+            self.cooldown_counter = self.cooldown;
+            self.num_bad_epochs = 0;
+        }
+        self.last_lr = groups.iter().map(|g| g.lr).collect();
+    }
+
+    fn needs_metric(&self) -> bool {
+        true
+    }
+
+    fn last_lr(&self) -> &[f64] {
+        &self.last_lr
+    }
+
+    fn last_epoch(&self) -> i64 {
+        self.last_epoch
+    }
+
+    fn undo_epoch(&mut self) {
+        self.last_epoch -= 1;
+    }
+
+    /// Starts over from each group's initial LR (when `SequentialLr` reaches it).
+    fn restart(&mut self, groups: &mut [ParamGroup]) {
+        for g in groups.iter_mut() {
+            g.lr = g.initial_lr.unwrap_or(g.lr);
+        }
+        self.reset();
+        self.last_epoch = -1;
+        self.last_lr = groups.iter().map(|g| g.lr).collect();
+    }
+
+    fn initial_step(&mut self, groups: &mut [ParamGroup]) {
+        self.last_lr = groups.iter().map(|g| g.lr).collect();
+    }
+}
