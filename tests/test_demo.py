@@ -13,6 +13,7 @@ def test_demo_reaches_95_percent(tmp_path, capsys):
     assert accuracy >= 0.95
     out = capsys.readouterr().out
     assert "epoch  15/15" in out and "test acc" in out
+    assert "LR schedule (warmup-cosine, per batch)" in out
     try:
         import matplotlib  # noqa: F401
     except ImportError:

@@ -46,6 +46,9 @@ def muon_step(
 def lbfgs_step(group: Dict[str, Any], state: Dict[str, Any], closure: Callable[[], Any]) -> Any:
     """Up to max_iter L-BFGS iterations; returns the closure's first loss."""
 
+def average_(averaged: Sequence[np.ndarray], current: Sequence[Any], how: str, value: float) -> None:
+    """swa_utils' averaging, in place: how="mean": a += (c − a)/value; how="lerp": a = lerp(a, c, value)."""
+
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...
 def stream(

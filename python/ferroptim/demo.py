@@ -1,8 +1,9 @@
 """``python -m ferroptim.demo``: a NumPy MLP learns handwritten digits with ferroptim.
 
 A two-hidden-layer perceptron, forward and backward written by hand in NumPy, trained
-with ``ferroptim.AdamW`` on scikit-learn's bundled 8×8 digits (1797 images, no
-download). It prints loss, accuracy and time per epoch and, with ``--plot FILE`` and
+with ``ferroptim.AdamW`` under a warm-up + cosine LR schedule
+(``ferroptim.lr_scheduler``, previewed before training) on scikit-learn's bundled
+8×8 digits (1797 images, no download). It prints loss, accuracy and time per epoch and, with ``--plot FILE`` and
 matplotlib installed, saves the curves as a PNG.
 
 Install what it needs with ``pip install "ferroptim[demo]"``.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -102,10 +103,28 @@ def plot(path: str, losses: List[float], test_acc: List[float]) -> None:
     ax2.set_ylabel("test accuracy (%)")
     lines = ax.get_lines() + ax2.get_lines()
     ax2.legend(lines, [line.get_label() for line in lines], loc="center right")
-    ax.set_title("NumPy MLP on digits, ferroptim.AdamW")
+    ax.set_title("NumPy MLP on digits, ferroptim.AdamW + warm-up/cosine LR")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"saved the loss curve to {path}")
+
+
+def schedule(opt: fo.Optimizer, name: str, steps_per_epoch: int, epochs: int) -> Optional[Any]:
+    """One epoch of linear warm-up from a tenth of the LR, then cosine decay to a
+    hundredth of it, stepped after every batch; None for a constant LR."""
+    if name == "constant":
+        return None
+    total = steps_per_epoch * epochs
+    warmup = min(steps_per_epoch, total - 1)
+    eta_min = opt.param_groups[0]["lr"] * 0.01
+    return fo.lr_scheduler.SequentialLR(
+        opt,
+        [
+            fo.lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=warmup),
+            fo.lr_scheduler.CosineAnnealingLR(opt, T_max=total - warmup, eta_min=eta_min),
+        ],
+        milestones=[warmup],
+    )
 
 
 def main(argv: List[str] | None = None) -> float:
@@ -116,6 +135,12 @@ def main(argv: List[str] | None = None) -> float:
     parser.add_argument("--weight-decay", type=float, default=1e-2)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--schedule",
+        choices=["warmup-cosine", "constant"],
+        default="warmup-cosine",
+        help="the LR schedule, stepped after every batch (default: one epoch of linear warm-up, then cosine decay)",
+    )
     parser.add_argument("--plot", metavar="FILE", help="save the loss and accuracy curves as a PNG")
     args = parser.parse_args(argv)
 
@@ -123,8 +148,14 @@ def main(argv: List[str] | None = None) -> float:
     rng = np.random.default_rng(args.seed)
     model = MLP([x_train.shape[1], args.hidden, args.hidden, 10], rng)
     opt = fo.AdamW(model.named_parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = -(-len(x_train) // args.batch_size)
+    sched = schedule(opt, args.schedule, steps_per_epoch, args.epochs)
     print(f"digits: {len(x_train)} training and {len(x_test)} test images; {opt.__class__.__name__}, "
           f"lr {args.lr}, {fo.get_num_threads()} threads")
+    if sched is not None:
+        table = fo.lr_scheduler.preview(sched, steps_per_epoch * args.epochs).lr[:, 0]
+        print(f"LR schedule ({args.schedule}, per batch): {table[0]:.2e} → peak {table.max():.2e} "
+              f"at step {int(table.argmax())} → {table[-1]:.2e} after {len(table) - 1} steps")
 
     losses, test_accs = [], []
     start = time.perf_counter()
@@ -139,13 +170,15 @@ def main(argv: List[str] | None = None) -> float:
             model.backward(activations, grad)
             opt.step()
             opt.zero_grad()
+            if sched is not None:
+                sched.step()
             total += loss * len(batch)
         losses.append(total / len(order))
         test_accs.append(accuracy(model, x_test, y_test))
         print(
             f"epoch {epoch:3d}/{args.epochs}  loss {losses[-1]:.4f}  "
             f"train acc {100 * accuracy(model, x_train, y_train):5.1f}%  "
-            f"test acc {100 * test_accs[-1]:5.1f}%  {time.perf_counter() - t0:.2f} s"
+            f"test acc {100 * test_accs[-1]:5.1f}%  lr {opt.param_groups[0]['lr']:.2e}  {time.perf_counter() - t0:.2f} s"
         )
     print(f"test accuracy {100 * test_accs[-1]:.1f}% after {args.epochs} epochs in {time.perf_counter() - start:.1f} s")
     if args.plot:
