@@ -165,14 +165,14 @@ def bench_bandwidth(dtype, shape_name: str, name: str, reps: int) -> Dict[str, A
     elements = count * int(np.prod(shape))
     itemsize = np.dtype(dtype).itemsize
 
-    growth = peak_growth_mib(lambda: [opt.step() for _ in range(3)])
-    states = [numpy_state(opt, p, shape, dtype) for p in params]
     data = [p.data for p in params]
     buffers = [[opt.state[p][k] for k in case.probe] for p in params]
     # The probe moves the step's own arrays (the same pages: whether the kernel gave
     # them huge pages moves a pass by tens of percent) and adds 0·g, changing nothing.
     probe = lambda: _core.stream(data, dense, buffers, read_only=case.read_only, scale=0.0)  # noqa: E731
     step_s, probe_s = median_times([opt.step, probe], reps)
+    growth = peak_growth_mib(lambda: [opt.step() for _ in range(3)])
+    states = [numpy_state(opt, p, shape, dtype) for p in params]
     bound_s = probe_s * case.units / (3 + (1 if case.read_only else 2) * len(case.probe))
 
     ref = STEPS[name]

@@ -173,3 +173,30 @@ def test_swalr_anneals_to_the_swa_lr(strategy, anneal_epochs):
         sched.step()
     state = pickle.loads(pickle.dumps(sched.state_dict()))
     assert state["_anneal_strategy"] == strategy
+
+
+def test_swalr_resumes_mid_run():
+    def build():
+        opt = fo.SGD([fo.Parameter(np.zeros(2))], lr=0.1, momentum=0.9)
+        return opt, swa.SWALR(opt, swa_lr=0.02, anneal_epochs=5)
+
+    opt, sched = build()
+    want = []
+    for _ in range(9):
+        opt.step()
+        sched.step()
+        want.append(opt.param_groups[0]["lr"])
+    opt, sched = build()
+    for _ in range(3):
+        opt.step()
+        sched.step()
+    saved = pickle.loads(pickle.dumps((opt.state_dict(), sched.state_dict())))
+    opt2, sched2 = build()
+    opt2.load_state_dict(saved[0])
+    sched2.load_state_dict(saved[1])
+    got = want[:3]
+    for _ in range(6):
+        opt2.step()
+        sched2.step()
+        got.append(opt2.param_groups[0]["lr"])
+    assert got == want

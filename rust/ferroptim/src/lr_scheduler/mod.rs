@@ -27,6 +27,7 @@ mod cyclic;
 mod factor;
 mod lambda;
 mod plateau;
+mod swa;
 
 pub use composite::{ChainedScheduler, SequentialLr};
 pub use cosine::{CosineAnnealingLr, CosineAnnealingWarmRestarts};
@@ -34,6 +35,7 @@ pub use cyclic::{Anneal, CyclicLr, CyclicMode, OneCycleLr, ScaleMode};
 pub use factor::{ConstantLr, ExponentialLr, LinearLr, MultiStepLr, PolynomialLr, StepLr};
 pub use lambda::{LambdaLr, MultiplicativeLr};
 pub use plateau::{PlateauMode, ReduceLrOnPlateau, ThresholdMode};
+pub use swa::SwaLr;
 
 use std::fmt;
 

@@ -194,3 +194,23 @@ fn refuses_what_torch_refuses() {
     assert!(CosineAnnealingWarmRestarts::new(&mut groups, 0, 1, 0.0).is_err());
     assert!(ReduceLrOnPlateau::new(&groups, 1.0, 2, &[0.0]).is_err());
 }
+
+#[test]
+fn swa_lr_anneals_to_the_swa_lr() {
+    for cos in [true, false] {
+        for anneal_epochs in [0, 1, 4] {
+            let mut groups = [ParamGroup::new(0.1), ParamGroup::new(0.02)];
+            let mut s = Schedule::new(SwaLr::new(vec![0.05, 0.01], anneal_epochs, cos), &mut groups, -1).unwrap();
+            for k in 0..8i64 {
+                let step = if anneal_epochs == 0 { k.max(1) } else { k };
+                let t = f64::min(1.0, step as f64 / anneal_epochs.max(1) as f64);
+                let a = if cos { (1.0 - (std::f64::consts::PI * t).cos()) / 2.0 } else { t };
+                for (g, (swa, lr0)) in groups.iter().zip([(0.05, 0.1), (0.01, 0.02)]) {
+                    let want = swa * a + lr0 * (1.0 - a);
+                    assert!((g.lr - want).abs() <= 1e-12 * want, "cos {cos}, {anneal_epochs} epochs, step {k}");
+                }
+                s.step(&mut groups);
+            }
+        }
+    }
+}
