@@ -11,7 +11,6 @@ functions run per parameter in NumPy. ``SWALR`` anneals the LR to a fixed SWA LR
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np

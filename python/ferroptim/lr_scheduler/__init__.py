@@ -12,7 +12,8 @@ optimizer), ``state_dict``, warnings and argument errors, plus ``preview`` — t
         sched.step()
 """
 
-from ._base import EPOCH_DEPRECATION_WARNING, LRScheduler, _LRScheduler
+# _LRScheduler: the old name, importable as in torch
+from ._base import EPOCH_DEPRECATION_WARNING, LRScheduler, _LRScheduler  # noqa: F401
 from .composite import ChainedScheduler, SequentialLR
 from .cosine import CosineAnnealingLR, CosineAnnealingWarmRestarts
 from .cyclic import CyclicLR

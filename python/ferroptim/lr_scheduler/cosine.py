@@ -6,7 +6,7 @@ import math
 from typing import List, Optional
 
 from ..optimizer import Optimizer
-from ._base import EPOCH_DEPRECATION_WARNING, LRScheduler, _Flag, warn_get_lr_called_within_step
+from ._base import LRScheduler, _Flag, warn_get_lr_called_within_step
 
 __all__ = ["CosineAnnealingLR", "CosineAnnealingWarmRestarts"]
 
