@@ -23,6 +23,7 @@ from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
 from .asgd import ASGD
+from .checkpoint import CheckpointError, load, save
 from .lbfgs import LBFGS
 from .muon import Muon
 from .nadam import NAdam
@@ -44,6 +45,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "CheckpointError",
     "LBFGS",
     "Muon",
     "NAdam",
@@ -56,10 +58,12 @@ __all__ = [
     "SparseAdam",
     "SparseGrad",
     "get_num_threads",
+    "load",
     "lr_scheduler",
     "register_optimizer_step_post_hook",
     "register_optimizer_step_pre_hook",
     "required",
+    "save",
     "set_num_threads",
     "swa_utils",
     "__version__",
