@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ._params import SUPPORTED_DTYPES, check_array, find_shared_memory, is_duck_param, is_single_param, label, typename
+from ._param_matching import LoadReport, by_name, match
 from .hooks import RemovableHandle, register
 from .parameter import Parameter, checked_grad
 from .sparse_grad import SparseGrad
@@ -230,14 +231,26 @@ class Optimizer:
                 state_dict = hook_result
         return state_dict
 
-    def load_state_dict(self, state_dict: StateDict) -> None:
+    def load_state_dict(self, state_dict: StateDict, strict: bool = True) -> LoadReport:
         """Loads a dict made by ``state_dict`` (of this class, or torch's with arrays
         in place of tensors).
 
-        Everything is checked before anything changes — group count and sizes, every
-        state entry against its parameter (unknown keys, array shapes) — so on error
-        the optimizer is exactly as it was. The arrays kept are copies, cast to their
-        parameter's dtype.
+        When the optimizer and the dict both carry ``param_names``, each parameter gets
+        the state saved under its name (a reordered or regrouped model loads
+        correctly); else parameters are matched by position, as in torch. Group
+        hyperparameters go by group position.
+
+        Everything is checked before anything changes — group count (and sizes, by
+        position), names, every state entry against its parameter (unknown keys, array
+        shapes) — so on error the optimizer is exactly as it was. The arrays kept are
+        copies, cast to their parameter's dtype.
+
+        Args:
+            state_dict (dict): what ``state_dict()`` returned.
+            strict (bool): refuse (``ValueError``) names missing on either side and
+                state that does not fit its parameter (default). ``False`` loads what
+                matches and reports the rest: the returned ``LoadReport`` lists the
+                missing, unexpected and mismatched parameters.
         """
         state_dict = dict(state_dict)
         for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
@@ -246,18 +259,9 @@ class Optimizer:
                 state_dict = hook_result
         groups = self.param_groups
         saved_groups = deepcopy(state_dict["param_groups"])
-        if len(groups) != len(saved_groups):
-            raise ValueError("loaded state dict has a different number of parameter groups")
-        if any(len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved_groups)):
-            raise ValueError(
-                "loaded state dict contains a parameter group that doesn't match the size of optimizer's group"
-            )
-        id_map = dict(
-            zip(
-                chain.from_iterable(g["params"] for g in saved_groups),
-                chain.from_iterable(g["params"] for g in groups),
-            )
-        )
+        report = LoadReport()
+        id_map = match(groups, saved_groups, strict, report)
+        named = by_name(groups, saved_groups)
         labels = {
             id(p): label(gi, i, g.get("param_names")) for gi, g in enumerate(groups) for i, p in enumerate(g["params"])
         }
@@ -268,13 +272,18 @@ class Optimizer:
                 where = labels[id(param)]
                 if not isinstance(v, dict):
                     raise TypeError(f"loaded state of {where} must be a dict, got {type(v).__name__}")
-                state[param] = {key: self._load_state_value(param, key, value, where) for key, value in v.items()}
-            else:
+                try:
+                    state[param] = {key: self._load_state_value(param, key, value, where) for key, value in v.items()}
+                except ValueError:
+                    if strict:
+                        raise
+                    report.mismatched.append(where)
+            elif not named:
                 state[k] = v
 
         def update_group(group: Dict[str, Any], new_group: Dict[str, Any]) -> Dict[str, Any]:
             new_group["params"] = group["params"]
-            if "param_names" in group and "param_names" not in new_group:
+            if "param_names" in group and ("param_names" not in new_group or named):
                 new_group["param_names"] = group["param_names"]
             self._fix_group(new_group)
             return new_group
@@ -284,6 +293,7 @@ class Optimizer:
         self.param_groups = param_groups
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
+        return report
 
     def _assign_grads(self, grads: Iterable[Any]) -> None:
         """``step(grads=...)``: one gradient (or None) per parameter, in param-group
