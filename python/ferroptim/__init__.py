@@ -14,7 +14,7 @@ NumPy arrays::
     opt.zero_grad()
 """
 
-from . import lr_scheduler, swa_utils
+from . import lr_scheduler, swa_utils, utils
 from ._core import __version__
 from .adadelta import Adadelta
 from .adafactor import Adafactor
@@ -66,6 +66,7 @@ __all__ = [
     "save",
     "set_num_threads",
     "swa_utils",
+    "utils",
     "__version__",
 ]
 

@@ -49,6 +49,15 @@ def lbfgs_step(group: Dict[str, Any], state: Dict[str, Any], closure: Callable[[
 def average_(averaged: Sequence[np.ndarray], current: Sequence[Any], how: str, value: float) -> None:
     """swa_utils' averaging, in place: how="mean": a += (c − a)/value; how="lerp": a = lerp(a, c, value)."""
 
+def grad_norms(grads: Sequence[np.ndarray], norm_type: float) -> List[float]:
+    """The norm of each array (float64 sums; norm_type may be ±inf or 0)."""
+
+def grad_scale_(grads: Sequence[np.ndarray], factor: float) -> None:
+    """g *= factor (rounded to each array's dtype), in place."""
+
+def grad_clamp_(grads: Sequence[np.ndarray], lo: float, hi: float) -> None:
+    """g = clamp(g, lo, hi) in place; NaN stays NaN."""
+
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...
 def stream(

@@ -191,6 +191,21 @@ pub(crate) fn param_operand<'py>(
     Ok((op, dtype))
 }
 
+/// An array a kernel only reads, in its own dtype (float32 or float64); a scratch
+/// copy where it cannot be read in place (non-contiguous, misaligned, byte-swapped).
+pub(crate) fn read_operand<'py>(
+    value: Bound<'py, PyAny>,
+    what: &dyn Fn() -> String,
+) -> PyResult<(Operand<'py>, Dtype)> {
+    let a = ndarray(value, what)?;
+    let info = Array::read(&a);
+    let dtype = info.float.ok_or_else(|| {
+        PyTypeError::new_err(format!("{}: unsupported dtype {}; float32 and float64 are", what(), info.dtype_str()))
+    })?;
+    let shape = info.shape().to_vec();
+    Ok((grad_operand(a.into_any(), &shape, dtype, what)?, dtype))
+}
+
 /// A state buffer, which the step writes: an ndarray of the parameter's dtype and
 /// shape, writeable.
 pub(crate) fn buffer_operand<'py>(

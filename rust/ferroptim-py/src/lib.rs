@@ -7,6 +7,7 @@
 mod adafactor;
 mod arrays;
 mod average;
+mod grad_utils;
 mod held;
 mod hyper;
 mod lbfgs;
@@ -92,6 +93,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lbfgs::lbfgs_step, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_adam::sparse_adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(average::average_, m)?)?;
+    m.add_function(wrap_pyfunction!(grad_utils::grad_norms, m)?)?;
+    m.add_function(wrap_pyfunction!(grad_utils::grad_scale_, m)?)?;
+    m.add_function(wrap_pyfunction!(grad_utils::grad_clamp_, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(probe::stream, m)?)?;

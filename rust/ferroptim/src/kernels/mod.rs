@@ -13,6 +13,7 @@ pub mod adam;
 pub mod adamax;
 pub mod asgd;
 pub mod average;
+pub mod grad_norm;
 pub mod lbfgs;
 pub mod muon;
 pub mod nadam;
