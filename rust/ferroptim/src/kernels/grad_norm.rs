@@ -44,9 +44,9 @@ impl NormType {
     /// The chunk's partial result: a sum of |x|^p terms, or a max / min of |x|.
     fn partial<T: Element>(self, x: &[T]) -> f64 {
         match self {
-            NormType::P(p) if p == 2.0 => lanes(x, |v| v * v),
-            NormType::P(p) if p == 1.0 => lanes(x, f64::abs),
-            NormType::P(p) if p == 0.0 => lanes(x, |v| if v != 0.0 { 1.0 } else { 0.0 }), // NaN counts, as in torch
+            NormType::P(2.0) => lanes(x, |v| v * v),
+            NormType::P(1.0) => lanes(x, f64::abs),
+            NormType::P(0.0) => lanes(x, |v| if v != 0.0 { 1.0 } else { 0.0 }), // NaN counts, as in torch
             NormType::P(p) => lanes(x, |v| v.abs().powf(p)),
             NormType::Inf => x.iter().fold(0.0f64, |m, v| nan_max(m, v.to_f64().unwrap().abs())),
             NormType::NegInf => x.iter().fold(f64::INFINITY, |m, v| nan_min(m, v.to_f64().unwrap().abs())),
@@ -168,7 +168,7 @@ mod tests {
 
     fn plain(x: &[f64], norm: NormType) -> f64 {
         match norm {
-            NormType::P(p) if p == 0.0 => x.iter().filter(|v| **v != 0.0).count() as f64,
+            NormType::P(0.0) => x.iter().filter(|v| **v != 0.0).count() as f64,
             NormType::P(p) => x.iter().map(|v| v.abs().powf(p)).sum::<f64>().powf(1.0 / p),
             NormType::Inf => x.iter().fold(0.0, |m, v| m.max(v.abs())),
             NormType::NegInf if x.is_empty() => 0.0,
