@@ -27,6 +27,7 @@ from .checkpoint import CheckpointError, load, save
 from .lbfgs import LBFGS
 from .muon import Muon
 from .nadam import NAdam
+from .nonfinite import SkipNonFinite
 from .optimizer import Optimizer, register_optimizer_step_post_hook, register_optimizer_step_pre_hook, required
 from .parameter import Parameter
 from .radam import RAdam
@@ -55,6 +56,7 @@ __all__ = [
     "RMSprop",
     "Rprop",
     "SGD",
+    "SkipNonFinite",
     "SparseAdam",
     "SparseGrad",
     "get_num_threads",
