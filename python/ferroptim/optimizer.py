@@ -9,6 +9,7 @@ calls ``super().__init__(params, defaults)`` and defines ``step``.
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 from collections import OrderedDict, defaultdict
 from copy import deepcopy
@@ -63,11 +64,19 @@ def register_optimizer_step_post_hook(hook: Callable) -> RemovableHandle:
 def _with_step_hooks(func: Callable) -> Callable:
     """Wraps a ``step`` with the global and per-optimizer step hooks, in torch's order:
     global pre, own pre, step, own post, global post. A ``step`` that calls
-    ``super().step()`` runs the hooks once."""
+    ``super().step()`` runs the hooks once. Steps of one optimizer from several
+    threads run one after the other, never interleaved."""
 
     @functools.wraps(func)
     def step(*args: Any, **kwargs: Any) -> Any:
         self = args[0]
+        # One step at a time per optimizer: a second thread waits for the first
+        # (re-entrant, for a subclass's super().step()).
+        lock = self.__dict__.get("_step_lock") or self.__dict__.setdefault("_step_lock", threading.RLock())
+        with lock:
+            return hooked(self, args, kwargs)
+
+    def hooked(self: Any, args: Any, kwargs: Any) -> Any:
         if self.__dict__.get("_in_step"):
             return func(*args, **kwargs)
         self._in_step = True
