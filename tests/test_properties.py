@@ -84,6 +84,7 @@ operation = st.one_of(
 )
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of")
 @settings(max_examples=SEQUENCE_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(sorted(KINDS)), data=st.data(), ops=st.lists(operation, min_size=1, max_size=12))
 def test_operation_sequences_match_a_numpy_reference(kind, data, ops):
