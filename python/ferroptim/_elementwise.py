@@ -36,11 +36,7 @@ class ElementwiseOptimizer(Optimizer):
             grads (iterable, optional): one gradient (or None) per parameter, in
                 param-group order; assigned to the parameters' ``.grad`` first.
         """
-        loss = None
-        if closure is not None:
-            loss = closure()
-        if grads is not None:
-            self._assign_grads(grads)
+        loss = self._prepare_step(closure, grads)
         type(self)._kernel(self.state, self.param_groups, self._scalar_state, self._buffer_state)
         return loss
 

@@ -65,11 +65,7 @@ class TensorwiseOptimizer(Optimizer):
             grads (iterable, optional): one gradient (or None) per parameter, in
                 param-group order; assigned to the parameters' ``.grad`` first.
         """
-        loss = None
-        if closure is not None:
-            loss = closure()
-        if grads is not None:
-            self._assign_grads(grads)
+        loss = self._prepare_step(closure, grads)
         created: Dict[Any, Dict[str, Any]] = {}
         indices, data, grads, states, steps = [], [], [], [], []
         keeps_step, ndarray = self._keeps_step, np.ndarray

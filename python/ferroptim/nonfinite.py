@@ -76,9 +76,7 @@ class SkipNonFinite:
     def step(self, closure: Optional[Callable[[], Any]] = None, *, grads: Optional[Iterable[Any]] = None) -> Any:
         """Runs ``closure`` (if given) and assigns ``grads`` (if given), then steps the
         optimizer only if every gradient is finite; returns the closure's loss."""
-        loss = closure() if closure is not None else None
-        if grads is not None:
-            self.optimizer._assign_grads(grads)
+        loss = self.optimizer._prepare_step(closure, grads)
         if self.finite():
             self.consecutive_skips = 0
             self.optimizer.step()

@@ -304,6 +304,14 @@ class Optimizer:
             post_hook(self)
         return report
 
+    def _prepare_step(self, closure: Optional[Callable[[], Any]], grads: Optional[Iterable[Any]]) -> Any:
+        """What a step does before its update: runs ``closure`` (returning its loss, or
+        None) and assigns ``grads=...``."""
+        loss = closure() if closure is not None else None
+        if grads is not None:
+            self._assign_grads(grads)
+        return loss
+
     def _assign_grads(self, grads: Iterable[Any]) -> None:
         """``step(grads=...)``: one gradient (or None) per parameter, in param-group
         order, checked before any is assigned."""
