@@ -49,18 +49,28 @@ def _check_decay(decay: float) -> None:
         raise ValueError(f"Invalid decay value {decay} provided. Please provide a value in [0,1] range.")
 
 
+def _average_lists(
+    averaged: Sequence[np.ndarray], current: Sequence[Any], how: str, value: float, other: Callable[..., np.ndarray]
+) -> None:
+    """``_core.average_`` (Rust, one call) over the float32 / float64 pairs;
+    ``averaged[i] ← other(averaged[i], current[i])`` (NumPy) for the others."""
+    fast = [i for i, a in enumerate(averaged) if a.dtype in _KERNEL_DTYPES]
+    _core.average_([averaged[i] for i in fast], [current[i] for i in fast], how, float(value))
+    for i, a in enumerate(averaged):
+        if a.dtype not in _KERNEL_DTYPES:
+            np.copyto(a, other(a, current[i]), casting="unsafe")
+
+
 def _lerp_lists(averaged: Sequence[Any], current: Sequence[Any], weight: float) -> None:
     """``averaged[i] ← lerp(averaged[i], current[i], weight)``: torch's ``_foreach_lerp_``
-    (Rust, one call, for float32 / float64; NumPy with torch's formula for other floats)."""
-    avg, cur = [_data(a) for a in averaged], [_data(c) for c in current]
-    fast = [i for i, a in enumerate(avg) if a.dtype in _KERNEL_DTYPES]
-    _core.average_([avg[i] for i in fast], [cur[i] for i in fast], "lerp", float(weight))
-    for i, a in enumerate(avg):
-        if a.dtype in _KERNEL_DTYPES:
-            continue
+    (NumPy with torch's formula for floats other than float32 / float64)."""
+
+    def lerp(a: np.ndarray, c: Any) -> np.ndarray:
         w = a.dtype.type(weight)
-        diff = np.asarray(cur[i], dtype=a.dtype) - a
-        a[...] = a + w * diff if abs(weight) < 0.5 else cur[i] - diff * (a.dtype.type(1) - w)
+        diff = np.asarray(c, dtype=a.dtype) - a
+        return a + w * diff if abs(weight) < 0.5 else c - diff * (a.dtype.type(1) - w)
+
+    _average_lists([_data(a) for a in averaged], [_data(c) for c in current], "lerp", weight, lerp)
 
 
 def _swa_weight(num_averaged: Any) -> float:
@@ -201,13 +211,9 @@ class AveragedModel:
                 pick = [i for i, a in enumerate(averaged) if a.dtype == dtype]
                 self.multi_avg_fn([averaged[i] for i in pick], [current[i] for i in pick], self.n_averaged)
         elif self.avg_fn is None:
-            fast = [i for i, a in enumerate(averaged) if a.dtype in _KERNEL_DTYPES]
-            count = float(int(self.n_averaged) + 1)
-            _core.average_([averaged[i] for i in fast], [current[i] for i in fast], "mean", count)
             swa = get_swa_avg_fn()
-            for i, a in enumerate(averaged):
-                if a.dtype not in _KERNEL_DTYPES:
-                    np.copyto(a, swa(a, current[i], self.n_averaged), casting="unsafe")
+            count = int(self.n_averaged) + 1
+            _average_lists(averaged, current, "mean", count, lambda a, c: swa(a, c, self.n_averaged))
         else:
             for a, c in zip(averaged, current):
                 np.copyto(a, self.avg_fn(a, c, self.n_averaged), casting="unsafe")

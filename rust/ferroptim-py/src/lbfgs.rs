@@ -152,22 +152,22 @@ impl<'py, T: Element + NpElement> Objective<T> for Closure<'py> {
 
 /// A vector of the loaded history: the state dict's own array, borrowed for the step
 /// when it is a C-contiguous array of the step's dtype (no copy), else a converted copy.
-enum Held<'py, T: NpElement> {
+enum Lent<'py, T: NpElement> {
     Array(Bound<'py, PyAny>, PyReadonlyArrayDyn<'py, T>),
     Converted(Vec<T>),
 }
 
-impl<'py, T: Element + NpElement> Held<'py, T> {
+impl<'py, T: Element + NpElement> Lent<'py, T> {
     fn new(v: Bound<'py, PyAny>, what: &str) -> PyResult<Self> {
         let held = match v.cast::<PyArrayDyn<T>>() {
             Ok(a) if a.is_c_contiguous() => {
                 let ro = a.try_readonly().map_err(|e| PyValueError::new_err(format!("L-BFGS state '{what}': {e}")))?;
-                Held::Array(v.clone(), ro)
+                Lent::Array(v.clone(), ro)
             }
             _ => {
                 let numpy = v.py().import("numpy")?;
                 let a = numpy.call_method1("asarray", (&v, T::get_dtype(v.py())))?.cast_into::<PyArrayDyn<T>>()?;
-                Held::Converted(a.readonly().as_array().iter().copied().collect())
+                Lent::Converted(a.readonly().as_array().iter().copied().collect())
             }
         };
         if held.slice().is_empty() && v.getattr("ndim")?.extract::<usize>()? > 0 {
@@ -178,8 +178,8 @@ impl<'py, T: Element + NpElement> Held<'py, T> {
 
     fn slice(&self) -> &[T] {
         match self {
-            Held::Array(_, ro) => ro.as_slice().expect("checked C-contiguous"),
-            Held::Converted(v) => v,
+            Lent::Array(_, ro) => ro.as_slice().expect("checked C-contiguous"),
+            Lent::Converted(v) => v,
         }
     }
 }
@@ -190,10 +190,10 @@ fn scalar<T: Element + NpElement>(v: &Bound<'_, PyAny>) -> PyResult<T> {
 
 /// The history as the Python state dict holds it, its vectors borrowed.
 struct Loaded<'py, T: NpElement + Clone + 'static> {
-    d: Option<Held<'py, T>>,
-    old_dirs: Vec<Held<'py, T>>,
-    old_stps: Vec<Held<'py, T>>,
-    prev_flat_grad: Option<Held<'py, T>>,
+    d: Option<Lent<'py, T>>,
+    old_dirs: Vec<Lent<'py, T>>,
+    old_stps: Vec<Lent<'py, T>>,
+    prev_flat_grad: Option<Lent<'py, T>>,
     /// the rest, with no vectors
     scalars: LbfgsState<'static, T>,
 }
@@ -201,17 +201,17 @@ struct Loaded<'py, T: NpElement + Clone + 'static> {
 impl<'py, T: Element + NpElement> Loaded<'py, T> {
     fn read(state: &Bound<'py, PyDict>, n: usize) -> PyResult<Self> {
         let get = |key: &str| state.get_item(key).map(|v| v.filter(|v| !v.is_none()));
-        let list = |key: &str| -> PyResult<Vec<Held<'py, T>>> {
+        let list = |key: &str| -> PyResult<Vec<Lent<'py, T>>> {
             match get(key)? {
                 None => Ok(Vec::new()),
-                Some(l) => l.try_iter()?.map(|v| Held::new(v?, key)).collect(),
+                Some(l) => l.try_iter()?.map(|v| Lent::new(v?, key)).collect(),
             }
         };
         let loaded = Loaded {
-            d: get("d")?.map(|v| Held::new(v, "d")).transpose()?,
+            d: get("d")?.map(|v| Lent::new(v, "d")).transpose()?,
             old_dirs: list("old_dirs")?,
             old_stps: list("old_stps")?,
-            prev_flat_grad: get("prev_flat_grad")?.map(|v| Held::new(v, "prev_flat_grad")).transpose()?,
+            prev_flat_grad: get("prev_flat_grad")?.map(|v| Lent::new(v, "prev_flat_grad")).transpose()?,
             scalars: LbfgsState {
                 func_evals: get("func_evals")?.map(|v| v.extract()).transpose()?.unwrap_or(0),
                 n_iter: get("n_iter")?.map(|v| v.extract()).transpose()?.unwrap_or(0),
@@ -240,7 +240,7 @@ impl<'py, T: Element + NpElement> Loaded<'py, T> {
                 ..LbfgsState::default()
             },
         };
-        let len = |h: &Option<Held<'py, T>>| h.as_ref().map(|h| h.slice().len());
+        let len = |h: &Option<Lent<'py, T>>| h.as_ref().map(|h| h.slice().len());
         let bad = len(&loaded.d).is_some_and(|l| l != n)
             || len(&loaded.prev_flat_grad).is_some_and(|l| l != n)
             || loaded.old_dirs.iter().chain(&loaded.old_stps).any(|v| v.slice().len() != n)
@@ -254,7 +254,7 @@ impl<'py, T: Element + NpElement> Loaded<'py, T> {
 
     /// The kernel's state, lending the loaded vectors.
     fn state(&self) -> LbfgsState<'_, T> {
-        fn lend<'a, T: Element + NpElement>(h: &'a Held<'_, T>) -> Cow<'a, [T]> {
+        fn lend<'a, T: Element + NpElement>(h: &'a Lent<'_, T>) -> Cow<'a, [T]> {
             Cow::Borrowed(h.slice())
         }
         LbfgsState {
@@ -273,9 +273,9 @@ impl<'py, T: Element + NpElement> Loaded<'py, T> {
             Cow::Owned(v) => PyArray1::from_vec(py, v).into_any(),
             Cow::Borrowed(s) => {
                 let lent = self.d.iter().chain(&self.old_dirs).chain(&self.old_stps).chain(&self.prev_flat_grad);
-                let same = |h: &&Held<'py, T>| h.slice().as_ptr() == s.as_ptr() && h.slice().len() == s.len();
+                let same = |h: &&Lent<'py, T>| h.slice().as_ptr() == s.as_ptr() && h.slice().len() == s.len();
                 match lent.into_iter().find(same) {
-                    Some(Held::Array(obj, _)) => obj.clone(),
+                    Some(Lent::Array(obj, _)) => obj.clone(),
                     _ => PyArray1::from_slice(py, s).into_any(),
                 }
             }
