@@ -37,11 +37,11 @@ class SparseAdamAllRows(fo.SparseAdam):
     becomes a SparseGrad listing every row once, unchecked, so that what the suite
     sees are the kernel's own checks of the rows and values."""
 
-    def _grad_of(self, p: Any) -> Any:
-        g = p.grad
+    def _grad_of(self, p: Any, grad: Any) -> Any:
+        g = grad
         if isinstance(g, np.ndarray) and g.ndim > 0:
             return raw_sparse_grad(np.arange(g.shape[0]), g)
-        return super()._grad_of(p)
+        return super()._grad_of(p, grad)
 
 
 class DuckParam:
@@ -119,3 +119,30 @@ def refused(opt: fo.Optimizer, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         opt.step()
     assert_unchanged(opt, before)
+
+
+def fma(a: Any, b: Any, c: Any) -> np.ndarray:
+    """``a·b + c`` rounded once, elementwise, in the arrays' dtype (NumPy has no fma):
+    float32 through float64, where the product is exact; float64 by Dekker's exact
+    product and Knuth's two-sum, the three exact parts added smallest first."""
+    a, b, c = np.broadcast_arrays(*(np.asarray(x) for x in (a, b, c)))
+    dtype = np.result_type(a, b, c)
+    if dtype == np.float32:
+        return (a.astype(np.float64) * b.astype(np.float64) + c.astype(np.float64)).astype(np.float32)
+    a, b, c = (x.astype(np.float64) for x in (a, b, c))
+    split = 134217729.0  # 2**27 + 1
+
+    def halves(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        t = split * x
+        hi = t - (t - x)
+        return hi, x - hi
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = a * b
+        (ah, al), (bh, bl) = halves(a), halves(b)
+        e = ((ah * bh - p) + ah * bl + al * bh) + al * bl  # a·b = p + e exactly
+        s = p + c
+        bb = s - p
+        t = (p - (s - bb)) + (c - bb)  # p + c = s + t exactly
+        out = s + (t + e)
+        return np.where(np.isfinite(out), out, p + c)

@@ -1,4 +1,4 @@
-"""Loading and replaying the torch 2.13 reference recordings in tests/reference.
+"""Loading and replaying the torch 2.15 reference recordings in tests/reference.
 
 See tests/reference/README.md for the format. A case is replayed by building the same
 optimizer on the same initial parameters, feeding the same gradients (or the same
@@ -15,7 +15,7 @@ import numpy as np
 
 import ferroptim as fo
 
-REFERENCE = Path(__file__).parent / "reference" / "torch-2.13"
+REFERENCE = Path(__file__).parent / "reference" / "torch-2.15"
 TUPLE_KEYS = {"betas", "etas", "step_sizes", "eps", "ns_coefficients"}
 # float64 to 1e-9 relative, float32 to 2e-5 (the contract in SPEC §5).
 RTOL = {"float64": 1e-9, "float32": 2e-5}

@@ -1,4 +1,4 @@
-"""Constructor inputs torch 2.13 rejects (tests/reference/torch-2.13/errors.json) are
+"""Constructor inputs torch 2.15 rejects (tests/reference/torch-2.15/errors.json) are
 rejected the same way: same exception type (or warning), same message."""
 
 import builtins

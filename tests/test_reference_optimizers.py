@@ -1,5 +1,5 @@
-"""Every optimizer replays torch 2.13's recorded trajectories: parameters after every
-step, losses, final state and param groups (tests/reference/torch-2.13)."""
+"""Every optimizer replays torch 2.15's recorded trajectories: parameters after every
+step, losses, final state and param groups (tests/reference/torch-2.15)."""
 
 import math
 
@@ -22,8 +22,11 @@ def assert_close_lbfgs(actual, expected, scale, what):
     its whole list, i.e. the scale the differences were taken at) plus 1e-11
     absolute (the gradient noise of parameters that agree to 1e-13: measured 6e-13).
     Trajectories and losses keep the plain 1e-9 relative contract."""
-    err = float(np.max(np.abs(np.asarray(actual) - expected), initial=0.0))
-    bound = 1e-9 * scale + 1e-11
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    finite = np.isfinite(expected)  # a maximizing run diverges: its NaN / inf entries must match exactly
+    np.testing.assert_array_equal(actual[~finite], expected[~finite], err_msg=what)
+    err = float(np.max(np.abs(actual[finite] - expected[finite]), initial=0.0))
+    bound = 1e-9 * (scale if np.isfinite(scale) else float(np.max(np.abs(expected[finite]), initial=0.0))) + 1e-11
     assert err <= bound, f"{what}: off by {err:.3e} (allowed {bound:.3e})"
 
 
@@ -89,7 +92,7 @@ def test_replays_torch(case):
                     else:
                         assert_close_lbfgs(v, e, scale, f"state {idx} {key}[{j}]")
             elif spec["kind"] == "scalar":
-                assert value == pytest.approx(spec["value"], rel=1e-9), key
+                assert value == pytest.approx(spec["value"], rel=1e-9, nan_ok=True), key
             elif spec["kind"] == "other":  # L-BFGS's scratch list `al`: recorded by repr only
                 assert isinstance(value, list), key
             else:

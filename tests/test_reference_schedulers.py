@@ -1,4 +1,4 @@
-"""Every scheduler table of tests/reference/torch-2.13/schedulers.json replays: the LR
+"""Every scheduler table of tests/reference/torch-2.15/schedulers.json replays: the LR
 (and momentum) of both param groups after every scheduler step, to 1e-12 relative
 (a scheduler's arithmetic is Python floats, as in torch)."""
 

@@ -15,7 +15,7 @@ from reference_data import RTOL
 
 
 def torch_sparse_adam(param, state, indices, values, lr, betas, eps, maximize):
-    """torch 2.13 ``SparseAdam.step`` for one parameter (state: step, exp_avg, exp_avg_sq)."""
+    """torch 2.15 ``SparseAdam.step`` for one parameter (state: step, exp_avg, exp_avg_sq)."""
     state["step"] += 1
     grad = -values if maximize else values
     # grad.coalesce(): sorted unique indices, duplicate rows summed

@@ -14,7 +14,7 @@ NumPy arrays::
     opt.zero_grad()
 """
 
-from . import interop, lr_scheduler, swa_utils, utils
+from . import functional, interop, lr_scheduler, swa_utils, utils
 from ._core import __version__
 from .adadelta import Adadelta
 from .adafactor import Adafactor
@@ -60,6 +60,7 @@ __all__ = [
     "SparseAdam",
     "SparseGrad",
     "get_num_threads",
+    "functional",
     "interop",
     "load",
     "lr_scheduler",

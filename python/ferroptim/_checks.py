@@ -23,6 +23,12 @@ def weight_decay(value: Any) -> None:
     at_least_zero(value, "weight_decay value")
 
 
+def float_betas(value: Tuple[Any, ...]) -> None:
+    """Adam's and AdamW's rule: both betas Python floats (``np.float64`` is one)."""
+    if not (isinstance(value[0], float) and isinstance(value[1], float)):
+        raise ValueError("betas must be either both floats or both Tensors")
+
+
 def betas(value: Tuple[float, float]) -> None:
     for i in (0, 1):
         if not 0.0 <= value[i] < 1.0:

@@ -37,7 +37,9 @@ class ElementwiseOptimizer(Optimizer):
                 param-group order; assigned to the parameters' ``.grad`` first.
         """
         loss = self._prepare_step(closure, grads)
-        type(self)._kernel(self.state, self.param_groups, self._scalar_state, self._buffer_state)
+        type(self)._kernel(
+            self.state, self.param_groups, self._scalar_state, self._buffer_state, self._step_grad_list()
+        )
         return loss
 
     def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:

@@ -53,8 +53,8 @@ class TensorwiseOptimizer(Optimizer):
             return _loading.scalar(value, key, where)
         return _loading.array(value, key, like[key].shape, param.data.dtype, where)
 
-    def _grad_of(self, p: Any) -> Any:
-        return p.grad
+    def _grad_of(self, p: Any, grad: Any) -> Any:
+        return grad
 
     def step(self, closure: Optional[Callable[[], Any]] = None, *, grads: Optional[Iterable[Any]] = None) -> Any:
         """Performs a single optimization step.
@@ -66,13 +66,17 @@ class TensorwiseOptimizer(Optimizer):
                 param-group order; assigned to the parameters' ``.grad`` first.
         """
         loss = self._prepare_step(closure, grads)
-        created: Dict[Any, Dict[str, Any]] = {}
+        created: List[Tuple[Any, Dict[str, Any]]] = []
         indices, data, grads, states, steps = [], [], [], [], []
         keeps_step, ndarray = self._keeps_step, np.ndarray
+        given = self._step_grad_list()
+        flat = -1
         for g, group in enumerate(self.param_groups):
             names = group.get("param_names")
             for i, p in enumerate(group["params"]):
-                if p.grad is None:
+                flat += 1
+                grad = p.grad if given is None else given[flat]
+                if grad is None:
                     continue
                 state = self.state.get(p)
                 if state is not None and not isinstance(state, dict):
@@ -80,10 +84,11 @@ class TensorwiseOptimizer(Optimizer):
                 if not isinstance(p.data, ndarray):
                     raise TypeError(f"{label(g, i, names)}: .data must be a numpy.ndarray, got {typename(p.data)}")
                 if not state:
-                    state = created[p] = self._new_state(p)
+                    state = self._new_state(p)
+                    created.append((p, state))
                 indices.append((g, i))
                 data.append(p.data)
-                grads.append(self._grad_of(p))
+                grads.append(self._grad_of(p, grad))
                 states.append(self._state_arrays(p, state, (g, i, names)))
                 if keeps_step:
                     step = state.get("step")
@@ -93,7 +98,8 @@ class TensorwiseOptimizer(Optimizer):
         if indices:
             args = (self.param_groups, indices, data, grads, states)
             type(self)._kernel(*args, *((steps,) if keeps_step else ()))
-        self.state.update(created)
+        for p, state in created:
+            self.state[p] = state
         return loss
 
     @staticmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
@@ -30,7 +30,9 @@ class Adagrad(ElementwiseOptimizer):
         lr_decay (float, optional): learning rate decay (default: 0).
         weight_decay (float, optional): L2 penalty (default: 0).
         initial_accumulator_value (float, optional): starting value of ``sum``
-            (default: 0).
+            (default: 0). As in torch, ``sum`` starts from the constructor's value
+            (``self.defaults``) for every parameter, also in a group that sets its
+            own ``initial_accumulator_value`` and for state created at a later step.
         eps (float, optional): added to the denominator (default: 1e-10).
         maximize (bool, optional): maximize the objective instead (default: False).
         foreach, differentiable, fused: torch's device flags, accepted and ignored.
@@ -79,5 +81,26 @@ class Adagrad(ElementwiseOptimizer):
                 # (from the kernel's threads), which runs measurably faster than
                 # pages filled here; a nonzero start is filled
                 state["sum"] = np.zeros(p.data.shape, dtype=p.data.dtype)
-                if group["initial_accumulator_value"] != 0:
-                    state["sum"][...] = group["initial_accumulator_value"]
+                if initial_accumulator_value != 0:  # the constructor's, as in torch
+                    state["sum"][...] = initial_accumulator_value
+
+    def step(self, closure: Optional[Callable[[], Any]] = None, *, grads: Optional[Iterable[Any]] = None) -> Any:
+        """Performs a single optimization step (see ``ElementwiseOptimizer.step``).
+
+        A parameter with a gradient and no state (added by ``add_param_group``, or
+        left out of a loaded state dict) gets it first, ``sum`` at
+        ``self.defaults["initial_accumulator_value"]`` as torch's ``_init_group``
+        makes it; the kernel would start it from the group's value."""
+        loss = self._prepare_step(closure, grads)
+        given = self._step_grad_list()
+        if len(self.state) < sum(len(g["params"]) for g in self.param_groups):
+            init = self.defaults["initial_accumulator_value"]
+            params = [p for group in self.param_groups for p in group["params"]]
+            for k, p in enumerate(params):
+                if (p.grad if given is None else given[k]) is not None and not self.state.get(p):
+                        self.state[p] = {
+                            "step": np.zeros((), dtype=np.float64),
+                            "sum": np.full(p.data.shape, init, dtype=p.data.dtype),
+                        }
+        type(self)._kernel(self.state, self.param_groups, self._scalar_state, self._buffer_state, given)
+        return loss

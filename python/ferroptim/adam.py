@@ -28,7 +28,8 @@ class Adam(ElementwiseOptimizer):
         params (iterable): parameters or param-group dicts (see ``Optimizer``).
         lr (float, optional): learning rate (default: 1e-3).
         betas (Tuple[float, float], optional): running-average coefficients of the
-            gradient and its square (default: (0.9, 0.999)).
+            gradient and its square (default: (0.9, 0.999)); both floats. As in torch
+            2.15, only the first two entries of a longer sequence are kept.
         eps (float, optional): added to the denominator (default: 1e-8).
         weight_decay (float, optional): weight decay (default: 0).
         amsgrad (bool, optional): the AMSGrad variant (default: False).
@@ -65,6 +66,8 @@ class Adam(ElementwiseOptimizer):
         _checks.eps(eps)
         _checks.betas(betas)
         _checks.weight_decay(weight_decay)
+        _checks.float_betas(betas)
+        betas = (betas[0], betas[1])  # torch 2.15 keeps the first two entries
         defaults = dict(
             lr=lr,
             betas=betas,

@@ -54,6 +54,8 @@ class ASGD(ElementwiseOptimizer):
         capturable: bool = False,
     ) -> None:
         _checks.lr(lr)
+        _checks.at_least_zero(lambd, "lambd value")
+        _checks.at_least_zero(alpha, "alpha value")
         _checks.weight_decay(weight_decay)
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)

@@ -32,7 +32,11 @@ class LBFGS(Optimizer):
 
     stopping when max|g| ≤ tolerance_grad, the directional derivative or the change
     in loss or parameters falls below tolerance_change, or after max_iter iterations
-    or max_eval closure calls. Only one param group; all parameters in one dtype.
+    or max_eval closure calls (the line search gets what is left of max_eval, as
+    torch's ``max_ls``). With ``maximize``, g and every loss the algorithm compares
+    are negated; ``step`` still returns the closure's own value. Only one param group;
+    all parameters in one dtype. With no parameters, ``step`` returns ``closure()``
+    and keeps no state.
 
     Args:
         params (iterable): the parameters (see ``Optimizer``).
@@ -43,6 +47,8 @@ class LBFGS(Optimizer):
         tolerance_change (float): tolerance on loss and parameter changes (default: 1e-9).
         history_size (int): update history size (default: 100).
         line_search_fn (str): "strong_wolfe" or None (default: None).
+        maximize (bool, keyword-only): maximize the objective instead (default: False).
+            A state dict from before torch 2.15, without the key, loads as False.
 
     State, kept as torch keeps it in the state of the first parameter: ``func_evals``,
     ``n_iter``, ``d``, ``t``, ``old_dirs``, ``old_stps``, ``ro``, ``H_diag``,
@@ -59,7 +65,11 @@ class LBFGS(Optimizer):
         tolerance_change: float = 1e-9,
         history_size: int = 100,
         line_search_fn: Optional[str] = None,
+        *,
+        maximize: bool = False,
     ) -> None:
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
         if max_eval is None:
             max_eval = max_iter * 5 // 4
         defaults = dict(
@@ -70,11 +80,17 @@ class LBFGS(Optimizer):
             tolerance_change=tolerance_change,
             history_size=history_size,
             line_search_fn=line_search_fn,
+            maximize=maximize,
         )
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
         self._params = self.param_groups[0]["params"]
+
+    def _fix_group(self, group: Any) -> None:
+        # torch reads group.get("maximize", False): a group saved without it minimizes.
+        group.setdefault("maximize", False)
+        super()._fix_group(group)
 
     def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
         """Checks a loaded state entry (vectors as long as all parameters together, in
@@ -111,6 +127,8 @@ class LBFGS(Optimizer):
         if not callable(closure):
             raise TypeError(f"LBFGS.step needs a closure that returns the loss, got {type(closure).__name__}")
         group = self.param_groups[0]
+        if not group["params"]:  # nothing to optimize: torch still returns the loss
+            return closure()
         first = group["params"][0]
         state = self.state.get(first)
         fresh = state is None

@@ -23,11 +23,14 @@ class Muon(TensorwiseOptimizer):
         X ← bfloat16(u) (transposed if A > B);   X ← X / max(‖X‖_F, eps)
         ns_steps times:  G ← X·Xᵀ;   X ← a·X + (b·G + c·G·G)·X
         θ ← θ·(1 − lr·weight_decay) − lr·r·X
-        r = √max(1, A/B) ("original", the default) or 0.2·√max(A, B) ("match_rms_adamw")
+        r = √max(1, A/B) ("original", the default), 0.2·√max(A, B) ("match_rms_adamw")
+            or √(A/B) ("spectral_unclamped")
 
-    As in torch, the orthogonalization runs in bfloat16 (with float32 accumulation);
-    the summation order inside the matrix products is not torch's, so parameters
-    agree with torch to about 1e-2 relative, as torch's own bfloat16 runs do.
+    As in torch, the orthogonalization runs in bfloat16, rounded where torch's CPU
+    kernels round (each matrix product accumulated in float32 and rounded once); the
+    summation order inside torch's products is oneDNN's, so an entry now and then
+    differs by one bfloat16 unit, and parameters agree with torch to about 1e-2
+    relative over a run.
 
     Args:
         params (iterable): 2-D parameters or param-group dicts (see ``Optimizer``).
@@ -39,8 +42,8 @@ class Muon(TensorwiseOptimizer):
             Newton–Schulz polynomial (default: (3.4445, -4.775, 2.0315)).
         eps (float, optional): floor of the norm (default: 1e-7).
         ns_steps (int, optional): Newton–Schulz iterations (default: 5).
-        adjust_lr_fn (str, optional): "original" or "match_rms_adamw" (default: None,
-            meaning "original").
+        adjust_lr_fn (str, optional): "original", "match_rms_adamw" or
+            "spectral_unclamped" (default: None, meaning "original").
 
     State per parameter: ``momentum_buffer``.
     """
@@ -66,7 +69,7 @@ class Muon(TensorwiseOptimizer):
             raise ValueError(f"momentum should be >= 0 but is: {momentum}")
         if not 0.0 <= weight_decay:
             raise ValueError(f"weight decay should be >= 0 but is: {weight_decay}")
-        if adjust_lr_fn is not None and adjust_lr_fn not in ("original", "match_rms_adamw"):
+        if adjust_lr_fn is not None and adjust_lr_fn not in ("original", "match_rms_adamw", "spectral_unclamped"):
             raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
         defaults = dict(
             lr=lr,

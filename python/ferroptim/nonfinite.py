@@ -60,27 +60,31 @@ class SkipNonFinite:
     def finite(self) -> bool:
         """Whether every gradient of every param group is finite."""
         fast: List[np.ndarray] = []
-        for group in self.optimizer.param_groups:
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                g = g.values if isinstance(g, SparseGrad) else np.asarray(g)
-                if g.dtype in _KERNEL:
-                    fast.append(g)
-                elif not np.isfinite(g).all():
-                    return False
+        given = self.optimizer._step_grad_list()
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        for k, p in enumerate(params):
+            g = p.grad if given is None else given[k]
+            if g is None:
+                continue
+            g = g.values if isinstance(g, SparseGrad) else np.asarray(g)
+            if g.dtype in _KERNEL:
+                fast.append(g)
+            elif not np.isfinite(g).all():
+                return False
         # the ∞-norm is NaN if an element is NaN and inf if one is ±inf
         return all(np.isfinite(n) for n in _core.grad_norms(fast, float("inf"))) if fast else True
 
     def step(self, closure: Optional[Callable[[], Any]] = None, *, grads: Optional[Iterable[Any]] = None) -> Any:
         """Runs ``closure`` (if given) and assigns ``grads`` (if given), then steps the
         optimizer only if every gradient is finite; returns the closure's loss."""
-        loss = self.optimizer._prepare_step(closure, grads)
-        if self.finite():
-            self.consecutive_skips = 0
-            self.optimizer.step()
-        else:
-            self.skipped_steps += 1
-            self.consecutive_skips += 1
+        try:
+            loss = self.optimizer._prepare_step(closure, grads)
+            if self.finite():
+                self.consecutive_skips = 0
+                self.optimizer.step()
+            else:
+                self.skipped_steps += 1
+                self.consecutive_skips += 1
+        finally:
+            self.optimizer.__dict__.pop("_step_grads", None)
         return loss

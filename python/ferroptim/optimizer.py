@@ -2,7 +2,7 @@
 
 Param groups, ``state``, ``state_dict`` / ``load_state_dict``, ``zero_grad``, the step,
 state-dict and load hooks, ``repr``, pickling and ``copy.deepcopy`` behave as in torch
-2.13. A subclass written in pure Python and NumPy works as a torch subclass does: it
+2.15. A subclass written in pure Python and NumPy works as a torch subclass does: it
 calls ``super().__init__(params, defaults)`` and defines ``step``.
 """
 
@@ -11,13 +11,14 @@ from __future__ import annotations
 import functools
 import threading
 import warnings
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from copy import deepcopy
 from itertools import chain
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ._state import ParamState, identity_set
 from ._params import SUPPORTED_DTYPES, check_array, find_shared_memory, is_duck_param, is_single_param, label, typename
 from ._param_matching import LoadReport, by_name, match
 from .hooks import RemovableHandle, register
@@ -96,6 +97,7 @@ def _with_step_hooks(func: Callable) -> Callable:
             return out
         finally:
             self._in_step = False
+            self.__dict__.pop("_step_grads", None)
 
     step.hooked = True  # type: ignore[attr-defined]
     return step
@@ -130,9 +132,9 @@ class Optimizer:
                 "params argument given to the optimizer should be an iterable of Tensors or dicts, but got "
                 + typename(params)
             )
-        if isinstance(params, set):
-            raise TypeError(_SET_MESSAGE)
-        self.state: defaultdict = defaultdict(dict)
+        if isinstance(params, set):  # torch 2.15: a warning here, still an error in a group
+            warnings.warn(_SET_MESSAGE + " This will be an error in a future release.", FutureWarning, stacklevel=3)
+        self.state: ParamState = ParamState()
         self.param_groups: List[Dict[str, Any]] = []
         param_groups = list(params)
         if len(param_groups) == 0:
@@ -152,6 +154,8 @@ class Optimizer:
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.__dict__.update(state)
+        if not isinstance(self.state, ParamState):
+            self.state = ParamState(self.state.items())
         self._init_hooks()
         self._bare = {}
         for group in self.param_groups:
@@ -274,7 +278,7 @@ class Optimizer:
         labels = {
             id(p): label(gi, i, g.get("param_names")) for gi, g in enumerate(groups) for i, p in enumerate(g["params"])
         }
-        state: defaultdict = defaultdict(dict)
+        state = ParamState()
         for k, v in state_dict["state"].items():
             if k in id_map:
                 param = id_map[k]
@@ -312,9 +316,16 @@ class Optimizer:
             self._assign_grads(grads)
         return loss
 
+    def _step_grad_list(self) -> Optional[List[Any]]:
+        """The gradients of this step, one per parameter in param-group order, when
+        ``step(grads=...)`` could not assign them all (a ``.grad`` without a setter,
+        as mygrad's); None when every parameter's ``.grad`` holds its gradient."""
+        return self.__dict__.get("_step_grads")
+
     def _assign_grads(self, grads: Iterable[Any]) -> None:
         """``step(grads=...)``: one gradient (or None) per parameter, in param-group
         order, checked before any is assigned."""
+        self.__dict__.pop("_step_grads", None)
         params = [p for group in self.param_groups for p in group["params"]]
         grads = list(grads)
         if len(grads) != len(params):
@@ -325,11 +336,17 @@ class Optimizer:
                 checked.append(checked_grad(p.data, g))
             except (TypeError, ValueError) as e:
                 raise type(e)(f"step(grads=...)[{i}]: {e}") from None
+        unassigned = False
         for p, g in zip(params, checked):
             if isinstance(p, Parameter):
                 object.__setattr__(p, "grad", g)
-            else:
+                continue
+            try:
                 p.grad = g
+            except AttributeError:  # a read-only .grad: the step takes it from the list
+                unassigned = True
+        if unassigned:
+            self._step_grads = checked
 
     def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
         """A copy of one loaded state entry, cast as torch casts it: floating arrays to
@@ -343,18 +360,25 @@ class Optimizer:
 
     # ------------------------------------------------------------------- steps
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Resets the gradients: to ``None`` (default), else to zeros in place."""
+        """Resets the gradients: to ``None`` (default), else to zeros in place.
+
+        A parameter whose ``.grad`` cannot be assigned (mygrad's is a read-only
+        property) is cleared its own way: ``null_grad()`` where it has one (mygrad),
+        else its gradient array is zero-filled in place."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    if set_to_none:
-                        p.grad = None
-                    elif isinstance(p.grad, SparseGrad):
-                        p.grad = SparseGrad(p.grad.indices[:0], p.grad.values[:0])
-                    elif p.grad.flags.writeable:
-                        p.grad.fill(0)
-                    else:
-                        p.grad = np.zeros_like(p.grad)
+                    try:
+                        if set_to_none:
+                            p.grad = None
+                        elif isinstance(p.grad, SparseGrad):
+                            p.grad = SparseGrad(p.grad.indices[:0], p.grad.values[:0])
+                        elif isinstance(p.grad, np.ndarray) and p.grad.flags.writeable:
+                            p.grad.fill(0)
+                        else:
+                            p.grad = np.zeros_like(p.grad)
+                    except AttributeError:
+                        _clear_own_way(p, set_to_none)
 
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Performs a single optimization step (subclasses define it).
@@ -424,7 +448,7 @@ class Optimizer:
             param_group.setdefault(name, default)
 
         params = param_group["params"]
-        if len(params) != len(set(params)):
+        if len(params) != len(identity_set(params)):
             warnings.warn(
                 "optimizer contains a parameter group with duplicate parameters; "
                 "in future, this will cause an error; "
@@ -432,16 +456,16 @@ class Optimizer:
                 stacklevel=3,
             )
 
-        param_set: set = set()
+        param_set: set = set()  # ids: parameters are identities (mygrad's have no hash)
         for group in self.param_groups:
-            param_set.update(set(group["params"]))
+            param_set.update(identity_set(group["params"]))
             if ("param_names" in param_group) != ("param_names" in group):
                 current_group_txt = "with names" if "param_names" in param_group else "without names"
                 raise ValueError(
                     "all optimizer param groups should be with/without names. "
                     f"cannot add param group {current_group_txt} to the optimizer"
                 )
-        if not param_set.isdisjoint(set(params)):
+        if not param_set.isdisjoint(identity_set(params)):
             raise ValueError("some parameters appear in more than one parameter group")
 
         self._check_shared_memory(param_group)
@@ -463,6 +487,22 @@ class Optimizer:
                 f"{shared[0]} and {shared[1]} share memory (views of one array); "
                 "each parameter needs its own memory"
             )
+
+
+def _clear_own_way(p: Any, set_to_none: bool) -> None:
+    """Clears the gradient of a parameter whose ``.grad`` has no setter."""
+    grad = p.grad
+    if set_to_none and callable(getattr(p, "null_grad", None)):
+        p.null_grad()
+    elif isinstance(grad, np.ndarray) and grad.flags.writeable:
+        grad.fill(0)
+    elif callable(getattr(p, "null_grad", None)):
+        p.null_grad()
+    else:
+        raise TypeError(
+            f"zero_grad: the gradient of a {typename(p)} can neither be assigned nor zeroed in place "
+            "(a read-only .grad holding a read-only array, and no null_grad())"
+        )
 
 
 _HOOK_DICTS = (

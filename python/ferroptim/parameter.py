@@ -15,7 +15,8 @@ def _check_data(value: Any) -> np.ndarray:
     if not isinstance(value, np.ndarray):
         raise TypeError(
             f"Parameter.data must be a numpy.ndarray (the array the optimizer updates in place), "
-            f"got {type(value).__name__}; wrap it with np.asarray(...) first"
+            f"got {type(value).__name__}; make a writable NumPy copy with np.array(...) first "
+            "(np.asarray of a jax or read-only array gives a read-only view, which optimizers cannot update)"
         )
     return value
 

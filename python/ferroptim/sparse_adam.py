@@ -69,7 +69,7 @@ class SparseAdam(TensorwiseOptimizer):
     def _state_keys(self, p: Any) -> Tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq")
 
-    def _grad_of(self, p: Any) -> Any:
-        if not isinstance(p.grad, SparseGrad):
+    def _grad_of(self, p: Any, grad: Any) -> Any:
+        if not isinstance(grad, SparseGrad):
             raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
-        return p.grad
+        return grad

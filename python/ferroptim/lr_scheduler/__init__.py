@@ -1,6 +1,6 @@
 """Learning-rate schedulers, as ``torch.optim.lr_scheduler``.
 
-Every scheduler of torch 2.13, with its numbers, chaining (several schedulers on one
+Every scheduler of torch 2.15, with its numbers, chaining (several schedulers on one
 optimizer), ``state_dict``, warnings and argument errors, plus ``preview`` — the LR
 (and momentum) table of a schedule, computed without training::
 

@@ -36,6 +36,10 @@ fn hyper(g: &Group<'_, '_>) -> PyResult<LbfgsHyper> {
         tolerance_change: g.f64("tolerance_change")?,
         history_size: int("history_size")? as usize,
         strong_wolfe,
+        maximize: match g.dict.get_item("maximize")? {
+            None => false, // a group from before torch 2.15
+            Some(v) => v.is_truthy()?,
+        },
     })
 }
 
@@ -134,7 +138,7 @@ impl<'py, T: Element + NpElement> Objective<T> for Closure<'py> {
 
     fn add(&mut self, t: f64, d: &[T]) -> PyResult<()> {
         let t = T::of(t);
-        self.each(d, |p, x| *p = *p + t * x)
+        self.each(d, |p, x| *p = t.mul_add(x, *p)) // torch 2.15's p.add_(d, alpha=t): one fma
     }
 
     fn get(&mut self) -> PyResult<Vec<T>> {

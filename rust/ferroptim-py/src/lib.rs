@@ -27,20 +27,24 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::step::{step, StateKeys};
 
-/// Defines `_core.<name>(state, param_groups, scalar_keys, buffer_keys)`: one step
-/// of an elementwise optimizer over every param group (see `step`).
+/// Defines `_core.<name>(state, param_groups, scalar_keys, buffer_keys, grads=None)`:
+/// one step of an elementwise optimizer over every param group (see `step`); `grads`,
+/// when given, holds each parameter's gradient in param-group order, used in place of
+/// its `.grad` (for parameters whose `.grad` cannot be assigned).
 macro_rules! step_function {
     ($name:ident, $hyper:ty, $doc:literal) => {
         #[doc = $doc]
         #[pyfunction]
+        #[pyo3(signature = (state, param_groups, scalar_keys, buffer_keys, grads=None))]
         fn $name<'py>(
             py: Python<'py>,
             state: &Bound<'py, PyDict>,
             param_groups: &Bound<'py, PyList>,
             scalar_keys: &Bound<'py, PyTuple>,
             buffer_keys: &Bound<'py, PyTuple>,
+            grads: Option<Bound<'py, PyList>>,
         ) -> PyResult<()> {
-            step::<$hyper>(py, state, param_groups, &StateKeys::new(scalar_keys, buffer_keys)?)
+            step::<$hyper>(py, state, param_groups, &StateKeys::new(scalar_keys, buffer_keys)?, grads.as_ref())
         }
     };
 }

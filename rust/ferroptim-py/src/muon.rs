@@ -26,6 +26,7 @@ fn hyper(g: &Group<'_, '_>) -> PyResult<MuonHyper> {
     let adjust_lr_fn = match adjust.extract::<Option<String>>()?.as_deref() {
         None | Some("original") => AdjustLr::Original,
         Some("match_rms_adamw") => AdjustLr::MatchRmsAdamw,
+        Some("spectral_unclamped") => AdjustLr::SpectralUnclamped,
         Some(other) => {
             return Err(PyValueError::new_err(format!("Adjust learning rate function {other} is not supported")))
         }

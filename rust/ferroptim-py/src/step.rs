@@ -89,6 +89,9 @@ struct Target<'py> {
     key: Bound<'py, PyAny>,
     dict: Bound<'py, PyDict>,
     is_new: bool,
+    /// The parameter has no hash (a mygrad tensor, a `@dataclass`): its state goes
+    /// through the state mapping's own methods (`ParamState` keys it by identity).
+    by_identity: bool,
     new_buffers: [Option<Bound<'py, PyUntypedArray>>; MAX_BUFFERS],
 }
 
@@ -157,6 +160,7 @@ pub(crate) fn step<'py, K: FromGroup>(
     state: &Bound<'py, PyDict>,
     groups: &Bound<'py, PyList>,
     keys: &StateKeys<'py>,
+    grads: Option<&Bound<'py, PyList>>,
 ) -> PyResult<()> {
     let dicts: Vec<Bound<'py, PyDict>> =
         groups.iter().map(|g| Ok(g.cast_into::<PyDict>()?)).collect::<PyResult<_>>()?;
@@ -175,10 +179,22 @@ pub(crate) fn step<'py, K: FromGroup>(
             PyTypeError::new_err(format!("param_groups[{index}]['params'] must be a list, got {}", type_name(&params)))
         })?);
     }
+    if let Some(grads) = grads {
+        let n: usize = lists.iter().map(|l| l.len()).sum();
+        if grads.len() != n {
+            return Err(PyValueError::new_err(format!("{} gradients given for {n} parameters", grads.len())));
+        }
+    }
     let mut plan = Plan { kernels, targets: Vec::new(), s: Lease::take() };
+    let mut flat = 0;
     for (g, (dict, list)) in dicts.iter().zip(&lists).enumerate() {
         for (i, p) in list.iter().enumerate() {
-            plan.gather(py, state, keys, dict, g, i, p)?;
+            let grad = match grads {
+                Some(grads) => grads.get_item(flat)?,
+                None => p.getattr(intern!(py, "grad"))?,
+            };
+            flat += 1;
+            plan.gather(py, state, keys, dict, g, i, p, grad)?;
         }
     }
     if let Some((a, b)) = plan.s.0.held.find_overlap(py)? {
@@ -219,8 +235,8 @@ impl<'py, K: Elementwise> Plan<'py, K> {
         g: usize,
         i: usize,
         p: Bound<'py, PyAny>,
+        grad: Bound<'py, PyAny>,
     ) -> PyResult<()> {
-        let grad = p.getattr(intern!(py, "grad"))?;
         if grad.is_none() {
             return Ok(());
         }
@@ -266,7 +282,17 @@ impl<'py, K: Elementwise> Plan<'py, K> {
         entry: &mut Entry,
         what: &dyn Fn() -> String,
     ) -> PyResult<()> {
-        let (dict, is_new) = match state.get_item(p)? {
+        // A parameter with a hash is looked up in the dict itself; one without (which
+        // the dict refuses with a TypeError) through the mapping's `get`.
+        let (found, by_identity) = match state.get_item(p) {
+            Ok(found) => (found, false),
+            Err(e) if e.is_instance_of::<PyTypeError>(py) => {
+                let found = state.call_method1("get", (p,))?;
+                (if found.is_none() { None } else { Some(found) }, true)
+            }
+            Err(e) => return Err(e),
+        };
+        let (dict, is_new) = match found {
             Some(d) => {
                 let d = d.cast_into::<PyDict>().map_err(|e| {
                     let d = e.into_inner();
@@ -319,7 +345,7 @@ impl<'py, K: Elementwise> Plan<'py, K> {
         }
         if needs_target {
             entry.target = self.targets.len() as u32;
-            self.targets.push(Target { key: p.clone(), dict, is_new, new_buffers });
+            self.targets.push(Target { key: p.clone(), dict, is_new, by_identity, new_buffers });
         }
         Ok(())
     }
@@ -356,7 +382,9 @@ impl<'py, K: Elementwise> Plan<'py, K> {
                     t.dict.set_item(key, array)?;
                 }
             }
-            if t.is_new {
+            if t.is_new && t.by_identity {
+                state.as_any().set_item(&t.key, &t.dict)?; // the mapping's __setitem__
+            } else if t.is_new {
                 state.set_item(&t.key, &t.dict)?;
             }
         }

@@ -35,14 +35,17 @@ impl Element for f64 {
     }
 }
 
-/// `torch.lerp(start, end, weight)` as torch's CPU kernel computes it: from the
-/// nearer end, so that `weight` close to 1 keeps its precision.
+/// `torch.lerp(start, end, weight)` as torch's (2.15) CPU kernel computes it: from the
+/// nearer end, so that `weight` close to 1 keeps its precision, each formula one fused
+/// multiply-add (`fma(w, end − start, start)`, `fma(−(end − start), 1 − w, end)`), so
+/// one rounding where the plain formula has two. On a target without FMA hardware
+/// `mul_add` is the C library's exact `fma`: the same bits, only slower.
 #[inline(always)]
 pub(crate) fn lerp<T: Element>(start: T, end: T, w: Lerp<T>) -> T {
     if w.small {
-        start + w.weight * (end - start)
+        w.weight.mul_add(end - start, start)
     } else {
-        end - (end - start) * w.one_minus
+        (start - end).mul_add(w.one_minus, end)
     }
 }
 
@@ -77,8 +80,17 @@ mod tests {
     #[test]
     fn lerp_uses_the_nearer_end() {
         let small = Lerp::<f64>::new(0.1);
-        assert_eq!(lerp(1.0, 3.0, small), 1.0 + 0.1 * 2.0);
+        assert_eq!(lerp(1.0, 3.0, small), 0.1f64.mul_add(2.0, 1.0));
         let large = Lerp::<f64>::new(0.9);
-        assert_eq!(lerp(1.0, 3.0, large), 3.0 - 2.0 * (1.0 - 0.9));
+        assert_eq!(lerp(1.0, 3.0, large), (-2.0f64).mul_add(1.0 - 0.9, 3.0));
+    }
+
+    #[test]
+    fn lerp_rounds_once_like_torch() {
+        // torch 2.15: tensor([-0.482]).lerp_(tensor([0.599]), 0.1) is -0.37389999999999995;
+        // the unfused product and sum round twice, to -0.3739.
+        let w = Lerp::<f64>::new(0.1);
+        assert_eq!(lerp(-0.482, 0.599, w), -0.37389999999999995);
+        assert_eq!(-0.482 + 0.1 * (0.599f64 - -0.482), -0.3739);
     }
 }

@@ -56,13 +56,14 @@ fn adadelta_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
     for i in 0..n {
         let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
         if DECAY {
-            g = g + c.weight_decay * param[i];
+            g = c.weight_decay.mul_add(param[i], g); // grad.add(param, alpha=wd): one fma
         }
-        let v = square_avg[i] * c.rho + c.one_minus_rho * g * g;
+        // torch 2.15's addcmul_ and add_(alpha=...) are fused multiply-adds
+        let v = (c.one_minus_rho * g).mul_add(g, square_avg[i] * c.rho);
         square_avg[i] = v;
         let delta = (acc_delta[i] + c.eps).sqrt() / (v + c.eps).sqrt() * g;
-        acc_delta[i] = acc_delta[i] * c.rho + c.one_minus_rho * delta * delta;
-        param[i] = param[i] + c.neg_lr * delta;
+        acc_delta[i] = (c.one_minus_rho * delta).mul_add(delta, acc_delta[i] * c.rho);
+        param[i] = c.neg_lr.mul_add(delta, param[i]);
     }
 }
 }

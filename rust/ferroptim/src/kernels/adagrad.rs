@@ -65,9 +65,9 @@ fn adagrad_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool>(c: &Coef<T>
     for i in 0..n {
         let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
         if DECAY {
-            g = g + c.weight_decay * param[i];
+            g = c.weight_decay.mul_add(param[i], g); // grad.add(param, alpha=wd): one fma
         }
-        let s = sum[i] + g * g;
+        let s = g.mul_add(g, sum[i]); // addcmul_(g, g, value=1): one fma
         sum[i] = s;
         param[i] = param[i] + c.neg_clr * g / (s.sqrt() + c.eps);
     }

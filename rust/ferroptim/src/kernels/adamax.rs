@@ -56,7 +56,7 @@ fn adamax_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
     for i in 0..n {
         let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
         if DECAY {
-            g = g + c.weight_decay * param[i];
+            g = c.weight_decay.mul_add(param[i], g); // grad.add(param, alpha=wd): one fma
         }
         let m = lerp(exp_avg[i], g, c.beta1);
         exp_avg[i] = m;

@@ -62,9 +62,9 @@ fn asgd_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool, const AVERAGE:
     for i in 0..n {
         let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
         if DECAY {
-            g = g + c.weight_decay * param[i];
+            g = c.weight_decay.mul_add(param[i], g); // grad.add(param, alpha=wd): one fma
         }
-        let p = param[i] * c.decay + c.neg_eta * g;
+        let p = c.neg_eta.mul_add(g, param[i] * c.decay); // mul_, then add_(g, alpha=−η): one fma
         param[i] = p;
         ax[i] = if AVERAGE { ax[i] + (p - ax[i]) * c.mu } else { p };
     }

@@ -15,6 +15,11 @@
 //!     max|t·d| ≤ tolerance_change or |Δloss| < tolerance_change
 //! ```
 //!
+//! With `maximize`, L-BFGS minimizes the negated loss: every loss it compares and the
+//! flat gradient are negated (torch 2.15's `maximize`), and `step` still returns the
+//! objective's own first value. The strong-Wolfe search may make at most
+//! `max_eval − evaluations so far` evaluations, as torch passes `max_ls`.
+//!
 //! The loss and gradient come from an [`Objective`] (a Python closure, in the
 //! package). The history is kept in [`LbfgsState`] between steps, as torch keeps it
 //! in the state of the first parameter; its vectors may be borrowed (a step only reads
@@ -40,6 +45,8 @@ pub struct LbfgsHyper {
     pub history_size: usize,
     /// The strong-Wolfe line search (`line_search_fn="strong_wolfe"`), else a fixed step.
     pub strong_wolfe: bool,
+    /// Maximize the objective instead (torch 2.15).
+    pub maximize: bool,
 }
 
 impl Default for LbfgsHyper {
@@ -52,6 +59,7 @@ impl Default for LbfgsHyper {
             tolerance_change: 1e-9,
             history_size: 100,
             strong_wolfe: false,
+            maximize: false,
         }
     }
 }
@@ -101,14 +109,47 @@ fn f<T: Element>(x: T) -> f64 {
     x.to_f64().unwrap()
 }
 
-/// One L-BFGS step; returns the loss of the first evaluation, as torch's `step`.
+/// The objective L-BFGS minimizes: `obj`'s, or with `maximize` its negation (loss and
+/// gradient negated, as torch 2.15 negates them).
+struct Signed<'o, O> {
+    obj: &'o mut O,
+    maximize: bool,
+}
+
+impl<T: Element, O: Objective<T>> Objective<T> for Signed<'_, O> {
+    type Error = O::Error;
+    fn evaluate(&mut self) -> Result<f64, O::Error> {
+        let loss = self.obj.evaluate()?;
+        Ok(if self.maximize { -loss } else { loss })
+    }
+    fn flat_grad(&mut self) -> Result<Vec<T>, O::Error> {
+        let mut g = self.obj.flat_grad()?;
+        if self.maximize {
+            g.iter_mut().for_each(|v| *v = -*v);
+        }
+        Ok(g)
+    }
+    fn add(&mut self, t: f64, d: &[T]) -> Result<(), O::Error> {
+        self.obj.add(t, d)
+    }
+    fn get(&mut self) -> Result<Vec<T>, O::Error> {
+        self.obj.get()
+    }
+    fn set(&mut self, x: &[T]) -> Result<(), O::Error> {
+        self.obj.set(x)
+    }
+}
+
+/// One L-BFGS step; returns the loss of the first evaluation (the objective's own
+/// value, also with `maximize`), as torch's `step`.
 pub fn lbfgs<T: Element, O: Objective<T>>(
     h: &LbfgsHyper,
     state: &mut LbfgsState<'_, T>,
     obj: &mut O,
 ) -> Result<f64, O::Error> {
-    let orig_loss = obj.evaluate()?;
-    let mut loss = orig_loss;
+    let obj = &mut Signed { obj, maximize: h.maximize };
+    let mut loss = obj.evaluate()?;
+    let orig_loss = if h.maximize { -loss } else { loss };
     let mut current_evals = 1;
     state.func_evals += 1;
     let mut flat_grad = obj.flat_grad()?;
@@ -187,7 +228,9 @@ pub fn lbfgs<T: Element, O: Objective<T>>(
         let mut ls_func_evals = 0;
         if h.strong_wolfe {
             let x_init = obj.get()?;
-            let (l, g, step, evals) = strong_wolfe(obj, &x_init, t, &d, loss, &flat_grad, gtd, h.tolerance_change)?;
+            let max_ls = h.max_eval.saturating_sub(current_evals);
+            let (l, g, step, evals) =
+                strong_wolfe(obj, &x_init, t, &d, loss, &flat_grad, gtd, h.tolerance_change, max_ls)?;
             loss = l;
             flat_grad = g;
             t = step;
@@ -246,8 +289,10 @@ fn directional<T: Element, O: Objective<T>>(obj: &mut O, x: &[T], t: f64, d: &[T
     Ok((loss, g))
 }
 
-/// torch's `_strong_wolfe` (c1 = 1e-4, c2 = 0.9, 25 iterations at most): returns the
-/// loss, gradient, step and number of evaluations.
+/// torch's `_strong_wolfe` (c1 = 1e-4, c2 = 0.9, `max_ls` iterations at most, which
+/// torch's L-BFGS sets to `max_eval − evaluations so far`): returns the loss,
+/// gradient, step and number of evaluations. (Where torch's budget is negative, only
+/// with `max_eval` < 1, torch itself fails; here it counts as no budget.)
 #[allow(clippy::too_many_arguments)]
 fn strong_wolfe<T: Element, O: Objective<T>>(
     obj: &mut O,
@@ -258,10 +303,10 @@ fn strong_wolfe<T: Element, O: Objective<T>>(
     g0: &[T],
     gtd0: f64,
     tolerance_change: f64,
+    max_ls: u64,
 ) -> Result<(f64, Vec<T>, f64, u64), O::Error> {
     const C1: f64 = 1e-4;
     const C2: f64 = 0.9;
-    const MAX_LS: u64 = 25;
     let d_norm = abs_max(d);
     let (mut f_new, mut g_new) = directional(obj, x, t, d)?;
     let mut evals = 1;
@@ -273,7 +318,7 @@ fn strong_wolfe<T: Element, O: Objective<T>>(
     let mut bracket_f: Vec<f64> = Vec::new();
     let mut bracket_g: Vec<Vec<T>> = Vec::new();
     let mut bracket_gtd: Vec<f64> = Vec::new();
-    while ls_iter < MAX_LS {
+    while ls_iter < max_ls {
         if f_new > f0 + C1 * t * gtd0 || (ls_iter > 1 && f_new >= f_prev) {
             (bracket, bracket_f, bracket_g, bracket_gtd) =
                 (vec![t_prev, t], vec![f_prev, f_new], vec![g_prev.clone(), g_new.clone()], vec![gtd_prev, gtd_new]);
@@ -302,13 +347,13 @@ fn strong_wolfe<T: Element, O: Objective<T>>(
         gtd_new = f(dot(&g_new, d));
         ls_iter += 1;
     }
-    if ls_iter == MAX_LS {
+    if ls_iter == max_ls {
         (bracket, bracket_f, bracket_g) = (vec![0.0, t], vec![f0, f_new], vec![g0.to_vec(), g_new.clone()]);
         // torch keeps the bracket_gtd of the last iteration here
     }
     let mut insuf_progress = false;
     let (mut low, mut high) = if bracket_f[0] <= *bracket_f.last().unwrap() { (0, 1) } else { (1, 0) };
-    while !done && ls_iter < MAX_LS {
+    while !done && ls_iter < max_ls {
         if (bracket[1] - bracket[0]).abs() * d_norm < tolerance_change {
             break;
         }

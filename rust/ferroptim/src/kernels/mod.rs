@@ -111,7 +111,8 @@ impl<T: Element> Moments<T> {
     }
 
     /// For one element: g (negated if `MAXIMIZE`), weight decay (`DECAY`, a [`Decay`]),
-    /// then `m ← lerp(m, g, 1 − β₁)` and `v ← β₂·v + (1 − β₂)·g²`, stored. Returns the
+    /// then `m ← lerp(m, g, 1 − β₁)` and `v ← β₂·v + (1 − β₂)·g²` (torch 2.15's fused
+    /// multiply-adds: `fma(wd, θ, g)`, `fma((1 − β₂)·g, g, β₂·v)`), stored. Returns the
     /// decayed parameter value, g, m and v.
     #[inline(always)]
     pub(crate) fn step<const MAXIMIZE: bool, const DECAY: u8>(
@@ -124,12 +125,12 @@ impl<T: Element> Moments<T> {
         let mut g = if MAXIMIZE { -grad } else { grad };
         let mut p = param;
         if DECAY == Decay::L2 as u8 {
-            g = g + self.weight_decay * p;
+            g = self.weight_decay.mul_add(p, g); // grad.add(param, alpha=wd): one fma
         } else if DECAY == Decay::Decoupled as u8 {
             p = p * self.decay;
         }
         *m = lerp(*m, g, self.beta1);
-        *v = *v * self.beta2 + self.one_minus_beta2 * g * g;
+        *v = (self.one_minus_beta2 * g).mul_add(g, *v * self.beta2); // addcmul_: fma((1 − β₂)·g, g, β₂·v)
         (p, g, *m, *v)
     }
 }

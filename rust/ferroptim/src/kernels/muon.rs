@@ -9,19 +9,20 @@
 //! X ← u, transposed if A > B;   X ← X / max(‖X‖_F, eps)
 //! ns_steps times:  G ← X·Xᵀ;   X ← a·X + (b·G + c·G·G)·X     (a, b, c = ns_coefficients)
 //! θ ← θ·(1 − lr·weight_decay)
-//! θ ← θ − lr·r·X   with r = √max(1, A/B) ("original") or 0.2·√max(A, B) ("match_rms_adamw")
+//! θ ← θ − lr·r·X   with r = √max(1, A/B) ("original"), 0.2·√max(A, B) ("match_rms_adamw")
+//!                  or √(A/B) ("spectral_unclamped", torch 2.15)
 //! ```
 //!
-//! torch orthogonalizes in bfloat16 (8 significant bits), which adds rounding noise
-//! of a few percent to each entry of the update. That noise cannot be reproduced
-//! bit for bit (it depends on the summation order inside torch's matrix products),
-//! and an emulation that rounds to bfloat16 at the same points adds noise of its own:
-//! measured on the torch reference data, such an emulation's first update differs
-//! from torch's by up to 0.086 (per entry, for updates of size ~1), while the
-//! float32 orthogonalization used here differs by at most 0.045 (0.007 RMS), which
-//! is torch's bfloat16 noise alone. So ferroptim runs Newton–Schulz in float32 (the
-//! products by `matrixmultiply`'s sgemm), closer to torch than any bfloat16 copy and
-//! deterministic. Each tensor runs on one thread; several tensors share the pool.
+//! torch orthogonalizes in bfloat16 (8 significant bits), and so does this kernel, at
+//! the same points as torch's CPU kernels round: the update is cast to bfloat16
+//! (through float32, as torch casts a float64 tensor), its norm and the division by it
+//! are rounded to bfloat16, and each matrix product — `X·Xᵀ`, `b·G + c·G·G`,
+//! `a·X + (…)·X`, each one `addmm` in torch — accumulates in float32
+//! (`matrixmultiply`'s sgemm) and is rounded to bfloat16 once. Checked against torch
+//! 2.15 on random matrices, every single product and `addmm` agrees bit for bit; what
+//! remains is the order of the float32 sums inside torch's (oneDNN's) products, which
+//! now and then moves a result across a bfloat16 rounding boundary, by one bfloat16
+//! unit (2⁻⁸ relative). Each tensor runs on one thread; several tensors share the pool.
 
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::map_jobs;
@@ -36,6 +37,8 @@ pub enum AdjustLr {
     Original,
     /// `0.2·√max(A, B)`, matching AdamW's update RMS (`"match_rms_adamw"`).
     MatchRmsAdamw,
+    /// `√(A/B)` with no clamp (`"spectral_unclamped"`, torch 2.15).
+    SpectralUnclamped,
 }
 
 /// The hyperparameters of Muon, with torch's defaults.
@@ -82,6 +85,7 @@ impl MuonHyper {
         let ratio = match self.adjust_lr_fn {
             AdjustLr::Original => f64::max(1.0, a / b).sqrt(),
             AdjustLr::MatchRmsAdamw => 0.2 * f64::max(a, b).sqrt(),
+            AdjustLr::SpectralUnclamped => (a / b).sqrt(),
         };
         self.lr * ratio
     }
@@ -126,45 +130,77 @@ fn one_tensor<T: Element>(h: &MuonHyper, t: MuonTensor<'_, T>) {
     let step = T::of(-h.adjusted_lr(rows, cols));
     for (p, &o) in param.iter_mut().zip(&ortho) {
         *p = *p * decay;
-        *p = *p + step * T::of(o as f64);
+        *p = step.mul_add(T::of(o as f64), *p); // param.add_(update, alpha=−lr·r): one fma
     }
 }
 
-/// `c ← a·b` for row-major `a` (m × k) and `b` (k × n), or `b`ᵀ when `b_transposed`
-/// (then `b` is n × k), in f32.
-fn matmul(a: &[f32], b: &[f32], b_transposed: bool, m: usize, k: usize, n: usize) -> Vec<f32> {
+/// `x` rounded to bfloat16 (to nearest, ties to even), as an f32: torch's
+/// `c10::BFloat16(float)`. NaN stays NaN.
+pub fn bf16(x: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    let bits = x.to_bits();
+    let rounded = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) & 0xFFFF_0000;
+    f32::from_bits(rounded)
+}
+
+/// `torch.addmm(beta_c·c, a, b, beta=beta, alpha=alpha)` on bfloat16 tensors:
+/// `alpha·a·b + beta·c` (row-major `a` m × k, `b` k × n, or `b`ᵀ when `b_transposed`,
+/// then `b` is n × k) accumulated in f32 and rounded to bfloat16 once. `c` is the
+/// m × n addend (ignored when `beta` is 0).
+#[allow(clippy::too_many_arguments)]
+fn matmul_bf16(
+    a: &[f32],
+    b: &[f32],
+    b_transposed: bool,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    beta: f32,
+    c: Option<&[f32]>,
+) -> Vec<f32> {
     assert!(a.len() == m * k && b.len() == k * n, "matrix sizes do not match");
-    let mut c = vec![0.0f32; m * n];
+    let mut c = match c {
+        Some(c) if beta != 0.0 => {
+            assert_eq!(c.len(), m * n, "the addend does not match");
+            c.to_vec()
+        }
+        _ => vec![0.0f32; m * n],
+    };
     let (rsb, csb) = if b_transposed { (1, k as isize) } else { (n as isize, 1) };
     // SAFETY: `a` holds m·k, `b` k·n and `c` m·n elements (checked above), and the
-    // strides address exactly those row-major (or transposed) layouts; `c` is
-    // written through its own exclusive borrow, and beta = 0 never reads it.
+    // strides address exactly those row-major (or transposed) layouts; `c` is an
+    // owned, initialized vector written through its own exclusive borrow.
     unsafe {
         matrixmultiply::sgemm(
             m,
             k,
             n,
-            1.0,
+            alpha,
             a.as_ptr(),
             k as isize,
             1,
             b.as_ptr(),
             rsb,
             csb,
-            0.0,
+            beta,
             c.as_mut_ptr(),
             n as isize,
             1,
         );
     }
+    c.iter_mut().for_each(|v| *v = bf16(*v));
     c
 }
 
-/// torch's `_zeropower_via_newtonschulz`, in f32: the orthogonalized update,
-/// row-major `rows × cols`.
+/// torch's `_zeropower_via_newtonschulz`, in bfloat16 as torch's CPU kernels compute
+/// it (see the module docs): the orthogonalized update, row-major `rows × cols`, each
+/// entry a bfloat16 value held in an f32.
 fn newton_schulz<T: Element>(h: &MuonHyper, update: &[T], rows: usize, cols: usize) -> Vec<f32> {
     let (a, b, c) = (h.ns_coefficients.0 as f32, h.ns_coefficients.1 as f32, h.ns_coefficients.2 as f32);
-    let f = |x: T| x.to_f32().unwrap();
+    let f = |x: T| bf16(x.to_f32().unwrap()); // grad.to(torch.bfloat16): through float, as c10 does
     // Work on the wide orientation: m ≤ n.
     let transposed = rows > cols;
     let (m, n) = if transposed { (cols, rows) } else { (rows, cols) };
@@ -173,15 +209,16 @@ fn newton_schulz<T: Element>(h: &MuonHyper, update: &[T], rows: usize, cols: usi
     } else {
         update.iter().map(|&u| f(u)).collect()
     };
-    let norm = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt() as f32;
-    let denom = norm.max(h.eps as f32);
-    x.iter_mut().for_each(|v| *v /= denom);
+    // ortho_grad.div_(ortho_grad.norm().clamp(min=eps)): the norm (accumulated wider)
+    // and the clamp in bfloat16, each quotient computed in float and rounded
+    let norm = bf16(x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt() as f32);
+    let floor = bf16(h.eps as f32);
+    let denom = if norm.is_nan() { norm } else { norm.max(floor) };
+    x.iter_mut().for_each(|v| *v = bf16(*v / denom));
     for _ in 0..h.ns_steps {
-        let gram = matmul(&x, &x, true, m, n, m); // X·Xᵀ
-        let square = matmul(&gram, &gram, false, m, m, m); // G·G
-        let gram_update: Vec<f32> = gram.iter().zip(&square).map(|(&g, &s)| b * g + c * s).collect();
-        let product = matmul(&gram_update, &x, false, m, m, n);
-        x = x.iter().zip(&product).map(|(&v, &p)| a * v + p).collect();
+        let gram = matmul_bf16(&x, &x, true, m, n, m, 1.0, 0.0, None); // X·Xᵀ
+        let gram_update = matmul_bf16(&gram, &gram, false, m, m, m, c, b, Some(&gram)); // addmm(G, G, G, beta=b, alpha=c)
+        x = matmul_bf16(&gram_update, &x, false, m, m, n, 1.0, a, Some(&x)); // addmm(X, U, X, beta=a)
     }
     if transposed {
         (0..rows * cols).map(|k| x[(k % cols) * n + k / cols]).collect()
@@ -199,10 +236,10 @@ mod tests {
     /// torch's algorithm in f64 with plain loops.
     fn reference(h: &MuonHyper, p: &mut [f64], g: &[f64], buf: &mut [f64], rows: usize, cols: usize) {
         for (b, &g) in buf.iter_mut().zip(g) {
-            *b += (g - *b) * (1.0 - h.momentum);
+            *b = (1.0 - h.momentum).mul_add(g - *b, *b); // torch 2.15 lerp_: one fma
         }
         let u: Vec<f64> = if h.nesterov {
-            g.iter().zip(buf.iter()).map(|(&g, &b)| g + (b - g) * h.momentum).collect()
+            g.iter().zip(buf.iter()).map(|(&g, &b)| (g - b).mul_add(1.0 - h.momentum, b)).collect()
         } else {
             buf.to_vec()
         };

@@ -73,21 +73,21 @@ fn rmsprop_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool, const MOMEN
     for i in 0..n {
         let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
         if DECAY {
-            g = g + c.weight_decay * param[i];
+            g = c.weight_decay.mul_add(param[i], g); // grad.add(param, alpha=wd): one fma
         }
-        let v = square_avg[i] * c.alpha + c.one_minus_alpha * g * g;
+        let v = (c.one_minus_alpha * g).mul_add(g, square_avg[i] * c.alpha); // mul_ + addcmul_ (fma)
         square_avg[i] = v;
         let avg = if CENTERED {
             let ga = lerp(grad_avg[i], g, c.one_minus_alpha_lerp);
             grad_avg[i] = ga;
-            (v - ga * ga).sqrt() + c.eps
+            (-ga).mul_add(ga, v).sqrt() + c.eps // addcmul(ga, ga, value=-1): one fma
         } else {
             v.sqrt() + c.eps
         };
         if MOMENTUM {
             let b = momentum_buffer[i] * c.momentum + g / avg;
             momentum_buffer[i] = b;
-            param[i] = param[i] + c.neg_lr * b;
+            param[i] = c.neg_lr.mul_add(b, param[i]);
         } else {
             param[i] = param[i] + c.neg_lr * g / avg;
         }

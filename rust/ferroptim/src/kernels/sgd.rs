@@ -93,15 +93,16 @@ fn sgd_loop<
     let buf = if MOMENTUM { &mut buf[..n] } else { buf };
     for i in 0..n {
         let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
+        // torch 2.15's add_(x, alpha=a) is one fused multiply-add: fma(a, x, self)
         if DECAY {
-            g = g + c.weight_decay * param[i];
+            g = c.weight_decay.mul_add(param[i], g);
         }
         if MOMENTUM {
-            let b = if FIRST { g } else { buf[i] * c.momentum + c.one_minus_dampening * g };
+            let b = if FIRST { g } else { c.one_minus_dampening.mul_add(g, buf[i] * c.momentum) };
             buf[i] = b;
-            g = if NESTEROV { g + c.momentum * b } else { b };
+            g = if NESTEROV { c.momentum.mul_add(b, g) } else { b };
         }
-        param[i] = param[i] + c.neg_lr * g;
+        param[i] = c.neg_lr.mul_add(g, param[i]);
     }
 }
 }

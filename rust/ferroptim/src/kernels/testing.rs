@@ -38,7 +38,9 @@ impl Rng {
 }
 
 /// torch's tensor operations, one pass each, with the Python-float scalar rounded
-/// to the element type first, as torch's CPU kernels do.
+/// to the element type first, as torch's (2.15) CPU kernels do — `add_` / `sub_` with
+/// `alpha`, `addcmul_` and `lerp_` as one fused multiply-add each (checked against
+/// torch 2.15 element by element), `addcdiv_` as a product, a quotient and a sum.
 pub(crate) mod ops {
     use super::*;
 
@@ -61,17 +63,17 @@ pub(crate) mod ops {
         x.iter_mut().for_each(|v| *v = *v * s);
     }
 
-    /// `x.add_(y, alpha=a)`: x + a·y
+    /// `x.add_(y, alpha=a)`: fma(a, y, x)
     pub(crate) fn add_scaled<T: Element>(x: &mut [T], y: &[T], alpha: f64) {
         let a = T::of(alpha);
-        x.iter_mut().zip(y).for_each(|(v, &w)| *v = *v + a * w);
+        x.iter_mut().zip(y).for_each(|(v, &w)| *v = a.mul_add(w, *v));
     }
 
-    /// `x.addcmul_(a, b, value=s)`: x + s·a·b
+    /// `x.addcmul_(a, b, value=s)`: fma(s·a, b, x)
     pub(crate) fn addcmul<T: Element>(x: &mut [T], a: &[T], b: &[T], value: f64) {
         let s = T::of(value);
         for i in 0..x.len() {
-            x[i] = x[i] + s * a[i] * b[i];
+            x[i] = (s * a[i]).mul_add(b[i], x[i]);
         }
     }
 

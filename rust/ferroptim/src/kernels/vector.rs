@@ -54,7 +54,7 @@ simd_targets! {
 fn axpy_chunk<T: Element>(x: &mut [T], a: T, y: &[T]) {
     let y = &y[..x.len()];
     for i in 0..x.len() {
-        x[i] = x[i] + a * y[i];
+        x[i] = a.mul_add(y[i], x[i]);
     }
 }
 }
@@ -85,7 +85,8 @@ pub fn abs_max<T: Element>(a: &[T]) -> f64 {
     m.to_f64().unwrap()
 }
 
-/// `x ← x + alpha·y`, with `alpha` rounded to `T` as torch's `add_(y, alpha=...)`.
+/// `x ← x + alpha·y`, with `alpha` rounded to `T`, one fused multiply-add per element
+/// as torch's (2.15) `add_(y, alpha=...)`.
 ///
 /// # Panics
 /// If the lengths differ.
@@ -117,7 +118,7 @@ mod tests {
                 set_num_threads(threads).unwrap();
                 let mut x = a.clone();
                 axpy(&mut x, -0.3, &b);
-                let plain: Vec<T> = a.iter().zip(&b).map(|(&p, &q)| p + T::of(-0.3) * q).collect();
+                let plain: Vec<T> = a.iter().zip(&b).map(|(&p, &q)| T::of(-0.3).mul_add(q, p)).collect();
                 assert_eq!(x, plain, "axpy, n = {n}");
                 results.push((dot(&a, &b), sum_abs(&a), abs_max(&a)));
             }

@@ -1,4 +1,4 @@
-//! The torch 2.13 scheduler tables (`tests/reference/torch-2.13/schedulers.json`)
+//! The torch 2.15 scheduler tables (`tests/reference/torch-2.15/schedulers.json`)
 //! replayed on the Rust schedulers: the LR and momentum of both groups after every
 //! step, to 1e-12 relative.
 
@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::*;
 
-const TABLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/reference/torch-2.13/schedulers.json");
+const TABLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/reference/torch-2.15/schedulers.json");
 
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
