@@ -233,7 +233,9 @@ mod tests {
     use crate::kernels::testing::Rng;
     use crate::threads::{set_num_threads, tests::THREADS_LOCK};
 
-    /// torch's algorithm in f64 with plain loops.
+    /// torch's algorithm with plain loops: the momentum in `T` (fused lerps), the
+    /// orthogonalization rounded to bfloat16 where torch rounds, each product summed
+    /// in f32 in plain order.
     fn reference(h: &MuonHyper, p: &mut [f64], g: &[f64], buf: &mut [f64], rows: usize, cols: usize) {
         for (b, &g) in buf.iter_mut().zip(g) {
             *b = (1.0 - h.momentum).mul_add(g - *b, *b); // torch 2.15 lerp_: one fma
@@ -245,42 +247,59 @@ mod tests {
         };
         let t = rows > cols;
         let (m, n) = if t { (cols, rows) } else { (rows, cols) };
-        let mut x: Vec<f64> = (0..m * n).map(|k| if t { u[(k % n) * cols + k / n] } else { u[k] }).collect();
-        let norm = x.iter().map(|v| v * v).sum::<f64>().sqrt().max(h.eps);
-        x.iter_mut().for_each(|v| *v /= norm);
-        let mm = |a: &[f64], b: &[f64], bt: bool, m: usize, k: usize, n: usize| -> Vec<f64> {
+        let mut x: Vec<f32> =
+            (0..m * n).map(|k| bf16((if t { u[(k % n) * cols + k / n] } else { u[k] }) as f32)).collect();
+        let norm = bf16(x.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32).max(bf16(h.eps as f32));
+        x.iter_mut().for_each(|v| *v = bf16(*v / norm));
+        // alpha·a·b + beta·c, summed in f32, rounded to bfloat16
+        let addmm = |a: &[f32], b: &[f32], bt: bool, m: usize, k: usize, n: usize, alpha: f32, beta: f32, c: &[f32]| {
             (0..m * n)
                 .map(|ij| {
-                    (0..k).map(|l| a[ij / n * k + l] * if bt { b[ij % n * k + l] } else { b[l * n + ij % n] }).sum()
+                    let sum: f32 =
+                        (0..k).map(|l| a[ij / n * k + l] * if bt { b[ij % n * k + l] } else { b[l * n + ij % n] }).sum();
+                    bf16(alpha * sum + if beta != 0.0 { beta * c[ij] } else { 0.0 })
                 })
-                .collect()
+                .collect::<Vec<f32>>()
         };
-        let (a, b, c) = h.ns_coefficients;
+        let (a, b, c) = (h.ns_coefficients.0 as f32, h.ns_coefficients.1 as f32, h.ns_coefficients.2 as f32);
         for _ in 0..h.ns_steps {
-            let gram = mm(&x, &x, true, m, n, m);
-            let sq = mm(&gram, &gram, false, m, m, m);
-            let gu: Vec<f64> = gram.iter().zip(&sq).map(|(g, s)| b * g + c * s).collect();
-            let prod = mm(&gu, &x, false, m, m, n);
-            x = x.iter().zip(&prod).map(|(v, p)| a * v + p).collect();
+            let gram = addmm(&x, &x, true, m, n, m, 1.0, 0.0, &[]);
+            let gu = addmm(&gram, &gram, false, m, m, m, c, b, &gram);
+            x = addmm(&gu, &x, false, m, m, n, 1.0, a, &x);
         }
         let lr = h.adjusted_lr(rows, cols);
         for k in 0..rows * cols {
-            let o = if t { x[(k % cols) * n + k / cols] } else { x[k] };
-            p[k] = p[k] * (1.0 - h.lr * h.weight_decay) - lr * o;
+            let o = if t { x[(k % cols) * n + k / cols] } else { x[k] } as f64;
+            p[k] = (-lr).mul_add(o, p[k] * (1.0 - h.lr * h.weight_decay));
         }
+    }
+
+    #[test]
+    fn bf16_rounds_to_nearest_even() {
+        assert_eq!(bf16(1.0), 1.0);
+        assert_eq!(bf16(1.0 + 2f32.powi(-8)), 1.0); // a tie: to the even neighbour
+        assert_eq!(bf16(1.0 + 3.0 * 2f32.powi(-8)), 1.0 + 2f32.powi(-6)); // a tie: up to even
+        assert_eq!(bf16(1.0 + 2f32.powi(-8) + 2f32.powi(-20)), 1.0 + 2f32.powi(-7)); // past the tie
+        assert_eq!(bf16(-3.1415927), -3.140625);
+        assert!(bf16(f32::NAN).is_nan());
+        assert_eq!(bf16(f32::INFINITY), f32::INFINITY);
     }
 
     const SHAPES: [(usize, usize); 6] = [(1, 1), (7, 3), (3, 7), (33, 5), (5, 33), (64, 96)];
 
-    /// Against the f64 reference, to float32 precision (the update's entries are of
-    /// order 1; five iterations of the quintic amplify roundings a little).
+    /// Against the plain-loop reference: the kernel's products sum in sgemm's blocked
+    /// order, the reference's in plain order, so a bfloat16 rounding now and then goes
+    /// the other way (as between torch and this kernel). Almost every entry of the
+    /// update agrees bit for bit, and none by more than a few bfloat16 units.
     #[test]
-    fn matches_the_f64_algorithm() {
+    fn matches_the_bf16_reference() {
         let _guard = THREADS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let mut rng = Rng::new(3);
+        let (mut same, mut total) = (0usize, 0usize);
         for h in [
             MuonHyper::default(),
             MuonHyper { nesterov: false, adjust_lr_fn: AdjustLr::MatchRmsAdamw, lr: 0.02, ..Default::default() },
+            MuonHyper { adjust_lr_fn: AdjustLr::SpectralUnclamped, ..Default::default() },
         ] {
             for (rows, cols) in SHAPES {
                 let n = rows * cols;
@@ -292,11 +311,15 @@ mod tests {
                 let lr = h.adjusted_lr(rows, cols);
                 for k in 0..n {
                     // the update's entries are O(1) times lr: compare them on that scale
-                    let (got, want) = ((p[k] - p_ref[k]) / lr, 0.0);
-                    assert!((got - want).abs() < 1e-4, "{rows}×{cols} [{k}]: update off by {got:e} (relative to lr)");
+                    let off = (p[k] - p_ref[k]) / lr;
+                    assert!(off.abs() < 0.05, "{rows}×{cols} [{k}]: update off by {off:e} (relative to lr)");
+                    same += usize::from(p[k] == p_ref[k]);
+                    total += 1;
                 }
             }
         }
+        // measured: 88 % (one early flip spreads through the later iterations of a big matrix)
+        assert!(same as f64 >= 0.8 * total as f64, "only {same} of {total} entries bit for bit");
     }
 
     #[test]
