@@ -60,7 +60,7 @@ def _lists(params: Sequence[Any], **lists: Sequence[Any]) -> int:
     n = len(params)
     for name, values in lists.items():
         if values is not None and len(values) != n:
-            raise ValueError(f"{name} has {len(values)} entries for {n} params")
+            raise ValueError(f"the {name} list has {len(values)} entries for {n} params")
     return n
 
 
