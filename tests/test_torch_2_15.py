@@ -216,3 +216,15 @@ def test_set_of_params_warns_like_torch():
         warnings.simplefilter("always")
         fo.SGD({p}, lr=0.1)
     assert [w.category for w in caught] == [FutureWarning]
+
+
+def test_adagrad_state_made_for_a_refused_step_is_not_kept():
+    p = fo.Parameter(np.ones(3))
+    opt = fo.Adagrad([p])
+    q = fo.Parameter(np.ones(3))
+    opt.add_param_group({"params": [q]})
+    p.grad, q.grad = np.ones(3), np.ones(3)
+    q.data.flags.writeable = False  # the kernel refuses the step
+    with pytest.raises(ValueError, match="read-only"):
+        opt.step()
+    assert q not in opt.state

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -37,10 +37,22 @@ class ElementwiseOptimizer(Optimizer):
                 param-group order; assigned to the parameters' ``.grad`` first.
         """
         loss = self._prepare_step(closure, grads)
-        type(self)._kernel(
-            self.state, self.param_groups, self._scalar_state, self._buffer_state, self._step_grad_list()
-        )
+        given = self._step_grad_list()
+        created = self._create_state(given)
+        try:
+            type(self)._kernel(self.state, self.param_groups, self._scalar_state, self._buffer_state, given)
+        except BaseException:
+            for p in created:  # a refused step keeps no state
+                del self.state[p]
+            raise
         return loss
+
+    def _create_state(self, given: Optional[List[Any]]) -> List[Any]:
+        """Creates, before the kernel runs, state the kernel would make otherwise, and
+        returns the parameters it made it for (``given``: the step's gradient list, see
+        ``_step_grad_list``). The kernel creates missing state as torch does for every
+        optimizer but Adagrad."""
+        return []
 
     def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
         """Checks a loaded state entry against this optimizer's state names and its

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Iterable, List, Optional
 
 import numpy as np
 
@@ -84,23 +84,21 @@ class Adagrad(ElementwiseOptimizer):
                 if initial_accumulator_value != 0:  # the constructor's, as in torch
                     state["sum"][...] = initial_accumulator_value
 
-    def step(self, closure: Optional[Callable[[], Any]] = None, *, grads: Optional[Iterable[Any]] = None) -> Any:
-        """Performs a single optimization step (see ``ElementwiseOptimizer.step``).
-
-        A parameter with a gradient and no state (added by ``add_param_group``, or
-        left out of a loaded state dict) gets it first, ``sum`` at
+    def _create_state(self, given: Optional[List[Any]]) -> List[Any]:
+        """A parameter with a gradient and no state (added by ``add_param_group``, or
+        left out of a loaded state dict) gets it before the kernel runs, ``sum`` at
         ``self.defaults["initial_accumulator_value"]`` as torch's ``_init_group``
-        makes it; the kernel would start it from the group's value."""
-        loss = self._prepare_step(closure, grads)
-        given = self._step_grad_list()
-        if len(self.state) < sum(len(g["params"]) for g in self.param_groups):
-            init = self.defaults["initial_accumulator_value"]
-            params = [p for group in self.param_groups for p in group["params"]]
-            for k, p in enumerate(params):
-                if (p.grad if given is None else given[k]) is not None and not self.state.get(p):
-                        self.state[p] = {
-                            "step": np.zeros((), dtype=np.float64),
-                            "sum": np.full(p.data.shape, init, dtype=p.data.dtype),
-                        }
-        type(self)._kernel(self.state, self.param_groups, self._scalar_state, self._buffer_state, given)
-        return loss
+        makes it (the kernel would start it from the group's value)."""
+        created: List[Any] = []
+        if len(self.state) >= sum(len(g["params"]) for g in self.param_groups):
+            return created
+        init = self.defaults["initial_accumulator_value"]
+        params = [p for group in self.param_groups for p in group["params"]]
+        for k, p in enumerate(params):
+            if (p.grad if given is None else given[k]) is not None and not self.state.get(p):
+                self.state[p] = {
+                    "step": np.zeros((), dtype=np.float64),
+                    "sum": np.full(p.data.shape, init, dtype=p.data.dtype),
+                }
+                created.append(p)
+        return created

@@ -64,13 +64,21 @@ def _lists(params: Sequence[Any], **lists: Sequence[Any]) -> int:
     return n
 
 
-def _step_array(step: Any, i: int) -> np.ndarray:
-    if not (isinstance(step, np.ndarray) and step.shape == () and step.dtype == np.float64 and step.flags.writeable):
+# torch's names of the scalar state lists, for messages
+_SCALAR_LISTS = {"step": "state_steps", "eta": "etas", "mu": "mus", "mu_product": "mu_products"}
+
+
+def _scalar_array(value: Any, key: str, i: int) -> np.ndarray:
+    """A per-parameter scalar (a step count, ASGD's η and μ, NAdam's μ product): the
+    kernels update it in place, so it must be a writeable 0-d float64 array."""
+    if not (
+        isinstance(value, np.ndarray) and value.shape == () and value.dtype == np.float64 and value.flags.writeable
+    ):
         raise TypeError(
-            f"state_steps[{i}] must be a writeable 0-d float64 array (the step count, incremented in place), "
-            f"got {type(step).__name__}"
+            f"{_SCALAR_LISTS[key]}[{i}] must be a writeable 0-d float64 array (updated in place), "
+            f"got {type(value).__name__}"
         )
-    return step
+    return value
 
 
 def _run(
@@ -89,7 +97,7 @@ def _run(
     for i, slot in enumerate(slots):
         entry: Dict[str, Any] = {}
         for key, values in scalars.items():
-            entry[key] = _step_array(values[i], i) if key == "step" else values[i]
+            entry[key] = _scalar_array(values[i], key, i)
         for key, values in buffers.items():
             if values is not None and values[i] is not None:
                 entry[key] = values[i]
@@ -288,10 +296,6 @@ def asgd(
 ) -> None:
     """``torch.optim.functional.asgd`` (``ferroptim.ASGD``'s kernel); ``mus`` and
     ``etas`` are 0-d float64 arrays, updated in place."""
-    for name, values in (("etas", etas), ("mus", mus)):
-        for i, v in enumerate(values):
-            if not (isinstance(v, np.ndarray) and v.shape == () and v.dtype == np.float64 and v.flags.writeable):
-                raise TypeError(f"{name}[{i}] must be a writeable 0-d float64 array, got {type(v).__name__}")
     hyper = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
     _run(_core.asgd_step, params, grads, hyper, {"step": state_steps, "eta": etas, "mu": mus}, {"ax": axs})
 
@@ -319,9 +323,6 @@ def nadam(
 ) -> None:
     """``torch.optim.functional.nadam`` (``ferroptim.NAdam``'s kernel); ``mu_products``
     are 0-d float64 arrays, updated in place."""
-    for i, v in enumerate(mu_products):
-        if not (isinstance(v, np.ndarray) and v.shape == () and v.dtype == np.float64 and v.flags.writeable):
-            raise TypeError(f"mu_products[{i}] must be a writeable 0-d float64 array, got {type(v).__name__}")
     hyper = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
                  decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
     _run(_core.nadam_step, params, grads, hyper, {"step": state_steps, "mu_product": mu_products},
@@ -443,7 +444,7 @@ def adafactor(
             states.append([("row_var", row_vars[i]), ("col_var", col_vars[i])])
         else:
             states.append([("variance", variances[i])])
-    steps = [_step_array(s, i) for i, s in enumerate(state_steps)]
+    steps = [_scalar_array(s, "step", i) for i, s in enumerate(state_steps)]
     hyper = dict(lr=lr, beta2_decay=beta2_decay, eps=(eps1, eps2), d=d, weight_decay=weight_decay, maximize=maximize)
     _tensorwise(_core.adafactor_step, params, grads, hyper, states, steps)
 
