@@ -1,7 +1,7 @@
 """A differential test against live torch: random configurations of every optimizer,
 run side by side with torch.optim, compared after every step and at the end.
 
-Each trial draws an optimizer, hyperparameters from its valid domain, 1–3 param groups
+Each trial draws an optimizer (all of torch.optim's; SparseAdam with row gradients), hyperparameters from its valid domain, 1–3 param groups
 with random per-group overrides, shapes (0-d and empty included), float32 or float64,
 ``None`` gradients, and between steps random API calls: an lr change in
 ``param_groups``, ``zero_grad(set_to_none=False)`` followed by a step, a
@@ -19,7 +19,6 @@ Skipped without torch.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import random
 import warnings
@@ -122,6 +121,11 @@ def _muon(r):
                 adjust_lr_fn=r.choice([None, "original", "match_rms_adamw", "spectral_unclamped"]))
 
 
+def _sparse_adam(r):
+    return dict(lr=u(r, 1e-4, 0.1), betas=(u(r, 0.0, 0.99), u(r, 0.9, 0.9999)), eps=10 ** u(r, -10, -6),
+                maximize=r.random() < 0.2)
+
+
 def _lbfgs(r):
     max_iter = r.randint(1, 8)
     return dict(lr=u(r, 0.1, 1.0), max_iter=max_iter, max_eval=maybe(r, r.randint(1, 12), None),
@@ -132,7 +136,7 @@ def _lbfgs(r):
 OPTIMIZERS: Dict[str, Callable[[random.Random], Dict[str, Any]]] = {
     "SGD": _sgd, "Adam": _adam_l2, "AdamW": _adam, "Adagrad": _adagrad, "Adadelta": _adadelta,
     "Adamax": _adamax, "NAdam": _nadam, "RAdam": _radam, "RMSprop": _rmsprop, "Rprop": _rprop,
-    "ASGD": _asgd, "Adafactor": _adafactor, "Muon": _muon, "LBFGS": _lbfgs,
+    "ASGD": _asgd, "Adafactor": _adafactor, "Muon": _muon, "LBFGS": _lbfgs, "SparseAdam": _sparse_adam,
 }
 # hyperparameters a group may override (the rest stay the optimizer's)
 OVERRIDABLE = ("lr", "weight_decay", "momentum", "betas", "eps", "maximize", "alpha", "rho", "lambd",
@@ -142,16 +146,14 @@ OVERRIDABLE = ("lr", "weight_decay", "momentum", "betas", "eps", "maximize", "al
 def draw_shape(r: random.Random, name: str) -> Tuple[int, ...]:
     if name == "Muon":
         return (r.randint(1, 9), r.randint(1, 9))
+    if name == "SparseAdam":  # rows of an embedding-like table
+        return tuple(r.randint(1, 6) for _ in range(r.randint(1, 3)))
     kind = r.random()
     if kind < 0.1:
         return ()
     if kind < 0.15:
         return (0,) if r.random() < 0.5 else (2, 0)
     return tuple(r.randint(1, 6) for _ in range(r.randint(1, 3)))
-
-
-def as_torch_kwargs(kw: Dict[str, Any]) -> Dict[str, Any]:
-    return dict(kw)
 
 
 class Trial:
@@ -202,7 +204,7 @@ class Trial:
         cls_t = getattr(torch.optim, self.name)
         cls_f = getattr(fo, self.name)
         try:
-            t_opt = cls_t(t_spec, **as_torch_kwargs(self.kwargs))
+            t_opt = cls_t(t_spec, **self.kwargs)
         except Exception as e:  # torch refuses: ferroptim must refuse with the same type
             with pytest.raises(type(e)):
                 cls_f(fo_spec, **self.kwargs)
@@ -259,11 +261,16 @@ def compare_state(trial: Trial, f_opt: Any, t_opt: Any) -> None:
                 list(want) if isinstance(want, tuple) else want), f"seed {trial.seed}: group {key}"
 
 
-def grads_for(trial: Trial, step: int) -> List[Any]:
-    out = []
+def grads_for(trial: Trial) -> List[Any]:
+    """A gradient per parameter, or None; for SparseAdam (rows, values): random rows,
+    repeats included (torch sums them)."""
+    out: List[Any] = []
     for p in trial.fo_params:
         if trial.r.random() < 0.15:
             out.append(None)
+        elif trial.name == "SparseAdam":
+            rows = trial.np.integers(0, p.data.shape[0], size=trial.r.randint(0, 2 * p.data.shape[0]))
+            out.append((rows, trial.np.standard_normal((len(rows),) + p.data.shape[1:]).astype(trial.dtype)))
         else:
             out.append(trial.np.standard_normal(p.data.shape).astype(trial.dtype))
     return out
@@ -271,8 +278,14 @@ def grads_for(trial: Trial, step: int) -> List[Any]:
 
 def set_grads(trial: Trial, grads: List[Any]) -> None:
     for fp, tp, g in zip(trial.fo_params, trial.t_params, grads):
-        fp.grad = None if g is None else g.copy()
-        tp.grad = None if g is None else torch.tensor(g.copy())
+        if isinstance(g, tuple):
+            rows, values = g
+            fp.grad = fo.SparseGrad(rows.copy(), values.copy())
+            tp.grad = torch.sparse_coo_tensor(torch.tensor(rows[None, :]), torch.tensor(values.copy()),
+                                              tuple(fp.data.shape))
+        else:
+            fp.grad = None if g is None else g.copy()
+            tp.grad = None if g is None else torch.tensor(g.copy())
 
 
 def run_lbfgs(trial: Trial) -> str:
@@ -358,7 +371,7 @@ def run_trial(seed: int) -> str:
             f_opt.add_param_group(fg)
             t_opt.add_param_group(tg)
         if not 0.1 <= op < 0.2:  # after zero_grad(set_to_none=False): a step on the zeros
-            set_grads(trial, grads_for(trial, step))
+            set_grads(trial, grads_for(trial))
         for k, p in enumerate(trial.fo_params):  # the largest |θ| each element has had
             if k < len(before):
                 np.maximum(before[k], np.abs(p.data), out=before[k])
