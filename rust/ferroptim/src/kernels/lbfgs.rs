@@ -20,6 +20,11 @@
 //! objective's own first value. The strong-Wolfe search may make at most
 //! `max_eval − evaluations so far` evaluations, as torch passes `max_ls`.
 //!
+//! The step's scalars follow torch's Python code exactly: a dot product or a norm is a
+//! 0-d tensor of the parameters' dtype, a loss or an lr a Python float, and they mix
+//! as torch promotes them ([`crate::kernels::scalar`]) — so float32 parameters get
+//! torch's float32 line-search tests, not sharper float64 ones that branch elsewhere.
+//!
 //! The loss and gradient come from an [`Objective`] (a Python closure, in the
 //! package). The history is kept in [`LbfgsState`] between steps, as torch keeps it
 //! in the state of the first parameter; its vectors may be borrowed (a step only reads
@@ -30,6 +35,7 @@ use std::borrow::Cow;
 
 use crate::element::Element;
 use crate::kernels::check;
+use crate::kernels::scalar::Scalar::{self, Float, Tensor};
 use crate::kernels::vector::{abs_max, axpy, dot, sum_abs};
 use crate::{HyperError, Validate};
 
@@ -105,8 +111,9 @@ pub trait Objective<T> {
     fn set(&mut self, x: &[T]) -> Result<(), Self::Error>;
 }
 
-fn f<T: Element>(x: T) -> f64 {
-    x.to_f64().unwrap()
+/// `v.abs().max()`, a 0-d tensor.
+fn norm_inf<T: Element>(v: &[T]) -> Scalar<T> {
+    Tensor(T::of(abs_max(v)))
 }
 
 /// The objective L-BFGS minimizes: `obj`'s, or with `maximize` its negation (loss and
@@ -153,12 +160,13 @@ pub fn lbfgs<T: Element, O: Objective<T>>(
     let mut current_evals = 1;
     state.func_evals += 1;
     let mut flat_grad = obj.flat_grad()?;
-    let mut opt_cond = abs_max(&flat_grad) <= h.tolerance_grad;
+    let tolerance_grad = Float(h.tolerance_grad);
+    let mut opt_cond = norm_inf(&flat_grad).le(tolerance_grad);
     if opt_cond {
         return Ok(orig_loss);
     }
     let mut d: Cow<'_, [T]> = state.d.take().unwrap_or_default();
-    let mut t = state.t.unwrap_or(h.lr);
+    let mut t: Scalar<T> = Float(state.t.unwrap_or(h.lr));
     let mut n_iter = 0;
     while n_iter < h.max_iter {
         n_iter += 1;
@@ -172,9 +180,9 @@ pub fn lbfgs<T: Element, O: Objective<T>>(
         } else {
             let prev = state.prev_flat_grad.as_ref().expect("a previous gradient after the first iteration");
             let y: Vec<T> = flat_grad.iter().zip(prev.iter()).map(|(&g, &p)| g - p).collect();
-            let s: Vec<T> = d.iter().map(|&x| x * T::of(t)).collect();
+            let s: Vec<T> = d.iter().map(|&x| x * T::of(t.value())).collect();
             let ys = dot(&y, &s);
-            if f(ys) > 1e-10 {
+            if Tensor(ys).gt(Float(1e-10)) {
                 if state.old_dirs.len() == h.history_size {
                     state.old_dirs.remove(0);
                     state.old_stps.remove(0);
@@ -194,14 +202,14 @@ pub fn lbfgs<T: Element, O: Objective<T>>(
             for i in (0..num_old).rev() {
                 let a = dot(&state.old_stps[i], &q) * state.ro[i];
                 al[i] = Some(a);
-                axpy(&mut q, -f(a), &state.old_dirs[i]);
+                axpy(&mut q, -Tensor(a).value(), &state.old_dirs[i]);
             }
             let h_diag = state.h_diag.unwrap_or(T::one());
             let mut dir: Vec<T> = q.iter().map(|&x| x * h_diag).collect();
             for i in 0..num_old {
                 let be_i = dot(&state.old_dirs[i], &dir) * state.ro[i];
                 let a = al[i].expect("set by the first loop");
-                axpy(&mut dir, f(a - be_i), &state.old_stps[i]);
+                axpy(&mut dir, Tensor(a - be_i).value(), &state.old_stps[i]);
             }
             d = Cow::Owned(dir);
         }
@@ -212,17 +220,12 @@ pub fn lbfgs<T: Element, O: Objective<T>>(
         let prev_loss = loss;
         state.prev_loss = Some(loss);
         t = if state.n_iter == 1 {
-            let inv = T::one() / sum_abs(&flat_grad);
-            if f(inv) < 1.0 {
-                f(inv * T::of(h.lr))
-            } else {
-                h.lr
-            }
+            Float(1.0).py_min(Float(1.0) / Tensor(sum_abs(&flat_grad))) * Float(h.lr) // min(1., 1./Σ|g|)·lr
         } else {
-            h.lr
+            Float(h.lr)
         };
-        let gtd = f(dot(&flat_grad, &d));
-        if gtd > -h.tolerance_change {
+        let gtd = Tensor(dot(&flat_grad, &d));
+        if gtd.gt(Float(-h.tolerance_change)) {
             break;
         }
         let mut ls_func_evals = 0;
@@ -235,14 +238,14 @@ pub fn lbfgs<T: Element, O: Objective<T>>(
             flat_grad = g;
             t = step;
             ls_func_evals = evals;
-            obj.add(t, &d)?;
-            opt_cond = abs_max(&flat_grad) <= h.tolerance_grad;
+            obj.add(t.value(), &d)?;
+            opt_cond = norm_inf(&flat_grad).le(tolerance_grad);
         } else {
-            obj.add(t, &d)?;
+            obj.add(t.value(), &d)?;
             if n_iter != h.max_iter {
                 loss = obj.evaluate()?;
                 flat_grad = obj.flat_grad()?;
-                opt_cond = abs_max(&flat_grad) <= h.tolerance_grad;
+                opt_cond = norm_inf(&flat_grad).le(tolerance_grad);
                 ls_func_evals = 1;
             }
         }
@@ -251,38 +254,53 @@ pub fn lbfgs<T: Element, O: Objective<T>>(
         if n_iter == h.max_iter || current_evals >= h.max_eval || opt_cond {
             break;
         }
-        let moved = d.iter().fold(T::zero(), |m, &x| m.nan_max((x * T::of(t)).abs()));
-        if f(moved) <= h.tolerance_change || (loss - prev_loss).abs() < h.tolerance_change {
+        let moved = d.iter().fold(T::zero(), |m, &x| m.nan_max((x * T::of(t.value())).abs())); // d.mul(t).abs().max()
+        if Tensor(moved).le(Float(h.tolerance_change)) || (loss - prev_loss).abs() < h.tolerance_change {
             break;
         }
     }
     state.d = Some(d);
-    state.t = Some(t);
+    state.t = Some(t.value());
     Ok(orig_loss)
 }
 
 /// torch's `_cubic_interpolate`: the minimizer of the cubic through two points with
-/// their slopes, clamped to `bounds` (default: between the points).
-fn cubic_interpolate(x1: f64, f1: f64, g1: f64, x2: f64, f2: f64, g2: f64, bounds: Option<(f64, f64)>) -> f64 {
-    let (lo, hi) = bounds.unwrap_or(if x1 <= x2 { (x1, x2) } else { (x2, x1) });
-    let d1 = g1 + g2 - 3.0 * (f1 - f2) / (x1 - x2);
+/// their slopes, clamped to `bounds` (default: between the points); in torch's
+/// scalars, operation by operation.
+#[allow(clippy::too_many_arguments)]
+fn cubic_interpolate<T: Element>(
+    x1: Scalar<T>,
+    f1: f64,
+    g1: Scalar<T>,
+    x2: Scalar<T>,
+    f2: f64,
+    g2: Scalar<T>,
+    bounds: Option<(Scalar<T>, Scalar<T>)>,
+) -> Scalar<T> {
+    let (lo, hi) = bounds.unwrap_or(if x1.le(x2) { (x1, x2) } else { (x2, x1) });
+    let d1 = g1 + g2 - Float(3.0 * (f1 - f2)) / (x1 - x2);
     let d2_square = d1 * d1 - g1 * g2;
-    if d2_square >= 0.0 {
+    if d2_square.ge(Float(0.0)) {
         let d2 = d2_square.sqrt();
-        let min_pos = if x1 <= x2 {
-            x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2.0 * d2))
+        let min_pos = if x1.le(x2) {
+            x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + Float(2.0) * d2))
         } else {
-            x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2.0 * d2))
+            x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + Float(2.0) * d2))
         };
-        f64::min(f64::max(min_pos, lo), hi)
+        min_pos.py_max(lo).py_min(hi)
     } else {
-        (lo + hi) / 2.0
+        (lo + hi) / Float(2.0)
     }
 }
 
 /// The loss and gradient at `x + t·d`, leaving the parameters at `x`.
-fn directional<T: Element, O: Objective<T>>(obj: &mut O, x: &[T], t: f64, d: &[T]) -> Result<(f64, Vec<T>), O::Error> {
-    obj.add(t, d)?;
+fn directional<T: Element, O: Objective<T>>(
+    obj: &mut O,
+    x: &[T],
+    t: Scalar<T>,
+    d: &[T],
+) -> Result<(f64, Vec<T>), O::Error> {
+    obj.add(t.value(), d)?;
     let loss = obj.evaluate()?;
     let g = obj.flat_grad()?;
     obj.set(x)?;
@@ -290,52 +308,56 @@ fn directional<T: Element, O: Objective<T>>(obj: &mut O, x: &[T], t: f64, d: &[T
 }
 
 /// torch's `_strong_wolfe` (c1 = 1e-4, c2 = 0.9, `max_ls` iterations at most, which
-/// torch's L-BFGS sets to `max_eval − evaluations so far`): returns the loss,
-/// gradient, step and number of evaluations. (Where torch's budget is negative, only
-/// with `max_eval` < 1, torch itself fails; here it counts as no budget.)
+/// torch's L-BFGS sets to `max_eval − evaluations so far`), in torch's scalars:
+/// returns the loss, gradient, step and number of evaluations. (Where torch's budget
+/// is negative, only with `max_eval` < 1, torch itself fails; here it counts as no
+/// budget.)
 #[allow(clippy::too_many_arguments)]
 fn strong_wolfe<T: Element, O: Objective<T>>(
     obj: &mut O,
     x: &[T],
-    mut t: f64,
+    mut t: Scalar<T>,
     d: &[T],
     f0: f64,
     g0: &[T],
-    gtd0: f64,
+    gtd0: Scalar<T>,
     tolerance_change: f64,
     max_ls: u64,
-) -> Result<(f64, Vec<T>, f64, u64), O::Error> {
+) -> Result<(f64, Vec<T>, Scalar<T>, u64), O::Error> {
     const C1: f64 = 1e-4;
     const C2: f64 = 0.9;
-    let d_norm = abs_max(d);
+    // f + c1·t·gtd: Armijo's bound, a tensor as soon as gtd is one
+    let armijo = |t: Scalar<T>| Float(f0) + Float(C1) * t * gtd0;
+    let curvature = Float(-C2) * gtd0; // −c2·gtd
+    let d_norm = norm_inf(d);
     let (mut f_new, mut g_new) = directional(obj, x, t, d)?;
     let mut evals = 1;
-    let mut gtd_new = f(dot(&g_new, d));
-    let (mut t_prev, mut f_prev, mut g_prev, mut gtd_prev) = (0.0, f0, g0.to_vec(), gtd0);
+    let mut gtd_new = Tensor(dot(&g_new, d));
+    let (mut t_prev, mut f_prev, mut g_prev, mut gtd_prev) = (Float(0.0), f0, g0.to_vec(), gtd0);
     let mut done = false;
     let mut ls_iter = 0;
-    let mut bracket: Vec<f64> = Vec::new();
+    let mut bracket: Vec<Scalar<T>> = Vec::new();
     let mut bracket_f: Vec<f64> = Vec::new();
     let mut bracket_g: Vec<Vec<T>> = Vec::new();
-    let mut bracket_gtd: Vec<f64> = Vec::new();
+    let mut bracket_gtd: Vec<Scalar<T>> = Vec::new();
     while ls_iter < max_ls {
-        if f_new > f0 + C1 * t * gtd0 || (ls_iter > 1 && f_new >= f_prev) {
+        if Float(f_new).gt(armijo(t)) || (ls_iter > 1 && f_new >= f_prev) {
             (bracket, bracket_f, bracket_g, bracket_gtd) =
                 (vec![t_prev, t], vec![f_prev, f_new], vec![g_prev.clone(), g_new.clone()], vec![gtd_prev, gtd_new]);
             break;
         }
-        if gtd_new.abs() <= -C2 * gtd0 {
+        if gtd_new.abs().le(curvature) {
             (bracket, bracket_f, bracket_g) = (vec![t], vec![f_new], vec![g_new.clone()]);
             done = true;
             break;
         }
-        if gtd_new >= 0.0 {
+        if gtd_new.ge(Float(0.0)) {
             (bracket, bracket_f, bracket_g, bracket_gtd) =
                 (vec![t_prev, t], vec![f_prev, f_new], vec![g_prev.clone(), g_new.clone()], vec![gtd_prev, gtd_new]);
             break;
         }
-        let min_step = t + 0.01 * (t - t_prev);
-        let max_step = t * 10.0;
+        let min_step = t + Float(0.01) * (t - t_prev);
+        let max_step = t * Float(10.0);
         let tmp = t;
         t = cubic_interpolate(t_prev, f_prev, gtd_prev, t, f_new, gtd_new, Some((min_step, max_step)));
         t_prev = tmp;
@@ -344,25 +366,25 @@ fn strong_wolfe<T: Element, O: Objective<T>>(
         gtd_prev = gtd_new;
         (f_new, g_new) = directional(obj, x, t, d)?;
         evals += 1;
-        gtd_new = f(dot(&g_new, d));
+        gtd_new = Tensor(dot(&g_new, d));
         ls_iter += 1;
     }
     if ls_iter == max_ls {
-        (bracket, bracket_f, bracket_g) = (vec![0.0, t], vec![f0, f_new], vec![g0.to_vec(), g_new.clone()]);
+        (bracket, bracket_f, bracket_g) = (vec![Float(0.0), t], vec![f0, f_new], vec![g0.to_vec(), g_new.clone()]);
         // torch keeps the bracket_gtd of the last iteration here
     }
     let mut insuf_progress = false;
     let (mut low, mut high) = if bracket_f[0] <= *bracket_f.last().unwrap() { (0, 1) } else { (1, 0) };
     while !done && ls_iter < max_ls {
-        if (bracket[1] - bracket[0]).abs() * d_norm < tolerance_change {
+        if ((bracket[1] - bracket[0]).abs() * d_norm).lt(Float(tolerance_change)) {
             break;
         }
         t = cubic_interpolate(bracket[0], bracket_f[0], bracket_gtd[0], bracket[1], bracket_f[1], bracket_gtd[1], None);
-        let (bmax, bmin) = (f64::max(bracket[0], bracket[1]), f64::min(bracket[0], bracket[1]));
-        let eps = 0.1 * (bmax - bmin);
-        if f64::min(bmax - t, t - bmin) < eps {
-            if insuf_progress || t >= bmax || t <= bmin {
-                t = if (t - bmax).abs() < (t - bmin).abs() { bmax - eps } else { bmin + eps };
+        let (bmax, bmin) = (bracket[0].py_max(bracket[1]), bracket[0].py_min(bracket[1]));
+        let eps = Float(0.1) * (bmax - bmin);
+        if (bmax - t).py_min(t - bmin).lt(eps) {
+            if insuf_progress || t.ge(bmax) || t.le(bmin) {
+                t = if (t - bmax).abs().lt((t - bmin).abs()) { bmax - eps } else { bmin + eps };
                 insuf_progress = false;
             } else {
                 insuf_progress = true;
@@ -372,18 +394,18 @@ fn strong_wolfe<T: Element, O: Objective<T>>(
         }
         (f_new, g_new) = directional(obj, x, t, d)?;
         evals += 1;
-        gtd_new = f(dot(&g_new, d));
+        gtd_new = Tensor(dot(&g_new, d));
         ls_iter += 1;
-        if f_new > f0 + C1 * t * gtd0 || f_new >= bracket_f[low] {
+        if Float(f_new).gt(armijo(t)) || f_new >= bracket_f[low] {
             bracket[high] = t;
             bracket_f[high] = f_new;
             bracket_g[high] = g_new.clone();
             bracket_gtd[high] = gtd_new;
             (low, high) = if bracket_f[0] <= bracket_f[1] { (0, 1) } else { (1, 0) };
         } else {
-            if gtd_new.abs() <= -C2 * gtd0 {
+            if gtd_new.abs().le(curvature) {
                 done = true;
-            } else if gtd_new * (bracket[high] - bracket[low]) >= 0.0 {
+            } else if (gtd_new * (bracket[high] - bracket[low])).ge(Float(0.0)) {
                 bracket[high] = bracket[low];
                 bracket_f[high] = bracket_f[low];
                 bracket_g[high] = bracket_g[low].clone();
@@ -465,6 +487,9 @@ mod tests {
     #[test]
     fn cubic_interpolation_finds_the_minimum_of_a_quadratic() {
         // f(x) = (x − 2)²: f(0) = 4, f'(0) = −4; f(3) = 1, f'(3) = 2
-        assert!((cubic_interpolate(0.0, 4.0, -4.0, 3.0, 1.0, 2.0, None) - 2.0).abs() < 1e-12);
+        let x = |v: f64| Scalar::<f64>::Float(v);
+        let g = |v: f64| Scalar::<f64>::Tensor(v);
+        let min = cubic_interpolate(x(0.0), 4.0, g(-4.0), x(3.0), 1.0, g(2.0), None);
+        assert!((min.value() - 2.0).abs() < 1e-12);
     }
 }

@@ -20,6 +20,7 @@ pub mod nadam;
 pub mod radam;
 pub mod rmsprop;
 pub mod rprop;
+pub(crate) mod scalar;
 pub mod sgd;
 pub mod sparse_adam;
 pub mod stream;
