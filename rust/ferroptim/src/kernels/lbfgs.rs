@@ -202,14 +202,14 @@ pub fn lbfgs<T: Element, O: Objective<T>>(
             for i in (0..num_old).rev() {
                 let a = dot(&state.old_stps[i], &q) * state.ro[i];
                 al[i] = Some(a);
-                axpy(&mut q, -Tensor(a).value(), &state.old_dirs[i]);
+                axpy(&mut q, (-a).to_f64().unwrap(), &state.old_dirs[i]); // alpha = −al[i]
             }
             let h_diag = state.h_diag.unwrap_or(T::one());
             let mut dir: Vec<T> = q.iter().map(|&x| x * h_diag).collect();
-            for i in 0..num_old {
+            for (i, a) in al.iter().enumerate().take(num_old) {
                 let be_i = dot(&state.old_dirs[i], &dir) * state.ro[i];
-                let a = al[i].expect("set by the first loop");
-                axpy(&mut dir, Tensor(a - be_i).value(), &state.old_stps[i]);
+                let a = a.expect("set by the first loop");
+                axpy(&mut dir, (a - be_i).to_f64().unwrap(), &state.old_stps[i]); // alpha = al[i] − be_i
             }
             d = Cow::Owned(dir);
         }
@@ -307,6 +307,9 @@ fn directional<T: Element, O: Objective<T>>(
     Ok((loss, g))
 }
 
+/// What the line search found: loss, gradient, step, evaluations.
+type LineSearch<T> = (f64, Vec<T>, Scalar<T>, u64);
+
 /// torch's `_strong_wolfe` (c1 = 1e-4, c2 = 0.9, `max_ls` iterations at most, which
 /// torch's L-BFGS sets to `max_eval − evaluations so far`), in torch's scalars:
 /// returns the loss, gradient, step and number of evaluations. (Where torch's budget
@@ -323,7 +326,7 @@ fn strong_wolfe<T: Element, O: Objective<T>>(
     gtd0: Scalar<T>,
     tolerance_change: f64,
     max_ls: u64,
-) -> Result<(f64, Vec<T>, Scalar<T>, u64), O::Error> {
+) -> Result<LineSearch<T>, O::Error> {
     const C1: f64 = 1e-4;
     const C2: f64 = 0.9;
     // f + c1·t·gtd: Armijo's bound, a tensor as soon as gtd is one

@@ -280,7 +280,7 @@ mod tests {
         assert_eq!(bf16(1.0 + 2f32.powi(-8)), 1.0); // a tie: to the even neighbour
         assert_eq!(bf16(1.0 + 3.0 * 2f32.powi(-8)), 1.0 + 2f32.powi(-6)); // a tie: up to even
         assert_eq!(bf16(1.0 + 2f32.powi(-8) + 2f32.powi(-20)), 1.0 + 2f32.powi(-7)); // past the tie
-        assert_eq!(bf16(-3.1415927), -3.140625);
+        assert_eq!(bf16(-(1.0 + 2f32.powi(-7) + 2f32.powi(-9))), -(1.0 + 2f32.powi(-7))); // below the tie
         assert!(bf16(f32::NAN).is_nan());
         assert_eq!(bf16(f32::INFINITY), f32::INFINITY);
     }
