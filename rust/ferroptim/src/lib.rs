@@ -30,6 +30,15 @@ pub use kernels::adafactor::{adafactor, AdafactorHyper, AdafactorTensor, Varianc
 pub use kernels::adagrad::{AdagradHyper, AdagradStep};
 pub use kernels::adam::{adam, AdamHyper, AdamStep};
 pub use kernels::adamax::AdamaxHyper;
+pub use kernels::adan::{adan, AdanHyper};
+pub use kernels::ademamix::{ademamix, AdemamixHyper};
+pub use kernels::adopt::{adopt, AdoptHyper};
+pub use kernels::lamb::{lamb, lamb_clip, lamb_grad_sum_sq, LambHyper};
+pub use kernels::lars::{lars, LarsHyper};
+pub use kernels::lion::{lion, LionHyper};
+pub use kernels::passes::{Slices, MAX_STATE};
+pub use kernels::prodigy::{prodigy, ProdigyGlobal, ProdigyHyper, ProdigyTensor};
+pub use kernels::schedule_free::{schedule_free, ScheduleFreeGroup, ScheduleFreeHyper, ScheduleFreeKind, ScheduleFreeStep};
 pub use kernels::asgd::{AsgdHyper, AsgdStep};
 pub use kernels::average::Average;
 pub use kernels::lbfgs::{lbfgs, LbfgsHyper, LbfgsState, Objective};

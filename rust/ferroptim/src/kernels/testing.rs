@@ -4,6 +4,7 @@
 
 use crate::element::{lerp as lerp_elem, Element, Lerp};
 use crate::exec::{Batch, Elementwise, TensorSlices, MAX_SCALARS};
+use crate::kernels::passes::Slices;
 use crate::threads::{set_num_threads, tests::THREADS_LOCK};
 
 /// Tensor lengths every kernel is checked at: empty, shorter than a vector, SIMD
@@ -118,6 +119,57 @@ pub(crate) mod ops {
         x.iter_mut().zip(y).for_each(|(v, &w)| *v = *v / w);
     }
 
+    /// `x.sign_()`
+    pub(crate) fn sign<T: Element>(x: &mut [T]) {
+        x.iter_mut().for_each(|v| *v = crate::kernels::passes::sign(*v));
+    }
+
+    /// timm's cautious mask: `mask = (u * g > 0).to(dtype)`,
+    /// `mask.div_(mask.mean().clamp_(min=1e-3))`, `u.mul_(mask)`.
+    pub(crate) fn caution<T: Element>(u: &mut [T], g: &[T]) {
+        let mask: Vec<T> = u.iter().zip(g).map(|(&a, &b)| if a * b > T::zero() { T::one() } else { T::zero() }).collect();
+        let sum = ordered_sum(mask.len(), |i| mask[i].to_f64().unwrap());
+        let mean = T::of(sum) / T::of(mask.len() as f64);
+        let clamped = mean.max(T::of(1e-3));
+        for (v, m) in u.iter_mut().zip(&mask) {
+            *v = *v * (*m / clamped);
+        }
+    }
+
+    /// `torch.clamp(x, min=lo)` (NaN stays NaN)
+    pub(crate) fn clamp_min<T: Element>(x: &mut [T], lo: f64) {
+        let lo = T::of(lo);
+        x.iter_mut().for_each(|v| *v = if *v < lo { lo } else { *v });
+    }
+
+    /// `x.clamp_(-c, c)` (NaN stays NaN)
+    pub(crate) fn clamp_abs<T: Element>(x: &mut [T], c: f64) {
+        let c = T::of(c);
+        x.iter_mut().for_each(|v| *v = if *v < -c { -c } else if *v > c { c } else { *v });
+    }
+
+    /// `Σ f(i)` over `0..n` in the reductions' order, as a plain loop: chunks of
+    /// `CHUNK` elements, each in `LANES` lanes (element j of a chunk in lane j % LANES),
+    /// the lanes then the chunks added in order.
+    pub(crate) fn ordered_sum(n: usize, f: impl Fn(usize) -> f64) -> f64 {
+        use crate::exec::CHUNK;
+        use crate::kernels::passes::LANES;
+        let mut total = 0.0;
+        for start in (0..n).step_by(CHUNK) {
+            let mut lanes = [0.0f64; LANES];
+            for i in start..n.min(start + CHUNK) {
+                lanes[(i - start) % LANES] += f(i);
+            }
+            total += lanes.iter().sum::<f64>();
+        }
+        total
+    }
+
+    /// `Σ x²` in float64, in the reductions' order (a norm's square)
+    pub(crate) fn sum_sq<T: Element>(x: &[T]) -> f64 {
+        ordered_sum(x.len(), |i| x[i].to_f64().unwrap().powi(2))
+    }
+
     /// `torch.nan_max(x, y, out=x)`
     pub(crate) fn maximum<T: Element>(x: &mut [T], y: &[T]) {
         x.iter_mut().zip(y).for_each(|(v, &w)| *v = v.nan_max(w));
@@ -194,4 +246,78 @@ pub(crate) fn check_all<K: Elementwise>(configs: &[K], reference32: Reference<K,
         check_against_reference(kernel, reference32);
         check_against_reference(kernel, reference64);
     }
+}
+
+/// The arrays of one checked tensor: parameter, state arrays, and one scalar.
+pub(crate) struct RefTensor<T> {
+    pub(crate) param: Vec<T>,
+    pub(crate) state: Vec<Vec<T>>,
+    pub(crate) scalar: f64,
+}
+
+/// [`check_against_reference`] for the kernels over [`Slices`] lists (the optimizers
+/// beyond torch.optim): all tensors of [`LENGTHS`] in one call of `kernel(tensors,
+/// scalars, step)` (`step` counts from 0; `scalars` holds one value per tensor, such as
+/// its step count), with each thread count in [`THREADS`], compared bit for bit after
+/// every step with `reference(tensors, grads, step)`. `init(param)` gives a tensor's
+/// initial state arrays (zeros, or a copy of the parameter).
+pub(crate) fn check_tensors<T: Element>(
+    init: impl Fn(&[T]) -> Vec<Vec<T>>,
+    kernel: impl Fn(&mut [Slices<'_, T>], &mut [f64], usize),
+    reference: impl Fn(&mut [RefTensor<T>], &[Vec<T>], usize),
+) {
+    let _guard = THREADS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    for threads in THREADS {
+        set_num_threads(threads).unwrap();
+        let mut rng = Rng::new(threads as u64 + 29);
+        let mut mine: Vec<RefTensor<T>> = LENGTHS
+            .iter()
+            .map(|&n| {
+                let param = rng.vec(n);
+                RefTensor { state: init(&param), param, scalar: 0.0 }
+            })
+            .collect();
+        let mut theirs: Vec<RefTensor<T>> = mine
+            .iter()
+            .map(|t| RefTensor { param: t.param.clone(), state: t.state.clone(), scalar: t.scalar })
+            .collect();
+        for step in 0..STEPS {
+            let grads: Vec<Vec<T>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
+            let mut scalars: Vec<f64> = mine.iter().map(|t| t.scalar).collect();
+            {
+                let mut slices: Vec<Slices<'_, T>> = mine
+                    .iter_mut()
+                    .zip(&grads)
+                    .map(|(t, g)| Slices::new(&mut t.param, g, t.state.iter_mut().map(|s| s.as_mut_slice())))
+                    .collect();
+                kernel(&mut slices, &mut scalars, step);
+            }
+            for (t, s) in mine.iter_mut().zip(&scalars) {
+                t.scalar = *s;
+            }
+            reference(&mut theirs, &grads, step);
+            for (k, (a, b)) in mine.iter().zip(&theirs).enumerate() {
+                let at = format!("step {step}, {threads} threads, length {}", LENGTHS[k]);
+                assert_same_bits(&format!("param ({at})"), &a.param, &b.param);
+                for (j, (x, y)) in a.state.iter().zip(&b.state).enumerate() {
+                    assert_same_bits(&format!("state {j} ({at})"), x, y);
+                }
+                assert_eq!(a.scalar.to_bits(), b.scalar.to_bits(), "scalar ({at})");
+            }
+        }
+    }
+}
+
+/// `k` zero state arrays shaped like the parameter, for [`check_tensors`].
+pub(crate) fn zeros<T: Element>(k: usize) -> impl Fn(&[T]) -> Vec<Vec<T>> {
+    move |p| (0..k).map(|_| vec![T::zero(); p.len()]).collect()
+}
+
+/// Checks a kernel whose reference is one tensor at a time, `reference(tensor, grad, step)`.
+pub(crate) fn check_each<T: Element>(
+    init: impl Fn(&[T]) -> Vec<Vec<T>>,
+    kernel: impl Fn(&mut [Slices<'_, T>], &mut [f64], usize),
+    reference: impl Fn(&mut RefTensor<T>, &[T], usize),
+) {
+    check_tensors(init, kernel, |ts, gs, step| ts.iter_mut().zip(gs).for_each(|(t, g)| reference(t, g, step)));
 }

@@ -1,0 +1,393 @@
+//! LAMB ("Large Batch Optimization for Deep Learning: Training BERT in 76 minutes",
+//! You et al. 2019, arXiv:1904.00962), as `timm.optim.Lamb` (NVIDIA's NvLamb variant;
+//! its single-tensor path).
+//!
+//! Update rule, with `t` the group's step count after this step:
+//!
+//! ```text
+//! global: c ← max(‖(‖g₁‖, ‖g₂‖, …)‖ / max_grad_norm, 1) over every gradient of every
+//!         group (no clipping if max_grad_norm is None);  g ← g / c
+//! m ← lerp(m, g, 1 − β₁) if grad_averaging, else β₁·m + g
+//! v ← β₂·v + (1 − β₂)·g²
+//! u ← (m / bc₁) / (√v/√bc₂ + ε)      bc = 1 − βᵗ, or 1 without bias_correction
+//! u ← u masked as Lion's if caution
+//! weight_decay ≠ 0: θ ← θ − s·wd·θ if decoupled_decay (s = lr or lr²/max_lr), else u ← u + wd·θ
+//! weight_decay ≠ 0 or always_adapt: u ← u·r,  r = ‖θ‖/‖u‖ (1 if either is 0), min(r, 1) if trust_clip
+//! θ ← θ − lr·u
+//! ```
+//!
+//! State: `exp_avg` (m, slot 0), `exp_avg_sq` (v, slot 1); the step count is the
+//! group's. Passes: the global norm (when clipping), the moments (and the caution
+//! count), the two norms of the trust ratio (when adapting), the update; without a
+//! trust ratio the moments and the update are one pass.
+
+use crate::element::{lerp, Element, Lerp};
+use crate::kernels::lars::norm;
+use crate::kernels::lion::decay_scale;
+use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total, Slices};
+use crate::kernels::{check, simd_targets, with_const_bool};
+use crate::{HyperError, Validate};
+
+/// The hyperparameters of LAMB (timm's names).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LambHyper {
+    pub lr: f64,
+    pub bias_correction: bool,
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub grad_averaging: bool,
+    pub trust_clip: bool,
+    pub always_adapt: bool,
+    pub caution: bool,
+    pub decoupled_decay: bool,
+    /// `Some(max_lr)` with decoupled decay and `corrected_weight_decay`.
+    pub max_lr: Option<f64>,
+}
+
+impl LambHyper {
+    /// `timm.optim.Lamb`'s defaults (its `max_grad_norm` of 1.0 is the optimizer's,
+    /// see [`lamb_clip`]).
+    pub const fn timm() -> Self {
+        LambHyper {
+            lr: 1e-3,
+            bias_correction: true,
+            betas: (0.9, 0.999),
+            eps: 1e-6,
+            weight_decay: 0.01,
+            grad_averaging: true,
+            trust_clip: false,
+            always_adapt: false,
+            caution: false,
+            decoupled_decay: false,
+            max_lr: None,
+        }
+    }
+
+    fn adapts(&self) -> bool {
+        self.weight_decay != 0.0 || self.always_adapt
+    }
+}
+
+impl Default for LambHyper {
+    fn default() -> Self {
+        Self::timm()
+    }
+}
+
+impl Validate for LambHyper {
+    /// timm's checks, with its messages.
+    fn validate(&self) -> Result<(), HyperError> {
+        check(!(self.lr < 0.0), || format!("Invalid learning rate: {}", self.lr))?;
+        check(!(self.eps < 0.0), || format!("Invalid epsilon: {}", self.eps))?;
+        check(!(self.weight_decay < 0.0), || format!("Invalid weight_decay: {}", self.weight_decay))
+    }
+}
+
+/// `Σ g²` of one gradient, for [`lamb_clip`]: one float64 value per tensor.
+pub fn lamb_grad_sum_sq<T: Element>(tensors: &mut [Slices<'_, T>]) -> Vec<f64> {
+    over_chunks(tensors, |_, s| grad_sum_sq(s.grad)).iter().map(|c| total(c)[0]).collect()
+}
+
+/// The global clipping divisor `max(‖(‖g₁‖, ‖g₂‖, …)‖ / max_grad_norm, 1)` from each
+/// gradient's sum of squares ([`lamb_grad_sum_sq`]), or None without clipping or
+/// without gradients (timm then leaves the gradients as they are).
+pub fn lamb_clip(max_grad_norm: Option<f64>, grad_sum_sqs: &[f64]) -> Option<f64> {
+    let max = max_grad_norm?;
+    if grad_sum_sqs.is_empty() {
+        return None;
+    }
+    let global = grad_sum_sqs.iter().sum::<f64>().sqrt();
+    let c = global / max;
+    Some(if c < 1.0 { 1.0 } else { c })
+}
+
+#[derive(Clone, Copy)]
+struct Coef<T> {
+    inv_clip: Option<T>,
+    beta1: Lerp<T>,
+    beta1_mul: T,
+    beta3: T,
+    beta2: T,
+    one_minus_beta2: T,
+    bias_correction1: T,
+    bias_correction2_sqrt: T,
+    eps: T,
+    weight_decay: T,
+    decay: T,
+    neg_lr: T,
+}
+
+/// One LAMB step over each tensor of a group, `step` being the group's step count
+/// after this step and `clip` the global divisor from [`lamb_clip`].
+///
+/// # Panics
+/// If a tensor lacks `exp_avg` or `exp_avg_sq`.
+pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &mut [Slices<'_, T>]) {
+    for t in tensors.iter() {
+        assert!(t.state[0].len() == t.len() && t.state[1].len() == t.len(), "LAMB needs exp_avg and exp_avg_sq");
+    }
+    let (b1, b2) = h.betas;
+    let (bc1, bc2) = if h.bias_correction { (1.0 - b1.powf(step), 1.0 - b2.powf(step)) } else { (1.0, 1.0) };
+    let beta3 = if h.grad_averaging { 1.0 - b1 } else { 1.0 };
+    let c = Coef {
+        inv_clip: clip.map(T::of),
+        beta1: Lerp::new(beta3),
+        beta1_mul: T::of(b1),
+        beta3: T::of(beta3),
+        beta2: T::of(b2),
+        one_minus_beta2: T::of(1.0 - b2),
+        bias_correction1: T::of(bc1),
+        bias_correction2_sqrt: T::of(bc2.powf(0.5)),
+        eps: T::of(h.eps),
+        weight_decay: T::of(h.weight_decay),
+        decay: T::of(if h.decoupled_decay { -decay_scale(h.lr, h.max_lr) * h.weight_decay } else { 0.0 }),
+        neg_lr: T::of(-h.lr),
+    };
+    let lerp_m = beta3 == 1.0 - b1;
+    let wd = h.weight_decay != 0.0;
+    let dec = wd && h.decoupled_decay;
+    let l2 = wd && !h.decoupled_decay;
+    let ones = vec![T::one(); tensors.len()];
+    if !h.adapts() && !h.caution {
+        with_const_bool!(lerp_m, LERP => {
+            over_chunks(tensors, |_, s| fused_loop::<T, LERP>(&c, s))
+        });
+        return;
+    }
+    let counts = with_const_bool!(lerp_m, LERP => over_chunks(tensors, |_, s| moments_loop::<T, LERP>(&c, s)));
+    let scales: Vec<T> = if h.caution {
+        counts.iter().zip(tensors.iter()).map(|(n, t)| caution_scale(total(n)[0], t.len())).collect()
+    } else {
+        ones.clone()
+    };
+    let ratios: Vec<T> = if h.adapts() {
+        let sums = with_const_bool!(dec, DEC => with_const_bool!(l2, L2 => with_const_bool!(h.caution, CAU =>
+            over_chunks(tensors, |i, s| norms_loop::<T, DEC, L2, CAU>(&c, scales[i], s)))));
+        sums.iter()
+            .map(|n| {
+                let [w, u] = total(n);
+                let (w, u) = (norm::<T>(w), norm::<T>(u));
+                let r = if w > T::zero() && u > T::zero() { w / u } else { T::one() };
+                if h.trust_clip && r > T::one() {
+                    T::one()
+                } else {
+                    r
+                }
+            })
+            .collect()
+    } else {
+        ones
+    };
+    with_const_bool!(dec, DEC => with_const_bool!(l2, L2 => with_const_bool!(h.caution, CAU =>
+        over_chunks(tensors, |i, s| apply_loop::<T, DEC, L2, CAU>(&c, scales[i], ratios[i], s)))));
+}
+
+simd_targets! {
+fn grad_sum_sq<T: Element>(g: &[T]) -> [f64; 1] {
+    lane_sums(g.len(), |i| {
+        let x = g[i].to_f64().unwrap_or(f64::NAN);
+        [x * x]
+    })
+}
+}
+
+/// The clipped gradient, the new m and v of one element.
+#[inline(always)]
+fn moments<T: Element, const LERP: bool>(c: &Coef<T>, grad: T, m: T, v: T) -> (T, T, T) {
+    let g = match c.inv_clip {
+        Some(clip) => grad / clip,
+        None => grad,
+    };
+    let m = if LERP { lerp(m, g, c.beta1) } else { c.beta3.mul_add(g, m * c.beta1_mul) };
+    let v = (c.one_minus_beta2 * g).mul_add(g, v * c.beta2);
+    (g, m, v)
+}
+
+/// The update u of one element (before decay and trust ratio), from the new m and v.
+#[inline(always)]
+fn update<T: Element>(c: &Coef<T>, m: T, v: T) -> T {
+    let denom = v.sqrt() / c.bias_correction2_sqrt + c.eps;
+    (m / c.bias_correction1) / denom
+}
+
+/// The decayed parameter and the update of one element, after the caution mask
+/// (`scale`) and the L2 term.
+#[inline(always)]
+fn decayed<T: Element, const DEC: bool, const L2: bool, const CAUTION: bool>(
+    c: &Coef<T>,
+    scale: T,
+    p: T,
+    g: T,
+    m: T,
+    v: T,
+) -> (T, T) {
+    let mut u = update(c, m, v);
+    if CAUTION {
+        u = u * if agrees(u, g) { scale } else { T::zero() };
+    }
+    if DEC {
+        (c.decay.mul_add(p, p), u)
+    } else if L2 {
+        (p, c.weight_decay.mul_add(p, u))
+    } else {
+        (p, u)
+    }
+}
+
+/// The clipped gradient of one element (for the caution mask of a later pass).
+#[inline(always)]
+fn clipped<T: Element>(c: &Coef<T>, grad: T) -> T {
+    match c.inv_clip {
+        Some(clip) => grad / clip,
+        None => grad,
+    }
+}
+
+simd_targets! {
+fn fused_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: Slices<'_, T>) {
+    let n = s.param.len();
+    let [m, v, ..] = s.state;
+    let (param, grad, m, v) = (s.param, &s.grad[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let (_, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i]);
+        m[i] = mi;
+        v[i] = vi;
+        param[i] = c.neg_lr.mul_add(update(c, mi, vi), param[i]);
+    }
+}
+}
+
+simd_targets! {
+/// Writes m and v; returns the caution count.
+fn moments_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: Slices<'_, T>) -> [f64; 1] {
+    let n = s.param.len();
+    let [m, v, ..] = s.state;
+    let (grad, m, v) = (&s.grad[..n], &mut m[..n], &mut v[..n]);
+    lane_sums(n, |i| {
+        let (g, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i]);
+        m[i] = mi;
+        v[i] = vi;
+        [if agrees(update(c, mi, vi), g) { 1.0 } else { 0.0 }]
+    })
+}
+}
+
+simd_targets! {
+/// `[Σ θ², Σ u²]` of the decayed parameter and the update.
+fn norms_loop<T: Element, const DEC: bool, const L2: bool, const CAUTION: bool>(
+    c: &Coef<T>,
+    scale: T,
+    s: Slices<'_, T>,
+) -> [f64; 2] {
+    let n = s.param.len();
+    let (param, grad, m, v) = (&s.param[..n], &s.grad[..n], &s.state[0][..n], &s.state[1][..n]);
+    lane_sums(n, |i| {
+        let (p, u) = decayed::<T, DEC, L2, CAUTION>(c, scale, param[i], clipped(c, grad[i]), m[i], v[i]);
+        let (p, u) = (p.to_f64().unwrap_or(f64::NAN), u.to_f64().unwrap_or(f64::NAN));
+        [p * p, u * u]
+    })
+}
+}
+
+simd_targets! {
+fn apply_loop<T: Element, const DEC: bool, const L2: bool, const CAUTION: bool>(
+    c: &Coef<T>,
+    scale: T,
+    ratio: T,
+    s: Slices<'_, T>,
+) {
+    let n = s.param.len();
+    let (param, grad, m, v) = (s.param, &s.grad[..n], &s.state[0][..n], &s.state[1][..n]);
+    for i in 0..n {
+        let (p, u) = decayed::<T, DEC, L2, CAUTION>(c, scale, param[i], clipped(c, grad[i]), m[i], v[i]);
+        param[i] = c.neg_lr.mul_add(u * ratio, p);
+    }
+}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testing::{check_tensors, ops, zeros, RefTensor};
+
+    /// timm's `Lamb.step` and `_single_tensor_lamb`, one tensor operation at a time
+    /// (norms in the reductions' order).
+    fn reference<T: Element>(h: &LambHyper, max_grad_norm: Option<f64>, ts: &mut [RefTensor<T>], gs: &[Vec<T>], step: f64) {
+        let sums: Vec<f64> = gs.iter().map(|g| ops::sum_sq(g)).collect();
+        let clip = lamb_clip(max_grad_norm, &sums);
+        let (b1, b2) = h.betas;
+        let (bc1, bc2) = if h.bias_correction { (1.0 - b1.powf(step), 1.0 - b2.powf(step)) } else { (1.0, 1.0) };
+        let beta3 = if h.grad_averaging { 1.0 - b1 } else { 1.0 };
+        for (t, g) in ts.iter_mut().zip(gs) {
+            let mut grad = g.to_vec();
+            if let Some(c) = clip {
+                ops::div(&mut grad, c);
+            }
+            let p = &mut t.param;
+            let [exp_avg, exp_avg_sq] = &mut t.state[..] else { unreachable!() };
+            if beta3 == 1.0 - b1 {
+                ops::lerp(exp_avg, &grad, beta3);
+            } else {
+                ops::mul(exp_avg, b1);
+                ops::add_scaled(exp_avg, &grad, beta3);
+            }
+            ops::mul(exp_avg_sq, b2);
+            ops::addcmul(exp_avg_sq, &grad, &grad, 1.0 - b2);
+            let mut denom = ops::sqrt(exp_avg_sq);
+            ops::div(&mut denom, bc2.powf(0.5));
+            ops::add(&mut denom, h.eps);
+            let mut update = exp_avg.clone();
+            ops::div(&mut update, bc1);
+            ops::div_elementwise(&mut update, &denom);
+            if h.caution {
+                ops::caution(&mut update, &grad);
+            }
+            if h.weight_decay != 0.0 {
+                if h.decoupled_decay {
+                    let q = p.clone();
+                    ops::add_scaled(p, &q, -decay_scale(h.lr, h.max_lr) * h.weight_decay);
+                } else {
+                    ops::add_scaled(&mut update, p, h.weight_decay);
+                }
+            }
+            if h.adapts() {
+                let (w, u) = (norm::<T>(ops::sum_sq(p)), norm::<T>(ops::sum_sq(&update)));
+                let mut r = if w > T::zero() && u > T::zero() { w / u } else { T::one() };
+                if h.trust_clip && r > T::one() {
+                    r = T::one();
+                }
+                update.iter_mut().for_each(|x| *x = *x * r);
+            }
+            ops::add_scaled(p, &update, -h.lr);
+        }
+    }
+
+    fn check<T: Element>(h: &LambHyper, max_grad_norm: Option<f64>) {
+        check_tensors::<T>(
+            zeros(2),
+            |t, _, step| {
+                let clip = lamb_clip(max_grad_norm, &lamb_grad_sum_sq(t));
+                lamb(h, step as f64 + 1.0, clip, t)
+            },
+            |ts, gs, step| reference(h, max_grad_norm, ts, gs, step as f64 + 1.0),
+        );
+    }
+
+    #[test]
+    fn matches_the_scalar_reference() {
+        let base = LambHyper { lr: 0.01, ..LambHyper::timm() };
+        let configs = [
+            (base, Some(1.0)),
+            (LambHyper { weight_decay: 0.0, ..base }, None),
+            (LambHyper { trust_clip: true, always_adapt: true, bias_correction: false, ..base }, Some(1.0)),
+            (LambHyper { decoupled_decay: true, grad_averaging: false, max_lr: Some(0.02), ..base }, Some(100.0)),
+            (LambHyper { caution: true, ..base }, Some(1.0)),
+            (LambHyper { caution: true, weight_decay: 0.0, ..base }, None),
+        ];
+        for (h, clip) in configs {
+            check::<f32>(&h, clip);
+            check::<f64>(&h, clip);
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! LARS ("Large Batch Training of Convolutional Networks", You et al. 2017,
+//! arXiv:1708.03888) and LARC (`trust_clip`), as `timm.optim.Lars` (its single-tensor path).
+//!
+//! Update rule, per tensor, then per element:
+//!
+//! ```text
+//! if weight_decay ≠ 0 or always_adapt:
+//!     r ← trust_coeff·‖θ‖ / (‖g‖ + weight_decay·‖θ‖ + ε)   (1 if ‖θ‖ = 0 or ‖g‖ = 0)
+//!     r ← min(r / lr, 1) if trust_clip
+//!     g ← (g + weight_decay·θ)·r
+//! if momentum ≠ 0:
+//!     b ← g on the first step, else momentum·b + (1 − dampening)·g
+//!     g ← g + momentum·b if nesterov, else b
+//! θ ← θ − lr·g
+//! ```
+//!
+//! State: `momentum_buffer` (b, slot 0) when momentum ≠ 0. The norms are taken in
+//! float64 and rounded to the element type.
+
+use crate::element::Element;
+use crate::kernels::passes::{lane_sums, over_chunks, total, Slices};
+use crate::kernels::{check, simd_targets, with_const_bool};
+use crate::{HyperError, Validate};
+
+/// The hyperparameters of LARS (timm's names).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LarsHyper {
+    pub lr: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub weight_decay: f64,
+    pub nesterov: bool,
+    pub trust_coeff: f64,
+    pub eps: f64,
+    pub trust_clip: bool,
+    pub always_adapt: bool,
+}
+
+impl LarsHyper {
+    /// `timm.optim.Lars`'s defaults.
+    pub const fn timm() -> Self {
+        LarsHyper {
+            lr: 1.0,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            trust_coeff: 0.001,
+            eps: 1e-8,
+            trust_clip: false,
+            always_adapt: false,
+        }
+    }
+
+    fn adapts(&self) -> bool {
+        self.weight_decay != 0.0 || self.always_adapt
+    }
+}
+
+impl Default for LarsHyper {
+    fn default() -> Self {
+        Self::timm()
+    }
+}
+
+impl Validate for LarsHyper {
+    /// timm's checks, with its messages.
+    fn validate(&self) -> Result<(), HyperError> {
+        check(!(self.lr < 0.0), || format!("Invalid learning rate: {}", self.lr))?;
+        check(!(self.momentum < 0.0), || format!("Invalid momentum value: {}", self.momentum))?;
+        check(!(self.weight_decay < 0.0), || format!("Invalid weight_decay value: {}", self.weight_decay))?;
+        check(!(self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0)), || {
+            "Nesterov momentum requires a momentum and zero dampening".into()
+        })
+    }
+}
+
+/// The trust ratio of one tensor, from its norms, in the element type.
+pub(crate) fn lars_trust_ratio<T: Element>(h: &LarsHyper, w: T, g: T) -> T {
+    let r = T::of(h.trust_coeff) * w / (g + w * T::of(h.weight_decay) + T::of(h.eps));
+    let r = if w > T::zero() && g > T::zero() { r } else { T::one() };
+    if h.trust_clip {
+        let q = r / T::of(h.lr);
+        if q > T::one() {
+            T::one()
+        } else {
+            q
+        }
+    } else {
+        r
+    }
+}
+
+/// A float64 sum of squares rounded to `T` and its square root taken there: a norm.
+pub(crate) fn norm<T: Element>(sum_sq: f64) -> T {
+    T::of(sum_sq.sqrt())
+}
+
+#[derive(Clone, Copy)]
+struct Coef<T> {
+    weight_decay: T,
+    momentum: T,
+    one_minus_dampening: T,
+    neg_lr: T,
+}
+
+/// One LARS step over each tensor; `fresh[i]`: tensor i's momentum buffer was just
+/// created (it becomes the gradient). State slot 0 is `momentum_buffer` when
+/// momentum ≠ 0.
+///
+/// # Panics
+/// If `fresh` is not one per tensor, or a tensor lacks its momentum buffer.
+pub fn lars<T: Element>(h: &LarsHyper, tensors: &mut [Slices<'_, T>], fresh: &[bool]) {
+    assert_eq!(fresh.len(), tensors.len(), "one flag per tensor");
+    let momentum = h.momentum != 0.0;
+    for t in tensors.iter() {
+        assert!(!momentum || t.state[0].len() == t.len(), "LARS with momentum needs momentum_buffer");
+    }
+    let ratios: Vec<T> = if h.adapts() {
+        let sums = over_chunks(tensors, |_, s| {
+            let (p, g) = (&s.param[..], s.grad);
+            sum_squares(p, g)
+        });
+        sums.iter()
+            .map(|c| {
+                let [w, g] = total(c);
+                lars_trust_ratio(h, norm::<T>(w), norm::<T>(g))
+            })
+            .collect()
+    } else {
+        vec![T::one(); tensors.len()]
+    };
+    let c = Coef {
+        weight_decay: T::of(h.weight_decay),
+        momentum: T::of(h.momentum),
+        one_minus_dampening: T::of(1.0 - h.dampening),
+        neg_lr: T::of(-h.lr),
+    };
+    with_const_bool!(h.adapts(), ADAPT => with_const_bool!(momentum, MOM => with_const_bool!(h.nesterov, NEST => {
+        over_chunks(tensors, |i, s| lars_loop::<T, ADAPT, MOM, NEST>(&c, ratios[i], fresh[i], s))
+    })));
+}
+
+simd_targets! {
+/// `[Σ θ², Σ g²]` in float64 lanes.
+pub(crate) fn sum_squares<T: Element>(p: &[T], g: &[T]) -> [f64; 2] {
+    let g = &g[..p.len()];
+    lane_sums(p.len(), |i| {
+        let (a, b) = (p[i].to_f64().unwrap_or(f64::NAN), g[i].to_f64().unwrap_or(f64::NAN));
+        [a * a, b * b]
+    })
+}
+}
+
+simd_targets! {
+fn lars_loop<T: Element, const ADAPT: bool, const MOMENTUM: bool, const NESTEROV: bool>(
+    c: &Coef<T>,
+    ratio: T,
+    fresh: bool,
+    s: Slices<'_, T>,
+) {
+    let n = s.param.len();
+    let [b, ..] = s.state;
+    let (param, grad) = (s.param, &s.grad[..n]);
+    let b = if MOMENTUM { &mut b[..n] } else { b };
+    for i in 0..n {
+        let mut g = grad[i];
+        if ADAPT {
+            g = c.weight_decay.mul_add(param[i], g) * ratio; // grad.add(p, alpha=wd).mul_(trust_ratio)
+        }
+        if MOMENTUM {
+            let bi = if fresh { g } else { c.one_minus_dampening.mul_add(g, b[i] * c.momentum) };
+            b[i] = bi;
+            g = if NESTEROV { c.momentum.mul_add(bi, g) } else { bi };
+        }
+        param[i] = c.neg_lr.mul_add(g, param[i]);
+    }
+}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::testing::{check_each, ops, zeros, RefTensor};
+
+    /// timm's `_single_tensor_lars` for one tensor (the norms in the reductions' order).
+    fn reference<T: Element>(h: &LarsHyper, t: &mut RefTensor<T>, g: &[T], first: bool) {
+        let p = &mut t.param;
+        let mut grad = g.to_vec();
+        if h.adapts() {
+            let r = lars_trust_ratio(h, norm::<T>(ops::sum_sq(p)), norm::<T>(ops::sum_sq(g)));
+            ops::add_scaled(&mut grad, p, h.weight_decay);
+            grad.iter_mut().for_each(|x| *x = *x * r);
+        }
+        if h.momentum != 0.0 {
+            let buf = &mut t.state[0];
+            if first {
+                buf.copy_from_slice(&grad);
+            } else {
+                ops::mul(buf, h.momentum);
+                ops::add_scaled(buf, &grad, 1.0 - h.dampening);
+            }
+            if h.nesterov {
+                ops::add_scaled(&mut grad, buf, h.momentum);
+            } else {
+                grad = buf.clone();
+            }
+        }
+        ops::add_scaled(p, &grad, -h.lr);
+    }
+
+    #[test]
+    fn matches_the_scalar_reference() {
+        let base = LarsHyper { lr: 0.1, ..LarsHyper::timm() };
+        let configs = [
+            base,
+            LarsHyper { momentum: 0.9, weight_decay: 0.01, ..base },
+            LarsHyper { momentum: 0.9, nesterov: true, trust_clip: true, weight_decay: 0.01, ..base },
+            LarsHyper { momentum: 0.5, dampening: 0.1, always_adapt: true, ..base },
+        ];
+        for h in configs {
+            let kernel = |t: &mut [Slices<'_, _>], _: &mut [f64], step: usize| lars(&h, t, &vec![step == 0; t.len()]);
+            check_each::<f32>(zeros(1), kernel, |t, g, step| reference(&h, t, g, step == 0));
+            let kernel = |t: &mut [Slices<'_, _>], _: &mut [f64], step: usize| lars(&h, t, &vec![step == 0; t.len()]);
+            check_each::<f64>(zeros(1), kernel, |t, g, step| reference(&h, t, g, step == 0));
+        }
+    }
+}
