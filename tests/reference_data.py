@@ -16,18 +16,20 @@ import numpy as np
 import ferroptim as fo
 
 REFERENCE = Path(__file__).parent / "reference" / "torch-2.15"
+#: the optimizers beyond torch.optim, recorded from their canonical implementations
+BEYOND = Path(__file__).parent / "reference" / "beyond"
 TUPLE_KEYS = {"betas", "etas", "step_sizes", "eps", "ns_coefficients"}
 # float64 to 1e-9 relative, float32 to 2e-5 (the contract in SPEC §5).
 RTOL = {"float64": 1e-9, "float32": 2e-5}
 
 
-def load(name: str) -> List[Dict[str, Any]]:
-    with open(REFERENCE / name) as f:
+def load(name: str, root: Path = REFERENCE) -> List[Dict[str, Any]]:
+    with open(root / name) as f:
         return json.load(f)["cases"]
 
 
-def arrays(case: Dict[str, Any]) -> Dict[str, np.ndarray]:
-    with np.load(REFERENCE / "optimizers" / f"{case['id']}.npz") as z:
+def arrays(case: Dict[str, Any], root: Path = REFERENCE) -> Dict[str, np.ndarray]:
+    with np.load(root / "optimizers" / f"{case['id']}.npz") as z:
         return {k: z[k] for k in z.files}
 
 

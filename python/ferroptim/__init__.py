@@ -22,40 +22,58 @@ from .adagrad import Adagrad
 from .adam import Adam
 from .adamax import Adamax
 from .adamw import AdamW
+from .adan import Adan
+from .ademamix import AdEMAMix
+from .adopt import ADOPT
 from .asgd import ASGD
 from .checkpoint import CheckpointError, load, save
+from .lamb import LAMB
+from .lars import LARS
 from .lbfgs import LBFGS
+from .lion import Lion
 from .muon import Muon
 from .nadam import NAdam
 from .nonfinite import SkipNonFinite
 from .optimizer import Optimizer, register_optimizer_step_post_hook, register_optimizer_step_pre_hook, required
 from .parameter import Parameter
+from .prodigy import Prodigy
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
+from .schedule_free import ScheduleFreeAdamW, ScheduleFreeRAdam, ScheduleFreeSGD
 from .sgd import SGD
 from .sparse_adam import SparseAdam
 from .sparse_grad import SparseGrad
 from .threads import _check_environment, get_num_threads, set_num_threads
 
 __all__ = [
+    "ADOPT",
     "ASGD",
+    "AdEMAMix",
     "Adadelta",
     "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adan",
     "Adamax",
     "CheckpointError",
+    "LAMB",
+    "LARS",
     "LBFGS",
+    "Lion",
     "Muon",
     "NAdam",
     "Optimizer",
     "Parameter",
+    "Prodigy",
     "RAdam",
     "RMSprop",
     "Rprop",
     "SGD",
+    "ScheduleFreeAdamW",
+    "ScheduleFreeRAdam",
+    "ScheduleFreeSGD",
     "SkipNonFinite",
     "SparseAdam",
     "SparseGrad",

@@ -7,6 +7,7 @@
 mod adafactor;
 mod arrays;
 mod average;
+mod beyond;
 mod grad_utils;
 mod held;
 mod hyper;
@@ -96,6 +97,18 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(muon::muon_step, m)?)?;
     m.add_function(wrap_pyfunction!(lbfgs::lbfgs_step, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_adam::sparse_adam_step, m)?)?;
+    for f in [
+        wrap_pyfunction!(beyond::lion_step, m)?,
+        wrap_pyfunction!(beyond::lars_step, m)?,
+        wrap_pyfunction!(beyond::lamb_step, m)?,
+        wrap_pyfunction!(beyond::adan_step, m)?,
+        wrap_pyfunction!(beyond::adopt_step, m)?,
+        wrap_pyfunction!(beyond::ademamix_step, m)?,
+        wrap_pyfunction!(beyond::schedule_free_step, m)?,
+        wrap_pyfunction!(beyond::prodigy_step, m)?,
+    ] {
+        m.add_function(f)?;
+    }
     m.add_function(wrap_pyfunction!(average::average_, m)?)?;
     m.add_function(wrap_pyfunction!(grad_utils::grad_norms, m)?)?;
     m.add_function(wrap_pyfunction!(grad_utils::grad_scale_, m)?)?;

@@ -53,14 +53,14 @@ pub(crate) struct Given<'py> {
 }
 
 /// Checks every array of a step; nothing is changed. `grad_shape` (from the position
-/// in the lists and the parameter's shape) and `state_shape` (from the parameter's
+/// in the lists and the parameter's shape) and `state_shape` (from the position, the parameter's
 /// shape and the key) give the shape each must have.
 pub(crate) fn gather<'py>(
     py: Python<'py>,
     groups: &[Bound<'py, PyDict>],
     given: Vec<Given<'py>>,
     grad_shape: &dyn Fn(usize, &[usize]) -> Vec<usize>,
-    state_shape: &dyn Fn(&[usize], &str) -> Vec<usize>,
+    state_shape: &dyn Fn(usize, &[usize], &str) -> Vec<usize>,
 ) -> PyResult<Gathered> {
     let mut held = Held::default();
     let mut tensors = Vec::with_capacity(given.len());
@@ -88,7 +88,7 @@ pub(crate) fn gather<'py>(
         };
         for (k, (key, value)) in item.state.into_iter().enumerate() {
             let key_what = || format!("optimizer.state[{}]['{key}']", what());
-            let op = buffer_operand(value, &state_shape(&t.shape, &key), dtype, &key_what)?;
+            let op = buffer_operand(value, &state_shape(e, &t.shape, &key), dtype, &key_what)?;
             let n = op.array.len();
             t.state.push((held.hold(op, true, who(2 + k)), n));
         }

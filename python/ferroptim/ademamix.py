@@ -1,0 +1,78 @@
+"""``AdEMAMix``, as ``pytorch_optimizer.AdEMAMix``."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Optional, Tuple
+
+from . import _core
+from ._beyond import BeyondOptimizer
+
+__all__ = ["AdEMAMix"]
+
+_STATE = ("exp_avg", "exp_avg_sq", "exp_avg_slow")
+
+
+class AdEMAMix(BeyondOptimizer):
+    r"""AdEMAMix ("The AdEMAMix Optimizer: Better, Faster, Older", Pagliardini et al.
+    2024, arXiv:2409.03137), as ``pytorch_optimizer.AdEMAMix`` (kernel:
+    ``ferroptim::kernels::ademamix``), with t the group's step::
+
+        m₁ ← lerp(m₁, g, 1 − β₁);  v ← β₂·v + (1 − β₂)·g²;  m₂ ← lerp(m₂, g, 1 − β₃(t))
+        θ ← θ − lr·(m₁/(1 − β₁ᵗ) + α(t)·m₂) / (√v/√(1 − β₂ᵗ) + eps)
+
+    α(t) and β₃(t) warm up over ``t_alpha_beta3`` steps (None: constant).
+
+    Args (pytorch-optimizer's): lr (1e-3), betas ((0.9, 0.999, 0.9999)), weight_decay
+    (0.0), weight_decouple (False), fixed_decay (False), alpha (5.0), t_alpha_beta3
+    (None), eps (1e-8), maximize (False), foreach (accepted, ignored).
+
+    State per parameter: ``exp_avg``, ``exp_avg_sq``, ``exp_avg_slow``; each param group
+    counts its ``step`` (an int). The gradients are not modified (pytorch-optimizer
+    negates and decays ``p.grad`` in place).
+    """
+
+    _kernel = _core.ademamix_step
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: Tuple[float, float, float] = (0.9, 0.999, 0.9999),
+        weight_decay: float = 0.0,
+        weight_decouple: bool = False,
+        fixed_decay: bool = False,
+        alpha: float = 5.0,
+        t_alpha_beta3: Optional[float] = None,
+        eps: float = 1e-8,
+        maximize: bool = False,
+        foreach: Optional[bool] = None,
+    ) -> None:
+        if lr is not None and lr < 0.0:
+            raise ValueError(f"learning rate must be positive. ({lr} > 0)")
+        for name, b, closed in (("beta1", betas[0], False), ("beta2", betas[1], False), ("beta3", betas[2], True)):
+            if not (0.0 <= b <= 1.0 if closed else 0.0 <= b < 1.0):
+                raise ValueError(f"{name} must be in the range [0.0, 1.0{']' if closed else ')'}")
+        for name, v in (("alpha", alpha), ("t_alpha_beta3", t_alpha_beta3), ("weight_decay", weight_decay), ("eps", eps)):
+            if v is not None and v < 0.0:
+                raise ValueError(f"{name} must be non-negative")
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            weight_decay=weight_decay,
+            weight_decouple=weight_decouple,
+            fixed_decay=fixed_decay,
+            alpha=alpha,
+            t_alpha_beta3=t_alpha_beta3,
+            eps=eps,
+        )
+        self.maximize = maximize  # an attribute, not a group option, as in pytorch-optimizer
+        super().__init__(params, defaults)
+
+    def _trailing_args(self) -> Tuple[Any, ...]:
+        return (bool(self.maximize),)
+
+    def _new_state(self, p: Any) -> Dict[str, Any]:
+        return {k: self._zeros(p) for k in _STATE}
+
+    def _state_keys(self, p: Any) -> Tuple[str, ...]:
+        return _STATE

@@ -1,0 +1,76 @@
+"""``ADOPT``, as ``timm.optim.Adopt``."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Optional, Tuple
+
+import numpy as np
+
+from . import _checks, _core
+from ._beyond import BeyondOptimizer, max_lr_snapshot
+
+__all__ = ["ADOPT"]
+
+
+class ADOPT(BeyondOptimizer):
+    r"""ADOPT ("ADOPT: Modified Adam Can Converge with Any β₂ with the Optimal Rate",
+    Taniguchi et al., NeurIPS 2024, arXiv:2411.02853), as ``timm.optim.Adopt``
+    (kernel: ``ferroptim::kernels::adopt``), with t the parameter's step::
+
+        g ← ∇θ (negated if maximize) + weight_decay·θ unless decoupled
+        first step: v ← g²; nothing else
+        θ ← θ − lr·weight_decay·θ if decoupled
+        m ← lerp(m, clamp(g / max(√v, eps), ±(t − 1)^clip_exp), 1 − β₁)
+        θ ← θ − lr·m;   v ← β₂·v + (1 − β₂)·g²
+
+    Args (timm's): lr (1e-3), betas ((0.9, 0.9999)), eps (1e-6), clip_exp (0.333; None:
+    no clipping), weight_decay (0.0), decoupled (False), corrected_weight_decay (False);
+    keyword-only caution (False), maximize (False); foreach, capturable, differentiable
+    (accepted, ignored).
+
+    State per parameter: ``step`` (0-d float64 array), ``exp_avg``, ``exp_avg_sq``.
+    """
+
+    _kernel = _core.adopt_step
+    _keeps_step = True
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.9999),
+        eps: float = 1e-6,
+        clip_exp: Optional[float] = 0.333,
+        weight_decay: float = 0.0,
+        decoupled: bool = False,
+        corrected_weight_decay: bool = False,
+        *,
+        caution: bool = False,
+        foreach: Optional[bool] = None,
+        maximize: bool = False,
+        capturable: bool = False,
+        differentiable: bool = False,
+    ) -> None:
+        _checks.lr(lr)
+        _checks.eps(eps)
+        _checks.betas(betas)
+        _checks.weight_decay(weight_decay)
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            clip_exp=clip_exp,
+            decoupled=decoupled,
+            corrected_weight_decay=corrected_weight_decay,
+            max_lr_snapshot=max_lr_snapshot(lr, corrected_weight_decay),
+            caution=caution,
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    def _new_state(self, p: Any) -> Dict[str, Any]:
+        return {"step": np.zeros((), dtype=np.float64), "exp_avg": self._zeros(p), "exp_avg_sq": self._zeros(p)}
+
+    def _state_keys(self, p: Any) -> Tuple[str, ...]:
+        return ("exp_avg", "exp_avg_sq")

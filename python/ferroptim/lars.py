@@ -1,0 +1,74 @@
+"""``LARS``, as ``timm.optim.Lars``."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from . import _core
+from ._beyond import BeyondOptimizer
+
+__all__ = ["LARS"]
+
+
+class LARS(BeyondOptimizer):
+    r"""LARS / LARC ("Large Batch Training of Convolutional Networks", You et al. 2017,
+    arXiv:1708.03888), as ``timm.optim.Lars`` (kernel: ``ferroptim::kernels::lars``)::
+
+        if weight_decay ≠ 0 or always_adapt:   (per tensor)
+            r ← trust_coeff·‖θ‖ / (‖g‖ + weight_decay·‖θ‖ + eps)   (1 if a norm is 0)
+            r ← min(r/lr, 1) if trust_clip;      g ← (g + weight_decay·θ)·r
+        b ← g (first step) or momentum·b + (1 − dampening)·g;   g ← g + momentum·b (nesterov) or b
+        θ ← θ − lr·g
+
+    Args (timm's): lr (1.0), momentum (0), dampening (0), weight_decay (0), nesterov
+    (False), trust_coeff (0.001), eps (1e-8), trust_clip (False), always_adapt (False),
+    foreach (accepted, ignored).
+
+    State per parameter: ``momentum_buffer`` when momentum ≠ 0.
+    """
+
+    _kernel = _core.lars_step
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1.0,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        trust_coeff: float = 0.001,
+        eps: float = 1e-8,
+        trust_clip: bool = False,
+        always_adapt: bool = False,
+        foreach: Optional[bool] = None,
+    ) -> None:
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            trust_coeff=trust_coeff,
+            eps=eps,
+            trust_clip=trust_clip,
+            always_adapt=always_adapt,
+        )
+        super().__init__(params, defaults)
+
+    def _new_state(self, p: Any) -> Dict[str, Any]:
+        return {"momentum_buffer": self._zeros(p)} if self._group_of(p)["momentum"] != 0 else {}
+
+    def _state_keys(self, p: Any) -> Tuple[str, ...]:
+        return ("momentum_buffer",) if self._group_of(p)["momentum"] != 0 else ()
+
+    def _state_arrays(self, p: Any, state: Dict[str, Any], where: Tuple[int, int, Any]) -> List[Tuple[str, Any]]:
+        return [("momentum_buffer", state["momentum_buffer"])] if "momentum_buffer" in state else []

@@ -1,0 +1,59 @@
+"""``Lion``, as ``timm.optim.Lion``."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Optional, Tuple
+
+from . import _checks, _core
+from ._beyond import BeyondOptimizer, max_lr_snapshot, validate_scalar
+
+__all__ = ["Lion"]
+
+
+class Lion(BeyondOptimizer):
+    r"""Lion ("Symbolic Discovery of Optimization Algorithms", Chen et al. 2023,
+    arXiv:2302.06675), as ``timm.optim.Lion`` (kernel: ``ferroptim::kernels::lion``)::
+
+        g ← ∇θ (negated if maximize);   θ ← θ·(1 − s·weight_decay)   (s = lr, or lr²/max_lr)
+        u ← sign(β₁·m + (1 − β₁)·g)      (cautious mask if caution)
+        θ ← θ − lr·u;   m ← β₂·m + (1 − β₂)·g
+
+    Args (timm's): lr (1e-4), betas ((0.9, 0.99)), weight_decay (0.0), caution (False:
+    the "Cautious Optimizers" mask, arXiv:2411.16085), corrected_weight_decay (False:
+    decay scaled by lr²/max_lr, max_lr the constructor's lr), maximize (False),
+    foreach (accepted, ignored).
+
+    State per parameter: ``exp_avg``. Param groups also hold ``max_lr_snapshot``.
+    """
+
+    _kernel = _core.lion_step
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-4,
+        betas: Tuple[float, float] = (0.9, 0.99),
+        weight_decay: float = 0.0,
+        caution: bool = False,
+        corrected_weight_decay: bool = False,
+        maximize: bool = False,
+        foreach: Optional[bool] = None,
+    ) -> None:
+        validate_scalar("learning rate", lr)
+        _checks.betas(betas)
+        defaults = dict(
+            lr=lr,
+            betas=betas,
+            weight_decay=weight_decay,
+            caution=caution,
+            corrected_weight_decay=corrected_weight_decay,
+            max_lr_snapshot=max_lr_snapshot(lr, corrected_weight_decay),
+            maximize=maximize,
+        )
+        super().__init__(params, defaults)
+
+    def _new_state(self, p: Any) -> Dict[str, Any]:
+        return {"exp_avg": self._zeros(p)}
+
+    def _state_keys(self, p: Any) -> Tuple[str, ...]:
+        return ("exp_avg",)
