@@ -52,6 +52,11 @@ ROW = 64
 LBFGS_HISTORY = 10
 
 
+def _train(opt: Any) -> Any:
+    opt.train()  # a schedule-free optimizer steps in train mode
+    return opt
+
+
 @dataclass
 class Case:
     make: Callable[[List[Any]], fo.Optimizer]
@@ -81,6 +86,21 @@ BANDWIDTH_CASES: Dict[str, Case] = {
     "Adafactor": Case(lambda ps: fo.Adafactor(ps), ("variance",), 8, "2 passes", read_only=True),
     # every row listed once, in order; plus 8 bytes of index per row of 64
     "SparseAdam": Case(lambda ps: fo.SparseAdam(ps), ("exp_avg", "exp_avg_sq"), 7, f"rows of {ROW}"),
+    # beyond torch.optim (no NumPy version: its column is empty)
+    "Lion": Case(lambda ps: fo.Lion(ps, weight_decay=0.1), ("exp_avg",), 5),
+    # pass 1: ‖θ‖, ‖g‖ (θ, g read); pass 2: θ, b read and written, g read
+    "LARS": Case(lambda ps: fo.LARS(ps, lr=0.1, momentum=0.9, weight_decay=1e-4), ("momentum_buffer",), 7, "2 passes"),
+    # ‖g‖ (1), moments (g read, m and v read and written: 5), ‖θ‖ and ‖u‖ (θ, m, v read: 3), update (θ rw, m, v: 4)
+    "LAMB": Case(lambda ps: fo.LAMB(ps), ("exp_avg", "exp_avg_sq"), 13, "4 passes"),
+    # four state arrays: the probe moves three of them, scaled to eleven arrays
+    "Adan": Case(lambda ps: fo.Adan(ps, weight_decay=0.02), ("exp_avg", "exp_avg_sq", "exp_avg_diff"), 11),
+    "ADOPT": Case(lambda ps: fo.ADOPT(ps), ("exp_avg", "exp_avg_sq"), 7),
+    "AdEMAMix": Case(lambda ps: fo.AdEMAMix(ps), ("exp_avg", "exp_avg_sq", "exp_avg_slow"), 9),
+    "ScheduleFreeAdamW": Case(lambda ps: _train(fo.ScheduleFreeAdamW(ps)), ("z", "exp_avg_sq"), 7),
+    "ScheduleFreeSGD": Case(lambda ps: _train(fo.ScheduleFreeSGD(ps)), ("z",), 5),
+    "ScheduleFreeRAdam": Case(lambda ps: _train(fo.ScheduleFreeRAdam(ps)), ("z", "exp_avg_sq"), 7),
+    # pass 1: θ, g, θ₀ read, m, v, s read and written (9); pass 2: θ rw, m, v read (4)
+    "Prodigy": Case(lambda ps: fo.Prodigy(ps), ("exp_avg", "exp_avg_sq", "s"), 13, "2 passes"),
 }
 ALL = list(BANDWIDTH_CASES) + ["Muon", "LBFGS"]
 
@@ -184,9 +204,9 @@ def bench_bandwidth(dtype, shape_name: str, name: str, reps: int, trials: int) -
     scale = case.units / (3 + (1 if case.read_only else 2) * len(case.probe))  # bytes of the step / of the probe
     bound_s = probe_s * scale
 
-    ref = STEPS[name]
+    ref = STEPS.get(name)
     data, grads = [p.data for p in params], [p.grad for p in params]
-    numpy_s = median_time(lambda: ref(data, grads, states, 10), max(3, reps // 3))
+    numpy_s = median_time(lambda: ref(data, grads, states, 10), max(3, reps // 3)) if ref else float("nan")
     nbytes = case.units * itemsize + (8 / ROW if sparse else 0)
     note = f"{nbytes * elements / step_s / 1e9:.1f} GB/s" + (f"; {case.note}" if case.note else "")
     if trials > 1:

@@ -28,8 +28,26 @@ CONFIGS: List[Tuple[str, Callable[..., fo.Optimizer], Dict[str, Any]]] = [
     ("ASGD", fo.ASGD, dict(t0=1, weight_decay=0.1)),
     ("Adafactor", fo.Adafactor, dict(weight_decay=0.1)),
     ("SparseAdam", lambda params, **kw: SparseAdamAllRows(params, **kw), dict(lr=0.01, betas=(0.8, 0.9))),
+    # beyond torch.optim
+    ("Lion-caution", fo.Lion, dict(lr=0.01, weight_decay=0.1, caution=True)),
+    ("LAMB", fo.LAMB, dict(lr=0.01)),
+    ("LAMB-caution", fo.LAMB, dict(lr=0.01, caution=True, decoupled_decay=True)),
+    ("LARS-momentum", fo.LARS, dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
+    ("Adan", fo.Adan, dict(lr=0.01, weight_decay=0.02)),
+    ("ADOPT", fo.ADOPT, dict(lr=0.01, weight_decay=0.1, decoupled=True)),
+    ("AdEMAMix", fo.AdEMAMix, dict(lr=0.01, t_alpha_beta3=10)),
+    ("ScheduleFreeAdamW", lambda params, **kw: training(fo.ScheduleFreeAdamW(params, **kw)), dict(lr=0.01, weight_decay=0.1)),
+    ("ScheduleFreeSGD", lambda params, **kw: training(fo.ScheduleFreeSGD(params, **kw)), dict(lr=0.1)),
+    ("ScheduleFreeRAdam", lambda params, **kw: training(fo.ScheduleFreeRAdam(params, **kw)), dict(lr=0.01)),
+    ("Prodigy", fo.Prodigy, dict(weight_decay=0.1)),
 ]
 CONFIG_IDS = [c[0] for c in CONFIGS]
+
+
+def training(opt: Any) -> Any:
+    """A schedule-free optimizer switched to train mode, as its package requires before a step."""
+    opt.train()
+    return opt
 
 
 class SparseAdamAllRows(fo.SparseAdam):

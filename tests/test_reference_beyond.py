@@ -70,3 +70,35 @@ def test_replays_the_implementation(case):
         opt.eval()
         for i, p in enumerate(params):
             assert_close(p.data, data[f"eval/{i}"], dtype, f"param {i} after eval()")
+
+
+def test_schedule_free_steps_only_in_train_mode():
+    import ferroptim as fo
+
+    p = fo.Parameter(np.arange(4.0))
+    opt = fo.ScheduleFreeAdamW([p], lr=0.1)
+    p.grad = np.ones(4)
+    with pytest.raises(Exception, match="Optimizer was not in train mode when step is called"):
+        opt.step()
+    assert opt.state == {} and opt.param_groups[0]["k"] == 0
+    opt.train()
+    opt.step()
+    y = p.data.copy()
+    z = opt.state[p]["z"]
+    opt.eval()  # x = lerp(y, z, 1 − 1/β₁)
+    np.testing.assert_allclose(p.data, y + (1 - 1 / 0.9) * (z - y), rtol=1e-12)
+    opt.eval()  # already in eval mode: nothing moves
+    np.testing.assert_allclose(p.data, y + (1 - 1 / 0.9) * (z - y), rtol=1e-12)
+    opt.train()
+    np.testing.assert_allclose(p.data, y, rtol=1e-12)
+
+
+def test_prodigy_refuses_different_learning_rates():
+    import ferroptim as fo
+
+    a, b = fo.Parameter(np.ones(3)), fo.Parameter(np.ones(2))
+    opt = fo.Prodigy([{"params": [a]}, {"params": [b], "lr": 0.5}])
+    a.grad, b.grad = np.ones(3), np.ones(2)
+    with pytest.raises(RuntimeError, match="different lr values"):
+        opt.step()
+    assert opt.state == {} and np.all(a.data == 1)

@@ -71,6 +71,13 @@ class AdEMAMix(BeyondOptimizer):
     def _trailing_args(self) -> Tuple[Any, ...]:
         return (bool(self.maximize),)
 
+    def __getstate__(self) -> Dict[str, Any]:
+        return {**super().__getstate__(), "maximize": self.maximize}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        state.setdefault("maximize", False)
+        super().__setstate__(state)
+
     def _new_state(self, p: Any) -> Dict[str, Any]:
         return {k: self._zeros(p) for k in _STATE}
 

@@ -90,7 +90,10 @@ fn gather_all<'py>(py: Python<'py>, lists: Lists<'py>, steps: Option<Vec<Bound<'
 ///
 /// # Safety
 /// The tensors come from `gather` and their arrays are still held (`tensorwise::slice`).
-unsafe fn slices<'a, T: Element>(ts: &'a mut [&mut Tensor], fresh: &[bool]) -> (Vec<Slices<'a, T>>, Vec<f64>, Vec<bool>) {
+unsafe fn slices<'a, T: Element>(
+    ts: &'a mut [&mut Tensor],
+    fresh: &[bool],
+) -> (Vec<Slices<'a, T>>, Vec<f64>, Vec<bool>) {
     let steps = ts.iter().map(|t| t.step.map_or(0.0, |p| unsafe { *p })).collect();
     let flags = ts.iter().map(|t| fresh[t.position]).collect();
     let out = ts
@@ -182,9 +185,7 @@ pub(crate) fn lion_step<'py>(
 ) -> PyResult<()> {
     let hs = hypers(&groups, lion_hyper)?;
     let mut gathered = gather_all(py, (groups, indices, data, grads, states), None)?;
-    run(py, hs.len(), &mut gathered, |g, t32, t64| {
-        both_dtypes!(t32, t64, &fresh, |s, _steps, _f| lion(&hs[g], &mut s))
-    })
+    run(py, hs.len(), &mut gathered, |g, t32, t64| both_dtypes!(t32, t64, &fresh, |s, _steps, _f| lion(&hs[g], &mut s)))
 }
 
 fn lars_hyper(g: &Group<'_, '_>) -> PyResult<LarsHyper> {
@@ -549,7 +550,9 @@ pub(crate) fn prodigy_step<'py>(
             && keys[2] == "exp_avg_sq"
             && (!momentum || keys[3] == "exp_avg");
         if !ok {
-            return Err(PyValueError::new_err(format!("Prodigy keeps s, p0, exp_avg_sq and (β₁ > 0) exp_avg; got {keys:?}")));
+            return Err(PyValueError::new_err(format!(
+                "Prodigy keeps s, p0, exp_avg_sq and (β₁ > 0) exp_avg; got {keys:?}"
+            )));
         }
     }
     let g0 = Group { dict: &groups[0], index: 0 };

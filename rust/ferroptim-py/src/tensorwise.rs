@@ -52,6 +52,10 @@ pub(crate) struct Given<'py> {
     pub(crate) step: Option<Bound<'py, PyAny>>,
 }
 
+/// The shape a state array must have, from the parameter's position in the lists, its
+/// shape and the state key.
+pub(crate) type StateShape = dyn Fn(usize, &[usize], &str) -> Vec<usize>;
+
 /// Checks every array of a step; nothing is changed. `grad_shape` (from the position
 /// in the lists and the parameter's shape) and `state_shape` (from the position, the parameter's
 /// shape and the key) give the shape each must have.
@@ -60,7 +64,7 @@ pub(crate) fn gather<'py>(
     groups: &[Bound<'py, PyDict>],
     given: Vec<Given<'py>>,
     grad_shape: &dyn Fn(usize, &[usize]) -> Vec<usize>,
-    state_shape: &dyn Fn(usize, &[usize], &str) -> Vec<usize>,
+    state_shape: &StateShape,
 ) -> PyResult<Gathered> {
     let mut held = Held::default();
     let mut tensors = Vec::with_capacity(given.len());

@@ -33,20 +33,22 @@ pub use kernels::adamax::AdamaxHyper;
 pub use kernels::adan::{adan, AdanHyper};
 pub use kernels::ademamix::{ademamix, AdemamixHyper};
 pub use kernels::adopt::{adopt, AdoptHyper};
-pub use kernels::lamb::{lamb, lamb_clip, lamb_grad_sum_sq, LambHyper};
-pub use kernels::lars::{lars, LarsHyper};
-pub use kernels::lion::{lion, LionHyper};
-pub use kernels::passes::{Slices, MAX_STATE};
-pub use kernels::prodigy::{prodigy, ProdigyGlobal, ProdigyHyper, ProdigyTensor};
-pub use kernels::schedule_free::{schedule_free, ScheduleFreeGroup, ScheduleFreeHyper, ScheduleFreeKind, ScheduleFreeStep};
 pub use kernels::asgd::{AsgdHyper, AsgdStep};
 pub use kernels::average::Average;
+pub use kernels::lamb::{lamb, lamb_clip, lamb_grad_sum_sq, LambHyper};
+pub use kernels::lars::{lars, LarsHyper};
 pub use kernels::lbfgs::{lbfgs, LbfgsHyper, LbfgsState, Objective};
+pub use kernels::lion::{lion, LionHyper};
 pub use kernels::muon::{muon, AdjustLr, MuonHyper, MuonTensor};
 pub use kernels::nadam::{NadamHyper, NadamStep};
+pub use kernels::passes::{Slices, MAX_STATE};
+pub use kernels::prodigy::{prodigy, ProdigyGlobal, ProdigyHyper, ProdigyTensor};
 pub use kernels::radam::{RadamHyper, RadamStep};
 pub use kernels::rmsprop::RmspropHyper;
 pub use kernels::rprop::RpropHyper;
+pub use kernels::schedule_free::{
+    schedule_free, ScheduleFreeGroup, ScheduleFreeHyper, ScheduleFreeKind, ScheduleFreeStep,
+};
 pub use kernels::sgd::{sgd, SgdHyper};
 pub use kernels::sparse_adam::{sparse_adam, SparseAdamHyper, SparseAdamTensor, SparseError, SparseRows};
 pub use kernels::stream::Stream;

@@ -18,7 +18,7 @@
 
 use crate::element::{lerp, Element, Lerp};
 use crate::kernels::passes::{over_chunks, Slices};
-use crate::kernels::{check, simd_targets, with_decay, Decay};
+use crate::kernels::{check, not_below, simd_targets, with_decay, Decay};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of AdEMAMix (pytorch-optimizer's names).
@@ -81,15 +81,15 @@ impl Default for AdemamixHyper {
 impl Validate for AdemamixHyper {
     /// pytorch-optimizer's checks, with its messages.
     fn validate(&self) -> Result<(), HyperError> {
-        check(!(self.lr < 0.0), || format!("learning rate must be positive. ({} > 0)", self.lr))?;
+        check(not_below(self.lr, 0.0), || format!("learning rate must be positive. ({} > 0)", self.lr))?;
         let (b1, b2, b3) = self.betas;
         check((0.0..1.0).contains(&b1), || "beta1 must be in the range [0.0, 1.0)".into())?;
         check((0.0..1.0).contains(&b2), || "beta2 must be in the range [0.0, 1.0)".into())?;
         check((0.0..=1.0).contains(&b3), || "beta3 must be in the range [0.0, 1.0]".into())?;
-        check(!(self.alpha < 0.0), || "alpha must be non-negative".into())?;
+        check(not_below(self.alpha, 0.0), || "alpha must be non-negative".into())?;
         check(!self.t_alpha_beta3.is_some_and(|t| t < 0.0), || "t_alpha_beta3 must be non-negative".into())?;
-        check(!(self.weight_decay < 0.0), || "weight_decay must be non-negative".into())?;
-        check(!(self.eps < 0.0), || "eps must be non-negative".into())
+        check(not_below(self.weight_decay, 0.0), || "weight_decay must be non-negative".into())?;
+        check(not_below(self.eps, 0.0), || "eps must be non-negative".into())
     }
 }
 

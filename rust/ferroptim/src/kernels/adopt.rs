@@ -142,7 +142,13 @@ fn moment<T: Element, const MAXIMIZE: bool, const CLIP: bool>(c: &Coef<T>, p: T,
     let denom = if r < c.eps { c.eps } else { r }; // torch.clamp(√v, ε): NaN stays
     let mut n = g / denom;
     if CLIP {
-        n = if n < -c.clip { -c.clip } else if n > c.clip { c.clip } else { n };
+        n = if n < -c.clip {
+            -c.clip
+        } else if n > c.clip {
+            c.clip
+        } else {
+            n
+        };
     }
     (lerp(m, n, c.beta1), g)
 }

@@ -25,7 +25,7 @@ use crate::element::{lerp, Element, Lerp};
 use crate::kernels::lars::norm;
 use crate::kernels::lion::decay_scale;
 use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total, Slices};
-use crate::kernels::{check, simd_targets, with_const_bool};
+use crate::kernels::{check, not_below, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of LAMB (timm's names).
@@ -78,9 +78,9 @@ impl Default for LambHyper {
 impl Validate for LambHyper {
     /// timm's checks, with its messages.
     fn validate(&self) -> Result<(), HyperError> {
-        check(!(self.lr < 0.0), || format!("Invalid learning rate: {}", self.lr))?;
-        check(!(self.eps < 0.0), || format!("Invalid epsilon: {}", self.eps))?;
-        check(!(self.weight_decay < 0.0), || format!("Invalid weight_decay: {}", self.weight_decay))
+        check(not_below(self.lr, 0.0), || format!("Invalid learning rate: {}", self.lr))?;
+        check(not_below(self.eps, 0.0), || format!("Invalid epsilon: {}", self.eps))?;
+        check(not_below(self.weight_decay, 0.0), || format!("Invalid weight_decay: {}", self.weight_decay))
     }
 }
 
@@ -313,7 +313,13 @@ mod tests {
 
     /// timm's `Lamb.step` and `_single_tensor_lamb`, one tensor operation at a time
     /// (norms in the reductions' order).
-    fn reference<T: Element>(h: &LambHyper, max_grad_norm: Option<f64>, ts: &mut [RefTensor<T>], gs: &[Vec<T>], step: f64) {
+    fn reference<T: Element>(
+        h: &LambHyper,
+        max_grad_norm: Option<f64>,
+        ts: &mut [RefTensor<T>],
+        gs: &[Vec<T>],
+        step: f64,
+    ) {
         let sums: Vec<f64> = gs.iter().map(|g| ops::sum_sq(g)).collect();
         let clip = lamb_clip(max_grad_norm, &sums);
         let (b1, b2) = h.betas;

@@ -19,7 +19,7 @@
 
 use crate::element::Element;
 use crate::kernels::passes::{lane_sums, over_chunks, total, Slices};
-use crate::kernels::{check, simd_targets, with_const_bool};
+use crate::kernels::{check, not_below, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of LARS (timm's names).
@@ -66,9 +66,9 @@ impl Default for LarsHyper {
 impl Validate for LarsHyper {
     /// timm's checks, with its messages.
     fn validate(&self) -> Result<(), HyperError> {
-        check(!(self.lr < 0.0), || format!("Invalid learning rate: {}", self.lr))?;
-        check(!(self.momentum < 0.0), || format!("Invalid momentum value: {}", self.momentum))?;
-        check(!(self.weight_decay < 0.0), || format!("Invalid weight_decay value: {}", self.weight_decay))?;
+        check(not_below(self.lr, 0.0), || format!("Invalid learning rate: {}", self.lr))?;
+        check(not_below(self.momentum, 0.0), || format!("Invalid momentum value: {}", self.momentum))?;
+        check(not_below(self.weight_decay, 0.0), || format!("Invalid weight_decay value: {}", self.weight_decay))?;
         check(!(self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0)), || {
             "Nesterov momentum requires a momentum and zero dampening".into()
         })

@@ -209,7 +209,8 @@ pub fn lbfgs<T: Element, O: Objective<T>>(
             for (i, a) in al.iter().enumerate().take(num_old) {
                 let be_i = dot(&state.old_dirs[i], &dir) * state.ro[i];
                 let a = a.expect("set by the first loop");
-                axpy(&mut dir, (a - be_i).to_f64().unwrap(), &state.old_stps[i]); // alpha = al[i] − be_i
+                axpy(&mut dir, (a - be_i).to_f64().unwrap(), &state.old_stps[i]);
+                // alpha = al[i] − be_i
             }
             d = Cow::Owned(dir);
         }
@@ -220,7 +221,8 @@ pub fn lbfgs<T: Element, O: Objective<T>>(
         let prev_loss = loss;
         state.prev_loss = Some(loss);
         t = if state.n_iter == 1 {
-            Float(1.0).py_min(Float(1.0) / Tensor(sum_abs(&flat_grad))) * Float(h.lr) // min(1., 1./Σ|g|)·lr
+            Float(1.0).py_min(Float(1.0) / Tensor(sum_abs(&flat_grad))) * Float(h.lr)
+        // min(1., 1./Σ|g|)·lr
         } else {
             Float(h.lr)
         };

@@ -28,8 +28,8 @@ pub mod prodigy;
 pub mod radam;
 pub mod rmsprop;
 pub mod rprop;
-pub mod schedule_free;
 pub(crate) mod scalar;
+pub mod schedule_free;
 pub mod sgd;
 pub mod sparse_adam;
 pub mod stream;
@@ -49,6 +49,12 @@ pub(crate) fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), Hy
     } else {
         Err(HyperError(message()))
     }
+}
+
+/// `x ≥ lo`, or NaN: the check `if x < lo: raise` of the implementations beyond torch,
+/// which lets NaN through.
+pub(crate) fn not_below(x: f64, lo: f64) -> bool {
+    !matches!(x.partial_cmp(&lo), Some(std::cmp::Ordering::Less))
 }
 
 /// torch's check of an Adam-style `betas` pair.

@@ -201,7 +201,7 @@ fn matmul_bf16(
 fn newton_schulz<T: Element>(h: &MuonHyper, update: &[T], rows: usize, cols: usize) -> Vec<f32> {
     let (a, b, c) = (h.ns_coefficients.0 as f32, h.ns_coefficients.1 as f32, h.ns_coefficients.2 as f32);
     let f = |x: T| bf16(x.to_f32().unwrap()); // grad.to(torch.bfloat16): through float, as c10 does
-    // Work on the wide orientation: m ≤ n.
+                                              // Work on the wide orientation: m ≤ n.
     let transposed = rows > cols;
     let (m, n) = if transposed { (cols, rows) } else { (rows, cols) };
     let mut x: Vec<f32> = if transposed {
@@ -255,8 +255,9 @@ mod tests {
         let addmm = |a: &[f32], b: &[f32], bt: bool, m: usize, k: usize, n: usize, alpha: f32, beta: f32, c: &[f32]| {
             (0..m * n)
                 .map(|ij| {
-                    let sum: f32 =
-                        (0..k).map(|l| a[ij / n * k + l] * if bt { b[ij % n * k + l] } else { b[l * n + ij % n] }).sum();
+                    let sum: f32 = (0..k)
+                        .map(|l| a[ij / n * k + l] * if bt { b[ij % n * k + l] } else { b[l * n + ij % n] })
+                        .sum();
                     bf16(alpha * sum + if beta != 0.0 { beta * c[ij] } else { 0.0 })
                 })
                 .collect::<Vec<f32>>()

@@ -111,6 +111,7 @@ pub(crate) fn over_chunks<T: Element, R: Send>(
 /// `i % LANES`) and the lanes added in order at the end: the order is fixed by `n`,
 /// and the loop vectorizes.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // k indexes the lanes of every one of the R sums
 pub(crate) fn lane_sums<const R: usize>(n: usize, mut f: impl FnMut(usize) -> [f64; R]) -> [f64; R] {
     let mut acc = [[0.0f64; LANES]; R];
     let blocks = n / LANES;

@@ -137,7 +137,10 @@ struct Piece<'a, T> {
 }
 
 /// Cuts each tensor into pieces of [`span`] elements, keeping its group index.
-fn pieces<'a, 'b, T>(tensors: &'b mut [(usize, ProdigyTensor<'a, T>)], hypers: &[ProdigyHyper]) -> Vec<(usize, Piece<'b, T>)> {
+fn pieces<'a, 'b, T>(
+    tensors: &'b mut [(usize, ProdigyTensor<'a, T>)],
+    hypers: &[ProdigyHyper],
+) -> Vec<(usize, Piece<'b, T>)> {
     let mut out = Vec::new();
     for (g, t) in tensors.iter_mut() {
         let sp = hypers[*g].slice_p;
@@ -206,11 +209,8 @@ pub fn prodigy(
     let (beta1, beta2) = h0.betas;
     let beta3 = h0.beta3();
     let k = global.k;
-    let bias_correction = if h0.use_bias_correction {
-        (1.0 - beta2.powf(k + 1.0)).powf(0.5) / (1.0 - beta1.powf(k + 1.0))
-    } else {
-        1.0
-    };
+    let bias_correction =
+        if h0.use_bias_correction { (1.0 - beta2.powf(k + 1.0)).powf(0.5) / (1.0 - beta1.powf(k + 1.0)) } else { 1.0 };
     let d = global.d;
     let dlr = d * lr * bias_correction;
     let d_numerator = global.d_numerator * beta3;
@@ -286,7 +286,13 @@ fn accumulate<T: Element>(
 }
 
 /// Pass 2 over the tensors of one element type.
-fn apply<T: Element>(hypers: &[ProdigyHyper], d: f64, dlr: f64, beta1: f64, tensors: &mut [(usize, ProdigyTensor<'_, T>)]) {
+fn apply<T: Element>(
+    hypers: &[ProdigyHyper],
+    d: f64,
+    dlr: f64,
+    beta1: f64,
+    tensors: &mut [(usize, ProdigyTensor<'_, T>)],
+) {
     let coefs: Vec<Apply<T>> = hypers
         .iter()
         .map(|h| Apply {
@@ -302,12 +308,13 @@ fn apply<T: Element>(hypers: &[ProdigyHyper], d: f64, dlr: f64, beta1: f64, tens
     }
     let elements: usize = tensors.iter().map(|(_, t)| t.param.len()).sum();
     let jobs = pieces_of(tensors, hypers);
-    map_jobs(elements, jobs, |(g, p)| {
-        with_const_bool!(beta1 > 0.0, M => apply_loop::<T, M>(&coefs[g], p))
-    });
+    map_jobs(elements, jobs, |(g, p)| with_const_bool!(beta1 > 0.0, M => apply_loop::<T, M>(&coefs[g], p)));
 }
 
-fn pieces_of<'b, T>(tensors: &'b mut [(usize, ProdigyTensor<'_, T>)], hypers: &[ProdigyHyper]) -> Vec<(usize, Piece<'b, T>)> {
+fn pieces_of<'b, T>(
+    tensors: &'b mut [(usize, ProdigyTensor<'_, T>)],
+    hypers: &[ProdigyHyper],
+) -> Vec<(usize, Piece<'b, T>)> {
     pieces(tensors, hypers)
 }
 
@@ -374,7 +381,11 @@ mod tests {
         let (beta1, beta2) = h.betas;
         let beta3 = h.beta3();
         let k = g.k;
-        let bc = if h.use_bias_correction { (1.0 - beta2.powf(k + 1.0)).powf(0.5) / (1.0 - beta1.powf(k + 1.0)) } else { 1.0 };
+        let bc = if h.use_bias_correction {
+            (1.0 - beta2.powf(k + 1.0)).powf(0.5) / (1.0 - beta1.powf(k + 1.0))
+        } else {
+            1.0
+        };
         let d = g.d;
         let dlr = d * h.lr * bc;
         let mut delta = 0.0;
@@ -458,7 +469,15 @@ mod tests {
                     .zip(steps.iter_mut())
                     .map(|(t, step)| {
                         let [m, v, s, p0] = &mut t.state;
-                        let t = ProdigyTensor { param: &mut t.param[..], grad: t.grad, exp_avg: m, exp_avg_sq: v, s, p0, step };
+                        let t = ProdigyTensor {
+                            param: &mut t.param[..],
+                            grad: t.grad,
+                            exp_avg: m,
+                            exp_avg_sq: v,
+                            s,
+                            p0,
+                            step,
+                        };
                         (0, t)
                     })
                     .collect();

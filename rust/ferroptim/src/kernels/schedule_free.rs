@@ -293,7 +293,10 @@ mod tests {
 
     #[test]
     fn matches_the_scalar_reference() {
-        let sgd = ScheduleFreeHyper { kind: ScheduleFreeKind::Sgd { momentum: 0.5, warmup_steps: 3.0 }, ..ScheduleFreeHyper::sgd() };
+        let sgd = ScheduleFreeHyper {
+            kind: ScheduleFreeKind::Sgd { momentum: 0.5, warmup_steps: 3.0 },
+            ..ScheduleFreeHyper::sgd()
+        };
         let configs = [
             ScheduleFreeHyper::sgd(),
             ScheduleFreeHyper { weight_decay: 0.01, r: 0.5, ..sgd },
@@ -327,6 +330,9 @@ mod tests {
         for _ in 0..12 {
             h.begin(&mut g);
         }
-        assert_eq!(g, ScheduleFreeGroup { k: 12.0, weight_sum: 7.500000000000002e-05, lr_max: 0.0025, scheduled_lr: 0.0025 });
+        assert_eq!(
+            g,
+            ScheduleFreeGroup { k: 12.0, weight_sum: 7.500000000000002e-05, lr_max: 0.0025, scheduled_lr: 0.0025 }
+        );
     }
 }

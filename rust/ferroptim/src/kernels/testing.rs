@@ -127,7 +127,8 @@ pub(crate) mod ops {
     /// timm's cautious mask: `mask = (u * g > 0).to(dtype)`,
     /// `mask.div_(mask.mean().clamp_(min=1e-3))`, `u.mul_(mask)`.
     pub(crate) fn caution<T: Element>(u: &mut [T], g: &[T]) {
-        let mask: Vec<T> = u.iter().zip(g).map(|(&a, &b)| if a * b > T::zero() { T::one() } else { T::zero() }).collect();
+        let mask: Vec<T> =
+            u.iter().zip(g).map(|(&a, &b)| if a * b > T::zero() { T::one() } else { T::zero() }).collect();
         let sum = ordered_sum(mask.len(), |i| mask[i].to_f64().unwrap());
         let mean = T::of(sum) / T::of(mask.len() as f64);
         let clamped = mean.max(T::of(1e-3));
@@ -145,7 +146,15 @@ pub(crate) mod ops {
     /// `x.clamp_(-c, c)` (NaN stays NaN)
     pub(crate) fn clamp_abs<T: Element>(x: &mut [T], c: f64) {
         let c = T::of(c);
-        x.iter_mut().for_each(|v| *v = if *v < -c { -c } else if *v > c { c } else { *v });
+        x.iter_mut().for_each(|v| {
+            *v = if *v < -c {
+                -c
+            } else if *v > c {
+                c
+            } else {
+                *v
+            }
+        });
     }
 
     /// `Σ f(i)` over `0..n` in the reductions' order, as a plain loop: chunks of
