@@ -54,7 +54,7 @@ pub(crate) struct Given<'py> {
 
 /// The shape a state array must have, from the parameter's position in the lists, its
 /// shape and the state key.
-pub(crate) type StateShape = dyn Fn(usize, &[usize], &str) -> Vec<usize>;
+pub(crate) type StateShape<'a> = dyn Fn(usize, &[usize], &str) -> Vec<usize> + 'a;
 
 /// Checks every array of a step; nothing is changed. `grad_shape` (from the position
 /// in the lists and the parameter's shape) and `state_shape` (from the position, the parameter's
@@ -64,7 +64,7 @@ pub(crate) fn gather<'py>(
     groups: &[Bound<'py, PyDict>],
     given: Vec<Given<'py>>,
     grad_shape: &dyn Fn(usize, &[usize]) -> Vec<usize>,
-    state_shape: &StateShape,
+    state_shape: &StateShape<'_>,
 ) -> PyResult<Gathered> {
     let mut held = Held::default();
     let mut tensors = Vec::with_capacity(given.len());
