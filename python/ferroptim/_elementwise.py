@@ -40,12 +40,18 @@ class ElementwiseOptimizer(Optimizer):
         given = self._step_grad_list()
         created = self._create_state(given)
         try:
-            type(self)._kernel(self.state, self.param_groups, self._scalar_state, self._buffer_state, given)
+            type(self)._kernel(self.state, self.param_groups, self._scalar_state, self._buffer_state,
+                               *self._kernel_args(), given)
         except BaseException:
             for p in created:  # a refused step keeps no state
                 del self.state[p]
             raise
         return loss
+
+    def _kernel_args(self) -> Tuple[Any, ...]:
+        """Values of the optimizer's own the kernel takes before the gradient list
+        (LAMB's ``max_grad_norm``)."""
+        return ()
 
     def _create_state(self, given: Optional[List[Any]]) -> List[Any]:
         """Creates, before the kernel runs, state the kernel would make otherwise, and

@@ -56,16 +56,6 @@ class TensorwiseOptimizer(Optimizer):
     def _grad_of(self, p: Any, grad: Any) -> Any:
         return grad
 
-    #: whether a step with no gradient at all still calls the kernel (which then
-    #: advances counters kept in the param groups)
-    _steps_groups = False
-
-    def _run_kernel(self, indices: List[Any], data: List[Any], grads: List[Any], states: List[Any],
-                    steps: Optional[List[Any]], fresh: List[bool]) -> None:
-        """The one call into Rust; ``fresh[k]``: the k-th parameter's state was made for this step."""
-        args = (self.param_groups, indices, data, grads, states)
-        type(self)._kernel(*args, *(() if steps is None else (steps,)))
-
     def step(self, closure: Optional[Callable[[], Any]] = None, *, grads: Optional[Iterable[Any]] = None) -> Any:
         """Performs a single optimization step.
 
@@ -77,7 +67,7 @@ class TensorwiseOptimizer(Optimizer):
         """
         loss = self._prepare_step(closure, grads)
         created: List[Tuple[Any, Dict[str, Any]]] = []
-        indices, data, grads, states, steps, fresh = [], [], [], [], [], []
+        indices, data, grads, states, steps = [], [], [], [], []
         keeps_step, ndarray = self._keeps_step, np.ndarray
         given = self._step_grad_list()
         flat = -1
@@ -93,11 +83,9 @@ class TensorwiseOptimizer(Optimizer):
                     raise TypeError(f"optimizer.state of {label(g, i, names)} must be a dict, got {typename(state)}")
                 if not isinstance(p.data, ndarray):
                     raise TypeError(f"{label(g, i, names)}: .data must be a numpy.ndarray, got {typename(p.data)}")
-                new = not state
-                if new:
+                if not state:
                     state = self._new_state(p)
                     created.append((p, state))
-                fresh.append(new)
                 indices.append((g, i))
                 data.append(p.data)
                 grads.append(self._grad_of(p, grad))
@@ -107,11 +95,11 @@ class TensorwiseOptimizer(Optimizer):
                     if step.__class__ is not ndarray or step.shape != () or step.dtype != np.float64:
                         step = self._step_array(state, label(g, i, names))
                     steps.append(step)
-        if indices or self._steps_groups:
-            self._run_kernel(indices, data, grads, states, steps if keeps_step else None, fresh)
+        if indices:
+            args = (self.param_groups, indices, data, grads, states)
+            type(self)._kernel(*args, *((steps,) if keeps_step else ()))
         for p, state in created:
-            if state:  # LARS without momentum keeps none
-                self.state[p] = state
+            self.state[p] = state
         return loss
 
     @staticmethod

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Iterable, Optional, Tuple
 
 from . import _core
-from ._beyond import BeyondOptimizer
+from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["Adan"]
 
 _STATE = ("exp_avg", "exp_avg_sq", "exp_avg_diff", "neg_pre_grad")
 
 
-class Adan(BeyondOptimizer):
+class Adan(ElementwiseOptimizer):
     r"""Adan ("Adan: Adaptive Nesterov Momentum Algorithm for Faster Optimizing Deep
     Models", Xie et al. 2022, arXiv:2208.06677), as ``timm.optim.Adan`` (kernel:
     ``ferroptim::kernels::adan``), with t the group's step::
@@ -30,6 +30,8 @@ class Adan(BeyondOptimizer):
     """
 
     _kernel = _core.adan_step
+    _scalar_state = ()
+    _buffer_state = _STATE
 
     def __init__(
         self,
@@ -51,9 +53,3 @@ class Adan(BeyondOptimizer):
                 raise ValueError(f"Invalid beta parameter at index {i}: {betas[i]}")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, no_prox=no_prox, caution=caution)
         super().__init__(params, defaults)
-
-    def _new_state(self, p: Any) -> Dict[str, Any]:
-        return {k: self._zeros(p) for k in _STATE}
-
-    def _state_keys(self, p: Any) -> Tuple[str, ...]:
-        return _STATE

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from . import _core
-from ._beyond import BeyondOptimizer
+from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["AdEMAMix"]
 
 _STATE = ("exp_avg", "exp_avg_sq", "exp_avg_slow")
 
 
-class AdEMAMix(BeyondOptimizer):
+class AdEMAMix(ElementwiseOptimizer):
     r"""AdEMAMix ("The AdEMAMix Optimizer: Better, Faster, Older", Pagliardini et al.
     2024, arXiv:2409.03137), as ``pytorch_optimizer.AdEMAMix`` (kernel:
     ``ferroptim::kernels::ademamix``), with t the group's step::
@@ -32,6 +32,8 @@ class AdEMAMix(BeyondOptimizer):
     """
 
     _kernel = _core.ademamix_step
+    _scalar_state = ()
+    _buffer_state = _STATE
 
     def __init__(
         self,
@@ -68,7 +70,7 @@ class AdEMAMix(BeyondOptimizer):
         self.maximize = maximize  # an attribute, not a group option, as in pytorch-optimizer
         super().__init__(params, defaults)
 
-    def _trailing_args(self) -> Tuple[Any, ...]:
+    def _kernel_args(self) -> Tuple[Any, ...]:
         return (bool(self.maximize),)
 
     def __getstate__(self) -> Dict[str, Any]:
@@ -77,9 +79,3 @@ class AdEMAMix(BeyondOptimizer):
     def __setstate__(self, state: Dict[str, Any]) -> None:
         state.setdefault("maximize", False)
         super().__setstate__(state)
-
-    def _new_state(self, p: Any) -> Dict[str, Any]:
-        return {k: self._zeros(p) for k in _STATE}
-
-    def _state_keys(self, p: Any) -> Tuple[str, ...]:
-        return _STATE

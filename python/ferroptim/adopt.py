@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional, Tuple
-
-import numpy as np
+from typing import Any, Iterable, Optional, Tuple
 
 from . import _checks, _core
-from ._beyond import BeyondOptimizer, max_lr_snapshot
+from ._elementwise import ElementwiseOptimizer
+from ._beyond import max_lr_snapshot
 
 __all__ = ["ADOPT"]
 
 
-class ADOPT(BeyondOptimizer):
+class ADOPT(ElementwiseOptimizer):
     r"""ADOPT ("ADOPT: Modified Adam Can Converge with Any β₂ with the Optimal Rate",
     Taniguchi et al., NeurIPS 2024, arXiv:2411.02853), as ``timm.optim.Adopt``
     (kernel: ``ferroptim::kernels::adopt``), with t the parameter's step::
@@ -32,7 +31,8 @@ class ADOPT(BeyondOptimizer):
     """
 
     _kernel = _core.adopt_step
-    _keeps_step = True
+    _scalar_state = ("step",)
+    _buffer_state = ("exp_avg", "exp_avg_sq")
 
     def __init__(
         self,
@@ -68,9 +68,3 @@ class ADOPT(BeyondOptimizer):
             maximize=maximize,
         )
         super().__init__(params, defaults)
-
-    def _new_state(self, p: Any) -> Dict[str, Any]:
-        return {"step": np.zeros((), dtype=np.float64), "exp_avg": self._zeros(p), "exp_avg_sq": self._zeros(p)}
-
-    def _state_keys(self, p: Any) -> Tuple[str, ...]:
-        return ("exp_avg", "exp_avg_sq")

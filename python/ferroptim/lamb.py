@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Iterable, Optional, Tuple
 
 from . import _core
-from ._beyond import BeyondOptimizer, max_lr_snapshot, validate_scalar
+from ._elementwise import ElementwiseOptimizer
+from ._beyond import max_lr_snapshot, validate_scalar
 
 __all__ = ["LAMB"]
 
 
-class LAMB(BeyondOptimizer):
+class LAMB(ElementwiseOptimizer):
     r"""LAMB ("Large Batch Optimization for Deep Learning: Training BERT in 76
     minutes", You et al. 2019, arXiv:1904.00962), as ``timm.optim.Lamb`` (NVIDIA's
     NvLamb; kernel: ``ferroptim::kernels::lamb``), with t the group's step::
@@ -33,6 +34,8 @@ class LAMB(BeyondOptimizer):
     """
 
     _kernel = _core.lamb_step
+    _scalar_state = ()
+    _buffer_state = ("exp_avg", "exp_avg_sq")
 
     def __init__(
         self,
@@ -71,12 +74,6 @@ class LAMB(BeyondOptimizer):
         )
         super().__init__(params, defaults)
 
-    def _trailing_args(self) -> Tuple[Any, ...]:
+    def _kernel_args(self) -> Tuple[Any, ...]:
         m = self.defaults["max_grad_norm"]
         return (None if m is None else float(m),)
-
-    def _new_state(self, p: Any) -> Dict[str, Any]:
-        return {"exp_avg": self._zeros(p), "exp_avg_sq": self._zeros(p)}
-
-    def _state_keys(self, p: Any) -> Tuple[str, ...]:
-        return ("exp_avg", "exp_avg_sq")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Iterable, Optional
 
 from . import _core
-from ._beyond import BeyondOptimizer
+from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["LARS"]
 
 
-class LARS(BeyondOptimizer):
+class LARS(ElementwiseOptimizer):
     r"""LARS / LARC ("Large Batch Training of Convolutional Networks", You et al. 2017,
     arXiv:1708.03888), as ``timm.optim.Lars`` (kernel: ``ferroptim::kernels::lars``)::
 
@@ -28,6 +28,8 @@ class LARS(BeyondOptimizer):
     """
 
     _kernel = _core.lars_step
+    _scalar_state = ()
+    _buffer_state = ("momentum_buffer",)
 
     def __init__(
         self,
@@ -63,12 +65,3 @@ class LARS(BeyondOptimizer):
             always_adapt=always_adapt,
         )
         super().__init__(params, defaults)
-
-    def _new_state(self, p: Any) -> Dict[str, Any]:
-        return {"momentum_buffer": self._zeros(p)} if self._group_of(p)["momentum"] != 0 else {}
-
-    def _state_keys(self, p: Any) -> Tuple[str, ...]:
-        return ("momentum_buffer",) if self._group_of(p)["momentum"] != 0 else ()
-
-    def _state_arrays(self, p: Any, state: Dict[str, Any], where: Tuple[int, int, Any]) -> List[Tuple[str, Any]]:
-        return [("momentum_buffer", state["momentum_buffer"])] if "momentum_buffer" in state else []

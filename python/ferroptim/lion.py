@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Iterable, Optional, Tuple
 
 from . import _checks, _core
-from ._beyond import BeyondOptimizer, max_lr_snapshot, validate_scalar
+from ._elementwise import ElementwiseOptimizer
+from ._beyond import max_lr_snapshot, validate_scalar
 
 __all__ = ["Lion"]
 
 
-class Lion(BeyondOptimizer):
+class Lion(ElementwiseOptimizer):
     r"""Lion ("Symbolic Discovery of Optimization Algorithms", Chen et al. 2023,
     arXiv:2302.06675), as ``timm.optim.Lion`` (kernel: ``ferroptim::kernels::lion``)::
 
@@ -27,6 +28,8 @@ class Lion(BeyondOptimizer):
     """
 
     _kernel = _core.lion_step
+    _scalar_state = ()
+    _buffer_state = ("exp_avg",)
 
     def __init__(
         self,
@@ -51,9 +54,3 @@ class Lion(BeyondOptimizer):
             maximize=maximize,
         )
         super().__init__(params, defaults)
-
-    def _new_state(self, p: Any) -> Dict[str, Any]:
-        return {"exp_avg": self._zeros(p)}
-
-    def _state_keys(self, p: Any) -> Tuple[str, ...]:
-        return ("exp_avg",)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Iterable, Optional, Tuple
 
 import numpy as np
 
-from . import _core
-from ._beyond import BeyondOptimizer
+from . import _core, _loading
+from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["Prodigy"]
 
 
-class Prodigy(BeyondOptimizer):
+class Prodigy(ElementwiseOptimizer):
     r"""Prodigy ("Prodigy: An Expeditiously Adaptive Parameter-Free Learner",
     Mishchenko & Defazio 2023, arXiv:2306.06101), as ``prodigyopt.Prodigy`` (kernel:
     ``ferroptim::kernels::prodigy``): Adam with the step size d·lr estimated on the fly,
@@ -35,8 +35,8 @@ class Prodigy(BeyondOptimizer):
     """
 
     _kernel = _core.prodigy_step
-    _keeps_step = True
-    _passes_fresh = False
+    _scalar_state = ("step",)
+    _buffer_state = ("s", "p0", "exp_avg_sq", "exp_avg")
 
     def __init__(
         self,
@@ -71,26 +71,10 @@ class Prodigy(BeyondOptimizer):
         self.d0 = d0
         super().__init__(params, defaults)
 
-    def _new_state(self, p: Any) -> Dict[str, Any]:
-        group = self._group_of(p)
-        flat = p.data.reshape(-1)[:: group["slice_p"]]
-        state: Dict[str, Any] = {"step": np.zeros((), dtype=np.float64), "s": np.zeros_like(flat)}
-        state["p0"] = flat.copy() if p.data.any() else np.zeros((), dtype=p.data.dtype)
-        if group["betas"][0] > 0:
-            state["exp_avg"] = self._zeros(p)
-        state["exp_avg_sq"] = self._zeros(p)
-        return state
-
-    def _state_keys(self, p: Any) -> Tuple[str, ...]:
-        return ("s", "p0", "exp_avg_sq", "exp_avg")
-
-    def _state_arrays(self, p: Any, state: Dict[str, Any], where: Tuple[int, int, Any]) -> List[Tuple[str, Any]]:
-        try:
-            p0 = state["p0"]
-            out = [("s", state["s"]), ("p0:scalar", p0.reshape(1)) if p0.ndim == 0 else ("p0", p0),
-                   ("exp_avg_sq", state["exp_avg_sq"])]
-            if "exp_avg" in state:
-                out.append(("exp_avg", state["exp_avg"]))
-            return out
-        except (KeyError, AttributeError):
-            return super()._state_arrays(p, state, where)
+    def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
+        """``s`` and ``p0`` are flat, every ``slice_p``-th element (``p0`` may be 0-d)."""
+        if key in ("s", "p0"):
+            sp = next((g["slice_p"] for g in self.param_groups if any(q is param for q in g["params"])), 1)
+            shape = () if key == "p0" and np.ndim(value) == 0 else (-(-param.data.size // sp),)
+            return _loading.array(value, key, shape, param.data.dtype, where)
+        return super()._load_state_value(param, key, value, where)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from . import _core
-from ._beyond import BeyondOptimizer
+from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["ScheduleFreeSGD", "ScheduleFreeAdamW", "ScheduleFreeRAdam"]
 
@@ -18,7 +18,7 @@ _NOT_TRAINING = (
 )
 
 
-class _ScheduleFree(BeyondOptimizer):
+class _ScheduleFree(ElementwiseOptimizer):
     r"""Schedule-Free learning ("The Road Less Scheduled", Defazio et al. 2024,
     arXiv:2405.15682; kernel: ``ferroptim::kernels::schedule_free``). The parameters
     hold y (where gradients are taken) while training; ``eval()`` moves them to x,
@@ -33,14 +33,10 @@ class _ScheduleFree(BeyondOptimizer):
     ``exp_avg_sq``).
     """
 
-    _passes_fresh = True
-    _kind = ""
+    _buffer_state = ("z", "exp_avg_sq")
 
     def _beta(self, group: Dict[str, Any]) -> float:
         return group["betas"][0]
-
-    def _leading_args(self) -> Tuple[Any, ...]:
-        return (self._kind,)
 
     def step(self, closure: Optional[Callable[[], Any]] = None, *, grads: Optional[Iterable[Any]] = None) -> Any:
         """Performs a single optimization step (in train mode only, as the package)."""
@@ -67,12 +63,6 @@ class _ScheduleFree(BeyondOptimizer):
         """Sets the parameters back to y: ``θ ← lerp(θ, z, 1 − β)``."""
         self._switch(True)
 
-    def _new_state(self, p: Any) -> Dict[str, Any]:
-        return {"z": p.data.copy(), "exp_avg_sq": self._zeros(p)}
-
-    def _state_keys(self, p: Any) -> Tuple[str, ...]:
-        return ("z", "exp_avg_sq")
-
 
 def _group_counters() -> Dict[str, Any]:
     return dict(k=0, train_mode=False, weight_sum=0.0, lr_max=-1.0, scheduled_lr=0.0)
@@ -85,8 +75,7 @@ class ScheduleFreeAdamW(_ScheduleFree):
     (accepted, ignored).
     """
 
-    _kernel = _core.schedule_free_step
-    _kind = "adamw"
+    _kernel = _core.schedule_free_adamw_step
 
     def __init__(
         self,
@@ -113,8 +102,7 @@ class ScheduleFreeRAdam(_ScheduleFree):
     (accepted, ignored).
     """
 
-    _kernel = _core.schedule_free_step
-    _kind = "radam"
+    _kernel = _core.schedule_free_radam_step
 
     def __init__(
         self,
@@ -140,8 +128,8 @@ class ScheduleFreeSGD(_ScheduleFree):
     ``z``.
     """
 
-    _kernel = _core.schedule_free_step
-    _kind = "sgd"
+    _kernel = _core.schedule_free_sgd_step
+    _buffer_state = ("z",)
 
     def __init__(
         self,
@@ -166,9 +154,3 @@ class ScheduleFreeSGD(_ScheduleFree):
 
     def _beta(self, group: Dict[str, Any]) -> float:
         return group["momentum"]
-
-    def _new_state(self, p: Any) -> Dict[str, Any]:
-        return {"z": p.data.copy()}
-
-    def _state_keys(self, p: Any) -> Tuple[str, ...]:
-        return ("z",)

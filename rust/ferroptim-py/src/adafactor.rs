@@ -94,7 +94,7 @@ pub(crate) fn adafactor_step<'py>(
             )));
         }
     }
-    let mut gathered = gather(py, &groups, given, &|_, s| s.to_vec(), &|_, s, k| state_shape(s, k))?;
+    let mut gathered = gather(py, &groups, given, &|_, s| s.to_vec(), &state_shape)?;
     for t in &gathered.tensors {
         let (ndim, kept) = (t.shape.len(), t.state.len());
         if (ndim >= 2) != (kept == 2) {

@@ -1,7 +1,7 @@
 //! Reading a param group's hyperparameters from its Python dict, by torch's names.
 
 use ferroptim::{
-    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, Elementwise, NadamHyper, RadamHyper, RmspropHyper,
+    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, NadamHyper, RadamHyper, RmspropHyper,
     RpropHyper, SgdHyper,
 };
 use pyo3::exceptions::{PyKeyError, PyTypeError};
@@ -60,8 +60,8 @@ impl<'py> Group<'_, 'py> {
     }
 }
 
-/// An elementwise kernel whose hyperparameters come from a param group.
-pub(crate) trait FromGroup: Elementwise + Sized {
+/// A kernel whose hyperparameters come from a param group.
+pub(crate) trait FromGroup: Sized {
     fn from_group(g: &Group<'_, '_>) -> PyResult<Self>;
 }
 

@@ -26,7 +26,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use crate::step::{step, StateKeys};
+use crate::step::{run_entries, step, StateKeys};
 
 /// Defines `_core.<name>(state, param_groups, scalar_keys, buffer_keys, grads=None)`:
 /// one step of an elementwise optimizer over every param group (see `step`); `grads`,
@@ -45,7 +45,10 @@ macro_rules! step_function {
             buffer_keys: &Bound<'py, PyTuple>,
             grads: Option<Bound<'py, PyList>>,
         ) -> PyResult<()> {
-            step::<$hyper>(py, state, param_groups, &StateKeys::new(scalar_keys, buffer_keys)?, grads.as_ref())
+            let keys = StateKeys::new(scalar_keys, buffer_keys)?;
+            // SAFETY: `step` hands `run` only the entries it gathered and checked.
+            step::<$hyper>(py, state, param_groups, &keys, grads.as_ref(), |py, k, e| unsafe { run_entries(py, k, e) })?;
+            Ok(())
         }
     };
 }
@@ -104,7 +107,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(beyond::adan_step, m)?,
         wrap_pyfunction!(beyond::adopt_step, m)?,
         wrap_pyfunction!(beyond::ademamix_step, m)?,
-        wrap_pyfunction!(beyond::schedule_free_step, m)?,
+        wrap_pyfunction!(beyond::schedule_free_sgd_step, m)?,
+        wrap_pyfunction!(beyond::schedule_free_adamw_step, m)?,
+        wrap_pyfunction!(beyond::schedule_free_radam_step, m)?,
         wrap_pyfunction!(beyond::prodigy_step, m)?,
     ] {
         m.add_function(f)?;

@@ -83,7 +83,7 @@ pub(crate) fn muon_step<'py>(
         let keys: Vec<&str> = item.state.iter().map(|(k, _)| k.as_str()).collect();
         return Err(PyTypeError::new_err(format!("Muon keeps momentum_buffer; got {keys:?}")));
     }
-    let mut gathered = gather(py, &groups, given, &|_, s| s.to_vec(), &|_, s, _| s.to_vec())?;
+    let mut gathered = gather(py, &groups, given, &|_, s| s.to_vec(), &|s, _| s.to_vec())?;
     if let Some(t) = gathered.tensors.iter().find(|t| t.shape.len() != 2) {
         return Err(PyValueError::new_err(format!(
             "Muon only supports 2D parameters whereas we found a parameter with shape {:?}",

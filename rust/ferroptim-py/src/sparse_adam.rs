@@ -92,7 +92,7 @@ pub(crate) fn sparse_adam_step<'py>(
         }
         s
     };
-    let mut gathered = gather(py, &groups, given, &grad_shape, &|_, s, _| s.to_vec())?;
+    let mut gathered = gather(py, &groups, given, &grad_shape, &|s, _| s.to_vec())?;
     for t in &gathered.tensors {
         let what = || param_label(&groups[t.group], t.group, t.index);
         let Some(&rows) = t.shape.first() else {

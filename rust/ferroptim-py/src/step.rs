@@ -25,6 +25,72 @@ use crate::arrays::{
 use crate::held::{Held, Work};
 use crate::hyper::{FromGroup, Group};
 
+/// What a step needs to know of a kernel's per-parameter state: its scalars and its
+/// buffer slots, their shapes and how a new buffer starts. Every elementwise kernel
+/// has buffers shaped like its parameter that start at zero; the optimizers beyond
+/// torch.optim implement it themselves (a copy of the parameter, Prodigy's flat
+/// sliced arrays).
+pub(crate) trait Layout {
+    /// How many scalar state values each parameter has.
+    const SCALARS: usize;
+    /// How many buffer slots this configuration spans.
+    fn buffers(&self) -> usize;
+    /// Whether this configuration uses buffer slot `k`.
+    fn uses_buffer(&self, k: usize) -> bool {
+        k < self.buffers()
+    }
+    /// The shape buffer `k` has for a parameter of `shape`; `found`: the array the
+    /// state holds, if any.
+    fn buffer_shape(&self, _k: usize, shape: &[usize], _found: Option<&Bound<'_, PyAny>>) -> Vec<usize> {
+        shape.to_vec()
+    }
+    /// How a new buffer `k` starts.
+    fn init(&self, _k: usize) -> Init {
+        Init::Zeros
+    }
+}
+
+/// How a new state buffer starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Init {
+    Zeros,
+    /// A copy of the parameter (schedule-free's `z`).
+    Param,
+    /// Every `step`-th element of the flattened parameter, or a 0-d zero if the
+    /// parameter is all zeros (Prodigy's `p0`).
+    ParamSliced { step: usize },
+}
+
+/// The layout of elementwise kernels: their own scalars and buffer slots.
+macro_rules! elementwise_layout {
+    ($($k:ty),*) => {$(
+        impl Layout for $k {
+            const SCALARS: usize = <$k as Elementwise>::SCALARS;
+            fn buffers(&self) -> usize {
+                Elementwise::buffers(self)
+            }
+            fn uses_buffer(&self, k: usize) -> bool {
+                Elementwise::uses_buffer(self, k)
+            }
+        }
+    )*};
+}
+
+elementwise_layout!(
+    ferroptim::SgdHyper,
+    ferroptim::AdamHyper,
+    ferroptim::AdagradHyper,
+    ferroptim::AdadeltaHyper,
+    ferroptim::AdamaxHyper,
+    ferroptim::NadamHyper,
+    ferroptim::RadamHyper,
+    ferroptim::RmspropHyper,
+    ferroptim::RpropHyper,
+    ferroptim::AsgdHyper
+);
+
+
+
 /// Kernels from different Python threads never run at the same time: two steps over
 /// the same arrays (two optimizers sharing a parameter, stepped from two threads)
 /// would otherwise write the same memory at once.
@@ -57,6 +123,8 @@ pub(crate) struct Entry {
     pub(crate) param: *mut u8,
     pub(crate) grad: *mut u8,
     pub(crate) buffers: [*mut u8; MAX_BUFFERS],
+    /// Each buffer's element count (the parameter's, but for Prodigy's sliced arrays).
+    pub(crate) lens: [usize; MAX_BUFFERS],
     pub(crate) scalars: [f64; MAX_SCALARS],
     /// Where each scalar is written back in place; null: stored as a new 0-d array.
     pub(crate) homes: [*mut f64; MAX_SCALARS],
@@ -77,6 +145,7 @@ impl Entry {
             param,
             grad,
             buffers: [std::ptr::null_mut(); MAX_BUFFERS],
+            lens: [len; MAX_BUFFERS],
             scalars: [0.0; MAX_SCALARS],
             homes: [std::ptr::null_mut(); MAX_SCALARS],
             target: NONE,
@@ -154,14 +223,20 @@ pub(crate) fn param_label(group: &Bound<'_, PyDict>, g: usize, i: usize) -> Stri
     format!("param_groups[{g}]['params'][{i}]{name}")
 }
 
-/// Runs one step of kernel `K` over every group; see the module docs.
-pub(crate) fn step<'py, K: FromGroup>(
+/// Runs one step of kernel `K` over every group; see the module docs. `run(py,
+/// kernels, entries)` runs the kernels (`kernels[e.group]` for entry `e`): it gets
+/// only entries gathered here, whose pointers satisfy the contract of [`slices`]
+/// (`lens[k]` elements in buffer k).
+/// Returns each group's kernel (the optimizers beyond torch.optim write group-level
+/// counters from them once the step succeeded).
+pub(crate) fn step<'py, K: FromGroup + Layout>(
     py: Python<'py>,
     state: &Bound<'py, PyDict>,
     groups: &Bound<'py, PyList>,
     keys: &StateKeys<'py>,
     grads: Option<&Bound<'py, PyList>>,
-) -> PyResult<()> {
+    run: impl FnOnce(Python<'py>, &[K], &mut [Entry]),
+) -> PyResult<Vec<K>> {
     let dicts: Vec<Bound<'py, PyDict>> =
         groups.iter().map(|g| Ok(g.cast_into::<PyDict>()?)).collect::<PyResult<_>>()?;
     let mut kernels = Vec::with_capacity(dicts.len());
@@ -204,11 +279,13 @@ pub(crate) fn step<'py, K: FromGroup>(
             plan.describe(&dicts, b)
         )));
     }
-    plan.run(py);
+    // every entry was gathered from checked, non-overlapping arrays that `keep`
+    // holds alive until the plan is dropped
+    run(py, &plan.kernels, &mut plan.s.0.entries);
     plan.store(py, state, keys)
 }
 
-impl<'py, K: Elementwise> Plan<'py, K> {
+impl<'py, K: Layout> Plan<'py, K> {
     fn describe(&self, dicts: &[Bound<'py, PyDict>], who: u32) -> String {
         let (entry, role) = (who as usize / 8, who as usize % 8);
         let e = &self.s.0.entries[entry];
@@ -256,6 +333,7 @@ impl<'py, K: Elementwise> Plan<'py, K> {
             param: self.hold(param, true, who(e, 0)),
             grad: self.hold(grad, false, who(e, 1)),
             buffers: [std::ptr::null_mut(); MAX_BUFFERS],
+            lens: [array.len(); MAX_BUFFERS],
             scalars: [0.0; MAX_SCALARS],
             homes: [std::ptr::null_mut(); MAX_SCALARS],
             target: NONE,
@@ -263,7 +341,7 @@ impl<'py, K: Elementwise> Plan<'py, K> {
         let kernel = &self.kernels[g];
         let uses: [bool; MAX_BUFFERS] = std::array::from_fn(|k| kernel.uses_buffer(k));
         if uses.contains(&true) || K::SCALARS > 0 {
-            self.gather_state(py, state, keys, &p, shape, uses, &mut entry, &what)?;
+            self.gather_state(py, state, keys, g, &p, shape, uses, &mut entry, &what)?;
         }
         self.s.0.entries.push(entry);
         Ok(())
@@ -276,6 +354,7 @@ impl<'py, K: Elementwise> Plan<'py, K> {
         py: Python<'py>,
         state: &Bound<'py, PyDict>,
         keys: &StateKeys<'py>,
+        g: usize,
         p: &Bound<'py, PyAny>,
         shape: &[usize],
         uses: [bool; MAX_BUFFERS],
@@ -329,16 +408,20 @@ impl<'py, K: Elementwise> Plan<'py, K> {
             if !uses[k] {
                 continue; // a slot this configuration leaves empty
             }
+            let kernel = &self.kernels[g];
             entry.buffers[k] = match dict.get_item(key)? {
                 None => {
-                    let z = zeros(py, shape, entry.dtype)?;
+                    let z = new_buffer(py, kernel.init(k), &kernel.buffer_shape(k, shape, None), entry)?;
+                    entry.lens[k] = z.len();
                     new_buffers[k] = Some(z.clone());
                     entry.fresh |= k == 0;
                     needs_target = true;
                     self.hold(Operand::fresh(z), true, who(e, 2 + k))
                 }
                 Some(v) => {
-                    let op = buffer_operand(v, shape, entry.dtype, &|| entry_what(key))?;
+                    let want = kernel.buffer_shape(k, shape, Some(&v));
+                    let op = buffer_operand(v, &want, entry.dtype, &|| entry_what(key))?;
+                    entry.lens[k] = op.array.len();
                     self.hold(op, true, who(e, 2 + k))
                 }
             };
@@ -350,15 +433,8 @@ impl<'py, K: Elementwise> Plan<'py, K> {
         Ok(())
     }
 
-    /// Advances the scalar state and runs the kernels, without the GIL.
-    fn run(&mut self, py: Python<'_>) {
-        // SAFETY: every entry was gathered from checked, non-overlapping arrays that
-        // `keep` holds alive until the plan is dropped.
-        unsafe { run_entries(py, &self.kernels, &mut self.s.0.entries) }
-    }
-
     /// Writes back what the step changed outside the arrays the kernels wrote.
-    fn store(self, py: Python<'py>, state: &Bound<'py, PyDict>, keys: &StateKeys<'py>) -> PyResult<()> {
+    fn store(self, py: Python<'py>, state: &Bound<'py, PyDict>, keys: &StateKeys<'py>) -> PyResult<Vec<K>> {
         let entries = &self.s.0.entries;
         for e in entries {
             for k in 0..K::SCALARS {
@@ -388,8 +464,53 @@ impl<'py, K: Elementwise> Plan<'py, K> {
                 state.set_item(&t.key, &t.dict)?;
             }
         }
-        self.s.0.held.copy_back(py)
+        self.s.0.held.copy_back(py)?;
+        Ok(self.kernels)
     }
+}
+
+/// A new state buffer of `shape` for `entry`'s parameter (already held: its pointer
+/// reads `entry.len` checked elements of its dtype), started as `init` says.
+fn new_buffer<'py>(py: Python<'py>, init: Init, shape: &[usize], entry: &Entry) -> PyResult<Bound<'py, PyUntypedArray>> {
+    fn fill<T: Element>(init: Init, param: *const u8, n: usize, out: *mut u8, m: usize) {
+        // SAFETY: `param` points to `n` checked elements of T (see `new_buffer`), `out`
+        // to the `m` elements of a fresh C-contiguous array of T nobody else sees.
+        let (p, o) = unsafe {
+            (
+                std::slice::from_raw_parts(param.cast::<T>(), n),
+                std::slice::from_raw_parts_mut(out.cast::<T>(), m),
+            )
+        };
+        match init {
+            Init::Zeros => {}
+            Init::Param => o.copy_from_slice(p),
+            Init::ParamSliced { step } => o.iter_mut().zip(p.iter().step_by(step)).for_each(|(a, &b)| *a = b),
+        }
+    }
+    let all_zero = matches!(init, Init::ParamSliced { .. }) && !any_nonzero(entry);
+    let z = zeros(py, if all_zero { &[] } else { shape }, entry.dtype)?;
+    if init != Init::Zeros && !all_zero {
+        let out = Operand::fresh(z.clone()).ptr;
+        match entry.dtype {
+            Dtype::F32 => fill::<f32>(init, entry.param, entry.len, out, z.len()),
+            Dtype::F64 => fill::<f64>(init, entry.param, entry.len, out, z.len()),
+        }
+    }
+    Ok(z)
+}
+
+/// Whether the entry's parameter has a nonzero element (`p.any()`).
+fn any_nonzero(entry: &Entry) -> bool {
+    fn any<T: Element>(param: *const u8, n: usize) -> bool {
+        // SAFETY: as in `new_buffer`.
+        let p = unsafe { std::slice::from_raw_parts(param.cast::<T>(), n) };
+        p.iter().any(|&x| x != T::zero())
+    }
+    entry.len > 0
+        && match entry.dtype {
+            Dtype::F32 => any::<f32>(entry.param, entry.len),
+            Dtype::F64 => any::<f64>(entry.param, entry.len),
+        }
 }
 
 /// Advances the entries' scalar state and runs their kernels (`kernels[e.group]`),

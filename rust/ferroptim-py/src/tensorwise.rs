@@ -52,19 +52,15 @@ pub(crate) struct Given<'py> {
     pub(crate) step: Option<Bound<'py, PyAny>>,
 }
 
-/// The shape a state array must have, from the parameter's position in the lists, its
-/// shape and the state key.
-pub(crate) type StateShape<'a> = dyn Fn(usize, &[usize], &str) -> Vec<usize> + 'a;
-
 /// Checks every array of a step; nothing is changed. `grad_shape` (from the position
-/// in the lists and the parameter's shape) and `state_shape` (from the position, the parameter's
+/// in the lists and the parameter's shape) and `state_shape` (from the parameter's
 /// shape and the key) give the shape each must have.
 pub(crate) fn gather<'py>(
     py: Python<'py>,
     groups: &[Bound<'py, PyDict>],
     given: Vec<Given<'py>>,
     grad_shape: &dyn Fn(usize, &[usize]) -> Vec<usize>,
-    state_shape: &StateShape<'_>,
+    state_shape: &dyn Fn(&[usize], &str) -> Vec<usize>,
 ) -> PyResult<Gathered> {
     let mut held = Held::default();
     let mut tensors = Vec::with_capacity(given.len());
@@ -92,7 +88,7 @@ pub(crate) fn gather<'py>(
         };
         for (k, (key, value)) in item.state.into_iter().enumerate() {
             let key_what = || format!("optimizer.state[{}]['{key}']", what());
-            let op = buffer_operand(value, &state_shape(e, &t.shape, &key), dtype, &key_what)?;
+            let op = buffer_operand(value, &state_shape(&t.shape, &key), dtype, &key_what)?;
             let n = op.array.len();
             t.state.push((held.hold(op, true, who(2 + k)), n));
         }

@@ -18,7 +18,7 @@ use crate::element::Element;
 use crate::threads;
 
 /// The most state buffers (arrays shaped like the parameter) an optimizer keeps.
-pub const MAX_BUFFERS: usize = 3;
+pub const MAX_BUFFERS: usize = 4;
 /// The most scalar state values (step counters and the like) an optimizer keeps.
 pub const MAX_SCALARS: usize = 3;
 /// Elements per work item when a tensor is split across threads.
@@ -81,6 +81,15 @@ impl<'a, T> TensorSlices<'a, T> {
     /// Whether there are no elements.
     pub fn is_empty(&self) -> bool {
         self.param.is_empty()
+    }
+
+    /// The same slices, borrowed for a shorter time (one pass of several).
+    pub fn reborrow(&mut self) -> TensorSlices<'_, T> {
+        let mut buffers: [&mut [T]; MAX_BUFFERS] = Default::default();
+        for (slot, b) in buffers.iter_mut().zip(self.buffers.iter_mut()) {
+            *slot = &mut b[..];
+        }
+        TensorSlices { param: &mut self.param[..], grad: self.grad, buffers }
     }
 
     /// Whether exactly the buffer slots `kernel` uses are present.

@@ -41,7 +41,6 @@ pub use kernels::lbfgs::{lbfgs, LbfgsHyper, LbfgsState, Objective};
 pub use kernels::lion::{lion, LionHyper};
 pub use kernels::muon::{muon, AdjustLr, MuonHyper, MuonTensor};
 pub use kernels::nadam::{NadamHyper, NadamStep};
-pub use kernels::passes::{Slices, MAX_STATE};
 pub use kernels::prodigy::{prodigy, ProdigyGlobal, ProdigyHyper, ProdigyTensor};
 pub use kernels::radam::{RadamHyper, RadamStep};
 pub use kernels::rmsprop::RmspropHyper;

@@ -92,7 +92,7 @@ impl Elementwise for AdadeltaHyper {
     }
 
     fn update<T: Element>(&self, _: &(), t: TensorSlices<'_, T>) {
-        let [v, u, _] = t.buffers;
+        let [v, u, _, _] = t.buffers;
         let c = Coef {
             weight_decay: T::of(self.weight_decay),
             rho: T::of(self.rho),

@@ -190,7 +190,7 @@ impl Elementwise for AdamHyper {
     }
 
     fn update<T: Element>(&self, step: &AdamStep, t: TensorSlices<'_, T>) {
-        let [m, v, max] = t.buffers;
+        let [m, v, max, _] = t.buffers;
         adam_with(self, step, t.param, t.grad, m, v, self.amsgrad.then_some(max));
     }
 }

@@ -93,7 +93,7 @@ impl Elementwise for AdamaxHyper {
     }
 
     fn update<T: Element>(&self, neg_clr: &f64, t: TensorSlices<'_, T>) {
-        let [m, u, _] = t.buffers;
+        let [m, u, _, _] = t.buffers;
         let c = Coef {
             weight_decay: T::of(self.weight_decay),
             beta1: Lerp::new(1.0 - self.betas.0),

@@ -21,7 +21,8 @@
 //! slots 0–3; the step count is the group's.
 
 use crate::element::{lerp, Element, Lerp};
-use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total, Slices};
+use crate::exec::TensorSlices;
+use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total};
 use crate::kernels::{check, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
@@ -83,10 +84,10 @@ struct Coef<T> {
 ///
 /// # Panics
 /// If a tensor lacks one of its four state arrays, or `reset` is not one per tensor.
-pub fn adan<T: Element>(h: &AdanHyper, step: f64, tensors: &mut [Slices<'_, T>], reset: &[bool]) {
+pub fn adan<T: Element>(h: &AdanHyper, step: f64, tensors: &mut [TensorSlices<'_, T>], reset: &[bool]) {
     assert_eq!(reset.len(), tensors.len(), "one reset flag per tensor");
     for t in tensors.iter() {
-        assert!(t.state.iter().all(|s| s.len() == t.len()), "Adan needs four state arrays");
+        assert!(t.buffers.iter().all(|s| s.len() == t.len()), "Adan needs four state arrays");
     }
     let (b1, b2, b3) = h.betas;
     let (bc1, bc2, bc3) = (1.0 - b1.powf(step), 1.0 - b2.powf(step), 1.0 - b3.powf(step));
@@ -116,9 +117,9 @@ pub fn adan<T: Element>(h: &AdanHyper, step: f64, tensors: &mut [Slices<'_, T>],
 }
 
 simd_targets! {
-fn count<T: Element>(c: &Coef<T>, s: Slices<'_, T>) -> [f64; 1] {
+fn count<T: Element>(c: &Coef<T>, s: TensorSlices<'_, T>) -> [f64; 1] {
     let n = s.param.len();
-    let (grad, m) = (&s.grad[..n], &s.state[0][..n]);
+    let (grad, m) = (&s.grad[..n], &s.buffers[0][..n]);
     lane_sums(n, |i| [if agrees(lerp(m[i], grad[i], c.beta1), grad[i]) { 1.0 } else { 0.0 }])
 }
 }
@@ -128,10 +129,10 @@ fn adan_loop<T: Element, const NO_PROX: bool, const CAUTION: bool>(
     c: &Coef<T>,
     reset: bool,
     scale: T,
-    s: Slices<'_, T>,
+    s: TensorSlices<'_, T>,
 ) {
     let n = s.param.len();
-    let [m, v, diff, npg] = s.state;
+    let [m, v, diff, npg] = s.buffers;
     let (param, grad) = (s.param, &s.grad[..n]);
     let (m, v, diff, npg) = (&mut m[..n], &mut v[..n], &mut diff[..n], &mut npg[..n]);
     for i in 0..n {
@@ -209,11 +210,11 @@ mod tests {
         for no_prox in [false, true] {
             for caution in [false, true] {
                 let h = AdanHyper { lr: 0.01, weight_decay: 0.02, no_prox, caution, ..AdanHyper::timm() };
-                let kernel = |t: &mut [Slices<'_, _>], _: &mut [f64], step: usize| {
+                let kernel = |t: &mut [TensorSlices<'_, _>], _: &mut [f64], step: usize| {
                     adan(&h, step as f64 + 1.0, t, &vec![false; t.len()])
                 };
                 check_each::<f32>(zeros(4), kernel, |t, g, step| reference(&h, t, g, step as f64 + 1.0));
-                let kernel = |t: &mut [Slices<'_, _>], _: &mut [f64], step: usize| {
+                let kernel = |t: &mut [TensorSlices<'_, _>], _: &mut [f64], step: usize| {
                     adan(&h, step as f64 + 1.0, t, &vec![false; t.len()])
                 };
                 check_each::<f64>(zeros(4), kernel, |t, g, step| reference(&h, t, g, step as f64 + 1.0));

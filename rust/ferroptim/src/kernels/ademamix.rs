@@ -17,7 +17,8 @@
 //! count is the group's.
 
 use crate::element::{lerp, Element, Lerp};
-use crate::kernels::passes::{over_chunks, Slices};
+use crate::exec::TensorSlices;
+use crate::kernels::passes::{over_chunks};
 use crate::kernels::{check, not_below, simd_targets, with_decay, Decay};
 use crate::{HyperError, Validate};
 
@@ -113,9 +114,9 @@ struct Coef<T> {
 ///
 /// # Panics
 /// If a tensor lacks one of its three state arrays.
-pub fn ademamix<T: Element>(h: &AdemamixHyper, step: f64, tensors: &mut [Slices<'_, T>]) {
+pub fn ademamix<T: Element>(h: &AdemamixHyper, step: f64, tensors: &mut [TensorSlices<'_, T>]) {
     for t in tensors.iter() {
-        assert!(t.state[..3].iter().all(|s| s.len() == t.len()), "AdEMAMix needs three state arrays");
+        assert!(t.buffers[..3].iter().all(|s| s.len() == t.len()), "AdEMAMix needs three state arrays");
     }
     let (b1, b2, _) = h.betas;
     let c = Coef {
@@ -138,9 +139,9 @@ pub fn ademamix<T: Element>(h: &AdemamixHyper, step: f64, tensors: &mut [Slices<
 }
 
 simd_targets! {
-fn ademamix_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8>(c: &Coef<T>, s: Slices<'_, T>) {
+fn ademamix_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8>(c: &Coef<T>, s: TensorSlices<'_, T>) {
     let n = s.param.len();
-    let [m, v, slow, _] = s.state;
+    let [m, v, slow, _] = s.buffers;
     let (param, grad) = (s.param, &s.grad[..n]);
     let (m, v, slow) = (&mut m[..n], &mut v[..n], &mut slow[..n]);
     for i in 0..n {
@@ -206,9 +207,9 @@ mod tests {
             AdemamixHyper { weight_decay: 0.1, weight_decouple: true, fixed_decay: true, ..base },
         ];
         for h in configs {
-            let kernel = |t: &mut [Slices<'_, _>], _: &mut [f64], step: usize| ademamix(&h, step as f64 + 1.0, t);
+            let kernel = |t: &mut [TensorSlices<'_, _>], _: &mut [f64], step: usize| ademamix(&h, step as f64 + 1.0, t);
             check_each::<f32>(zeros(3), kernel, |t, g, step| reference(&h, t, g, step as f64 + 1.0));
-            let kernel = |t: &mut [Slices<'_, _>], _: &mut [f64], step: usize| ademamix(&h, step as f64 + 1.0, t);
+            let kernel = |t: &mut [TensorSlices<'_, _>], _: &mut [f64], step: usize| ademamix(&h, step as f64 + 1.0, t);
             check_each::<f64>(zeros(3), kernel, |t, g, step| reference(&h, t, g, step as f64 + 1.0));
         }
     }

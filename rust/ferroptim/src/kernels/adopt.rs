@@ -19,7 +19,8 @@
 
 use crate::element::{lerp, Element, Lerp};
 use crate::kernels::lion::decay_scale;
-use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total, Slices};
+use crate::exec::TensorSlices;
+use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total};
 use crate::kernels::{check, check_betas, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
@@ -88,10 +89,10 @@ struct Coef<T> {
 ///
 /// # Panics
 /// If the lists differ in length or a tensor lacks `exp_avg` / `exp_avg_sq`.
-pub fn adopt<T: Element>(h: &AdoptHyper, tensors: &mut [Slices<'_, T>], steps: &mut [f64], fresh: &[bool]) {
+pub fn adopt<T: Element>(h: &AdoptHyper, tensors: &mut [TensorSlices<'_, T>], steps: &mut [f64], fresh: &[bool]) {
     assert!(steps.len() == tensors.len() && fresh.len() == tensors.len(), "one step and flag per tensor");
     for t in tensors.iter() {
-        assert!(t.state[0].len() == t.len() && t.state[1].len() == t.len(), "ADOPT needs exp_avg and exp_avg_sq");
+        assert!(t.buffers[0].len() == t.len() && t.buffers[1].len() == t.len(), "ADOPT needs exp_avg and exp_avg_sq");
     }
     let coefs: Vec<Coef<T>> = steps
         .iter_mut()
@@ -154,9 +155,9 @@ fn moment<T: Element, const MAXIMIZE: bool, const CLIP: bool>(c: &Coef<T>, p: T,
 }
 
 simd_targets! {
-fn first_loop<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, s: Slices<'_, T>) {
+fn first_loop<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) {
     let n = s.param.len();
-    let [_, v, ..] = s.state;
+    let [_, v, ..] = s.buffers;
     let (param, grad, v) = (&s.param[..n], &s.grad[..n], &mut v[..n]);
     for i in 0..n {
         let g = gradient::<T, MAXIMIZE>(c, param[i], grad[i]);
@@ -166,9 +167,9 @@ fn first_loop<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, s: Slices<'_, T>) {
 }
 
 simd_targets! {
-fn count<T: Element, const MAXIMIZE: bool, const CLIP: bool>(c: &Coef<T>, s: Slices<'_, T>) -> [f64; 1] {
+fn count<T: Element, const MAXIMIZE: bool, const CLIP: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) -> [f64; 1] {
     let n = s.param.len();
-    let (param, grad, m, v) = (&s.param[..n], &s.grad[..n], &s.state[0][..n], &s.state[1][..n]);
+    let (param, grad, m, v) = (&s.param[..n], &s.grad[..n], &s.buffers[0][..n], &s.buffers[1][..n]);
     lane_sums(n, |i| {
         let (m, g) = moment::<T, MAXIMIZE, CLIP>(c, param[i], grad[i], m[i], v[i]);
         [if agrees(m, g) { 1.0 } else { 0.0 }]
@@ -180,10 +181,10 @@ simd_targets! {
 fn adopt_loop<T: Element, const MAXIMIZE: bool, const CLIP: bool, const CAUTION: bool>(
     c: &Coef<T>,
     scale: T,
-    s: Slices<'_, T>,
+    s: TensorSlices<'_, T>,
 ) {
     let n = s.param.len();
-    let [m, v, ..] = s.state;
+    let [m, v, ..] = s.buffers;
     let (param, grad, m, v) = (s.param, &s.grad[..n], &mut m[..n], &mut v[..n]);
     for i in 0..n {
         let (mi, g) = moment::<T, MAXIMIZE, CLIP>(c, param[i], grad[i], m[i], v[i]);
@@ -258,7 +259,7 @@ mod tests {
         out
     }
 
-    fn kernel<T: Element>(h: &AdoptHyper) -> impl Fn(&mut [Slices<'_, T>], &mut [f64], usize) + '_ {
+    fn kernel<T: Element>(h: &AdoptHyper) -> impl Fn(&mut [TensorSlices<'_, T>], &mut [f64], usize) + '_ {
         move |t, steps, _| {
             let fresh: Vec<bool> = steps.iter().map(|&s| s == 0.0).collect();
             adopt(h, t, steps, &fresh)

@@ -24,7 +24,8 @@
 use crate::element::{lerp, Element, Lerp};
 use crate::kernels::lars::norm;
 use crate::kernels::lion::decay_scale;
-use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total, Slices};
+use crate::exec::TensorSlices;
+use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total};
 use crate::kernels::{check, not_below, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
@@ -85,7 +86,7 @@ impl Validate for LambHyper {
 }
 
 /// `Σ g²` of one gradient, for [`lamb_clip`]: one float64 value per tensor.
-pub fn lamb_grad_sum_sq<T: Element>(tensors: &mut [Slices<'_, T>]) -> Vec<f64> {
+pub fn lamb_grad_sum_sq<T: Element>(tensors: &mut [TensorSlices<'_, T>]) -> Vec<f64> {
     over_chunks(tensors, |_, s| grad_sum_sq(s.grad)).iter().map(|c| total(c)[0]).collect()
 }
 
@@ -123,9 +124,9 @@ struct Coef<T> {
 ///
 /// # Panics
 /// If a tensor lacks `exp_avg` or `exp_avg_sq`.
-pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &mut [Slices<'_, T>]) {
+pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &mut [TensorSlices<'_, T>]) {
     for t in tensors.iter() {
-        assert!(t.state[0].len() == t.len() && t.state[1].len() == t.len(), "LAMB needs exp_avg and exp_avg_sq");
+        assert!(t.buffers[0].len() == t.len() && t.buffers[1].len() == t.len(), "LAMB needs exp_avg and exp_avg_sq");
     }
     let (b1, b2) = h.betas;
     let (bc1, bc2) = if h.bias_correction { (1.0 - b1.powf(step), 1.0 - b2.powf(step)) } else { (1.0, 1.0) };
@@ -245,9 +246,9 @@ fn clipped<T: Element>(c: &Coef<T>, grad: T) -> T {
 }
 
 simd_targets! {
-fn fused_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: Slices<'_, T>) {
+fn fused_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) {
     let n = s.param.len();
-    let [m, v, ..] = s.state;
+    let [m, v, ..] = s.buffers;
     let (param, grad, m, v) = (s.param, &s.grad[..n], &mut m[..n], &mut v[..n]);
     for i in 0..n {
         let (_, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i]);
@@ -260,9 +261,9 @@ fn fused_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: Slices<'_, T>) {
 
 simd_targets! {
 /// Writes m and v; returns the caution count.
-fn moments_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: Slices<'_, T>) -> [f64; 1] {
+fn moments_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) -> [f64; 1] {
     let n = s.param.len();
-    let [m, v, ..] = s.state;
+    let [m, v, ..] = s.buffers;
     let (grad, m, v) = (&s.grad[..n], &mut m[..n], &mut v[..n]);
     lane_sums(n, |i| {
         let (g, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i]);
@@ -278,10 +279,10 @@ simd_targets! {
 fn norms_loop<T: Element, const DEC: bool, const L2: bool, const CAUTION: bool>(
     c: &Coef<T>,
     scale: T,
-    s: Slices<'_, T>,
+    s: TensorSlices<'_, T>,
 ) -> [f64; 2] {
     let n = s.param.len();
-    let (param, grad, m, v) = (&s.param[..n], &s.grad[..n], &s.state[0][..n], &s.state[1][..n]);
+    let (param, grad, m, v) = (&s.param[..n], &s.grad[..n], &s.buffers[0][..n], &s.buffers[1][..n]);
     lane_sums(n, |i| {
         let (p, u) = decayed::<T, DEC, L2, CAUTION>(c, scale, param[i], clipped(c, grad[i]), m[i], v[i]);
         let (p, u) = (p.to_f64().unwrap_or(f64::NAN), u.to_f64().unwrap_or(f64::NAN));
@@ -295,10 +296,10 @@ fn apply_loop<T: Element, const DEC: bool, const L2: bool, const CAUTION: bool>(
     c: &Coef<T>,
     scale: T,
     ratio: T,
-    s: Slices<'_, T>,
+    s: TensorSlices<'_, T>,
 ) {
     let n = s.param.len();
-    let (param, grad, m, v) = (s.param, &s.grad[..n], &s.state[0][..n], &s.state[1][..n]);
+    let (param, grad, m, v) = (s.param, &s.grad[..n], &s.buffers[0][..n], &s.buffers[1][..n]);
     for i in 0..n {
         let (p, u) = decayed::<T, DEC, L2, CAUTION>(c, scale, param[i], clipped(c, grad[i]), m[i], v[i]);
         param[i] = c.neg_lr.mul_add(u * ratio, p);

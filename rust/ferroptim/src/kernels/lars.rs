@@ -18,7 +18,8 @@
 //! float64 and rounded to the element type.
 
 use crate::element::Element;
-use crate::kernels::passes::{lane_sums, over_chunks, total, Slices};
+use crate::exec::TensorSlices;
+use crate::kernels::passes::{lane_sums, over_chunks, total};
 use crate::kernels::{check, not_below, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
@@ -110,11 +111,11 @@ struct Coef<T> {
 ///
 /// # Panics
 /// If `fresh` is not one per tensor, or a tensor lacks its momentum buffer.
-pub fn lars<T: Element>(h: &LarsHyper, tensors: &mut [Slices<'_, T>], fresh: &[bool]) {
+pub fn lars<T: Element>(h: &LarsHyper, tensors: &mut [TensorSlices<'_, T>], fresh: &[bool]) {
     assert_eq!(fresh.len(), tensors.len(), "one flag per tensor");
     let momentum = h.momentum != 0.0;
     for t in tensors.iter() {
-        assert!(!momentum || t.state[0].len() == t.len(), "LARS with momentum needs momentum_buffer");
+        assert!(!momentum || t.buffers[0].len() == t.len(), "LARS with momentum needs momentum_buffer");
     }
     let ratios: Vec<T> = if h.adapts() {
         let sums = over_chunks(tensors, |_, s| {
@@ -157,10 +158,10 @@ fn lars_loop<T: Element, const ADAPT: bool, const MOMENTUM: bool, const NESTEROV
     c: &Coef<T>,
     ratio: T,
     fresh: bool,
-    s: Slices<'_, T>,
+    s: TensorSlices<'_, T>,
 ) {
     let n = s.param.len();
-    let [b, ..] = s.state;
+    let [b, ..] = s.buffers;
     let (param, grad) = (s.param, &s.grad[..n]);
     let b = if MOMENTUM { &mut b[..n] } else { b };
     for i in 0..n {
@@ -219,9 +220,9 @@ mod tests {
             LarsHyper { momentum: 0.5, dampening: 0.1, always_adapt: true, ..base },
         ];
         for h in configs {
-            let kernel = |t: &mut [Slices<'_, _>], _: &mut [f64], step: usize| lars(&h, t, &vec![step == 0; t.len()]);
+            let kernel = |t: &mut [TensorSlices<'_, _>], _: &mut [f64], step: usize| lars(&h, t, &vec![step == 0; t.len()]);
             check_each::<f32>(zeros(1), kernel, |t, g, step| reference(&h, t, g, step == 0));
-            let kernel = |t: &mut [Slices<'_, _>], _: &mut [f64], step: usize| lars(&h, t, &vec![step == 0; t.len()]);
+            let kernel = |t: &mut [TensorSlices<'_, _>], _: &mut [f64], step: usize| lars(&h, t, &vec![step == 0; t.len()]);
             check_each::<f64>(zeros(1), kernel, |t, g, step| reference(&h, t, g, step == 0));
         }
     }

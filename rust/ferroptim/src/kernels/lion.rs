@@ -16,7 +16,8 @@
 //! when it is 0), as timm does.
 
 use crate::element::{lerp, Element, Lerp};
-use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, sign, total, Slices};
+use crate::exec::TensorSlices;
+use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, sign, total};
 use crate::kernels::{check, check_betas, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
@@ -75,9 +76,9 @@ pub(crate) fn decay_scale(lr: f64, max_lr: Option<f64>) -> f64 {
 ///
 /// # Panics
 /// If a tensor's `exp_avg` is missing.
-pub fn lion<T: Element>(h: &LionHyper, tensors: &mut [Slices<'_, T>]) {
+pub fn lion<T: Element>(h: &LionHyper, tensors: &mut [TensorSlices<'_, T>]) {
     for t in tensors.iter() {
-        assert_eq!(t.state[0].len(), t.len(), "Lion needs exp_avg");
+        assert_eq!(t.buffers[0].len(), t.len(), "Lion needs exp_avg");
     }
     let c = Coef {
         decay: T::of(1.0 - decay_scale(h.lr, h.max_lr) * h.weight_decay),
@@ -103,8 +104,8 @@ fn update<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, m: T, grad: T) -> (T, T
 }
 
 simd_targets! {
-fn count<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, s: Slices<'_, T>) -> [f64; 1] {
-    let (grad, m) = (s.grad, &s.state[0][..s.param.len()]);
+fn count<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) -> [f64; 1] {
+    let (grad, m) = (s.grad, &s.buffers[0][..s.param.len()]);
     lane_sums(m.len(), |i| {
         let (u, g) = update::<T, MAXIMIZE>(c, m[i], grad[i]);
         [if agrees(u, g) { 1.0 } else { 0.0 }]
@@ -113,9 +114,9 @@ fn count<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, s: Slices<'_, T>) -> [f6
 }
 
 simd_targets! {
-fn lion_loop<T: Element, const MAXIMIZE: bool, const CAUTION: bool>(c: &Coef<T>, scale: T, s: Slices<'_, T>) {
+fn lion_loop<T: Element, const MAXIMIZE: bool, const CAUTION: bool>(c: &Coef<T>, scale: T, s: TensorSlices<'_, T>) {
     let n = s.param.len();
-    let [m, ..] = s.state;
+    let [m, ..] = s.buffers;
     let (param, grad, m) = (s.param, &s.grad[..n], &mut m[..n]);
     for i in 0..n {
         let (mut u, g) = update::<T, MAXIMIZE>(c, m[i], grad[i]);

@@ -128,7 +128,7 @@ impl Elementwise for NadamHyper {
     }
 
     fn update<T: Element>(&self, s: &NadamStep, t: TensorSlices<'_, T>) {
-        let [m, v, _] = t.buffers;
+        let [m, v, _, _] = t.buffers;
         let c = Coef {
             moments: Moments::new(self.lr, self.weight_decay, self.betas),
             bias_correction2: T::of(s.bias_correction2),

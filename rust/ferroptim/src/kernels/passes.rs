@@ -1,6 +1,6 @@
-//! What the optimizers beyond torch.optim share: a parameter's slices with up to
-//! [`MAX_STATE`] state arrays ([`Slices`]), passes over many tensors cut into chunks
-//! on the pool ([`over_chunks`]), and sums taken in lanes ([`lane_sums`]).
+//! What the optimizers beyond torch.optim share: passes over many tensors
+//! ([`TensorSlices`]) cut into chunks on the pool ([`over_chunks`]), and sums taken in
+//! lanes ([`lane_sums`]).
 //!
 //! Some of these optimizers need a reduction before their elementwise update: a norm
 //! per tensor (LAMB, LARS), a count per tensor (the cautious mask of Lion, ADOPT,
@@ -10,83 +10,19 @@
 //! depends on the tensor's length alone, never on the thread count.
 
 use crate::element::Element;
-use crate::exec::{map_jobs, CHUNK};
+use crate::exec::{map_jobs, TensorSlices, CHUNK};
 
-/// The most state arrays shaped like the parameter these optimizers keep (Adan: 4).
-pub const MAX_STATE: usize = 4;
 /// Partial sums kept per chunk by [`lane_sums`].
 pub(crate) const LANES: usize = 8;
-
-/// One parameter (or one chunk of it): its elements, its gradient's and those of its
-/// state arrays, in the order the optimizer documents; unused slots are empty.
-pub struct Slices<'a, T> {
-    pub param: &'a mut [T],
-    pub grad: &'a [T],
-    pub state: [&'a mut [T]; MAX_STATE],
-}
-
-impl<'a, T> Slices<'a, T> {
-    /// Groups a parameter's slices.
-    ///
-    /// # Panics
-    /// If the gradient or a non-empty state slice is not as long as the parameter, or
-    /// if more than [`MAX_STATE`] state slices are given.
-    pub fn new(param: &'a mut [T], grad: &'a [T], state: impl IntoIterator<Item = &'a mut [T]>) -> Self {
-        let n = param.len();
-        assert_eq!(grad.len(), n, "the gradient has {} elements, the parameter {n}", grad.len());
-        let mut slots: [&'a mut [T]; MAX_STATE] = Default::default();
-        for (k, s) in state.into_iter().enumerate() {
-            assert!(k < MAX_STATE, "more than {MAX_STATE} state arrays");
-            assert!(s.is_empty() || s.len() == n, "state array {k} has {} elements, the parameter {n}", s.len());
-            slots[k] = s;
-        }
-        Slices { param, grad, state: slots }
-    }
-
-    /// The number of elements.
-    pub fn len(&self) -> usize {
-        self.param.len()
-    }
-
-    /// Whether there are no elements.
-    pub fn is_empty(&self) -> bool {
-        self.param.is_empty()
-    }
-
-    /// The same slices, borrowed for a shorter time (one pass of several).
-    pub fn reborrow(&mut self) -> Slices<'_, T> {
-        let mut state: [&mut [T]; MAX_STATE] = Default::default();
-        for (slot, s) in state.iter_mut().zip(self.state.iter_mut()) {
-            *slot = &mut s[..];
-        }
-        Slices { param: &mut self.param[..], grad: self.grad, state }
-    }
-
-    /// Splits into the first `mid` elements and the rest.
-    pub fn split_at(self, mid: usize) -> (Self, Self) {
-        let (p0, p1) = self.param.split_at_mut(mid);
-        let (g0, g1) = self.grad.split_at(mid);
-        let mut s0: [&'a mut [T]; MAX_STATE] = Default::default();
-        let mut s1: [&'a mut [T]; MAX_STATE] = Default::default();
-        for (k, s) in self.state.into_iter().enumerate() {
-            if !s.is_empty() {
-                let (x, y) = s.split_at_mut(mid);
-                s0[k] = x;
-                s1[k] = y;
-            }
-        }
-        (Slices { param: p0, grad: g0, state: s0 }, Slices { param: p1, grad: g1, state: s1 })
-    }
-}
 
 /// Runs `f(i, chunk)` over every tensor `i`, cut into chunks of [`CHUNK`] elements
 /// (counted from the tensor's start), on the pool when the work is worth it, and
 /// returns each tensor's results in chunk order (an empty tensor: no chunk).
 pub(crate) fn over_chunks<T: Element, R: Send>(
-    tensors: &mut [Slices<'_, T>],
-    f: impl Fn(usize, Slices<'_, T>) -> R + Sync + Send,
+    tensors: &mut [TensorSlices<'_, T>],
+    f: impl Fn(usize, TensorSlices<'_, T>) -> R + Sync + Send,
 ) -> Vec<Vec<R>> {
-    let elements: usize = tensors.iter().map(Slices::len).sum();
+    let elements: usize = tensors.iter().map(TensorSlices::len).sum();
     let mut jobs = Vec::with_capacity(tensors.len() + elements / CHUNK);
     for (i, t) in tensors.iter_mut().enumerate() {
         let mut rest = t.reborrow();
@@ -184,7 +120,7 @@ mod tests {
         let mut sums = Vec::new();
         for threads in [1, 3] {
             set_num_threads(threads).unwrap();
-            let mut t = [Slices::new(&mut p, &g, [])];
+            let mut t = [TensorSlices::new(&mut p, &g, [])];
             let per_chunk = over_chunks(&mut t, |_, s| lane_sums(s.len(), |i| [f64::from(s.grad[i]).powi(2)]));
             assert_eq!(per_chunk[0].len(), 4);
             sums.push(total(&per_chunk[0])[0]);

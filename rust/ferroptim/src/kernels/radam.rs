@@ -131,7 +131,7 @@ impl Elementwise for RadamHyper {
     }
 
     fn update<T: Element>(&self, s: &RadamStep, t: TensorSlices<'_, T>) {
-        let [m, v, _] = t.buffers;
+        let [m, v, _, _] = t.buffers;
         let c = Coef {
             moments: Moments::new(self.lr, self.weight_decay, self.betas),
             bias_correction1: T::of(s.bias_correction1),

@@ -135,7 +135,7 @@ impl Elementwise for RmspropHyper {
     }
 
     fn update<T: Element>(&self, _: &(), t: TensorSlices<'_, T>) {
-        let [v, b, ga] = t.buffers;
+        let [v, b, ga, _] = t.buffers;
         let c = Coef {
             weight_decay: T::of(self.weight_decay),
             alpha: T::of(self.alpha),

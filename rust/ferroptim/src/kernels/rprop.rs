@@ -106,7 +106,7 @@ impl Elementwise for RpropHyper {
     }
 
     fn update<T: Element>(&self, fresh: &bool, t: TensorSlices<'_, T>) {
-        let [prev, step_size, _] = t.buffers;
+        let [prev, step_size, _, _] = t.buffers;
         if *fresh {
             step_size.fill(T::of(self.lr)); // torch.full_like(grad, lr)
         }

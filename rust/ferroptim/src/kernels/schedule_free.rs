@@ -26,7 +26,8 @@
 //! State: `z` (slot 0) and, for AdamW and RAdam, `exp_avg_sq` (slot 1).
 
 use crate::element::{lerp, Element, Lerp};
-use crate::kernels::passes::{over_chunks, Slices};
+use crate::exec::TensorSlices;
+use crate::kernels::passes::{over_chunks};
 use crate::kernels::{simd_targets, with_const_bool};
 
 /// Which of the three optimizers.
@@ -187,9 +188,9 @@ struct Coef<T> {
 ///
 /// # Panics
 /// If a tensor lacks its state arrays.
-pub fn schedule_free<T: Element>(s: &ScheduleFreeStep, tensors: &mut [Slices<'_, T>]) {
+pub fn schedule_free<T: Element>(s: &ScheduleFreeStep, tensors: &mut [TensorSlices<'_, T>]) {
     for t in tensors.iter() {
-        let ok = t.state[0].len() == t.len() && (!s.adaptive || t.state[1].len() == t.len());
+        let ok = t.buffers[0].len() == t.len() && (!s.adaptive || t.buffers[1].len() == t.len());
         assert!(ok, "a schedule-free optimizer needs z (and exp_avg_sq)");
     }
     let c = Coef {
@@ -210,10 +211,10 @@ pub fn schedule_free<T: Element>(s: &ScheduleFreeStep, tensors: &mut [Slices<'_,
 simd_targets! {
 fn schedule_free_loop<T: Element, const ADAPTIVE: bool, const NORMALIZE: bool, const DECAY: bool>(
     c: &Coef<T>,
-    s: Slices<'_, T>,
+    s: TensorSlices<'_, T>,
 ) {
     let n = s.param.len();
-    let [z, v, ..] = s.state;
+    let [z, v, ..] = s.buffers;
     let (y, grad, z) = (s.param, &s.grad[..n], &mut z[..n]);
     let v = if ADAPTIVE { &mut v[..n] } else { v };
     for i in 0..n {

@@ -43,11 +43,12 @@ fn stream_loop<T: Element, const B: usize, const RO: bool>(
 ) {
     let n = param.len();
     let grad = &grad[..n];
-    let [b0, b1, b2] = bufs;
-    let (b0, b1, b2) = (
+    let [b0, b1, b2, b3] = bufs;
+    let (b0, b1, b2, b3) = (
         if B > 0 { &mut b0[..n] } else { b0 },
         if B > 1 { &mut b1[..n] } else { b1 },
         if B > 2 { &mut b2[..n] } else { b2 },
+        if B > 3 { &mut b3[..n] } else { b3 },
     );
     for i in 0..n {
         let g = grad[i];
@@ -62,6 +63,9 @@ fn stream_loop<T: Element, const B: usize, const RO: bool>(
         }
         if B > 2 {
             touch::<T, RO>(&mut b2[i], sg, &mut acc);
+        }
+        if B > 3 {
+            touch::<T, RO>(&mut b3[i], sg, &mut acc);
         }
         param[i] = param[i] + if RO { scale * acc } else { acc };
     }
@@ -94,7 +98,8 @@ impl Elementwise for Stream {
             0 => stream_loop::<T, 0, RO>(s, t.param, t.grad, t.buffers),
             1 => stream_loop::<T, 1, RO>(s, t.param, t.grad, t.buffers),
             2 => stream_loop::<T, 2, RO>(s, t.param, t.grad, t.buffers),
-            _ => stream_loop::<T, 3, RO>(s, t.param, t.grad, t.buffers),
+            3 => stream_loop::<T, 3, RO>(s, t.param, t.grad, t.buffers),
+            _ => stream_loop::<T, 4, RO>(s, t.param, t.grad, t.buffers),
         })
     }
 }

@@ -4,7 +4,6 @@
 
 use crate::element::{lerp as lerp_elem, Element, Lerp};
 use crate::exec::{Batch, Elementwise, TensorSlices, MAX_SCALARS};
-use crate::kernels::passes::Slices;
 use crate::threads::{set_num_threads, tests::THREADS_LOCK};
 
 /// Tensor lengths every kernel is checked at: empty, shorter than a vector, SIMD
@@ -220,7 +219,7 @@ pub(crate) fn check_against_reference<K: Elementwise, T: Element>(kernel: &K, re
             // One thread: updates run as they are pushed; more: queued for the pool.
             let mut batch = if threads == 1 { Batch::with_size(0) } else { Batch::new() };
             for (((p, g), b), s) in params.iter_mut().zip(&grads).zip(bufs.iter_mut()).zip(scalars.iter_mut()) {
-                let slices = TensorSlices::new(p.as_mut_slice(), g.as_slice(), b.iter_mut().map(|v| v.as_mut_slice()));
+                let slices = TensorTensorSlices::new(p.as_mut_slice(), g.as_slice(), b.iter_mut().map(|v| v.as_mut_slice()));
                 batch.push(kernel, &mut s[..K::SCALARS], fresh, slices);
             }
             // The lengths add up to less than the serial threshold: ask for the pool.
@@ -272,7 +271,7 @@ pub(crate) struct RefTensor<T> {
 /// initial state arrays (zeros, or a copy of the parameter).
 pub(crate) fn check_tensors<T: Element>(
     init: impl Fn(&[T]) -> Vec<Vec<T>>,
-    kernel: impl Fn(&mut [Slices<'_, T>], &mut [f64], usize),
+    kernel: impl Fn(&mut [TensorSlices<'_, T>], &mut [f64], usize),
     reference: impl Fn(&mut [RefTensor<T>], &[Vec<T>], usize),
 ) {
     let _guard = THREADS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -294,10 +293,10 @@ pub(crate) fn check_tensors<T: Element>(
             let grads: Vec<Vec<T>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
             let mut scalars: Vec<f64> = mine.iter().map(|t| t.scalar).collect();
             {
-                let mut slices: Vec<Slices<'_, T>> = mine
+                let mut slices: Vec<TensorSlices<'_, T>> = mine
                     .iter_mut()
                     .zip(&grads)
-                    .map(|(t, g)| Slices::new(&mut t.param, g, t.state.iter_mut().map(|s| s.as_mut_slice())))
+                    .map(|(t, g)| TensorSlices::new(&mut t.param, g, t.state.iter_mut().map(|s| s.as_mut_slice())))
                     .collect();
                 kernel(&mut slices, &mut scalars, step);
             }
@@ -325,7 +324,7 @@ pub(crate) fn zeros<T: Element>(k: usize) -> impl Fn(&[T]) -> Vec<Vec<T>> {
 /// Checks a kernel whose reference is one tensor at a time, `reference(tensor, grad, step)`.
 pub(crate) fn check_each<T: Element>(
     init: impl Fn(&[T]) -> Vec<Vec<T>>,
-    kernel: impl Fn(&mut [Slices<'_, T>], &mut [f64], usize),
+    kernel: impl Fn(&mut [TensorSlices<'_, T>], &mut [f64], usize),
     reference: impl Fn(&mut RefTensor<T>, &[T], usize),
 ) {
     check_tensors(init, kernel, |ts, gs, step| ts.iter_mut().zip(gs).for_each(|(t, g)| reference(t, g, step)));
