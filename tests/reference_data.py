@@ -101,3 +101,21 @@ def as_lists(v: Any) -> Any:
     if isinstance(v, (tuple, list)):
         return [as_lists(x) for x in v]
     return v
+
+
+def final_state(sd: Dict[str, Any], case: Dict[str, Any], data: Dict[str, np.ndarray]):
+    """Checks that ``sd["state"]`` has the recorded parameters and keys, and each array
+    entry the recorded shape and dtype; yields ``(idx, key, spec, value, expected)``
+    per entry for the caller's comparison (``expected``: the recorded array, or None)."""
+    assert set(sd["state"]) == {int(k) for k in case["state"]}
+    for idx, entries in case["state"].items():
+        mine = sd["state"][int(idx)]
+        assert set(mine) == set(entries), f"state keys of param {idx}"
+        for key, spec in entries.items():
+            value = mine[key]
+            expected = None
+            if spec["kind"] == "array":
+                assert isinstance(value, np.ndarray), key
+                assert value.shape == tuple(spec["shape"]) and str(value.dtype) == spec["dtype"], key
+                expected = data[f"state/{idx}/{key}"]
+            yield idx, key, spec, value, expected

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ferroptim as fo
-from reference_data import arrays, as_lists, assert_close, build, load, set_grads
+from reference_data import arrays, as_lists, assert_close, build, final_state, load, set_grads
 from reference_data import MUON_RTOL
 
 CASES = load("optimizers.json")
@@ -62,37 +62,29 @@ def test_replays_torch(case):
             p.grad = None
 
     sd = opt.state_dict()
-    assert set(sd["state"]) == {int(k) for k in case["state"]}
-    for idx, entries in case["state"].items():
-        mine = sd["state"][int(idx)]
-        assert set(mine) == set(entries), f"state keys of param {idx}"
-        for key, spec in entries.items():
-            value = mine[key]
-            if spec["kind"] == "array":
-                assert isinstance(value, np.ndarray), key
-                assert value.shape == tuple(spec["shape"]) and str(value.dtype) == spec["dtype"], key
-                expected = data[f"state/{idx}/{key}"]
-                if case["optimizer"] == "LBFGS" and key == "H_diag":  # (y·s)/(y·y) of the last pair
-                    np.testing.assert_allclose(value, expected, rtol=1e-6, err_msg=f"state {idx} H_diag")
-                elif case["optimizer"] == "LBFGS":
-                    assert_close_lbfgs(value, expected, float(np.max(np.abs(expected), initial=0.0)), f"state {idx} {key}")
-                elif case["optimizer"] == "Muon":
-                    np.testing.assert_allclose(value, expected, rtol=MUON_RTOL, atol=0, err_msg=f"state {idx} {key}")
-                else:
-                    assert_close(value, expected, dtype, f"state {idx} {key}")
-            elif spec["kind"] == "array_list":
-                assert len(value) == spec["len"], key
-                expected = [data[f"state/{idx}/{key}/{j}"] for j in range(spec["len"])]
-                scale = max((float(np.max(np.abs(e), initial=0.0)) for e in expected), default=0.0)
-                for j, (v, e) in enumerate(zip(value, expected)):
-                    if key == "ro":  # 1/(y·s) of the pairs above: as exact as y·s, relatively
-                        np.testing.assert_allclose(v, e, rtol=1e-6, err_msg=f"state {idx} ro[{j}]")
-                    else:
-                        assert_close_lbfgs(v, e, scale, f"state {idx} {key}[{j}]")
-            elif spec["kind"] == "scalar":
-                assert value == pytest.approx(spec["value"], rel=1e-9, nan_ok=True), key
-            elif spec["kind"] == "other":  # L-BFGS's scratch list `al`: recorded by repr only
-                assert isinstance(value, list), key
+    for idx, key, spec, value, expected in final_state(sd, case, data):
+        if spec["kind"] == "array":
+            if case["optimizer"] == "LBFGS" and key == "H_diag":  # (y·s)/(y·y) of the last pair
+                np.testing.assert_allclose(value, expected, rtol=1e-6, err_msg=f"state {idx} H_diag")
+            elif case["optimizer"] == "LBFGS":
+                assert_close_lbfgs(value, expected, float(np.max(np.abs(expected), initial=0.0)), f"state {idx} {key}")
+            elif case["optimizer"] == "Muon":
+                np.testing.assert_allclose(value, expected, rtol=MUON_RTOL, atol=0, err_msg=f"state {idx} {key}")
             else:
-                raise AssertionError(f"unexpected reference kind {spec['kind']}")
+                assert_close(value, expected, dtype, f"state {idx} {key}")
+        elif spec["kind"] == "array_list":
+            assert len(value) == spec["len"], key
+            expected = [data[f"state/{idx}/{key}/{j}"] for j in range(spec["len"])]
+            scale = max((float(np.max(np.abs(e), initial=0.0)) for e in expected), default=0.0)
+            for j, (v, e) in enumerate(zip(value, expected)):
+                if key == "ro":  # 1/(y·s) of the pairs above: as exact as y·s, relatively
+                    np.testing.assert_allclose(v, e, rtol=1e-6, err_msg=f"state {idx} ro[{j}]")
+                else:
+                    assert_close_lbfgs(v, e, scale, f"state {idx} {key}[{j}]")
+        elif spec["kind"] == "scalar":
+            assert value == pytest.approx(spec["value"], rel=1e-9, nan_ok=True), key
+        elif spec["kind"] == "other":  # L-BFGS's scratch list `al`: recorded by repr only
+            assert isinstance(value, list), key
+        else:
+            raise AssertionError(f"unexpected reference kind {spec['kind']}")
     assert [as_lists(g) for g in sd["param_groups"]] == case["param_groups"]
