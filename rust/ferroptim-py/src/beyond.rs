@@ -9,10 +9,11 @@
 //! Each function takes `(state, param_groups, scalar_keys, buffer_keys, grads=None)`,
 //! as the elementwise steps (some a value of the optimizer's own before `grads`).
 
+use ferroptim::kernels::grad_norm::{norms, NormType};
 use ferroptim::{
-    adan, ademamix, adopt, lamb, lamb_clip, lamb_grad_sum_sq, lars, lion, prodigy, schedule_free, AdanHyper,
-    AdemamixHyper, AdoptHyper, Element, LambHyper, LarsHyper, LionHyper, ProdigyGlobal, ProdigyHyper, ProdigyTensor,
-    ScheduleFreeGroup, ScheduleFreeHyper, ScheduleFreeKind, ScheduleFreeStep, TensorSlices,
+    adan, ademamix, adopt, lamb, lamb_clip, lars, lion, prodigy, schedule_free, AdanHyper, AdemamixHyper, AdoptHyper,
+    Element, LambHyper, LarsHyper, LionHyper, ProdigyGlobal, ProdigyHyper, ProdigyTensor, ScheduleFreeGroup,
+    ScheduleFreeHyper, ScheduleFreeKind, ScheduleFreeStep, TensorSlices,
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -173,7 +174,10 @@ impl<'a, 'py> Call<'a, 'py> {
 
     /// One step: gather and check, run `f` on each (group, dtype) bucket with the GIL
     /// released, store; returns the groups' kernels.
-    fn each_bucket<K: FromGroup + Layout + Sync>(&self, f: impl Fn(&K, &mut Bucket<'_>) + Send + Sync) -> PyResult<Vec<K>> {
+    fn each_bucket<K: FromGroup + Layout + Sync>(
+        &self,
+        f: impl Fn(&K, &mut Bucket<'_>) + Send + Sync,
+    ) -> PyResult<Vec<K>> {
         self.run(|py, kernels: &[K], entries| {
             detached(py, entries, |entries| {
                 for mut b in buckets(kernels.len(), entries) {
@@ -445,11 +449,14 @@ step_function! {
         let kernels = call.run(|py, kernels: &[Counted<LambHyper>], entries| {
             detached(py, entries, |entries| {
                 let mut bs = buckets(kernels.len(), entries);
-                let mut sums = Vec::new();
+                let mut grad_norms = Vec::new();
                 for b in bs.iter_mut() {
-                    with_slices!(b, |t: T| sums.extend(lamb_grad_sum_sq::<T>(&mut t)));
+                    with_slices!(b, |t: T| {
+                        let grads: Vec<&[T]> = t.iter().map(|s| s.grad).collect();
+                        grad_norms.extend(norms(&grads, NormType::P(2.0)))
+                    });
                 }
-                let clip = lamb_clip(max_grad_norm, &sums);
+                let clip = lamb_clip(max_grad_norm, &grad_norms);
                 for b in bs.iter_mut() {
                     let k = &kernels[b.group];
                     with_slices!(b, |t: T| lamb::<T>(&k.h, k.step, clip, &mut t));
@@ -473,7 +480,11 @@ impl<const KIND: u8> FromGroup for ScheduleFree<KIND> {
     fn from_group(g: &Group<'_, '_>) -> PyResult<Self> {
         let kind = match KIND {
             0 => ScheduleFreeKind::Sgd { momentum: g.f64("momentum")?, warmup_steps: g.f64("warmup_steps")? },
-            1 => ScheduleFreeKind::AdamW { betas: g.pair("betas")?, eps: g.f64("eps")?, warmup_steps: g.f64("warmup_steps")? },
+            1 => ScheduleFreeKind::AdamW {
+                betas: g.pair("betas")?,
+                eps: g.f64("eps")?,
+                warmup_steps: g.f64("warmup_steps")?,
+            },
             _ => ScheduleFreeKind::RAdam {
                 betas: g.pair("betas")?,
                 eps: g.f64("eps")?,
@@ -519,7 +530,8 @@ impl<const KIND: u8> Layout for ScheduleFree<KIND> {
 /// One schedule-free step; the groups' `k`, `weight_sum`, `lr_max`, `scheduled_lr`
 /// written back.
 fn schedule_free_step<const KIND: u8>(call: &Call<'_, '_>) -> PyResult<()> {
-    let kernels = call.each_bucket(|k: &ScheduleFree<KIND>, b| with_slices!(b, |t: T| schedule_free::<T>(&k.step, &mut t)))?;
+    let kernels =
+        call.each_bucket(|k: &ScheduleFree<KIND>, b| with_slices!(b, |t: T| schedule_free::<T>(&k.step, &mut t)))?;
     for (dict, k) in call.dicts()?.iter().zip(&kernels) {
         dict.set_item("k", k.values.k as i64)?;
         dict.set_item("weight_sum", k.values.weight_sum)?;

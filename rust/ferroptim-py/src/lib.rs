@@ -47,7 +47,9 @@ macro_rules! step_function {
         ) -> PyResult<()> {
             let keys = StateKeys::new(scalar_keys, buffer_keys)?;
             // SAFETY: `step` hands `run` only the entries it gathered and checked.
-            step::<$hyper>(py, state, param_groups, &keys, grads.as_ref(), |py, k, e| unsafe { run_entries(py, k, e) })?;
+            step::<$hyper>(py, state, param_groups, &keys, grads.as_ref(), |py, k, e| unsafe {
+                run_entries(py, k, e)
+            })?;
             Ok(())
         }
     };

@@ -58,7 +58,9 @@ pub(crate) enum Init {
     Param,
     /// Every `step`-th element of the flattened parameter, or a 0-d zero if the
     /// parameter is all zeros (Prodigy's `p0`).
-    ParamSliced { step: usize },
+    ParamSliced {
+        step: usize,
+    },
 }
 
 /// The layout of elementwise kernels: their own scalars and buffer slots.
@@ -88,8 +90,6 @@ elementwise_layout!(
     ferroptim::RpropHyper,
     ferroptim::AsgdHyper
 );
-
-
 
 /// Kernels from different Python threads never run at the same time: two steps over
 /// the same arrays (two optimizers sharing a parameter, stepped from two threads)
@@ -471,15 +471,17 @@ impl<'py, K: Layout> Plan<'py, K> {
 
 /// A new state buffer of `shape` for `entry`'s parameter (already held: its pointer
 /// reads `entry.len` checked elements of its dtype), started as `init` says.
-fn new_buffer<'py>(py: Python<'py>, init: Init, shape: &[usize], entry: &Entry) -> PyResult<Bound<'py, PyUntypedArray>> {
+fn new_buffer<'py>(
+    py: Python<'py>,
+    init: Init,
+    shape: &[usize],
+    entry: &Entry,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
     fn fill<T: Element>(init: Init, param: *const u8, n: usize, out: *mut u8, m: usize) {
         // SAFETY: `param` points to `n` checked elements of T (see `new_buffer`), `out`
         // to the `m` elements of a fresh C-contiguous array of T nobody else sees.
         let (p, o) = unsafe {
-            (
-                std::slice::from_raw_parts(param.cast::<T>(), n),
-                std::slice::from_raw_parts_mut(out.cast::<T>(), m),
-            )
+            (std::slice::from_raw_parts(param.cast::<T>(), n), std::slice::from_raw_parts_mut(out.cast::<T>(), m))
         };
         match init {
             Init::Zeros => {}

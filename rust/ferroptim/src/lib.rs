@@ -35,7 +35,7 @@ pub use kernels::ademamix::{ademamix, AdemamixHyper};
 pub use kernels::adopt::{adopt, AdoptHyper};
 pub use kernels::asgd::{AsgdHyper, AsgdStep};
 pub use kernels::average::Average;
-pub use kernels::lamb::{lamb, lamb_clip, lamb_grad_sum_sq, LambHyper};
+pub use kernels::lamb::{lamb, lamb_clip, LambHyper};
 pub use kernels::lars::{lars, LarsHyper};
 pub use kernels::lbfgs::{lbfgs, LbfgsHyper, LbfgsState, Objective};
 pub use kernels::lion::{lion, LionHyper};

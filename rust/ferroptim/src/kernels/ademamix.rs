@@ -18,7 +18,7 @@
 
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::TensorSlices;
-use crate::kernels::passes::{over_chunks};
+use crate::kernels::passes::over_chunks;
 use crate::kernels::{check, not_below, simd_targets, with_decay, Decay};
 use crate::{HyperError, Validate};
 

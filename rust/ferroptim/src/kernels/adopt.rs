@@ -18,8 +18,8 @@
 //! State: scalar `step`; `exp_avg` (m, slot 0), `exp_avg_sq` (v, slot 1).
 
 use crate::element::{lerp, Element, Lerp};
-use crate::kernels::lion::decay_scale;
 use crate::exec::TensorSlices;
+use crate::kernels::lion::decay_scale;
 use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total};
 use crate::kernels::{check, check_betas, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};

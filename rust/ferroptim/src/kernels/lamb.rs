@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! global: c ← max(‖(‖g₁‖, ‖g₂‖, …)‖ / max_grad_norm, 1) over every gradient of every
-//!         group (no clipping if max_grad_norm is None);  g ← g / c
+//!         group ([`lamb_clip`]; no clipping if max_grad_norm is None);  g ← g / c
 //! m ← lerp(m, g, 1 − β₁) if grad_averaging, else β₁·m + g
 //! v ← β₂·v + (1 − β₂)·g²
 //! u ← (m / bc₁) / (√v/√bc₂ + ε)      bc = 1 − βᵗ, or 1 without bias_correction
@@ -17,16 +17,15 @@
 //! ```
 //!
 //! State: `exp_avg` (m, slot 0), `exp_avg_sq` (v, slot 1); the step count is the
-//! group's. Passes: the global norm (when clipping), the moments (and the caution
-//! count), the two norms of the trust ratio (when adapting), the update; without a
-//! trust ratio the moments and the update are one pass.
+//! group's. Passes: the global norm (`grad_norm::norms`, when clipping), the caution
+//! count (with caution), the two norms of the trust ratio (when adapting; moments
+//! computed, not stored), the update (moments stored).
 
 use crate::element::{lerp, Element, Lerp};
-use crate::kernels::lars::norm;
-use crate::kernels::lion::decay_scale;
 use crate::exec::TensorSlices;
+use crate::kernels::lion::decay_scale;
 use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total};
-use crate::kernels::{check, not_below, simd_targets, with_const_bool};
+use crate::kernels::{check, not_below, simd_targets, with_const_bool, with_decay, Decay};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of LAMB (timm's names).
@@ -85,27 +84,27 @@ impl Validate for LambHyper {
     }
 }
 
-/// `Σ g²` of one gradient, for [`lamb_clip`]: one float64 value per tensor.
-pub fn lamb_grad_sum_sq<T: Element>(tensors: &mut [TensorSlices<'_, T>]) -> Vec<f64> {
-    over_chunks(tensors, |_, s| grad_sum_sq(s.grad)).iter().map(|c| total(c)[0]).collect()
-}
-
 /// The global clipping divisor `max(‖(‖g₁‖, ‖g₂‖, …)‖ / max_grad_norm, 1)` from each
-/// gradient's sum of squares ([`lamb_grad_sum_sq`]), or None without clipping or
-/// without gradients (timm then leaves the gradients as they are).
-pub fn lamb_clip(max_grad_norm: Option<f64>, grad_sum_sqs: &[f64]) -> Option<f64> {
+/// gradient's norm (`grad_norm::norms`, over every group), or None without clipping
+/// or without gradients (timm then leaves the gradients as they are).
+pub fn lamb_clip(max_grad_norm: Option<f64>, grad_norms: &[f64]) -> Option<f64> {
     let max = max_grad_norm?;
-    if grad_sum_sqs.is_empty() {
+    if grad_norms.is_empty() {
         return None;
     }
-    let global = grad_sum_sqs.iter().sum::<f64>().sqrt();
+    let global = grad_norms.iter().map(|n| n * n).sum::<f64>().sqrt();
     let c = global / max;
     Some(if c < 1.0 { 1.0 } else { c })
 }
 
+/// A float64 sum of squares as a norm in the element type.
+fn norm<T: Element>(sum_sq: f64) -> T {
+    T::of(sum_sq.sqrt())
+}
+
 #[derive(Clone, Copy)]
 struct Coef<T> {
-    inv_clip: Option<T>,
+    clip: T,
     beta1: Lerp<T>,
     beta1_mul: T,
     beta3: T,
@@ -132,7 +131,7 @@ pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &m
     let (bc1, bc2) = if h.bias_correction { (1.0 - b1.powf(step), 1.0 - b2.powf(step)) } else { (1.0, 1.0) };
     let beta3 = if h.grad_averaging { 1.0 - b1 } else { 1.0 };
     let c = Coef {
-        inv_clip: clip.map(T::of),
+        clip: T::of(clip.unwrap_or(1.0)), // dividing by 1 leaves every value as it is
         beta1: Lerp::new(beta3),
         beta1_mul: T::of(b1),
         beta3: T::of(beta3),
@@ -146,25 +145,16 @@ pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &m
         neg_lr: T::of(-h.lr),
     };
     let lerp_m = beta3 == 1.0 - b1;
-    let wd = h.weight_decay != 0.0;
-    let dec = wd && h.decoupled_decay;
-    let l2 = wd && !h.decoupled_decay;
-    let ones = vec![T::one(); tensors.len()];
-    if !h.adapts() && !h.caution {
-        with_const_bool!(lerp_m, LERP => {
-            over_chunks(tensors, |_, s| fused_loop::<T, LERP>(&c, s))
-        });
-        return;
-    }
-    let counts = with_const_bool!(lerp_m, LERP => over_chunks(tensors, |_, s| moments_loop::<T, LERP>(&c, s)));
+    let decay = Decay::of(h.weight_decay, h.decoupled_decay);
     let scales: Vec<T> = if h.caution {
+        let counts = with_const_bool!(lerp_m, LERP => over_chunks(tensors, |_, s| count_loop::<T, LERP>(&c, s)));
         counts.iter().zip(tensors.iter()).map(|(n, t)| caution_scale(total(n)[0], t.len())).collect()
     } else {
-        ones.clone()
+        vec![T::one(); tensors.len()]
     };
     let ratios: Vec<T> = if h.adapts() {
-        let sums = with_const_bool!(dec, DEC => with_const_bool!(l2, L2 => with_const_bool!(h.caution, CAU =>
-            over_chunks(tensors, |i, s| norms_loop::<T, DEC, L2, CAU>(&c, scales[i], s)))));
+        let sums = with_const_bool!(lerp_m, LERP => with_decay!(decay, D => with_const_bool!(h.caution, CAU =>
+            over_chunks(tensors, |i, s| norms_loop::<T, LERP, D, CAU>(&c, scales[i], s)))));
         sums.iter()
             .map(|n| {
                 let [w, u] = total(n);
@@ -178,28 +168,16 @@ pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &m
             })
             .collect()
     } else {
-        ones
+        vec![T::one(); tensors.len()]
     };
-    with_const_bool!(dec, DEC => with_const_bool!(l2, L2 => with_const_bool!(h.caution, CAU =>
-        over_chunks(tensors, |i, s| apply_loop::<T, DEC, L2, CAU>(&c, scales[i], ratios[i], s)))));
-}
-
-simd_targets! {
-fn grad_sum_sq<T: Element>(g: &[T]) -> [f64; 1] {
-    lane_sums(g.len(), |i| {
-        let x = g[i].to_f64().unwrap_or(f64::NAN);
-        [x * x]
-    })
-}
+    with_const_bool!(lerp_m, LERP => with_decay!(decay, D => with_const_bool!(h.caution, CAU =>
+        over_chunks(tensors, |i, s| apply_loop::<T, LERP, D, CAU>(&c, scales[i], ratios[i], s)))));
 }
 
 /// The clipped gradient, the new m and v of one element.
 #[inline(always)]
 fn moments<T: Element, const LERP: bool>(c: &Coef<T>, grad: T, m: T, v: T) -> (T, T, T) {
-    let g = match c.inv_clip {
-        Some(clip) => grad / clip,
-        None => grad,
-    };
+    let g = grad / c.clip;
     let m = if LERP { lerp(m, g, c.beta1) } else { c.beta3.mul_add(g, m * c.beta1_mul) };
     let v = (c.one_minus_beta2 * g).mul_add(g, v * c.beta2);
     (g, m, v)
@@ -215,68 +193,36 @@ fn update<T: Element>(c: &Coef<T>, m: T, v: T) -> T {
 /// The decayed parameter and the update of one element, after the caution mask
 /// (`scale`) and the L2 term.
 #[inline(always)]
-fn decayed<T: Element, const DEC: bool, const L2: bool, const CAUTION: bool>(
-    c: &Coef<T>,
-    scale: T,
-    p: T,
-    g: T,
-    m: T,
-    v: T,
-) -> (T, T) {
+fn decayed<T: Element, const DECAY: u8, const CAUTION: bool>(c: &Coef<T>, scale: T, p: T, g: T, m: T, v: T) -> (T, T) {
     let mut u = update(c, m, v);
     if CAUTION {
         u = u * if agrees(u, g) { scale } else { T::zero() };
     }
-    if DEC {
+    if DECAY == Decay::Decoupled as u8 {
         (c.decay.mul_add(p, p), u)
-    } else if L2 {
+    } else if DECAY == Decay::L2 as u8 {
         (p, c.weight_decay.mul_add(p, u))
     } else {
         (p, u)
     }
 }
 
-/// The clipped gradient of one element (for the caution mask of a later pass).
-#[inline(always)]
-fn clipped<T: Element>(c: &Coef<T>, grad: T) -> T {
-    match c.inv_clip {
-        Some(clip) => grad / clip,
-        None => grad,
-    }
-}
-
 simd_targets! {
-fn fused_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) {
+/// The caution count: elements whose update has the gradient's sign.
+fn count_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) -> [f64; 1] {
     let n = s.param.len();
-    let [m, v, ..] = s.buffers;
-    let (param, grad, m, v) = (s.param, &s.grad[..n], &mut m[..n], &mut v[..n]);
-    for i in 0..n {
-        let (_, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i]);
-        m[i] = mi;
-        v[i] = vi;
-        param[i] = c.neg_lr.mul_add(update(c, mi, vi), param[i]);
-    }
-}
-}
-
-simd_targets! {
-/// Writes m and v; returns the caution count.
-fn moments_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) -> [f64; 1] {
-    let n = s.param.len();
-    let [m, v, ..] = s.buffers;
-    let (grad, m, v) = (&s.grad[..n], &mut m[..n], &mut v[..n]);
+    let (grad, m, v) = (&s.grad[..n], &s.buffers[0][..n], &s.buffers[1][..n]);
     lane_sums(n, |i| {
         let (g, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i]);
-        m[i] = mi;
-        v[i] = vi;
         [if agrees(update(c, mi, vi), g) { 1.0 } else { 0.0 }]
     })
 }
 }
 
 simd_targets! {
-/// `[Σ θ², Σ u²]` of the decayed parameter and the update.
-fn norms_loop<T: Element, const DEC: bool, const L2: bool, const CAUTION: bool>(
+/// `[Σ θ², Σ u²]` of the decayed parameter and the update (the moments computed,
+/// not stored).
+fn norms_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool>(
     c: &Coef<T>,
     scale: T,
     s: TensorSlices<'_, T>,
@@ -284,7 +230,8 @@ fn norms_loop<T: Element, const DEC: bool, const L2: bool, const CAUTION: bool>(
     let n = s.param.len();
     let (param, grad, m, v) = (&s.param[..n], &s.grad[..n], &s.buffers[0][..n], &s.buffers[1][..n]);
     lane_sums(n, |i| {
-        let (p, u) = decayed::<T, DEC, L2, CAUTION>(c, scale, param[i], clipped(c, grad[i]), m[i], v[i]);
+        let (g, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i]);
+        let (p, u) = decayed::<T, DECAY, CAUTION>(c, scale, param[i], g, mi, vi);
         let (p, u) = (p.to_f64().unwrap_or(f64::NAN), u.to_f64().unwrap_or(f64::NAN));
         [p * p, u * u]
     })
@@ -292,16 +239,20 @@ fn norms_loop<T: Element, const DEC: bool, const L2: bool, const CAUTION: bool>(
 }
 
 simd_targets! {
-fn apply_loop<T: Element, const DEC: bool, const L2: bool, const CAUTION: bool>(
+fn apply_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool>(
     c: &Coef<T>,
     scale: T,
     ratio: T,
     s: TensorSlices<'_, T>,
 ) {
     let n = s.param.len();
-    let (param, grad, m, v) = (s.param, &s.grad[..n], &s.buffers[0][..n], &s.buffers[1][..n]);
+    let [m, v, ..] = s.buffers;
+    let (param, grad, m, v) = (s.param, &s.grad[..n], &mut m[..n], &mut v[..n]);
     for i in 0..n {
-        let (p, u) = decayed::<T, DEC, L2, CAUTION>(c, scale, param[i], clipped(c, grad[i]), m[i], v[i]);
+        let (g, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i]);
+        m[i] = mi;
+        v[i] = vi;
+        let (p, u) = decayed::<T, DECAY, CAUTION>(c, scale, param[i], g, mi, vi);
         param[i] = c.neg_lr.mul_add(u * ratio, p);
     }
 }
@@ -310,6 +261,7 @@ fn apply_loop<T: Element, const DEC: bool, const L2: bool, const CAUTION: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::grad_norm::{norms, NormType};
     use crate::kernels::testing::{check_tensors, ops, zeros, RefTensor};
 
     /// timm's `Lamb.step` and `_single_tensor_lamb`, one tensor operation at a time
@@ -321,8 +273,8 @@ mod tests {
         gs: &[Vec<T>],
         step: f64,
     ) {
-        let sums: Vec<f64> = gs.iter().map(|g| ops::sum_sq(g)).collect();
-        let clip = lamb_clip(max_grad_norm, &sums);
+        let grads: Vec<&[T]> = gs.iter().map(|g| &g[..]).collect();
+        let clip = lamb_clip(max_grad_norm, &norms(&grads, NormType::P(2.0)));
         let (b1, b2) = h.betas;
         let (bc1, bc2) = if h.bias_correction { (1.0 - b1.powf(step), 1.0 - b2.powf(step)) } else { (1.0, 1.0) };
         let beta3 = if h.grad_averaging { 1.0 - b1 } else { 1.0 };
@@ -374,7 +326,8 @@ mod tests {
         check_tensors::<T>(
             zeros(2),
             |t, _, step| {
-                let clip = lamb_clip(max_grad_norm, &lamb_grad_sum_sq(t));
+                let grads: Vec<&[T]> = t.iter().map(|s| s.grad).collect();
+                let clip = lamb_clip(max_grad_norm, &norms(&grads, NormType::P(2.0)));
                 lamb(h, step as f64 + 1.0, clip, t)
             },
             |ts, gs, step| reference(h, max_grad_norm, ts, gs, step as f64 + 1.0),

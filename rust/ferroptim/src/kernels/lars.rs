@@ -14,12 +14,13 @@
 //! θ ← θ − lr·g
 //! ```
 //!
-//! State: `momentum_buffer` (b, slot 0) when momentum ≠ 0. The norms are taken in
-//! float64 and rounded to the element type.
+//! State: `momentum_buffer` (b, slot 0) when momentum ≠ 0. The norms are
+//! `grad_norm::norms` (float64, fixed chunks), rounded to the element type.
 
 use crate::element::Element;
 use crate::exec::TensorSlices;
-use crate::kernels::passes::{lane_sums, over_chunks, total};
+use crate::kernels::grad_norm::{norms, NormType};
+use crate::kernels::passes::over_chunks;
 use crate::kernels::{check, not_below, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
@@ -92,11 +93,6 @@ pub(crate) fn lars_trust_ratio<T: Element>(h: &LarsHyper, w: T, g: T) -> T {
     }
 }
 
-/// A float64 sum of squares rounded to `T` and its square root taken there: a norm.
-pub(crate) fn norm<T: Element>(sum_sq: f64) -> T {
-    T::of(sum_sq.sqrt())
-}
-
 #[derive(Clone, Copy)]
 struct Coef<T> {
     weight_decay: T,
@@ -118,16 +114,10 @@ pub fn lars<T: Element>(h: &LarsHyper, tensors: &mut [TensorSlices<'_, T>], fres
         assert!(!momentum || t.buffers[0].len() == t.len(), "LARS with momentum needs momentum_buffer");
     }
     let ratios: Vec<T> = if h.adapts() {
-        let sums = over_chunks(tensors, |_, s| {
-            let (p, g) = (&s.param[..], s.grad);
-            sum_squares(p, g)
-        });
-        sums.iter()
-            .map(|c| {
-                let [w, g] = total(c);
-                lars_trust_ratio(h, norm::<T>(w), norm::<T>(g))
-            })
-            .collect()
+        let params: Vec<&[T]> = tensors.iter().map(|t| &t.param[..]).collect();
+        let grads: Vec<&[T]> = tensors.iter().map(|t| t.grad).collect();
+        let (w, g) = (norms(&params, NormType::P(2.0)), norms(&grads, NormType::P(2.0)));
+        w.iter().zip(&g).map(|(&w, &g)| lars_trust_ratio(h, T::of(w), T::of(g))).collect()
     } else {
         vec![T::one(); tensors.len()]
     };
@@ -140,17 +130,6 @@ pub fn lars<T: Element>(h: &LarsHyper, tensors: &mut [TensorSlices<'_, T>], fres
     with_const_bool!(h.adapts(), ADAPT => with_const_bool!(momentum, MOM => with_const_bool!(h.nesterov, NEST => {
         over_chunks(tensors, |i, s| lars_loop::<T, ADAPT, MOM, NEST>(&c, ratios[i], fresh[i], s))
     })));
-}
-
-simd_targets! {
-/// `[Σ θ², Σ g²]` in float64 lanes.
-pub(crate) fn sum_squares<T: Element>(p: &[T], g: &[T]) -> [f64; 2] {
-    let g = &g[..p.len()];
-    lane_sums(p.len(), |i| {
-        let (a, b) = (p[i].to_f64().unwrap_or(f64::NAN), g[i].to_f64().unwrap_or(f64::NAN));
-        [a * a, b * b]
-    })
-}
 }
 
 simd_targets! {
@@ -189,7 +168,8 @@ mod tests {
         let p = &mut t.param;
         let mut grad = g.to_vec();
         if h.adapts() {
-            let r = lars_trust_ratio(h, norm::<T>(ops::sum_sq(p)), norm::<T>(ops::sum_sq(g)));
+            let norm = |x: &[T]| T::of(norms(&[x], NormType::P(2.0))[0]); // p.norm(2.0)
+            let r = lars_trust_ratio(h, norm(p), norm(g));
             ops::add_scaled(&mut grad, p, h.weight_decay);
             grad.iter_mut().for_each(|x| *x = *x * r);
         }
@@ -220,9 +200,11 @@ mod tests {
             LarsHyper { momentum: 0.5, dampening: 0.1, always_adapt: true, ..base },
         ];
         for h in configs {
-            let kernel = |t: &mut [TensorSlices<'_, _>], _: &mut [f64], step: usize| lars(&h, t, &vec![step == 0; t.len()]);
+            let kernel =
+                |t: &mut [TensorSlices<'_, _>], _: &mut [f64], step: usize| lars(&h, t, &vec![step == 0; t.len()]);
             check_each::<f32>(zeros(1), kernel, |t, g, step| reference(&h, t, g, step == 0));
-            let kernel = |t: &mut [TensorSlices<'_, _>], _: &mut [f64], step: usize| lars(&h, t, &vec![step == 0; t.len()]);
+            let kernel =
+                |t: &mut [TensorSlices<'_, _>], _: &mut [f64], step: usize| lars(&h, t, &vec![step == 0; t.len()]);
             check_each::<f64>(zeros(1), kernel, |t, g, step| reference(&h, t, g, step == 0));
         }
     }

@@ -13,7 +13,7 @@ use crate::element::Element;
 use crate::exec::{map_jobs, TensorSlices, CHUNK};
 
 /// Partial sums kept per chunk by [`lane_sums`].
-pub(crate) const LANES: usize = 8;
+pub(crate) const LANES: usize = 32;
 
 /// Runs `f(i, chunk)` over every tensor `i`, cut into chunks of [`CHUNK`] elements
 /// (counted from the tensor's start), on the pool when the work is worth it, and
@@ -50,17 +50,22 @@ pub(crate) fn over_chunks<T: Element, R: Send>(
 #[allow(clippy::needless_range_loop)] // k indexes the lanes of every one of the R sums
 pub(crate) fn lane_sums<const R: usize>(n: usize, mut f: impl FnMut(usize) -> [f64; R]) -> [f64; R] {
     let mut acc = [[0.0f64; LANES]; R];
-    let blocks = n / LANES;
-    for b in 0..blocks {
+    let mut base = 0;
+    while base + LANES <= n {
         for k in 0..LANES {
-            let v = f(b * LANES + k);
+            // SAFETY: the loop condition gives base + k < base + LANES <= n. Telling the
+            // optimizer lets it drop the bounds checks of callers' slices of length n,
+            // which would otherwise keep the loop from vectorizing.
+            unsafe { std::hint::assert_unchecked(base + k < n) };
+            let v = f(base + k);
             for r in 0..R {
                 acc[r][k] += v[r];
             }
         }
+        base += LANES;
     }
-    for k in 0..n % LANES {
-        let v = f(blocks * LANES + k);
+    for k in 0..n - base {
+        let v = f(base + k);
         for r in 0..R {
             acc[r][k] += v[r];
         }

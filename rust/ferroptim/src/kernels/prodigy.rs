@@ -265,7 +265,7 @@ fn accumulate<T: Element>(
         })
         .collect();
     let elements: usize = tensors.iter().map(|(_, t)| t.param.len()).sum();
-    let jobs = pieces_of(tensors, hypers);
+    let jobs = pieces(tensors, hypers);
     let sums = map_jobs(elements, jobs, |(g, p)| {
         if hypers[g].lr > 0.0 {
             let scalar_p0 = p.p0.len() == 1 && p.s.len() > 1;
@@ -307,15 +307,8 @@ fn apply<T: Element>(
         *t.step += 1.0;
     }
     let elements: usize = tensors.iter().map(|(_, t)| t.param.len()).sum();
-    let jobs = pieces_of(tensors, hypers);
+    let jobs = pieces(tensors, hypers);
     map_jobs(elements, jobs, |(g, p)| with_const_bool!(beta1 > 0.0, M => apply_loop::<T, M>(&coefs[g], p)));
-}
-
-fn pieces_of<'b, T>(
-    tensors: &'b mut [(usize, ProdigyTensor<'_, T>)],
-    hypers: &[ProdigyHyper],
-) -> Vec<(usize, Piece<'b, T>)> {
-    pieces(tensors, hypers)
 }
 
 fn check_shapes<T>(h: &ProdigyHyper, t: &ProdigyTensor<'_, T>) {
@@ -334,21 +327,36 @@ fn accumulate_loop<T: Element, const MOMENTUM: bool>(c: &Accumulate<T>, scalar_p
     let n = p.param.len();
     let (param, grad, v) = (&p.param[..n], &p.grad[..n], &mut p.exp_avg_sq[..n]);
     let m = if MOMENTUM { &mut p.exp_avg[..n] } else { p.exp_avg };
+    let (s, p0, sp) = (p.s, p.p0, c.slice_p);
+    // one element of s and of the two sums, at parameter index i
+    let sliced = |i: usize, g: T, s: &mut T, theta0: T| {
+        let dot = (g * (theta0 - param[i])).to_f64().unwrap_or(f64::NAN);
+        *s = c.s_alpha.mul_add(g, *s * c.beta3);
+        [dot, s.abs().to_f64().unwrap_or(f64::NAN)]
+    };
+    if sp == 1 && !scalar_p0 {
+        // every element is sliced: one pass
+        let (s, p0) = (&mut s[..n], &p0[..n]);
+        return lane_sums(n, |i| {
+            let g = c.l2.mul_add(param[i], grad[i]); // grad.add_(p, alpha=decay); by 0: g
+            if MOMENTUM {
+                m[i] = c.m_alpha.mul_add(g, m[i] * c.beta1);
+            }
+            v[i] = (c.v_value * g).mul_add(g, v[i] * c.beta2);
+            sliced(i, g, &mut s[i], p0[i])
+        });
+    }
     for i in 0..n {
-        let g = c.l2.mul_add(param[i], grad[i]); // grad.add_(p, alpha=decay); by 0: g
+        let g = c.l2.mul_add(param[i], grad[i]);
         if MOMENTUM {
             m[i] = c.m_alpha.mul_add(g, m[i] * c.beta1);
         }
         v[i] = (c.v_value * g).mul_add(g, v[i] * c.beta2);
     }
-    let (s, p0, sp) = (p.s, p.p0, c.slice_p);
     lane_sums(s.len(), |j| {
         let i = j * sp;
         let g = c.l2.mul_add(param[i], grad[i]);
-        let theta0 = if scalar_p0 { p0[0] } else { p0[j] };
-        let dot = (g * (theta0 - param[i])).to_f64().unwrap_or(f64::NAN);
-        s[j] = c.s_alpha.mul_add(g, s[j] * c.beta3);
-        [dot, s[j].abs().to_f64().unwrap_or(f64::NAN)]
+        sliced(i, g, &mut s[j], if scalar_p0 { p0[0] } else { p0[j] })
     })
 }
 }
@@ -468,7 +476,7 @@ mod tests {
                     .iter_mut()
                     .zip(steps.iter_mut())
                     .map(|(t, step)| {
-                        let [m, v, s, p0] = &mut t.state;
+                        let [m, v, s, p0] = &mut t.buffers;
                         let t = ProdigyTensor {
                             param: &mut t.param[..],
                             grad: t.grad,

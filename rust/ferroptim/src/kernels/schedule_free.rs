@@ -27,7 +27,7 @@
 
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::TensorSlices;
-use crate::kernels::passes::{over_chunks};
+use crate::kernels::passes::over_chunks;
 use crate::kernels::{simd_targets, with_const_bool};
 
 /// Which of the three optimizers.

@@ -219,7 +219,7 @@ pub(crate) fn check_against_reference<K: Elementwise, T: Element>(kernel: &K, re
             // One thread: updates run as they are pushed; more: queued for the pool.
             let mut batch = if threads == 1 { Batch::with_size(0) } else { Batch::new() };
             for (((p, g), b), s) in params.iter_mut().zip(&grads).zip(bufs.iter_mut()).zip(scalars.iter_mut()) {
-                let slices = TensorTensorSlices::new(p.as_mut_slice(), g.as_slice(), b.iter_mut().map(|v| v.as_mut_slice()));
+                let slices = TensorSlices::new(p.as_mut_slice(), g.as_slice(), b.iter_mut().map(|v| v.as_mut_slice()));
                 batch.push(kernel, &mut s[..K::SCALARS], fresh, slices);
             }
             // The lengths add up to less than the serial threshold: ask for the pool.
