@@ -51,7 +51,10 @@ def from_torch_state_dict(state_dict: Dict[str, Any]) -> Dict[str, Any]:
                 v = v.astype(np.float64).reshape(())
             converted[key] = v
         state[idx] = converted
-    groups = [{k: v for k, v in g.items() if k not in DEVICE_ONLY_FLAGS} for g in state_dict["param_groups"]]
+    groups = [
+        {k: (v if k == "params" else _array(v)) for k, v in g.items() if k not in DEVICE_ONLY_FLAGS}
+        for g in state_dict["param_groups"]
+    ]
     return {"state": state, "param_groups": groups}
 
 
@@ -69,11 +72,15 @@ def to_torch_state_dict(
     *,
     tensor: Optional[Callable[[np.ndarray], Any]] = None,
     scalar_dtype: Any = None,
+    group_defaults: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """ferroptim's ``state_dict()`` as ``torch.optim`` keeps it: arrays become tensors
     (``torch.from_numpy`` of copies, or ``tensor(array)`` if given), ``step`` a 0-d
     tensor of ``scalar_dtype`` (default: torch's default float dtype, as torch makes
-    it). Group options are kept as they are."""
+    it). Group options are kept as they are (an array option, such as LAMB's group
+    ``step``, as a tensor); ``group_defaults`` adds options a group lacks — torch.optim
+    fills its device flags back in when it loads, but schedulefree and timm's Adan read
+    ``group["foreach"]`` without a default: pass ``group_defaults={"foreach": False}``."""
     if tensor is None:
         tensor = _torch_tensor()
     if scalar_dtype is None:
@@ -94,4 +101,8 @@ def to_torch_state_dict(
         return v
 
     state = {idx: {k: convert(k, v) for k, v in entries.items()} for idx, entries in state_dict["state"].items()}
-    return {"state": state, "param_groups": [dict(g) for g in state_dict["param_groups"]]}
+    groups = [
+        {**(group_defaults or {}), **{k: (v if k == "params" else convert("", v)) for k, v in g.items()}}
+        for g in state_dict["param_groups"]
+    ]
+    return {"state": state, "param_groups": groups}

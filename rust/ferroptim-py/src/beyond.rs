@@ -15,6 +15,7 @@ use ferroptim::{
     Element, LambHyper, LarsHyper, LionHyper, ProdigyGlobal, ProdigyHyper, ProdigyTensor, ScheduleFreeGroup,
     ScheduleFreeHyper, ScheduleFreeKind, ScheduleFreeStep, TensorSlices,
 };
+use numpy::{PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -188,7 +189,16 @@ impl<'a, 'py> Call<'a, 'py> {
     }
 
     fn run<K: FromGroup + Layout>(&self, f: impl FnOnce(Python<'py>, &[K], &mut [Entry])) -> PyResult<Vec<K>> {
-        step::<K>(self.py, self.state, self.groups, &self.keys, self.grads.as_ref(), f)
+        self.run_with(K::from_group, f)
+    }
+
+    /// [`run`](Self::run) with the groups' kernels read by `make`.
+    fn run_with<K: Layout>(
+        &self,
+        make: impl Fn(&Group<'_, 'py>) -> PyResult<K>,
+        f: impl FnOnce(Python<'py>, &[K], &mut [Entry]),
+    ) -> PyResult<Vec<K>> {
+        step::<K>(self.py, self.state, self.groups, &self.keys, self.grads.as_ref(), make, f)
     }
 
     /// Each group's dict.
@@ -598,7 +608,7 @@ impl Layout for ProdigyHyper {
         k < 3 || self.betas.0 > 0.0
     }
     fn buffer_shape(&self, k: usize, shape: &[usize], found: Option<&Bound<'_, PyAny>>) -> Vec<usize> {
-        let zero_d = || found.and_then(|a| a.getattr("ndim").ok()).and_then(|n| n.extract::<usize>().ok()) == Some(0);
+        let zero_d = || found.and_then(|a| a.cast::<PyUntypedArray>().ok()).is_some_and(|a| a.ndim() == 0);
         match k {
             1 if zero_d() => Vec::new(),
             0 | 1 => vec![shape.iter().product::<usize>().div_ceil(self.slice_p)],
@@ -655,6 +665,9 @@ step_function! {
             ));
         }
         let g0 = Group { dict: &dicts[0], index: 0 };
+        // prodigyopt reads betas and beta3 from group 0 only, for every group
+        let (betas, beta3) = (g0.pair("betas")?, g0.optional("beta3")?);
+        let make = |g: &Group<'_, '_>| Ok(ProdigyHyper { betas, beta3, ..ProdigyHyper::from_group(g)? });
         let mut global = ProdigyGlobal {
             d: g0.f64("d")?,
             d_max: g0.f64("d_max")?,
@@ -664,7 +677,7 @@ step_function! {
             k: g0.f64("k")?,
         };
         let mut updated = false;
-        call.run(|py, hs: &[ProdigyHyper], entries| {
+        call.run_with(make, |py, hs: &[ProdigyHyper], entries| {
             updated = detached(py, entries, |entries| {
                 let (t32, t64): (Vec<_>, Vec<_>) = entries.iter_mut().partition(|e| e.dtype == Dtype::F32);
                 // SAFETY: entries gathered and checked by `step::step`, of these dtypes.

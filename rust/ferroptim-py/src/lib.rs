@@ -26,6 +26,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
+use crate::hyper::FromGroup;
 use crate::step::{run_entries, step, StateKeys};
 
 /// Defines `_core.<name>(state, param_groups, scalar_keys, buffer_keys, grads=None)`:
@@ -47,7 +48,7 @@ macro_rules! step_function {
         ) -> PyResult<()> {
             let keys = StateKeys::new(scalar_keys, buffer_keys)?;
             // SAFETY: `step` hands `run` only the entries it gathered and checked.
-            step::<$hyper>(py, state, param_groups, &keys, grads.as_ref(), |py, k, e| unsafe {
+            step::<$hyper>(py, state, param_groups, &keys, grads.as_ref(), <$hyper>::from_group, |py, k, e| unsafe {
                 run_entries(py, k, e)
             })?;
             Ok(())

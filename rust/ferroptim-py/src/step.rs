@@ -23,7 +23,7 @@ use crate::arrays::{
     buffer_operand, grad_operand, param_operand, scalar_array, scalar_slot, type_name, zeros, Dtype, Operand,
 };
 use crate::held::{Held, Work};
-use crate::hyper::{FromGroup, Group};
+use crate::hyper::Group;
 
 /// What a step needs to know of a kernel's per-parameter state: its scalars and its
 /// buffer slots, their shapes and how a new buffer starts. Every elementwise kernel
@@ -223,18 +223,20 @@ pub(crate) fn param_label(group: &Bound<'_, PyDict>, g: usize, i: usize) -> Stri
     format!("param_groups[{g}]['params'][{i}]{name}")
 }
 
-/// Runs one step of kernel `K` over every group; see the module docs. `run(py,
+/// Runs one step of kernel `K` over every group; see the module docs. `make` reads
+/// a group's kernel from its dict (usually `K::from_group`). `run(py,
 /// kernels, entries)` runs the kernels (`kernels[e.group]` for entry `e`): it gets
 /// only entries gathered here, whose pointers satisfy the contract of [`slices`]
 /// (`lens[k]` elements in buffer k).
 /// Returns each group's kernel (the optimizers beyond torch.optim write group-level
 /// counters from them once the step succeeded).
-pub(crate) fn step<'py, K: FromGroup + Layout>(
+pub(crate) fn step<'py, K: Layout>(
     py: Python<'py>,
     state: &Bound<'py, PyDict>,
     groups: &Bound<'py, PyList>,
     keys: &StateKeys<'py>,
     grads: Option<&Bound<'py, PyList>>,
+    make: impl Fn(&Group<'_, 'py>) -> PyResult<K>,
     run: impl FnOnce(Python<'py>, &[K], &mut [Entry]),
 ) -> PyResult<Vec<K>> {
     let dicts: Vec<Bound<'py, PyDict>> =
@@ -243,7 +245,7 @@ pub(crate) fn step<'py, K: FromGroup + Layout>(
     let mut lists = Vec::with_capacity(dicts.len());
     for (index, dict) in dicts.iter().enumerate() {
         let group = Group { dict, index };
-        let kernel = K::from_group(&group)?;
+        let kernel = make(&group)?;
         if keys.scalars.len() != K::SCALARS || keys.buffers.len() < kernel.buffers() {
             return Err(PyValueError::new_err("the optimizer's state names do not fit its kernel"));
         }
@@ -411,7 +413,9 @@ impl<'py, K: Layout> Plan<'py, K> {
             let kernel = &self.kernels[g];
             entry.buffers[k] = match dict.get_item(key)? {
                 None => {
-                    let z = new_buffer(py, kernel.init(k), &kernel.buffer_shape(k, shape, None), entry)?;
+                    let want = kernel.buffer_shape(k, shape, None);
+                    // SAFETY: `entry.param` was held by `gather` above: checked dtype and length.
+                    let z = unsafe { new_buffer(py, kernel.init(k), &want, entry)? };
                     entry.lens[k] = z.len();
                     new_buffers[k] = Some(z.clone());
                     entry.fresh |= k == 0;
@@ -469,17 +473,22 @@ impl<'py, K: Layout> Plan<'py, K> {
     }
 }
 
-/// A new state buffer of `shape` for `entry`'s parameter (already held: its pointer
-/// reads `entry.len` checked elements of its dtype), started as `init` says.
-fn new_buffer<'py>(
+/// A new state buffer of `shape` for `entry`'s parameter, started as `init` says.
+///
+/// # Safety
+/// `entry.param` points to `entry.len` checked elements of `entry.dtype` (the
+/// parameter was held by this step's gather).
+unsafe fn new_buffer<'py>(
     py: Python<'py>,
     init: Init,
     shape: &[usize],
     entry: &Entry,
 ) -> PyResult<Bound<'py, PyUntypedArray>> {
-    fn fill<T: Element>(init: Init, param: *const u8, n: usize, out: *mut u8, m: usize) {
-        // SAFETY: `param` points to `n` checked elements of T (see `new_buffer`), `out`
-        // to the `m` elements of a fresh C-contiguous array of T nobody else sees.
+    /// # Safety
+    /// `param` points to `n` > 0 elements of T, `out` to the `m` elements of a fresh
+    /// C-contiguous array of T nobody else sees.
+    unsafe fn fill<T: Element>(init: Init, param: *const u8, n: usize, out: *mut u8, m: usize) {
+        // SAFETY: the contract above.
         let (p, o) = unsafe {
             (std::slice::from_raw_parts(param.cast::<T>(), n), std::slice::from_raw_parts_mut(out.cast::<T>(), m))
         };
@@ -489,29 +498,42 @@ fn new_buffer<'py>(
             Init::ParamSliced { step } => o.iter_mut().zip(p.iter().step_by(step)).for_each(|(a, &b)| *a = b),
         }
     }
-    let all_zero = matches!(init, Init::ParamSliced { .. }) && !any_nonzero(entry);
+    // SAFETY: this function's contract.
+    let all_zero = matches!(init, Init::ParamSliced { .. }) && !unsafe { any_nonzero(entry) };
     let z = zeros(py, if all_zero { &[] } else { shape }, entry.dtype)?;
-    if init != Init::Zeros && !all_zero {
+    if init != Init::Zeros && !all_zero && entry.len > 0 {
         let out = Operand::fresh(z.clone()).ptr;
-        match entry.dtype {
-            Dtype::F32 => fill::<f32>(init, entry.param, entry.len, out, z.len()),
-            Dtype::F64 => fill::<f64>(init, entry.param, entry.len, out, z.len()),
+        // SAFETY: the parameter's elements (this function's contract) and the fresh
+        // array `zeros` just made, of the same dtype.
+        unsafe {
+            match entry.dtype {
+                Dtype::F32 => fill::<f32>(init, entry.param, entry.len, out, z.len()),
+                Dtype::F64 => fill::<f64>(init, entry.param, entry.len, out, z.len()),
+            }
         }
     }
     Ok(z)
 }
 
 /// Whether the entry's parameter has a nonzero element (`p.any()`).
-fn any_nonzero(entry: &Entry) -> bool {
-    fn any<T: Element>(param: *const u8, n: usize) -> bool {
-        // SAFETY: as in `new_buffer`.
+///
+/// # Safety
+/// As [`new_buffer`].
+unsafe fn any_nonzero(entry: &Entry) -> bool {
+    /// # Safety
+    /// `param` points to `n` > 0 elements of T.
+    unsafe fn any<T: Element>(param: *const u8, n: usize) -> bool {
+        // SAFETY: the contract above.
         let p = unsafe { std::slice::from_raw_parts(param.cast::<T>(), n) };
         p.iter().any(|&x| x != T::zero())
     }
+    // SAFETY: this function's contract.
     entry.len > 0
-        && match entry.dtype {
-            Dtype::F32 => any::<f32>(entry.param, entry.len),
-            Dtype::F64 => any::<f64>(entry.param, entry.len),
+        && unsafe {
+            match entry.dtype {
+                Dtype::F32 => any::<f32>(entry.param, entry.len),
+                Dtype::F64 => any::<f64>(entry.param, entry.len),
+            }
         }
 }
 

@@ -19,8 +19,10 @@
 //!                       θ ← θ − dlr·m / (√v + d·ε)     (β₁ = 0: −dlr·d·g instead of m)
 //! ```
 //!
-//! (`β₃` defaults to √β₂.) A step with `d_den = 0` ends after pass 1. Groups with
-//! lr 0 take no part in pass 1. The sums are float64, in fixed chunks.
+//! (`β₃` defaults to √β₂.) As in prodigyopt, `betas`, `beta3`, `d_coef`,
+//! `growth_rate` and `use_bias_correction` are group 0's, for every group. A step
+//! with `d_den = 0` ends after pass 1. Groups with lr 0 take no part in pass 1. The
+//! sums are float64, in fixed chunks.
 
 use crate::element::Element;
 use crate::exec::{map_jobs, CHUNK};
@@ -245,23 +247,21 @@ fn accumulate<T: Element>(
     beta3: f64,
     tensors: &mut [(usize, ProdigyTensor<'_, T>)],
 ) -> [f64; 2] {
+    let (b1, b2) = hypers[0].betas; // group 0's, for every group, as prodigyopt
     for (g, t) in tensors.iter() {
-        check_shapes(&hypers[*g], t);
+        check_shapes(&hypers[*g], b1, t);
     }
     let coefs: Vec<Accumulate<T>> = hypers
         .iter()
-        .map(|h| {
-            let (b1, b2) = h.betas;
-            Accumulate {
-                l2: T::of(if h.decouple { 0.0 } else { h.weight_decay }),
-                beta1: T::of(b1),
-                m_alpha: T::of(d * (1.0 - b1)),
-                beta2: T::of(b2),
-                v_value: T::of(d * d * (1.0 - b2)),
-                beta3: T::of(beta3),
-                s_alpha: T::of((d / h.d0) * if h.safeguard_warmup { d } else { dlr }),
-                slice_p: h.slice_p,
-            }
+        .map(|h| Accumulate {
+            l2: T::of(if h.decouple { 0.0 } else { h.weight_decay }),
+            beta1: T::of(b1),
+            m_alpha: T::of(d * (1.0 - b1)),
+            beta2: T::of(b2),
+            v_value: T::of(d * d * (1.0 - b2)),
+            beta3: T::of(beta3),
+            s_alpha: T::of((d / h.d0) * if h.safeguard_warmup { d } else { dlr }),
+            slice_p: h.slice_p,
         })
         .collect();
     let elements: usize = tensors.iter().map(|(_, t)| t.param.len()).sum();
@@ -311,13 +311,13 @@ fn apply<T: Element>(
     map_jobs(elements, jobs, |(g, p)| with_const_bool!(beta1 > 0.0, M => apply_loop::<T, M>(&coefs[g], p)));
 }
 
-fn check_shapes<T>(h: &ProdigyHyper, t: &ProdigyTensor<'_, T>) {
+fn check_shapes<T>(h: &ProdigyHyper, beta1: f64, t: &ProdigyTensor<'_, T>) {
     let n = t.param.len();
     let sliced = n.div_ceil(h.slice_p);
     assert_eq!(t.grad.len(), n, "the gradient has {} elements, the parameter {n}", t.grad.len());
     assert_eq!(t.exp_avg_sq.len(), n, "exp_avg_sq has {} elements, the parameter {n}", t.exp_avg_sq.len());
     assert!(t.exp_avg.is_empty() || t.exp_avg.len() == n, "exp_avg has {} elements", t.exp_avg.len());
-    assert_eq!(h.betas.0 > 0.0, !t.exp_avg.is_empty() || n == 0, "exp_avg is kept exactly when β₁ > 0");
+    assert!(n == 0 || (beta1 > 0.0) != t.exp_avg.is_empty(), "exp_avg is kept exactly when β₁ > 0");
     assert_eq!(t.s.len(), sliced, "s has {} elements, the sliced parameter {sliced}", t.s.len());
     assert!(t.p0.len() == sliced || t.p0.len() == 1, "p0 has {} elements", t.p0.len());
 }
