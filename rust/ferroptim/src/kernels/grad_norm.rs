@@ -15,8 +15,7 @@ use crate::element::Element;
 use crate::exec::{map_jobs, CHUNK};
 use crate::kernels::simd_targets;
 
-/// Partial sums kept per chunk.
-const LANES: usize = 8;
+use crate::kernels::passes::LANES;
 
 /// The order of a norm.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,6 +41,8 @@ impl NormType {
     }
 
     /// The chunk's partial result: a sum of |x|^p terms, or a max / min of |x|.
+    /// Inlined into `partial_of`, so that it is compiled for each instruction set.
+    #[inline(always)]
     fn partial<T: Element>(self, x: &[T]) -> f64 {
         match self {
             NormType::P(2.0) => lanes(x, |v| v * v),

@@ -12,7 +12,8 @@
 use crate::element::Element;
 use crate::exec::{map_jobs, TensorSlices, CHUNK};
 
-/// Partial sums kept per chunk by [`lane_sums`].
+/// Partial sums kept per chunk by [`lane_sums`] (and the gradient norms): four
+/// AVX-512 vectors of float64, so that the additions do not wait on each other.
 pub(crate) const LANES: usize = 32;
 
 /// Runs `f(i, chunk)` over every tensor `i`, cut into chunks of [`CHUNK`] elements
