@@ -74,7 +74,10 @@ class Prodigy(ElementwiseOptimizer):
     def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
         """``s`` and ``p0`` are flat, every ``slice_p``-th element (``p0`` may be 0-d)."""
         if key in ("s", "p0"):
-            sp = next((g["slice_p"] for g in self.param_groups if any(q is param for q in g["params"])), 1)
+            sps = {g["slice_p"] for g in self.param_groups}
+            sp = sps.pop() if len(sps) == 1 else next(
+                (g["slice_p"] for g in self.param_groups if any(q is param for q in g["params"])), 1
+            )
             shape = () if key == "p0" and np.ndim(value) == 0 else (-(-param.data.size // sp),)
             return _loading.array(value, key, shape, param.data.dtype, where)
         return super()._load_state_value(param, key, value, where)
