@@ -21,6 +21,7 @@ use crate::element::Element;
 use crate::exec::TensorSlices;
 use crate::kernels::grad_norm::{norms, NormType};
 use crate::kernels::passes::over_chunks;
+use crate::kernels::sgd::Momentum;
 use crate::kernels::{check, not_below, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
@@ -96,8 +97,7 @@ pub(crate) fn lars_trust_ratio<T: Element>(h: &LarsHyper, w: T, g: T) -> T {
 #[derive(Clone, Copy)]
 struct Coef<T> {
     weight_decay: T,
-    momentum: T,
-    one_minus_dampening: T,
+    momentum: Momentum<T>,
     neg_lr: T,
 }
 
@@ -123,8 +123,7 @@ pub fn lars<T: Element>(h: &LarsHyper, tensors: &mut [TensorSlices<'_, T>], fres
     };
     let c = Coef {
         weight_decay: T::of(h.weight_decay),
-        momentum: T::of(h.momentum),
-        one_minus_dampening: T::of(1.0 - h.dampening),
+        momentum: Momentum::new(h.momentum, h.dampening),
         neg_lr: T::of(-h.lr),
     };
     with_const_bool!(h.adapts(), ADAPT => with_const_bool!(momentum, MOM => with_const_bool!(h.nesterov, NEST => {
@@ -149,9 +148,7 @@ fn lars_loop<T: Element, const ADAPT: bool, const MOMENTUM: bool, const NESTEROV
             g = c.weight_decay.mul_add(param[i], g) * ratio; // grad.add(p, alpha=wd).mul_(trust_ratio)
         }
         if MOMENTUM {
-            let bi = if fresh { g } else { c.one_minus_dampening.mul_add(g, b[i] * c.momentum) };
-            b[i] = bi;
-            g = if NESTEROV { c.momentum.mul_add(bi, g) } else { bi };
+            g = c.momentum.step::<NESTEROV>(g, &mut b[i], fresh); // torch's SGD momentum, as timm
         }
         param[i] = c.neg_lr.mul_add(g, param[i]);
     }

@@ -54,8 +54,7 @@ pub fn sgd<T: Element>(h: &SgdHyper, param: &mut [T], grad: &[T], momentum_buffe
     assert_eq!(grad.len(), n, "the gradient has {} elements, the parameter {n}", grad.len());
     let c = Coef {
         weight_decay: T::of(h.weight_decay),
-        momentum: T::of(h.momentum),
-        one_minus_dampening: T::of(1.0 - h.dampening),
+        momentum: Momentum::new(h.momentum, h.dampening),
         neg_lr: T::of(-h.lr),
     };
     with_const_bool!(h.maximize, MAX => with_const_bool!(h.weight_decay != 0.0, DECAY => {
@@ -74,9 +73,36 @@ pub fn sgd<T: Element>(h: &SgdHyper, param: &mut [T], grad: &[T], momentum_buffe
 #[derive(Clone, Copy)]
 struct Coef<T> {
     weight_decay: T,
+    momentum: Momentum<T>,
+    neg_lr: T,
+}
+
+/// torch's heavy-ball momentum for one element, shared with LARS:
+/// `b ← g` on the first step, else `momentum·b + (1 − dampening)·g` (one fused
+/// multiply-add, as torch 2.15's `add_`); the step direction is `g + momentum·b`
+/// with Nesterov, else `b`.
+#[derive(Clone, Copy)]
+pub(crate) struct Momentum<T> {
     momentum: T,
     one_minus_dampening: T,
-    neg_lr: T,
+}
+
+impl<T: Element> Momentum<T> {
+    pub(crate) fn new(momentum: f64, dampening: f64) -> Self {
+        Momentum { momentum: T::of(momentum), one_minus_dampening: T::of(1.0 - dampening) }
+    }
+
+    /// Updates `buf` with `g` and returns the step direction.
+    #[inline(always)]
+    pub(crate) fn step<const NESTEROV: bool>(&self, g: T, buf: &mut T, first: bool) -> T {
+        let b = if first { g } else { self.one_minus_dampening.mul_add(g, *buf * self.momentum) };
+        *buf = b;
+        if NESTEROV {
+            self.momentum.mul_add(b, g)
+        } else {
+            b
+        }
+    }
 }
 
 simd_targets! {
@@ -98,9 +124,7 @@ fn sgd_loop<
             g = c.weight_decay.mul_add(param[i], g);
         }
         if MOMENTUM {
-            let b = if FIRST { g } else { c.one_minus_dampening.mul_add(g, buf[i] * c.momentum) };
-            buf[i] = b;
-            g = if NESTEROV { c.momentum.mul_add(b, g) } else { b };
+            g = c.momentum.step::<NESTEROV>(g, &mut buf[i], FIRST);
         }
         param[i] = c.neg_lr.mul_add(g, param[i]);
     }
