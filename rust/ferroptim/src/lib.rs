@@ -34,6 +34,8 @@ pub use kernels::adan::{adan, AdanHyper};
 pub use kernels::ademamix::{ademamix, AdemamixHyper};
 pub use kernels::adopt::{adopt, AdoptHyper};
 pub use kernels::asgd::{AsgdHyper, AsgdStep};
+pub use kernels::blockwise::{Quantizer, BLOCK};
+pub use kernels::eight_bit::{eight_bit, EightBitHyper, EightBitRule, EightBitState, EightBitTensor, Quantized};
 pub use kernels::average::Average;
 pub use kernels::lamb::{lamb, lamb_clip, LambHyper};
 pub use kernels::lars::{lars, LarsHyper};

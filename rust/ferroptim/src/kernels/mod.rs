@@ -16,6 +16,8 @@ pub mod ademamix;
 pub mod adopt;
 pub mod asgd;
 pub mod average;
+pub mod blockwise;
+pub mod eight_bit;
 pub mod grad_norm;
 pub mod lamb;
 pub mod lars;

@@ -184,7 +184,7 @@ pub(crate) mod ops {
     }
 }
 
-fn assert_same_bits<T: Element>(what: &str, got: &[T], want: &[T]) {
+pub(crate) fn assert_same_bits<T: Element>(what: &str, got: &[T], want: &[T]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
         let (a, b) = (a.to_f64().unwrap(), b.to_f64().unwrap());
