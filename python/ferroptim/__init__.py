@@ -27,6 +27,7 @@ from .ademamix import AdEMAMix
 from .adopt import ADOPT
 from .asgd import ASGD
 from .checkpoint import CheckpointError, load, save
+from .eight_bit import Adagrad8bit, Adam8bit, AdamW8bit, AdEMAMix8bit, Lion8bit, RMSprop8bit, SGD8bit
 from .lamb import LAMB
 from .lars import LARS
 from .lbfgs import LBFGS
@@ -50,11 +51,15 @@ __all__ = [
     "ADOPT",
     "ASGD",
     "AdEMAMix",
+    "AdEMAMix8bit",
     "Adadelta",
     "Adafactor",
     "Adagrad",
+    "Adagrad8bit",
     "Adam",
+    "Adam8bit",
     "AdamW",
+    "AdamW8bit",
     "Adan",
     "Adamax",
     "CheckpointError",
@@ -62,6 +67,7 @@ __all__ = [
     "LARS",
     "LBFGS",
     "Lion",
+    "Lion8bit",
     "Muon",
     "NAdam",
     "Optimizer",
@@ -69,8 +75,10 @@ __all__ = [
     "Prodigy",
     "RAdam",
     "RMSprop",
+    "RMSprop8bit",
     "Rprop",
     "SGD",
+    "SGD8bit",
     "ScheduleFreeAdamW",
     "ScheduleFreeRAdam",
     "ScheduleFreeSGD",

@@ -34,10 +34,29 @@ impl Dtype {
         }
     }
 
+}
+
+/// The element types of state arrays: a parameter's float type, or the bytes of
+/// 8-bit optimizer state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Elem {
+    Float(Dtype),
+    U8,
+}
+
+impl From<Dtype> for Elem {
+    fn from(d: Dtype) -> Self {
+        Elem::Float(d)
+    }
+}
+
+impl Elem {
+
     fn descr(self, py: Python<'_>) -> Bound<'_, numpy::PyArrayDescr> {
         match self {
-            Dtype::F32 => numpy::dtype::<f32>(py),
-            Dtype::F64 => numpy::dtype::<f64>(py),
+            Elem::Float(Dtype::F32) => numpy::dtype::<f32>(py),
+            Elem::Float(Dtype::F64) => numpy::dtype::<f64>(py),
+            Elem::U8 => numpy::dtype::<u8>(py),
         }
     }
 }
@@ -49,6 +68,8 @@ pub(crate) struct Array<'a, 'py> {
     flags: c_int,
     /// float32/float64 in either byte order, else None.
     float: Option<Dtype>,
+    /// uint8
+    byte: bool,
     native: bool,
     kind: u8,
     itemsize: usize,
@@ -78,6 +99,7 @@ impl<'a, 'py> Array<'a, 'py> {
             data: fields.data.cast(),
             flags: fields.flags,
             float,
+            byte: num == NPY_TYPES::NPY_UBYTE as c_int,
             native: d.is_native_byteorder() != Some(false),
             kind: d.kind(),
             itemsize: d.itemsize(),
@@ -92,9 +114,17 @@ impl<'a, 'py> Array<'a, 'py> {
         self.obj.shape()
     }
 
-    /// Usable by a kernel in place: C-contiguous, aligned, native `dtype`.
-    fn direct(&self, dtype: Dtype) -> bool {
-        self.flag(NPY_ARRAY_C_CONTIGUOUS) && self.flag(NPY_ARRAY_ALIGNED) && self.native && self.float == Some(dtype)
+    /// Usable by a kernel in place: C-contiguous, aligned, native `elem`.
+    fn direct(&self, elem: impl Into<Elem>) -> bool {
+        self.flag(NPY_ARRAY_C_CONTIGUOUS) && self.flag(NPY_ARRAY_ALIGNED) && self.native && self.elem() == Some(elem.into())
+    }
+
+    fn elem(&self) -> Option<Elem> {
+        if self.byte {
+            Some(Elem::U8)
+        } else {
+            self.float.map(Elem::Float)
+        }
     }
 
     fn dtype_str(&self) -> String {
@@ -206,31 +236,34 @@ pub(crate) fn read_operand<'py>(
     Ok((grad_operand(a.into_any(), &shape, dtype, what)?, dtype))
 }
 
-/// A state buffer, which the step writes: an ndarray of the parameter's dtype and
-/// shape, writeable.
+/// A state buffer, which the step writes: an ndarray of `elem` (the parameter's dtype,
+/// or uint8 codes) and `shape`, writeable.
 pub(crate) fn buffer_operand<'py>(
     value: Bound<'py, PyAny>,
     shape: &[usize],
-    dtype: Dtype,
+    elem: impl Into<Elem>,
     what: &dyn Fn() -> String,
 ) -> PyResult<Operand<'py>> {
+    let elem = elem.into();
     let a = ndarray(value, what)?;
     let info = Array::read(&a);
-    if info.float != Some(dtype) {
-        return Err(PyTypeError::new_err(format!(
-            "{} has dtype {} but its parameter {}",
-            what(),
-            info.dtype_str(),
-            dtype.name()
-        )));
+    if info.elem() != Some(elem) {
+        return Err(PyTypeError::new_err(match elem {
+            Elem::Float(d) => format!("{} has dtype {} but its parameter {}", what(), info.dtype_str(), d.name()),
+            Elem::U8 => format!("{} has dtype {}, not uint8", what(), info.dtype_str()),
+        }));
     }
     check_shape(info.shape(), shape, what)?;
-    writeable_operand(&info, dtype, what)
+    writeable_operand(&info, elem, what)
 }
 
 /// An array the step writes: must be writeable; used in place when it can be, else
 /// through a scratch copy written back after the kernel.
-fn writeable_operand<'py>(info: &Array<'_, 'py>, dtype: Dtype, what: &dyn Fn() -> String) -> PyResult<Operand<'py>> {
+fn writeable_operand<'py>(
+    info: &Array<'_, 'py>,
+    dtype: impl Into<Elem> + Copy,
+    what: &dyn Fn() -> String,
+) -> PyResult<Operand<'py>> {
     if !info.flag(NPY_ARRAY_WRITEABLE) {
         return Err(PyValueError::new_err(format!("{}: the array is read-only", what())));
     }
@@ -299,9 +332,9 @@ fn shape_str(shape: &[usize]) -> String {
 }
 
 /// `np.array(a, dtype=dtype, order="C")`: a fresh, aligned, native copy.
-fn contiguous_copy<'py>(a: &Bound<'py, PyAny>, dtype: Dtype) -> PyResult<Bound<'py, PyUntypedArray>> {
+fn contiguous_copy<'py>(a: &Bound<'py, PyAny>, dtype: impl Into<Elem>) -> PyResult<Bound<'py, PyUntypedArray>> {
     let py = a.py();
-    let kwargs = [("dtype", dtype.descr(py).into_any()), ("order", "C".into_pyobject(py)?.into_any())];
+    let kwargs = [("dtype", dtype.into().descr(py).into_any()), ("order", "C".into_pyobject(py)?.into_any())];
     let copy = numpy_module(py)?.call_method("array", (a,), Some(&kwargs.into_py_dict(py)?))?;
     Ok(copy.cast_into::<PyUntypedArray>()?)
 }
@@ -313,18 +346,27 @@ pub(crate) fn copy_back(original: &Bound<'_, PyUntypedArray>, scratch: &Bound<'_
 }
 
 /// A new C-contiguous array of zeros.
-pub(crate) fn zeros<'py>(py: Python<'py>, shape: &[usize], dtype: Dtype) -> PyResult<Bound<'py, PyUntypedArray>> {
+pub(crate) fn zeros<'py>(
+    py: Python<'py>,
+    shape: &[usize],
+    dtype: impl Into<Elem>,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
     let mut dims: Vec<npyffi::npy_intp> = shape.iter().map(|&d| d as npyffi::npy_intp).collect();
     // SAFETY: `dims` holds `shape.len()` dimensions; PyArray_Zeros steals the descr
     // reference `into_dtype_ptr` hands over and returns a new reference or NULL.
     let ptr = unsafe {
-        PY_ARRAY_API.PyArray_Zeros(py, dims.len() as c_int, dims.as_mut_ptr(), dtype.descr(py).into_dtype_ptr(), 0)
+        PY_ARRAY_API.PyArray_Zeros(py, dims.len() as c_int, dims.as_mut_ptr(), dtype.into().descr(py).into_dtype_ptr(), 0)
     };
     if ptr.is_null() {
         return Err(PyErr::fetch(py));
     }
     // SAFETY: a non-NULL result of PyArray_Zeros is a new reference to an ndarray.
     Ok(unsafe { Bound::from_owned_ptr(py, ptr).cast_into_unchecked() })
+}
+
+/// Whether `value` is an ndarray of uint8 (8-bit optimizer state).
+pub(crate) fn is_uint8(value: &Bound<'_, PyAny>) -> bool {
+    value.cast::<PyUntypedArray>().is_ok_and(|a| Array::read(a).byte)
 }
 
 /// A scalar state value kept as a 0-d float64 array (as torch keeps `step` as a 0-d

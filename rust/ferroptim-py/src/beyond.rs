@@ -13,7 +13,7 @@ use ferroptim::kernels::grad_norm::{norms, NormType};
 use ferroptim::{
     adan, ademamix, adopt, lamb, lamb_clip, lars, lion, prodigy, schedule_free, AdanHyper, AdemamixHyper, AdoptHyper,
     Element, LambHyper, LarsHyper, LionHyper, ProdigyGlobal, ProdigyHyper, ProdigyTensor, ScheduleFreeGroup,
-    ScheduleFreeHyper, ScheduleFreeKind, ScheduleFreeStep, TensorSlices,
+    ScheduleFreeHyper, ScheduleFreeKind, ScheduleFreeStep, TensorSlices, MAX_BUFFERS,
 };
 use numpy::{PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -27,7 +27,7 @@ use crate::step::{step, Entry, Init, Layout, StateKeys, KERNEL_LOCK};
 
 impl<'py> Group<'_, 'py> {
     /// A real number or None.
-    fn optional(&self, key: &str) -> PyResult<Option<f64>> {
+    pub(crate) fn optional(&self, key: &str) -> PyResult<Option<f64>> {
         if self.item(key)?.is_none() {
             Ok(None)
         } else {
@@ -36,7 +36,7 @@ impl<'py> Group<'_, 'py> {
     }
 
     /// A triple of real numbers, such as Adan's `betas`.
-    fn triple(&self, key: &str) -> PyResult<(f64, f64, f64)> {
+    pub(crate) fn triple(&self, key: &str) -> PyResult<(f64, f64, f64)> {
         let v = self.item(key)?;
         v.extract::<(f64, f64, f64)>().map_err(|_| {
             PyTypeError::new_err(format!(
@@ -114,7 +114,7 @@ unsafe fn slices<'a, T: Element>(entries: &'a [&mut Entry]) -> Vec<TensorSlices<
         .iter()
         .map(|e| {
             let grad: &'a [T] = mk(e.grad, e.len);
-            TensorSlices::new(mk(e.param, e.len), grad, (0..e.buffers.len()).map(|k| mk(e.buffers[k], e.lens[k])))
+            TensorSlices::new(mk(e.param, e.len), grad, (0..MAX_BUFFERS).map(|k| mk(e.buffers[k], e.lens[k])))
         })
         .collect()
 }

@@ -8,6 +8,7 @@ mod adafactor;
 mod arrays;
 mod average;
 mod beyond;
+mod eight_bit;
 mod grad_utils;
 mod held;
 mod hyper;
@@ -117,6 +118,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ] {
         m.add_function(f)?;
     }
+    m.add_function(wrap_pyfunction!(eight_bit::eight_bit_step, m)?)?;
     m.add_function(wrap_pyfunction!(average::average_, m)?)?;
     m.add_function(wrap_pyfunction!(grad_utils::grad_norms, m)?)?;
     m.add_function(wrap_pyfunction!(grad_utils::grad_scale_, m)?)?;

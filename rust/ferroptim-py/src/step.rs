@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::arrays::{
-    buffer_operand, grad_operand, param_operand, scalar_array, scalar_slot, type_name, zeros, Dtype, Operand,
+    buffer_operand, grad_operand, param_operand, scalar_array, scalar_slot, type_name, zeros, Dtype, Elem, Operand,
 };
 use crate::held::{Held, Work};
 use crate::hyper::Group;
@@ -48,6 +48,32 @@ pub(crate) trait Layout {
     fn init(&self, _k: usize) -> Init {
         Init::Zeros
     }
+    /// Buffer slot `k` of a parameter of `shape` and `dtype`: None if this parameter
+    /// does not use it. `found`: the array the state holds for it, `first` the one
+    /// for slot 0 (a layout may differ between parameters by their first buffer: the
+    /// 8-bit optimizers keep float32 state for small parameters). By default the
+    /// configuration's slots, of the parameter's dtype, written. `what` names the
+    /// parameter in errors.
+    fn slot(
+        &self,
+        k: usize,
+        shape: &[usize],
+        dtype: Dtype,
+        found: Option<&Bound<'_, PyAny>>,
+        _first: Option<&Bound<'_, PyAny>>,
+        _what: &dyn Fn() -> String,
+    ) -> PyResult<Option<Slot>> {
+        Ok(Some(Slot { shape: self.buffer_shape(k, shape, found), elem: dtype.into(), init: self.init(k), write: true }))
+    }
+}
+
+/// How one parameter keeps one buffer slot.
+pub(crate) struct Slot {
+    pub(crate) shape: Vec<usize>,
+    pub(crate) elem: Elem,
+    pub(crate) init: Init,
+    /// Whether the kernels write it (else it is only read, and may be shared).
+    pub(crate) write: bool,
 }
 
 /// How a new state buffer starts.
@@ -60,6 +86,11 @@ pub(crate) enum Init {
     /// parameter is all zeros (Prodigy's `p0`).
     ParamSliced {
         step: usize,
+    },
+    /// bitsandbytes' dynamic quantization map (float32, 256 entries), signed or not;
+    /// one array shared by the parameters whose state a step creates.
+    DynamicMap {
+        signed: bool,
     },
 }
 
@@ -113,6 +144,11 @@ impl<'py> StateKeys<'py> {
 
 pub(crate) const NONE: u32 = u32::MAX;
 
+/// The most buffer slots a parameter's state has: the elementwise kernels' buffers,
+/// or the 8-bit optimizers' state1, state2, absmax1, absmax2, qmap1, qmap2.
+pub(crate) const SLOTS: usize = 6;
+const _: () = assert!(SLOTS >= MAX_BUFFERS && 2 + SLOTS <= 8, "slot labels are entry × 8 + role");
+
 /// One parameter with a gradient, ready for its kernel.
 pub(crate) struct Entry {
     pub(crate) group: u32,
@@ -122,9 +158,10 @@ pub(crate) struct Entry {
     pub(crate) len: usize,
     pub(crate) param: *mut u8,
     pub(crate) grad: *mut u8,
-    pub(crate) buffers: [*mut u8; MAX_BUFFERS],
-    /// Each buffer's element count (the parameter's, but for Prodigy's sliced arrays).
-    pub(crate) lens: [usize; MAX_BUFFERS],
+    pub(crate) buffers: [*mut u8; SLOTS],
+    /// Each buffer's element count (the parameter's, but for Prodigy's sliced arrays
+    /// and the 8-bit state's absmax and maps).
+    pub(crate) lens: [usize; SLOTS],
     pub(crate) scalars: [f64; MAX_SCALARS],
     /// Where each scalar is written back in place; null: stored as a new 0-d array.
     pub(crate) homes: [*mut f64; MAX_SCALARS],
@@ -144,8 +181,8 @@ impl Entry {
             len,
             param,
             grad,
-            buffers: [std::ptr::null_mut(); MAX_BUFFERS],
-            lens: [len; MAX_BUFFERS],
+            buffers: [std::ptr::null_mut(); SLOTS],
+            lens: [len; SLOTS],
             scalars: [0.0; MAX_SCALARS],
             homes: [std::ptr::null_mut(); MAX_SCALARS],
             target: NONE,
@@ -161,7 +198,7 @@ struct Target<'py> {
     /// The parameter has no hash (a mygrad tensor, a `@dataclass`): its state goes
     /// through the state mapping's own methods (`ParamState` keys it by identity).
     by_identity: bool,
-    new_buffers: [Option<Bound<'py, PyUntypedArray>>; MAX_BUFFERS],
+    new_buffers: [Option<Bound<'py, PyUntypedArray>>; SLOTS],
 }
 
 /// What a label in the overlap check stands for: entry index × 8 + role, the role
@@ -209,6 +246,8 @@ struct Plan<'py, K> {
     kernels: Vec<K>,
     targets: Vec<Target<'py>>,
     s: Lease,
+    /// The dynamic maps this step created (signed, unsigned), shared by new states.
+    maps: [Option<Bound<'py, PyUntypedArray>>; 2],
 }
 
 /// `param_groups[g]['params'][i]`, with its name when the group has `param_names`.
@@ -262,7 +301,7 @@ pub(crate) fn step<'py, K: Layout>(
             return Err(PyValueError::new_err(format!("{} gradients given for {n} parameters", grads.len())));
         }
     }
-    let mut plan = Plan { kernels, targets: Vec::new(), s: Lease::take() };
+    let mut plan = Plan { kernels, targets: Vec::new(), s: Lease::take(), maps: [None, None] };
     let mut flat = 0;
     for (g, (dict, list)) in dicts.iter().zip(&lists).enumerate() {
         for (i, p) in list.iter().enumerate() {
@@ -334,14 +373,14 @@ impl<'py, K: Layout> Plan<'py, K> {
             len: array.len(),
             param: self.hold(param, true, who(e, 0)),
             grad: self.hold(grad, false, who(e, 1)),
-            buffers: [std::ptr::null_mut(); MAX_BUFFERS],
-            lens: [array.len(); MAX_BUFFERS],
+            buffers: [std::ptr::null_mut(); SLOTS],
+            lens: [array.len(); SLOTS],
             scalars: [0.0; MAX_SCALARS],
             homes: [std::ptr::null_mut(); MAX_SCALARS],
             target: NONE,
         };
         let kernel = &self.kernels[g];
-        let uses: [bool; MAX_BUFFERS] = std::array::from_fn(|k| kernel.uses_buffer(k));
+        let uses: [bool; SLOTS] = std::array::from_fn(|k| kernel.uses_buffer(k));
         if uses.contains(&true) || K::SCALARS > 0 {
             self.gather_state(py, state, keys, g, &p, shape, uses, &mut entry, &what)?;
         }
@@ -359,7 +398,7 @@ impl<'py, K: Layout> Plan<'py, K> {
         g: usize,
         p: &Bound<'py, PyAny>,
         shape: &[usize],
-        uses: [bool; MAX_BUFFERS],
+        uses: [bool; SLOTS],
         entry: &mut Entry,
         what: &dyn Fn() -> String,
     ) -> PyResult<()> {
@@ -404,29 +443,51 @@ impl<'py, K: Layout> Plan<'py, K> {
                 },
             }
         }
-        let mut new_buffers: [Option<Bound<'py, PyUntypedArray>>; MAX_BUFFERS] = Default::default();
+        let mut new_buffers: [Option<Bound<'py, PyUntypedArray>>; SLOTS] = Default::default();
         let e = self.s.0.entries.len();
-        for (k, key) in keys.buffers.iter().enumerate().take(MAX_BUFFERS) {
+        let mut first = None;
+        for (k, key) in keys.buffers.iter().enumerate().take(SLOTS) {
             if !uses[k] {
                 continue; // a slot this configuration leaves empty
             }
+            let found = dict.get_item(key)?;
             let kernel = &self.kernels[g];
-            entry.buffers[k] = match dict.get_item(key)? {
+            let Some(slot) = kernel.slot(k, shape, entry.dtype, found.as_ref(), first.as_ref(), what)? else {
+                continue; // a slot this parameter leaves empty
+            };
+            if k == 0 {
+                first = found.clone();
+            }
+            entry.buffers[k] = match found {
                 None => {
-                    let want = kernel.buffer_shape(k, shape, None);
-                    // SAFETY: `entry.param` was held by `gather` above: checked dtype and length.
-                    let z = unsafe { new_buffer(py, kernel.init(k), &want, entry)? };
+                    let z = match (slot.init, &self.maps) {
+                        (Init::DynamicMap { signed }, maps) if maps[usize::from(!signed)].is_some() => {
+                            maps[usize::from(!signed)].clone().unwrap()
+                        }
+                        _ => {
+                            // SAFETY: `entry.param` was held by `gather` above: checked dtype and length.
+                            let z = unsafe { new_buffer(py, slot.init, &slot.shape, slot.elem, entry)? };
+                            if let Init::DynamicMap { signed } = slot.init {
+                                self.maps[usize::from(!signed)] = Some(z.clone());
+                            }
+                            z
+                        }
+                    };
                     entry.lens[k] = z.len();
                     new_buffers[k] = Some(z.clone());
                     entry.fresh |= k == 0;
                     needs_target = true;
-                    self.hold(Operand::fresh(z), true, who(e, 2 + k))
+                    self.hold(Operand::fresh(z), slot.write, who(e, 2 + k))
                 }
                 Some(v) => {
-                    let want = kernel.buffer_shape(k, shape, Some(&v));
-                    let op = buffer_operand(v, &want, entry.dtype, &|| entry_what(key))?;
+                    let op = if slot.write {
+                        buffer_operand(v, &slot.shape, slot.elem, &|| entry_what(key))?
+                    } else {
+                        let Elem::Float(dtype) = slot.elem else { unreachable!("read-only slots are float") };
+                        grad_operand(v, &slot.shape, dtype, &|| entry_what(key))?
+                    };
                     entry.lens[k] = op.array.len();
-                    self.hold(op, true, who(e, 2 + k))
+                    self.hold(op, slot.write, who(e, 2 + k))
                 }
             };
         }
@@ -482,6 +543,7 @@ unsafe fn new_buffer<'py>(
     py: Python<'py>,
     init: Init,
     shape: &[usize],
+    elem: Elem,
     entry: &Entry,
 ) -> PyResult<Bound<'py, PyUntypedArray>> {
     /// # Safety
@@ -493,14 +555,22 @@ unsafe fn new_buffer<'py>(
             (std::slice::from_raw_parts(param.cast::<T>(), n), std::slice::from_raw_parts_mut(out.cast::<T>(), m))
         };
         match init {
-            Init::Zeros => {}
+            Init::Zeros | Init::DynamicMap { .. } => {}
             Init::Param => o.copy_from_slice(p),
             Init::ParamSliced { step } => o.iter_mut().zip(p.iter().step_by(step)).for_each(|(a, &b)| *a = b),
         }
     }
+    if let Init::DynamicMap { signed } = init {
+        let map = if signed { &ferroptim::kernels::blockwise::SIGNED } else { &ferroptim::kernels::blockwise::UNSIGNED };
+        let z = zeros(py, &[map.len()], Dtype::F32)?;
+        let out = Operand::fresh(z.clone()).ptr;
+        // SAFETY: a fresh C-contiguous float32 array of 256 elements nobody else sees.
+        unsafe { std::slice::from_raw_parts_mut(out.cast::<f32>(), map.len()) }.copy_from_slice(map);
+        return Ok(z);
+    }
     // SAFETY: this function's contract.
     let all_zero = matches!(init, Init::ParamSliced { .. }) && !unsafe { any_nonzero(entry) };
-    let z = zeros(py, if all_zero { &[] } else { shape }, entry.dtype)?;
+    let z = zeros(py, if all_zero { &[] } else { shape }, elem)?;
     if init != Init::Zeros && !all_zero && entry.len > 0 {
         let out = Operand::fresh(z.clone()).ptr;
         // SAFETY: the parameter's elements (this function's contract) and the fresh
