@@ -40,6 +40,14 @@ CONFIGS: List[Tuple[str, Callable[..., fo.Optimizer], Dict[str, Any]]] = [
     ("ScheduleFreeSGD", lambda params, **kw: training(fo.ScheduleFreeSGD(params, **kw)), dict(lr=0.1)),
     ("ScheduleFreeRAdam", lambda params, **kw: training(fo.ScheduleFreeRAdam(params, **kw)), dict(lr=0.01)),
     ("Prodigy", fo.Prodigy, dict(weight_decay=0.1)),
+    # bitsandbytes' 8-bit optimizers (min_8bit_size=1: the small test parameters get 8-bit state)
+    ("Adam8bit", fo.Adam8bit, dict(lr=0.01, weight_decay=0.1, min_8bit_size=1)),
+    ("AdamW8bit-float32-state", fo.AdamW8bit, dict(lr=0.01)),
+    ("Lion8bit", fo.Lion8bit, dict(lr=0.01, weight_decay=0.1, min_8bit_size=1)),
+    ("SGD8bit", fo.SGD8bit, dict(lr=0.1, momentum=0.9, weight_decay=0.01, min_8bit_size=1)),
+    ("RMSprop8bit", fo.RMSprop8bit, dict(weight_decay=0.1, min_8bit_size=1)),
+    ("Adagrad8bit", fo.Adagrad8bit, dict(min_8bit_size=1)),
+    ("AdEMAMix8bit", fo.AdEMAMix8bit, dict(lr=0.01, t_alpha=5, t_beta3=5, min_8bit_size=1)),
 ]
 CONFIG_IDS = [c[0] for c in CONFIGS]
 

@@ -25,7 +25,8 @@ class EightBitOptimizer(ElementwiseOptimizer):
     float32, one per block of 256 elements; ``qmap1`` / ``qmap2``: the 256-entry
     dynamic maps (signed / unsigned) the codes index. A parameter with fewer than
     ``min_8bit_size`` elements keeps float32 ``state1`` / ``state2`` instead, as
-    bitsandbytes does. Parameters must be float32.
+    bitsandbytes does. The update runs in float32: a float64 parameter is rounded to
+    float32, updated and widened back, as bitsandbytes computes it.
     """
 
     _scalar_state = ("step",)

@@ -9,7 +9,7 @@
 //! Which of the two a parameter has is decided by its `state1` once it exists.
 
 use ferroptim::kernels::blockwise::{blocks, MAP_SIZE};
-use ferroptim::{eight_bit, EightBitHyper, EightBitRule, EightBitState, EightBitTensor, Quantized, Quantizer};
+use ferroptim::{eight_bit, Element, EightBitHyper, EightBitRule, EightBitState, EightBitTensor, Quantized, Quantizer};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -67,18 +67,11 @@ impl Layout for EightBit {
         &self,
         k: usize,
         shape: &[usize],
-        dtype: Dtype,
+        _dtype: Dtype,
         found: Option<&Bound<'_, PyAny>>,
         first: Option<&Bound<'_, PyAny>>,
         what: &dyn Fn() -> String,
     ) -> PyResult<Option<Slot>> {
-        if dtype != Dtype::F32 {
-            return Err(PyTypeError::new_err(format!(
-                "{}: the 8-bit optimizers take float32 parameters (bitsandbytes' CPU path), got {}",
-                what(),
-                dtype.name()
-            )));
-        }
         let n: usize = shape.iter().product();
         let state1 = if k == 0 { found } else { first };
         let blockwise = match state1 {
@@ -95,6 +88,13 @@ impl Layout for EightBit {
                 inner.to_vec()
             }
         };
+        if !blockwise && k >= 2 && found.is_some() {
+            return Err(PyTypeError::new_err(format!(
+                "optimizer.state[{}]['state1'] has dtype float32 next to 8-bit absmax and qmap entries: \
+                 8-bit state1 has dtype uint8 (float32 state has no absmax or qmap)",
+                what()
+            )));
+        }
         let elem = if blockwise { Elem::U8 } else { Elem::Float(Dtype::F32) };
         let f32 = Elem::Float(Dtype::F32);
         let written = |shape: Vec<usize>, elem: Elem| Some(Slot { shape, elem, init: Init::Zeros, write: true });
@@ -149,15 +149,21 @@ pub(crate) fn eight_bit_step<'py>(
             let entries = work.into_inner();
             let _exclusive = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
             for (g, k) in kernels.iter().enumerate() {
-                run_group(&k.h, entries.iter_mut().filter(|e| e.group as usize == g));
+                for dtype in [Dtype::F32, Dtype::F64] {
+                    let of_group = entries.iter_mut().filter(|e| e.group as usize == g && e.dtype == dtype);
+                    match dtype {
+                        Dtype::F32 => run_group::<f32>(&k.h, of_group),
+                        Dtype::F64 => run_group::<f64>(&k.h, of_group),
+                    }
+                }
             }
         })
     })?;
     Ok(())
 }
 
-/// Advances the step counts of one group's entries and runs its kernel.
-fn run_group<'a>(h: &EightBitHyper, entries: impl Iterator<Item = &'a mut Entry>) {
+/// Advances the step counts of one group's entries of element type `P` and runs its kernel.
+fn run_group<'a, P: Element>(h: &EightBitHyper, entries: impl Iterator<Item = &'a mut Entry>) {
     let entries: Vec<&mut Entry> = entries.collect();
     let quantizers: Vec<[Option<std::sync::Arc<Quantizer>>; 2]> = entries
         .iter()
@@ -173,7 +179,7 @@ fn run_group<'a>(h: &EightBitHyper, entries: impl Iterator<Item = &'a mut Entry>
             e.scalars[0] += 1.0;
             // SAFETY: the entry comes from `step::step`: its pointers point into held,
             // checked, non-overlapping arrays of the slot's type and `lens[k]` elements.
-            unsafe { tensor(e, q) }
+            unsafe { tensor::<P>(e, q) }
         })
         .collect();
     eight_bit(h, tensors);
@@ -194,8 +200,12 @@ unsafe fn map_at<'a>(ptr: *mut u8, len: usize) -> Option<&'a [f32; MAP_SIZE]> {
 /// One entry as a kernel tensor.
 ///
 /// # Safety
-/// As in [`run_group`]; `q` holds the entry's quantizers when its state is 8-bit.
-unsafe fn tensor<'a>(e: &'a mut Entry, q: &'a [Option<std::sync::Arc<Quantizer>>; 2]) -> EightBitTensor<'a> {
+/// As in [`run_group`], the parameter of type `P`; `q` holds the entry's quantizers
+/// when its state is 8-bit.
+unsafe fn tensor<'a, P: Element>(
+    e: &'a mut Entry,
+    q: &'a [Option<std::sync::Arc<Quantizer>>; 2],
+) -> EightBitTensor<'a, P> {
     /// # Safety
     /// `ptr` is null or points to `len` values of T, exclusively for `'a`.
     unsafe fn mk<'a, T>(ptr: *mut u8, len: usize) -> &'a mut [T] {
@@ -221,6 +231,6 @@ unsafe fn tensor<'a>(e: &'a mut Entry, q: &'a [Option<std::sync::Arc<Quantizer>>
                 state2: if b[1].is_null() { None } else { quantized(1, 1, 3) },
             }
         };
-        EightBitTensor { param: mk(e.param, e.len), grad: mk::<f32>(e.grad, e.len), step: e.scalars[0], state }
+        EightBitTensor { param: mk(e.param, e.len), grad: mk::<P>(e.grad, e.len), step: e.scalars[0], state }
     }
 }

@@ -10,6 +10,12 @@ pub trait Element: Float + Default + Send + Sync + std::fmt::Debug + 'static {
     /// Rounds an `f64` hyperparameter (or step-dependent constant) to this type.
     fn of(x: f64) -> Self;
 
+    /// Rounds to `f32` (torch's `.float()`).
+    fn narrow(self) -> f32;
+
+    /// An `f32` in this type (exact).
+    fn widen(x: f32) -> Self;
+
     /// `torch.maximum`: the larger of the two, NaN if either is NaN.
     #[inline(always)]
     fn nan_max(self, other: Self) -> Self {
@@ -26,12 +32,28 @@ impl Element for f32 {
     fn of(x: f64) -> f32 {
         x as f32
     }
+    #[inline(always)]
+    fn narrow(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    fn widen(x: f32) -> f32 {
+        x
+    }
 }
 
 impl Element for f64 {
     #[inline(always)]
     fn of(x: f64) -> f64 {
         x
+    }
+    #[inline(always)]
+    fn narrow(self) -> f32 {
+        self as f32
+    }
+    #[inline(always)]
+    fn widen(x: f32) -> f64 {
+        x as f64
     }
 }
 

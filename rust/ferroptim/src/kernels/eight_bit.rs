@@ -19,10 +19,15 @@
 //! Adagrad:                     g ← g + wd·θ;  s ← s + g²;  θ ← θ − lr·g / (√s + ε)
 //! ```
 //!
+//! The update runs in float32 whatever the parameter's type: a float64 parameter and
+//! its gradient are rounded to float32 first and the result widened back, as
+//! bitsandbytes computes `p.float()` and copies the result into `p`.
+//!
 //! Parameters smaller than `min_8bit_size` keep float32 state ([`EightBitState::Full`])
 //! and take bitsandbytes' 32-bit CPU update, which writes some of these formulas in
 //! another order (Adam: `θ ← θ − (lr·c₂/c₁)·m / (√v + ε·c₂)`); both are reproduced.
 
+use crate::element::Element;
 use crate::exec::{map_jobs, CHUNK};
 use crate::kernels::blockwise::{blocks, Quantizer, BLOCK};
 use crate::kernels::passes::sign;
@@ -178,10 +183,11 @@ pub enum EightBitState<'a> {
     Full { state1: &'a mut [f32], state2: &'a mut [f32] },
 }
 
-/// One parameter: its slices, its state and its step count after this step.
-pub struct EightBitTensor<'a> {
-    pub param: &'a mut [f32],
-    pub grad: &'a [f32],
+/// One parameter (float32, or float64 updated in float32): its slices, its state and
+/// its step count after this step.
+pub struct EightBitTensor<'a, P> {
+    pub param: &'a mut [P],
+    pub grad: &'a [P],
     pub step: f64,
     pub state: EightBitState<'a>,
 }
@@ -193,7 +199,7 @@ pub struct EightBitTensor<'a> {
 /// If a tensor's slices do not fit its parameter's length (codes and float32 state:
 /// `n`, or `2n` for AdEMAMix's state1; absmax: one per block), or `state2` is
 /// missing for a 2-state rule.
-pub fn eight_bit(h: &EightBitHyper, tensors: Vec<EightBitTensor<'_>>) {
+pub fn eight_bit<P: Element>(h: &EightBitHyper, tensors: Vec<EightBitTensor<'_, P>>) {
     let elements: usize = tensors.iter().map(|t| t.param.len()).sum();
     let mut jobs = Vec::with_capacity(tensors.len() + elements / CHUNK);
     for t in tensors {
@@ -212,9 +218,9 @@ pub fn eight_bit(h: &EightBitHyper, tensors: Vec<EightBitTensor<'_>>) {
 const SLOTS: usize = 3;
 
 /// A tensor (or a chunk of it) with its moments apart.
-struct Piece<'a> {
-    param: &'a mut [f32],
-    grad: &'a [f32],
+struct Piece<'a, P> {
+    param: &'a mut [P],
+    grad: &'a [P],
     step: f64,
     moments: Moments<'a>,
 }
@@ -224,8 +230,8 @@ enum Moments<'a> {
     Full([&'a mut [f32]; SLOTS]),
 }
 
-impl<'a> Piece<'a> {
-    fn of(rule: EightBitRule, t: EightBitTensor<'a>) -> Self {
+impl<'a, P: Element> Piece<'a, P> {
+    fn of(rule: EightBitRule, t: EightBitTensor<'a, P>) -> Self {
         let n = t.param.len();
         assert_eq!(t.grad.len(), n, "the gradient has {} elements, the parameter {n}", t.grad.len());
         let two = rule.states() == 2;
@@ -299,20 +305,20 @@ impl<'a> Piece<'a> {
     fn run(self, h: &EightBitHyper) {
         let c = h.at_step(self.step);
         macro_rules! dispatch {
-            ($f:ident, $($args:expr),*) => {
+            ($f:ident, $P:ty, $($args:expr),*) => {
                 match h.rule {
-                    EightBitRule::Adam => $f::<{ EightBitRule::Adam as u8 }>($($args),*),
-                    EightBitRule::Ademamix => $f::<{ EightBitRule::Ademamix as u8 }>($($args),*),
-                    EightBitRule::Momentum => $f::<{ EightBitRule::Momentum as u8 }>($($args),*),
-                    EightBitRule::Lion => $f::<{ EightBitRule::Lion as u8 }>($($args),*),
-                    EightBitRule::Rmsprop => $f::<{ EightBitRule::Rmsprop as u8 }>($($args),*),
-                    EightBitRule::Adagrad => $f::<{ EightBitRule::Adagrad as u8 }>($($args),*),
+                    EightBitRule::Adam => $f::<$P, { EightBitRule::Adam as u8 }>($($args),*),
+                    EightBitRule::Ademamix => $f::<$P, { EightBitRule::Ademamix as u8 }>($($args),*),
+                    EightBitRule::Momentum => $f::<$P, { EightBitRule::Momentum as u8 }>($($args),*),
+                    EightBitRule::Lion => $f::<$P, { EightBitRule::Lion as u8 }>($($args),*),
+                    EightBitRule::Rmsprop => $f::<$P, { EightBitRule::Rmsprop as u8 }>($($args),*),
+                    EightBitRule::Adagrad => $f::<$P, { EightBitRule::Adagrad as u8 }>($($args),*),
                 }
             };
         }
         match self.moments {
-            Moments::Blockwise(slots) => dispatch!(blockwise_loop, &c, self.param, self.grad, slots),
-            Moments::Full([a, b, v]) => dispatch!(full_loop, &c, self.param, self.grad, a, b, v),
+            Moments::Blockwise(slots) => dispatch!(blockwise_loop, P, &c, self.param, self.grad, slots),
+            Moments::Full([a, b, v]) => dispatch!(full_loop, P, &c, self.param, self.grad, a, b, v),
         }
     }
 }
@@ -414,7 +420,7 @@ const fn uses(r: u8, k: usize) -> bool {
 }
 
 simd_targets! {
-fn blockwise_loop<const R: u8>(c: &Coef, param: &mut [f32], grad: &[f32], mut slots: [Option<Quantized<'_>>; SLOTS]) {
+fn blockwise_loop<P: Element, const R: u8>(c: &Coef, param: &mut [P], grad: &[P], mut slots: [Option<Quantized<'_>>; SLOTS]) {
     let mut values = [[0.0f32; BLOCK]; SLOTS];
     for (b, start) in (0..param.len()).step_by(BLOCK).enumerate() {
         let end = (start + BLOCK).min(param.len());
@@ -427,7 +433,7 @@ fn blockwise_loop<const R: u8>(c: &Coef, param: &mut [f32], grad: &[f32], mut sl
         let (p, g) = (&mut param[start..end], &grad[start..end]);
         for i in 0..len {
             let mut s = [values[0][i], values[1][i], values[2][i]];
-            p[i] = element::<R, true>(c, p[i], g[i], &mut s);
+            p[i] = P::widen(element::<R, true>(c, p[i].narrow(), g[i].narrow(), &mut s));
             for k in 0..SLOTS {
                 if uses(R, k) {
                     values[k][i] = s[k];
@@ -444,7 +450,7 @@ fn blockwise_loop<const R: u8>(c: &Coef, param: &mut [f32], grad: &[f32], mut sl
 }
 
 simd_targets! {
-fn full_loop<const R: u8>(c: &Coef, param: &mut [f32], grad: &[f32], m: &mut [f32], m2: &mut [f32], v: &mut [f32]) {
+fn full_loop<P: Element, const R: u8>(c: &Coef, param: &mut [P], grad: &[P], m: &mut [f32], m2: &mut [f32], v: &mut [f32]) {
     let n = param.len();
     let grad = &grad[..n];
     let m = &mut m[..n];
@@ -452,7 +458,7 @@ fn full_loop<const R: u8>(c: &Coef, param: &mut [f32], grad: &[f32], m: &mut [f3
     let v = if uses(R, 2) { &mut v[..n] } else { v };
     for i in 0..n {
         let mut s = [m[i], if uses(R, 1) { m2[i] } else { 0.0 }, if uses(R, 2) { v[i] } else { 0.0 }];
-        param[i] = element::<R, false>(c, param[i], grad[i], &mut s);
+        param[i] = P::widen(element::<R, false>(c, param[i].narrow(), grad[i].narrow(), &mut s));
         m[i] = s[0];
         if uses(R, 1) {
             m2[i] = s[1];
