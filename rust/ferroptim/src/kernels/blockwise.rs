@@ -182,28 +182,41 @@ impl Quantizer {
     #[inline(always)]
     pub fn quantize(&self, values: &[f32], codes: &mut [u8]) -> f32 {
         let values = &values[..codes.len()];
-        let mut absmax = 0.0f32;
-        for &v in values {
-            absmax = absmax.max(v.abs());
+        // The largest magnitude, in lanes (a maximum does not depend on the order;
+        // NaN is passed over, as bitsandbytes' `std::max` passes it over).
+        let mut lanes = [0.0f32; 16];
+        let mut chunks = values.chunks_exact(16);
+        for c in &mut chunks {
+            for (l, &v) in lanes.iter_mut().zip(c) {
+                *l = l.max(v.abs());
+            }
         }
+        let mut absmax = chunks.remainder().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        absmax = lanes.iter().fold(absmax, |m, &l| m.max(l));
         if absmax == 0.0 {
             codes.fill(0);
             return absmax;
         }
         let inv = 1.0 / absmax;
-        for (c, &v) in codes.iter_mut().zip(values) {
-            *c = self.lut[lut_index(v * inv)];
+        // the bins first (a vector loop), then the table lookups
+        let mut bins = [0u16; BLOCK];
+        for (b, &v) in bins.iter_mut().zip(values) {
+            *b = lut_index(v * inv);
+        }
+        for (c, &b) in codes.iter_mut().zip(&bins) {
+            *c = self.lut[b as usize];
         }
         absmax
     }
 }
 
 /// The bin of a value scaled to [−1, 1]: `(clamp(x, −1, 1) + 1) · 0.5 · 65535 + 0.5`,
-/// truncated (NaN: bin 0).
+/// truncated (NaN: bin 0, as bitsandbytes' conversion gives).
 #[inline(always)]
-fn lut_index(x: f32) -> usize {
+fn lut_index(x: f32) -> u16 {
     let x = x.clamp(-1.0, 1.0);
-    ((x + 1.0) * 0.5 * (LUT_SIZE - 1) as f32 + 0.5) as u16 as usize
+    // in [0.5, 65535.5]: through i32, whose conversion vectorizes
+    ((x + 1.0) * 0.5 * (LUT_SIZE - 1) as f32 + 0.5) as i32 as u16
 }
 
 #[cfg(test)]
@@ -212,7 +225,7 @@ mod tests {
 
     /// The nearest map entry by its midpoints, searched directly.
     fn nearest(map: &[f32; MAP_SIZE], x: f32) -> u8 {
-        let bin = -1.0f32 + (2.0 * lut_index(x) as f32) / (LUT_SIZE - 1) as f32;
+        let bin = -1.0f32 + (2.0 * f32::from(lut_index(x))) / (LUT_SIZE - 1) as f32;
         (0..MAP_SIZE - 1).filter(|&i| 0.5 * (map[i] + map[i + 1]) < bin).count() as u8
     }
 

@@ -121,7 +121,7 @@ fn reference(h: &EightBitHyper, step: f64, p: &mut [f32], g: &[f32], bufs: &mut 
             ops::addcmul(v, &grad, &grad, 1.0 - beta2);
             let mut update: Vec<f32> = m1.to_vec();
             ops::div(&mut update, c1);
-            update.iter_mut().zip(m2.iter()).for_each(|(u, &x)| *u = *u + alpha * x);
+            update.iter_mut().zip(m2.iter()).for_each(|(u, &x)| *u += alpha * x);
             let mut denom = ops::sqrt(v);
             ops::div(&mut denom, c2);
             ops::add(&mut denom, h.eps);
@@ -148,7 +148,7 @@ fn reference(h: &EightBitHyper, step: f64, p: &mut [f32], g: &[f32], bufs: &mut 
             if blockwise {
                 let mut gs = grad.clone();
                 ops::mul(&mut gs, 1.0 - beta1);
-                u.iter_mut().zip(&gs).for_each(|(a, &b)| *a = *a + b);
+                u.iter_mut().zip(&gs).for_each(|(a, &b)| *a += b);
             } else {
                 ops::add_scaled(&mut u, &grad, 1.0 - beta1);
             }
