@@ -182,17 +182,17 @@ impl Quantizer {
     #[inline(always)]
     pub fn quantize(&self, values: &[f32], codes: &mut [u8]) -> f32 {
         let values = &values[..codes.len()];
-        // The largest magnitude, in lanes (a maximum does not depend on the order;
-        // NaN is passed over, as bitsandbytes' `std::max` passes it over).
-        let mut lanes = [0.0f32; 16];
-        let mut chunks = values.chunks_exact(16);
+        let mut lanes = Lanes::default();
+        let mut chunks = values.chunks_exact(LANES);
         for c in &mut chunks {
-            for (l, &v) in lanes.iter_mut().zip(c) {
-                *l = l.max(v.abs());
+            for (j, &v) in c.iter().enumerate() {
+                lanes.add(j, v);
             }
         }
-        let mut absmax = chunks.remainder().iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        absmax = lanes.iter().fold(absmax, |m, &l| m.max(l));
+        for (j, &v) in chunks.remainder().iter().enumerate() {
+            lanes.add(j, v);
+        }
+        let absmax = lanes.max();
         if absmax == 0.0 {
             codes.fill(0);
             return absmax;
@@ -210,13 +210,41 @@ impl Quantizer {
     }
 }
 
+/// Lanes of a block's largest magnitude.
+const LANES: usize = 16;
+
+/// A block's largest magnitude, kept in [`LANES`] lanes (element `j` in lane
+/// `j % LANES`): a maximum does not depend on the order, so this is exactly
+/// bitsandbytes' `max |x|`. NaN is passed over, as its `std::max` passes it over.
+#[derive(Clone, Copy, Default)]
+struct Lanes([f32; LANES]);
+
+impl Lanes {
+    /// Takes `|v|` into lane `j % LANES`.
+    #[inline(always)]
+    fn add(&mut self, j: usize, v: f32) {
+        let (l, a) = (&mut self.0[j % LANES], v.abs());
+        *l = if a > *l { a } else { *l }; // one max instruction; NaN keeps the lane
+    }
+
+    /// The largest magnitude taken.
+    #[inline(always)]
+    fn max(&self) -> f32 {
+        self.0.iter().fold(0.0f32, |m, &l| if l > m { l } else { m })
+    }
+}
+
 /// The bin of a value scaled to [−1, 1]: `(clamp(x, −1, 1) + 1) · 0.5 · 65535 + 0.5`,
 /// truncated (NaN: bin 0, as bitsandbytes' conversion gives).
 #[inline(always)]
+#[allow(clippy::manual_clamp)] // `clamp` keeps NaN; this maps it to −1 (bin 0), as the conversion below needs
 fn lut_index(x: f32) -> u16 {
-    let x = x.clamp(-1.0, 1.0);
-    // in [0.5, 65535.5]: through i32, whose conversion vectorizes
-    ((x + 1.0) * 0.5 * (LUT_SIZE - 1) as f32 + 0.5) as i32 as u16
+    let x = x.max(-1.0).min(1.0);
+    let bin = (x + 1.0) * 0.5 * (LUT_SIZE - 1) as f32 + 0.5;
+    // SAFETY: `x` is in [−1, 1] (NaN became −1), so `bin` is finite and in
+    // [0.5, 65535.5]: representable in i32 after truncation, as the conversion needs.
+    // (The checked `as` conversion does not vectorize.)
+    (unsafe { bin.to_int_unchecked::<i32>() }) as u16
 }
 
 #[cfg(test)]

@@ -423,30 +423,51 @@ simd_targets! {
 fn blockwise_loop<P: Element, const R: u8>(c: &Coef, param: &mut [P], grad: &[P], mut slots: [Option<Quantized<'_>>; SLOTS]) {
     let mut values = [[0.0f32; BLOCK]; SLOTS];
     for (b, start) in (0..param.len()).step_by(BLOCK).enumerate() {
-        let end = (start + BLOCK).min(param.len());
-        let len = end - start;
-        for (k, q) in slots.iter().enumerate() {
-            if let (true, Some(q)) = (uses(R, k), q) {
-                q.quantizer.dequantize(&q.codes[start..end], q.absmax[b], &mut values[k]);
-            }
-        }
-        let (p, g) = (&mut param[start..end], &grad[start..end]);
-        for i in 0..len {
-            let mut s = [values[0][i], values[1][i], values[2][i]];
-            p[i] = P::widen(element::<R, true>(c, p[i].narrow(), g[i].narrow(), &mut s));
-            for k in 0..SLOTS {
-                if uses(R, k) {
-                    values[k][i] = s[k];
-                }
-            }
-        }
-        for (k, q) in slots.iter_mut().enumerate() {
-            if let (true, Some(q)) = (uses(R, k), q) {
-                q.absmax[b] = q.quantizer.quantize(&values[k][..len], &mut q.codes[start..end]);
-            }
+        let len = (param.len() - start).min(BLOCK);
+        let (p, g) = (&mut param[start..start + len], &grad[start..start + len]);
+        // a whole block with its length known at compile time: no scalar remainder
+        if len == BLOCK {
+            block::<P, R>(c, &mut p[..BLOCK], &g[..BLOCK], &mut slots, &mut values, b, start);
+        } else {
+            block::<P, R>(c, p, g, &mut slots, &mut values, b, start);
         }
     }
 }
+}
+
+/// One block `b`, starting at element `start`: dequantize, update, requantize.
+#[inline(always)]
+fn block<P: Element, const R: u8>(
+    c: &Coef,
+    p: &mut [P],
+    g: &[P],
+    slots: &mut [Option<Quantized<'_>>; SLOTS],
+    values: &mut [[f32; BLOCK]; SLOTS],
+    b: usize,
+    start: usize,
+) {
+    let len = p.len();
+    let g = &g[..len];
+    let end = start + len;
+    for (k, q) in slots.iter().enumerate() {
+        if let (true, Some(q)) = (uses(R, k), q) {
+            q.quantizer.dequantize(&q.codes[start..end], q.absmax[b], &mut values[k][..len]);
+        }
+    }
+    for i in 0..len {
+        let mut s = [values[0][i], values[1][i], values[2][i]];
+        p[i] = P::widen(element::<R, true>(c, p[i].narrow(), g[i].narrow(), &mut s));
+        for k in 0..SLOTS {
+            if uses(R, k) {
+                values[k][i] = s[k];
+            }
+        }
+    }
+    for (k, q) in slots.iter_mut().enumerate() {
+        if let (true, Some(q)) = (uses(R, k), q) {
+            q.absmax[b] = q.quantizer.quantize(&values[k][..len], &mut q.codes[start..end]);
+        }
+    }
 }
 
 simd_targets! {
