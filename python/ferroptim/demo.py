@@ -1,7 +1,7 @@
 """``python -m ferroptim.demo``: a NumPy MLP learns handwritten digits with ferroptim.
 
 A two-hidden-layer perceptron, forward and backward written by hand in NumPy, trained
-with ``ferroptim.AdamW`` under a warm-up + cosine LR schedule
+with ``ferroptim.AdamW`` (or, with ``--optimizer AdamW8bit``, its 8-bit-state twin) under a warm-up + cosine LR schedule
 (``ferroptim.lr_scheduler``, previewed before training) on scikit-learn's bundled
 8×8 digits (1797 images, no download). It prints loss, accuracy and time per epoch and, with ``--plot FILE`` and
 matplotlib installed, saves the curves as a PNG.
@@ -141,13 +141,19 @@ def main(argv: List[str] | None = None) -> float:
         default="warmup-cosine",
         help="the LR schedule, stepped after every batch (default: one epoch of linear warm-up, then cosine decay)",
     )
+    parser.add_argument(
+        "--optimizer",
+        choices=["AdamW", "AdamW8bit"],
+        default="AdamW",
+        help="AdamW, or AdamW8bit: bitsandbytes' 8-bit state (for the two weight matrices of 4096 elements or more)",
+    )
     parser.add_argument("--plot", metavar="FILE", help="save the loss and accuracy curves as a PNG")
     args = parser.parse_args(argv)
 
     x_train, y_train, x_test, y_test = load_data(args.seed)
     rng = np.random.default_rng(args.seed)
     model = MLP([x_train.shape[1], args.hidden, args.hidden, 10], rng)
-    opt = fo.AdamW(model.named_parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    opt = getattr(fo, args.optimizer)(model.named_parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = -(-len(x_train) // args.batch_size)
     sched = schedule(opt, args.schedule, steps_per_epoch, args.epochs)
     print(f"digits: {len(x_train)} training and {len(x_test)} test images; {opt.__class__.__name__}, "

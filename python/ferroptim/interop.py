@@ -10,6 +10,12 @@ float64 arrays here and as tensors of torch's default dtype there, and torch's
 device-only group flags (``foreach``, ``fused``, ``capturable``, ``differentiable``)
 dropped here (torch fills them back in when it loads). torch is imported only by
 ``to_torch_state_dict``, and only when no ``tensor`` function is given.
+
+The 8-bit optimizers' state (``fo.Adam8bit`` ...) moves to and from bitsandbytes'
+layout: there the quantization state (``state1``, ``state2``, ``absmax1``, ``absmax2``,
+``qmap1``, ``qmap2``) is nested under ``__bnb_optimizer_quant_state__`` and ``step`` is
+a Python int; ``to_torch_state_dict`` writes that layout for any state with a
+``state1``, ``from_torch_state_dict`` reads it back.
 """
 
 from __future__ import annotations
@@ -18,7 +24,11 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
+from ._eight_bit import QUANT_STATE_KEY, unwrap_quant_state
 from .optimizer import DEVICE_ONLY_FLAGS
+
+#: the state entries bitsandbytes nests under QUANT_STATE_KEY in its state dicts
+BNB_QUANT_KEYS = ("state1", "state2", "absmax1", "absmax2", "qmap1", "qmap2", "unorm_vec")
 
 __all__ = ["from_torch_state_dict", "to_torch_state_dict"]
 
@@ -41,7 +51,9 @@ def _array(x: Any) -> Any:
 
 def from_torch_state_dict(state_dict: Dict[str, Any]) -> Dict[str, Any]:
     """A ``torch.optim`` optimizer's ``state_dict()`` as ferroptim's: tensors become
-    NumPy copies (``step`` a 0-d float64 array), device-only group flags are dropped."""
+    NumPy copies (``step`` a 0-d float64 array), device-only group flags are dropped;
+    bitsandbytes' nested quantization state is moved back into each entry."""
+    state_dict = unwrap_quant_state(state_dict)
     state = {}
     for idx, entries in state_dict["state"].items():
         converted = {}
@@ -101,8 +113,20 @@ def to_torch_state_dict(
         return v
 
     state = {idx: {k: convert(k, v) for k, v in entries.items()} for idx, entries in state_dict["state"].items()}
+    state = {idx: _bnb_layout(entries) if "state1" in entries else entries for idx, entries in state.items()}
     groups = [
         {**(group_defaults or {}), **{k: (v if k == "params" else convert("", v)) for k, v in g.items()}}
         for g in state_dict["param_groups"]
     ]
     return {"state": state, "param_groups": groups}
+
+
+def _bnb_layout(entries: Dict[str, Any]) -> Dict[str, Any]:
+    """An 8-bit optimizer's state entry as bitsandbytes' ``state_dict()`` has it: the
+    quantization state nested under ``__bnb_optimizer_quant_state__``, ``step`` an int."""
+    out = {k: v for k, v in entries.items() if k not in BNB_QUANT_KEYS}
+    if "step" in out:
+        step = out["step"]
+        out["step"] = int(step.item() if hasattr(step, "item") else step)
+    out[QUANT_STATE_KEY] = {k: entries[k] for k in BNB_QUANT_KEYS if k in entries}
+    return out
