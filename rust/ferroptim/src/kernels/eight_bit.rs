@@ -150,7 +150,8 @@ impl Validate for EightBitHyper {
     fn validate(&self) -> Result<(), HyperError> {
         check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
         check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
-        for (i, b) in [self.betas.0, self.betas.1].into_iter().enumerate() {
+        let third = (self.rule == EightBitRule::Ademamix).then_some(self.beta3);
+        for (i, b) in [self.betas.0, self.betas.1].into_iter().chain(third).enumerate() {
             check((0.0..1.0).contains(&b), || format!("Invalid beta parameter at index {i}: {b}"))?;
         }
         check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))

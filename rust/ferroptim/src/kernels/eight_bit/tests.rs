@@ -302,4 +302,6 @@ fn validates_like_bitsandbytes() {
     let bad = EightBitHyper { betas: (0.9, 1.0), ..EightBitHyper::adam() };
     assert_eq!(bad.validate().unwrap_err().to_string(), "Invalid beta parameter at index 1: 1");
     assert!(EightBitHyper::adam().validate().is_ok());
+    let bad = EightBitHyper { rule: EightBitRule::Ademamix, beta3: 1.0, ..EightBitHyper::adam() };
+    assert_eq!(bad.validate().unwrap_err().to_string(), "Invalid beta parameter at index 2: 1");
 }
