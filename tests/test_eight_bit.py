@@ -199,3 +199,21 @@ def test_side_by_side_with_state_handed_over_both_ways(name, kw, min_size):
         for key, value in theirs2.state[t].items():
             if isinstance(value, torch.Tensor) and value.dtype == torch.uint8:
                 assert (mine.state[p][key] == value.numpy()).mean() >= 0.995
+
+
+def test_fo_save_and_load_resume_bit_identically(tmp_path):
+    ps = params()
+    opt = fo.AdEMAMix8bit(ps, min_8bit_size=1000)
+    for t in range(2):
+        step(opt, ps, t)
+    fo.save(opt.state_dict(), tmp_path / "opt.ckpt")
+    ps2 = [fo.Parameter(p.data.copy()) for p in ps]
+    opt2 = fo.AdEMAMix8bit(ps2, min_8bit_size=1000)
+    opt2.load_state_dict(fo.load(tmp_path / "opt.ckpt"))
+    assert opt2.state[ps2[0]]["state1"].dtype == np.uint8 and opt2.state[ps2[2]]["state1"].dtype == np.float32
+    step(opt, ps, 2)
+    step(opt2, ps2, 2)
+    for a, b in zip(ps, ps2):
+        np.testing.assert_array_equal(a.data, b.data)
+        for key, value in opt.state[a].items():
+            np.testing.assert_array_equal(value, opt2.state[b][key])
