@@ -217,3 +217,18 @@ def test_fo_save_and_load_resume_bit_identically(tmp_path):
         np.testing.assert_array_equal(a.data, b.data)
         for key, value in opt.state[a].items():
             np.testing.assert_array_equal(value, opt2.state[b][key])
+
+
+def test_a_load_with_misshapen_quantization_state_changes_nothing():
+    ps = params()
+    opt = fo.Adam8bit(ps, min_8bit_size=1)
+    step(opt, ps, 0)
+    sd = opt.state_dict()
+    before = {k: v.copy() for k, v in opt.state[ps[0]].items()}
+    for key, bad in (("absmax1", np.zeros(3, np.float32)), ("qmap2", np.zeros(255, np.float32)),
+                     ("state1", np.zeros((64, 81), np.uint8))):
+        broken = {"state": {**sd["state"], 0: {**sd["state"][0], key: bad}}, "param_groups": sd["param_groups"]}
+        with pytest.raises(ValueError, match=f"'{key}' has shape"):
+            opt.load_state_dict(broken)
+        for k, v in before.items():
+            np.testing.assert_array_equal(opt.state[ps[0]][k], v)

@@ -12,6 +12,8 @@ from ._elementwise import ElementwiseOptimizer
 
 #: the key bitsandbytes' ``state_dict()`` nests its quantization state under
 QUANT_STATE_KEY = "__bnb_optimizer_quant_state__"
+#: elements per quantization block, entries per quantization map
+BLOCK, MAP_SIZE = 256, 256
 
 
 class EightBitOptimizer(ElementwiseOptimizer):
@@ -47,19 +49,21 @@ class EightBitOptimizer(ElementwiseOptimizer):
         return {**super().__getstate__(), "min_8bit_size": self.min_8bit_size}
 
     def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
-        """``step`` as a scalar; the codes as uint8 (or float32 state for a small
-        parameter), absmax and maps as float32, each a copy."""
+        """``step`` as a scalar; the codes as uint8 (float32 state for a small
+        parameter), absmax and maps as float32: each a copy, its shape checked."""
         if key == "step":
             return _loading.scalar(value, key, where)
+        if key not in self._buffer_state:
+            raise _loading.unknown_key(key, where, type(self).__name__, self._scalar_state + self._buffer_state)
+        shape = tuple(param.data.shape)
+        rows = (self._state1_rows,) if key in ("state1", "absmax1") and self._state1_rows > 1 else ()
         if key in ("state1", "state2"):
-            shape = tuple(param.data.shape)
-            if key == "state1" and self._state1_rows > 1:
-                shape = (self._state1_rows, *shape)
-            array = _loading.array(value, key, shape, np.dtype(np.float32), where)
-            return np.array(value, dtype=np.uint8, copy=True) if np.asarray(value).dtype == np.uint8 else array
-        if key in ("absmax1", "absmax2", "qmap1", "qmap2"):
-            return np.array(value, dtype=np.float32, copy=True)
-        raise _loading.unknown_key(key, where, type(self).__name__, self._scalar_state + self._buffer_state)
+            codes = np.asarray(value).dtype == np.uint8
+            return _loading.array(value, key, rows + shape, np.dtype(np.uint8 if codes else np.float32), where)
+        if key in ("absmax1", "absmax2"):
+            blocks = -(-int(np.prod(shape)) // BLOCK)
+            return _loading.array(value, key, rows + (blocks,), np.dtype(np.float32), where)
+        return _loading.array(value, key, (MAP_SIZE,), np.dtype(np.float32), where)
 
     def load_state_dict(self, state_dict: Dict[str, Any], strict: bool = True) -> Any:
         """Loads a state dict; bitsandbytes' layout (quantization state nested under
