@@ -14,9 +14,11 @@ the arrays ``opt.state[p]`` holds, and the peak resident memory growth while ste
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import os
 import sys
+import warnings
 from typing import Any, Callable, Dict, List, Tuple
 
 import numpy as np
@@ -71,12 +73,9 @@ def peer_ns(name: str, reps: int) -> Tuple[float, float]:
             out.append(float("nan"))
             continue
         try:
-            import importlib as il
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                mod = il.import_module(module)
+                mod = importlib.import_module(module)
                 p = torch.nn.Parameter(torch.randn(N))
                 p.grad = torch.randn(N)
                 opt = getattr(mod, cls)([p], **BNB_ARGS.get(name, {}))

@@ -7,7 +7,7 @@ from typing import Any, Dict, Iterable, Tuple
 
 import numpy as np
 
-from . import _loading
+from . import _core, _loading
 from ._elementwise import ElementwiseOptimizer
 
 #: the key bitsandbytes' ``state_dict()`` nests its quantization state under
@@ -31,6 +31,7 @@ class EightBitOptimizer(ElementwiseOptimizer):
     float32, updated and widened back, as bitsandbytes computes it.
     """
 
+    _kernel = _core.eight_bit_step
     _scalar_state = ("step",)
     _buffer_state = ("state1", "state2", "absmax1", "absmax2", "qmap1", "qmap2")
     #: bitsandbytes' ``optimizer_name``

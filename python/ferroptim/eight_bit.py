@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Tuple
 
-from . import _core
 from ._eight_bit import EightBitOptimizer, check_args
 
 __all__ = ["Adam8bit", "AdamW8bit", "Lion8bit", "SGD8bit", "RMSprop8bit", "Adagrad8bit", "AdEMAMix8bit"]
@@ -37,9 +36,7 @@ class Adam8bit(EightBitOptimizer):
     args, min_8bit_size (4096), is_paged (False).
     """
 
-    _kernel = _core.eight_bit_step
     _rule = "adam"
-    _default_weight_decay: float = 0.0
 
     def __init__(
         self,
@@ -47,7 +44,7 @@ class Adam8bit(EightBitOptimizer):
         lr: float = 1e-3,
         betas: Tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        weight_decay: Optional[float] = None,
+        weight_decay: float = 0,
         amsgrad: bool = False,
         optim_bits: int = 32,
         args: Any = None,
@@ -55,8 +52,6 @@ class Adam8bit(EightBitOptimizer):
         is_paged: bool = False,
     ) -> None:
         name = type(self).__name__
-        if weight_decay is None:
-            weight_decay = self._default_weight_decay
         if amsgrad:
             raise ValueError(f"{name} does not support amsgrad=True")
         _refuse_bits(name, optim_bits, 32)
@@ -69,7 +64,20 @@ class AdamW8bit(Adam8bit):
     r"""AdamW with 8-bit state, as ``bitsandbytes.optim.AdamW8bit``: ``Adam8bit`` with
     weight_decay 1e-2 by default (the same decoupled update)."""
 
-    _default_weight_decay = 1e-2
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        optim_bits: int = 32,
+        args: Any = None,
+        min_8bit_size: int = 4096,
+        is_paged: bool = False,
+    ) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, optim_bits, args, min_8bit_size, is_paged)
 
 
 class Lion8bit(EightBitOptimizer):
@@ -82,7 +90,6 @@ class Lion8bit(EightBitOptimizer):
     is_paged (False).
     """
 
-    _kernel = _core.eight_bit_step
     _rule = "lion"
 
     def __init__(
@@ -111,7 +118,6 @@ class SGD8bit(EightBitOptimizer):
     keep ``betas = (momentum, dampening)``, as bitsandbytes.
     """
 
-    _kernel = _core.eight_bit_step
     _rule = "momentum"
 
     def __init__(
@@ -146,7 +152,6 @@ class RMSprop8bit(EightBitOptimizer):
     args, min_8bit_size (4096). Param groups keep ``betas = (alpha, momentum)``.
     """
 
-    _kernel = _core.eight_bit_step
     _rule = "rmsprop"
 
     def __init__(
@@ -182,7 +187,6 @@ class Adagrad8bit(EightBitOptimizer):
     optim_bits (8, the only value accepted), args, min_8bit_size (4096).
     """
 
-    _kernel = _core.eight_bit_step
     _rule = "adagrad"
 
     def __init__(
@@ -226,7 +230,6 @@ class AdEMAMix8bit(EightBitOptimizer):
     ``state1`` holds m₁ and m₂, shape ``(2, *shape)``; ``absmax1`` is ``(2, blocks)``.
     """
 
-    _kernel = _core.eight_bit_step
     _rule = "ademamix"
     _state1_rows = 2
 

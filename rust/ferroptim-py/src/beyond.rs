@@ -67,14 +67,14 @@ impl<'py> Group<'_, 'py> {
 }
 
 /// The entries of one param group and element type.
-struct Bucket<'a> {
-    group: usize,
-    dtype: Dtype,
-    entries: Vec<&'a mut Entry>,
+pub(crate) struct Bucket<'a> {
+    pub(crate) group: usize,
+    pub(crate) dtype: Dtype,
+    pub(crate) entries: Vec<&'a mut Entry>,
 }
 
 /// The entries by (group, element type), in order.
-fn buckets(groups: usize, entries: &mut [Entry]) -> Vec<Bucket<'_>> {
+pub(crate) fn buckets(groups: usize, entries: &mut [Entry]) -> Vec<Bucket<'_>> {
     let mut out: Vec<Bucket<'_>> = (0..2 * groups)
         .map(|k| Bucket { group: k / 2, dtype: if k % 2 == 0 { Dtype::F32 } else { Dtype::F64 }, entries: Vec::new() })
         .collect();
@@ -87,7 +87,11 @@ fn buckets(groups: usize, entries: &mut [Entry]) -> Vec<Bucket<'_>> {
 }
 
 /// Runs `f` with the GIL released and `KERNEL_LOCK` held.
-fn detached<R: Send>(py: Python<'_>, entries: &mut [Entry], f: impl FnOnce(&mut [Entry]) -> R + Send) -> R {
+pub(crate) fn detached<R: Send>(
+    py: Python<'_>,
+    entries: &mut [Entry],
+    f: impl FnOnce(&mut [Entry]) -> R + Send,
+) -> R {
     let work = Work(entries);
     py.detach(move || {
         let entries = work.into_inner();

@@ -8,6 +8,8 @@
 //! dynamic maps, only read, shared by the parameters of a step that creates them).
 //! Which of the two a parameter has is decided by its `state1` once it exists.
 
+use std::sync::Arc;
+
 use ferroptim::kernels::blockwise::{blocks, MAP_SIZE};
 use ferroptim::{eight_bit, Element, EightBitHyper, EightBitRule, EightBitState, EightBitTensor, Quantized, Quantizer};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -15,9 +17,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::arrays::{is_uint8, Dtype, Elem};
-use crate::held::Work;
+use crate::beyond::{buckets, detached};
 use crate::hyper::Group;
-use crate::step::{step, Entry, Init, Layout, Slot, StateKeys, KERNEL_LOCK, SLOTS};
+use crate::step::{step, Entry, Init, Layout, Slot, StateKeys, SLOTS};
 
 /// One param group's rule and hyperparameters, and the size from which state is 8-bit.
 struct EightBit {
@@ -143,18 +145,13 @@ pub(crate) fn eight_bit_step<'py>(
     let rule = rule_of(rule)?;
     let keys = StateKeys::new(scalar_keys, buffer_keys)?;
     let make = |g: &Group<'_, 'py>| EightBit::from_group(g, rule, min_8bit_size);
-    step(py, state, param_groups, &keys, grads.as_ref(), make, |py, kernels, entries| {
-        let work = Work(entries);
-        py.detach(move || {
-            let entries = work.into_inner();
-            let _exclusive = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-            for (g, k) in kernels.iter().enumerate() {
-                for dtype in [Dtype::F32, Dtype::F64] {
-                    let of_group = entries.iter_mut().filter(|e| e.group as usize == g && e.dtype == dtype);
-                    match dtype {
-                        Dtype::F32 => run_group::<f32>(&k.h, of_group),
-                        Dtype::F64 => run_group::<f64>(&k.h, of_group),
-                    }
+    step(py, state, param_groups, &keys, grads.as_ref(), make, |py, kernels: &[EightBit], entries| {
+        detached(py, entries, |entries| {
+            for b in buckets(kernels.len(), entries) {
+                let h = &kernels[b.group].h;
+                match b.dtype {
+                    Dtype::F32 => run_bucket::<f32>(h, b.entries),
+                    Dtype::F64 => run_bucket::<f64>(h, b.entries),
                 }
             }
         })
@@ -162,16 +159,23 @@ pub(crate) fn eight_bit_step<'py>(
     Ok(())
 }
 
-/// Advances the step counts of one group's entries of element type `P` and runs its kernel.
-fn run_group<'a, P: Element>(h: &EightBitHyper, entries: impl Iterator<Item = &'a mut Entry>) {
-    let entries: Vec<&mut Entry> = entries.collect();
-    let quantizers: Vec<[Option<std::sync::Arc<Quantizer>>; 2]> = entries
-        .iter()
-        .map(|e| {
-            // SAFETY: slots 4 and 5 hold checked float32 maps of MAP_SIZE entries (or null).
-            std::array::from_fn(|j| unsafe { map_at(e.buffers[4 + j], e.lens[4 + j]) }.map(Quantizer::cached))
-        })
-        .collect();
+/// Advances the step counts of one bucket's entries (one group, parameters of type
+/// `P`) and runs its kernel.
+fn run_bucket<P: Element>(h: &EightBitHyper, entries: Vec<&mut Entry>) {
+    // Each distinct map is looked up once (the parameters of a step usually share
+    // their two maps): the same array at the same address cannot differ within a step.
+    let mut found: Vec<(*mut u8, Arc<Quantizer>)> = Vec::new();
+    let mut quantizer = |ptr: *mut u8, len: usize| -> Option<Arc<Quantizer>> {
+        if let Some((_, q)) = found.iter().find(|(p, _)| *p == ptr) {
+            return Some(q.clone());
+        }
+        // SAFETY: slots 4 and 5 hold checked float32 maps of MAP_SIZE entries (or null).
+        let q = Quantizer::cached(unsafe { map_at(ptr, len) }?);
+        found.push((ptr, q.clone()));
+        Some(q)
+    };
+    let quantizers: Vec<[Option<Arc<Quantizer>>; 2]> =
+        entries.iter().map(|e| [quantizer(e.buffers[4], e.lens[4]), quantizer(e.buffers[5], e.lens[5])]).collect();
     let tensors = entries
         .into_iter()
         .zip(&quantizers)
@@ -200,11 +204,11 @@ unsafe fn map_at<'a>(ptr: *mut u8, len: usize) -> Option<&'a [f32; MAP_SIZE]> {
 /// One entry as a kernel tensor.
 ///
 /// # Safety
-/// As in [`run_group`], the parameter of type `P`; `q` holds the entry's quantizers
+/// As in [`run_bucket`], the parameter of type `P`; `q` holds the entry's quantizers
 /// when its state is 8-bit.
 unsafe fn tensor<'a, P: Element>(
     e: &'a mut Entry,
-    q: &'a [Option<std::sync::Arc<Quantizer>>; 2],
+    q: &'a [Option<Arc<Quantizer>>; 2],
 ) -> EightBitTensor<'a, P> {
     /// # Safety
     /// `ptr` is null or points to `len` values of T, exclusively for `'a`.

@@ -110,17 +110,27 @@ fn reference(h: &EightBitHyper, step: f64, p: &mut [f32], g: &[f32], bufs: &mut 
             let (s1, v) = s.split_at_mut(1);
             let (m1, m2) = s1[0].split_at_mut(n);
             let v = &mut v[0];
-            let c = h.at_step(step); // the warmed-up α and β₃, computed in f64 as bitsandbytes
-            let (alpha, beta3) = (c.alpha, c.beta3);
+            // bitsandbytes' schedules of α and β₃ (in Python floats), when either is set
+            let (mut alpha, mut beta3) = (h.alpha, h.beta3);
+            if h.t_alpha.is_some() || h.t_beta3.is_some() {
+                if let Some(ta) = h.t_alpha {
+                    alpha = (step * h.alpha / ta).min(h.alpha);
+                }
+                if let Some(tb) = h.t_beta3 {
+                    let (ln1, ln3) = (beta1.ln(), h.beta3.ln());
+                    let scale = step / tb;
+                    beta3 = ((ln1 * ln3) / ((1.0 - scale) * ln3 + scale * ln1)).exp().min(h.beta3);
+                }
+            }
             ops::mul(m1, beta1);
             ops::add_scaled(m1, &grad, 1.0 - beta1);
-            m2.iter_mut().for_each(|x| *x *= beta3);
-            let omb3 = c.one_minus_beta3;
-            m2.iter_mut().zip(&grad).for_each(|(x, &y)| *x = omb3.mul_add(y, *x));
+            ops::mul(m2, beta3);
+            ops::add_scaled(m2, &grad, 1.0 - beta3);
             ops::mul(v, beta2);
             ops::addcmul(v, &grad, &grad, 1.0 - beta2);
             let mut update: Vec<f32> = m1.to_vec();
             ops::div(&mut update, c1);
+            let alpha = alpha as f32;
             update.iter_mut().zip(m2.iter()).for_each(|(u, &x)| *u += alpha * x);
             let mut denom = ops::sqrt(v);
             ops::div(&mut denom, c2);
