@@ -6,7 +6,7 @@ from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from . import _loading
+from . import _core, _loading
 from .optimizer import Optimizer
 
 
@@ -41,12 +41,21 @@ class ElementwiseOptimizer(Optimizer):
         created = self._create_state(given)
         try:
             type(self)._kernel(self.state, self.param_groups, self._scalar_state, self._buffer_state,
-                               *self._kernel_args(), given)
+                               *self._kernel_args(), given, plan=self._step_plan())
         except BaseException:
             for p in created:  # a refused step keeps no state
                 del self.state[p]
             raise
         return loss
+
+    def _step_plan(self) -> Any:
+        """The optimizer's ``_core.StepPlan``: what the last step verified of its arrays,
+        which the next step compares instead of checking every array again. Made on
+        the first step; not part of the optimizer's pickled or copied state."""
+        plan = self.__dict__.get("_plan")
+        if plan is None:
+            plan = self.__dict__["_plan"] = _core.StepPlan()
+        return plan
 
     def _kernel_args(self) -> Tuple[Any, ...]:
         """Values of the optimizer's own the kernel takes before the gradient list

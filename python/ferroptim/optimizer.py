@@ -304,6 +304,7 @@ class Optimizer:
         param_groups = [update_group(g, ng) for g, ng in zip(groups, saved_groups)]
         self.state = state
         self.param_groups = param_groups
+        self.__dict__.pop("_plan", None)  # the last step's plan holds the old state's arrays
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
         return report

@@ -364,6 +364,12 @@ pub(crate) fn zeros<'py>(
     Ok(unsafe { Bound::from_owned_ptr(py, ptr).cast_into_unchecked() })
 }
 
+/// The byte range an array's elements lie in (None when empty), and whether that
+/// range is exactly the array's memory.
+pub(crate) fn span(a: &Bound<'_, PyUntypedArray>) -> Option<(usize, usize, bool)> {
+    Array::read(a).span()
+}
+
 /// Whether `value` is an ndarray of uint8 (8-bit optimizer state).
 pub(crate) fn is_uint8(value: &Bound<'_, PyAny>) -> bool {
     value.cast::<PyUntypedArray>().is_ok_and(|a| Array::read(a).byte)

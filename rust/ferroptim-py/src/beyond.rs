@@ -23,6 +23,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use crate::arrays::{scalar_array, type_name, Dtype};
 use crate::held::Work;
 use crate::hyper::{FromGroup, Group};
+use crate::plan::StepPlan;
 use crate::step::{step, Entry, Init, Layout, StateKeys, KERNEL_LOCK};
 
 impl<'py> Group<'_, 'py> {
@@ -163,6 +164,7 @@ struct Call<'a, 'py> {
     groups: &'a Bound<'py, PyList>,
     keys: StateKeys<'py>,
     grads: Option<Bound<'py, PyList>>,
+    plan: Option<Bound<'py, StepPlan>>,
 }
 
 impl<'a, 'py> Call<'a, 'py> {
@@ -173,8 +175,9 @@ impl<'a, 'py> Call<'a, 'py> {
         scalar_keys: &Bound<'py, PyTuple>,
         buffer_keys: &Bound<'py, PyTuple>,
         grads: Option<Bound<'py, PyList>>,
+        plan: Option<Bound<'py, StepPlan>>,
     ) -> PyResult<Self> {
-        Ok(Call { py, state, groups, keys: StateKeys::new(scalar_keys, buffer_keys)?, grads })
+        Ok(Call { py, state, groups, keys: StateKeys::new(scalar_keys, buffer_keys)?, grads, plan })
     }
 
     /// One step: gather and check, run `f` on each (group, dtype) bucket with the GIL
@@ -202,7 +205,7 @@ impl<'a, 'py> Call<'a, 'py> {
         make: impl Fn(&Group<'_, 'py>) -> PyResult<K>,
         f: impl FnOnce(Python<'py>, &[K], &mut [Entry]),
     ) -> PyResult<Vec<K>> {
-        step::<K>(self.py, self.state, self.groups, &self.keys, self.grads.as_ref(), make, f)
+        step::<K>(self.py, self.state, self.groups, &self.keys, self.grads.as_ref(), self.plan.as_ref(), make, f)
     }
 
     /// Each group's dict.
@@ -217,7 +220,7 @@ macro_rules! step_function {
     ($(#[$doc:meta])* $name:ident ($($extra:ident: $ty:ty),*) |$call:ident| $body:block) => {
         $(#[$doc])*
         #[pyfunction]
-        #[pyo3(signature = (state, param_groups, scalar_keys, buffer_keys, $($extra,)* grads=None))]
+        #[pyo3(signature = (state, param_groups, scalar_keys, buffer_keys, $($extra,)* grads=None, plan=None))]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn $name<'py>(
             py: Python<'py>,
@@ -227,8 +230,9 @@ macro_rules! step_function {
             buffer_keys: &Bound<'py, PyTuple>,
             $($extra: $ty,)*
             grads: Option<Bound<'py, PyList>>,
+            plan: Option<Bound<'py, StepPlan>>,
         ) -> PyResult<()> {
-            let $call = Call::new(py, state, param_groups, scalar_keys, buffer_keys, grads)?;
+            let $call = Call::new(py, state, param_groups, scalar_keys, buffer_keys, grads, plan)?;
             $body
         }
     };
@@ -607,6 +611,10 @@ impl Layout for ProdigyHyper {
     const SCALARS: usize = 1;
     fn buffers(&self) -> usize {
         4
+    }
+    fn layout_key(&self) -> Option<u64> {
+        let uses = (0..4).filter(|&k| self.uses_buffer(k)).fold(0u64, |bits, k| bits | 1 << k);
+        Some(uses | (self.slice_p as u64) << 4) // the sliced arrays' length
     }
     fn uses_buffer(&self, k: usize) -> bool {
         k < 3 || self.betas.0 > 0.0

@@ -19,6 +19,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use crate::arrays::{is_uint8, Dtype, Elem};
 use crate::beyond::{buckets, detached};
 use crate::hyper::Group;
+use crate::plan::StepPlan;
 use crate::step::{step, Entry, Init, Layout, Slot, StateKeys, SLOTS};
 
 /// One param group's rule and hyperparameters, and the size from which state is 8-bit.
@@ -63,6 +64,12 @@ impl Layout for EightBit {
 
     fn buffers(&self) -> usize {
         SLOTS
+    }
+
+    /// None: whether a parameter's state is 8-bit follows from what the state holds,
+    /// and the maps are shared read-only arrays; every step is checked in full.
+    fn layout_key(&self) -> Option<u64> {
+        None
     }
 
     fn slot(
@@ -130,7 +137,7 @@ fn rule_of(name: &str) -> PyResult<EightBitRule> {
 /// "lion", "rmsprop", "adagrad"); state ("step",) + (state1, state2, absmax1, absmax2,
 /// qmap1, qmap2).
 #[pyfunction]
-#[pyo3(signature = (state, param_groups, scalar_keys, buffer_keys, rule, min_8bit_size, grads=None))]
+#[pyo3(signature = (state, param_groups, scalar_keys, buffer_keys, rule, min_8bit_size, grads=None, plan=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn eight_bit_step<'py>(
     py: Python<'py>,
@@ -141,11 +148,12 @@ pub(crate) fn eight_bit_step<'py>(
     rule: &str,
     min_8bit_size: usize,
     grads: Option<Bound<'py, PyList>>,
+    plan: Option<Bound<'py, StepPlan>>,
 ) -> PyResult<()> {
     let rule = rule_of(rule)?;
     let keys = StateKeys::new(scalar_keys, buffer_keys)?;
     let make = |g: &Group<'_, 'py>| EightBit::from_group(g, rule, min_8bit_size);
-    step(py, state, param_groups, &keys, grads.as_ref(), make, |py, kernels: &[EightBit], entries| {
+    step(py, state, param_groups, &keys, grads.as_ref(), plan.as_ref(), make, |py, kernels: &[EightBit], entries| {
         detached(py, entries, |entries| {
             for b in buckets(kernels.len(), entries) {
                 let h = &kernels[b.group].h;

@@ -14,6 +14,7 @@ mod held;
 mod hyper;
 mod lbfgs;
 mod muon;
+mod plan;
 mod probe;
 mod sparse_adam;
 mod step;
@@ -28,17 +29,19 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::hyper::FromGroup;
+use crate::plan::StepPlan;
 use crate::step::{run_entries, step, StateKeys};
 
-/// Defines `_core.<name>(state, param_groups, scalar_keys, buffer_keys, grads=None)`:
-/// one step of an elementwise optimizer over every param group (see `step`); `grads`,
-/// when given, holds each parameter's gradient in param-group order, used in place of
-/// its `.grad` (for parameters whose `.grad` cannot be assigned).
+/// Defines `_core.<name>(state, param_groups, scalar_keys, buffer_keys, grads=None,
+/// plan=None)`: one step of an elementwise optimizer over every param group (see
+/// `step`); `grads`, when given, holds each parameter's gradient in param-group order,
+/// used in place of its `.grad` (for parameters whose `.grad` cannot be assigned);
+/// `plan`, the optimizer's `StepPlan` (the last step's verified plan, see `plan`).
 macro_rules! step_function {
     ($name:ident, $hyper:ty, $doc:literal) => {
         #[doc = $doc]
         #[pyfunction]
-        #[pyo3(signature = (state, param_groups, scalar_keys, buffer_keys, grads=None))]
+        #[pyo3(signature = (state, param_groups, scalar_keys, buffer_keys, grads=None, plan=None))]
         fn $name<'py>(
             py: Python<'py>,
             state: &Bound<'py, PyDict>,
@@ -46,10 +49,12 @@ macro_rules! step_function {
             scalar_keys: &Bound<'py, PyTuple>,
             buffer_keys: &Bound<'py, PyTuple>,
             grads: Option<Bound<'py, PyList>>,
+            plan: Option<Bound<'py, StepPlan>>,
         ) -> PyResult<()> {
             let keys = StateKeys::new(scalar_keys, buffer_keys)?;
+            let (grads, plan) = (grads.as_ref(), plan.as_ref());
             // SAFETY: `step` hands `run` only the entries it gathered and checked.
-            step::<$hyper>(py, state, param_groups, &keys, grads.as_ref(), <$hyper>::from_group, |py, k, e| unsafe {
+            step::<$hyper>(py, state, param_groups, &keys, grads, plan, <$hyper>::from_group, |py, k, e| unsafe {
                 run_entries(py, k, e)
             })?;
             Ok(())
@@ -123,6 +128,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(grad_utils::grad_norms, m)?)?;
     m.add_function(wrap_pyfunction!(grad_utils::grad_scale_, m)?)?;
     m.add_function(wrap_pyfunction!(grad_utils::grad_clamp_, m)?)?;
+    m.add_class::<StepPlan>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(probe::stream, m)?)?;

@@ -8,6 +8,11 @@
 //!
 //! Nothing is changed before step 3, so a step that raises leaves every parameter
 //! and every state entry as it was.
+//!
+//! Given the optimizer's `StepPlan`, steps 1 and 2 first try the last step's
+//! verified plan (`plan`): every array found to be the one checked then, unchanged,
+//! is used without checking it again; gradients are checked as always. Anything
+//! else runs the full checks, which record a new plan.
 
 use std::cell::Cell;
 use std::sync::Mutex;
@@ -24,6 +29,7 @@ use crate::arrays::{
 };
 use crate::held::{Held, Work};
 use crate::hyper::Group;
+use crate::plan::{state_of, StepPlan, StepView};
 
 /// What a step needs to know of a kernel's per-parameter state: its scalars and its
 /// buffer slots, their shapes and how a new buffer starts. Every elementwise kernel
@@ -38,6 +44,16 @@ pub(crate) trait Layout {
     /// Whether this configuration uses buffer slot `k`.
     fn uses_buffer(&self, k: usize) -> bool {
         k < self.buffers()
+    }
+    /// A key of everything in this configuration that decides its parameters' slots
+    /// given their shape, dtype and found state: configurations with equal keys lay
+    /// state out alike, so a step's verified plan can be replayed (`plan`) while only
+    /// the hyperparameters changed. None: no such key (every step is checked in
+    /// full). The default covers layouts whose slots follow from `uses_buffer`
+    /// alone; a layout overriding `buffer_shape` or `slot` overrides this too.
+    fn layout_key(&self) -> Option<u64> {
+        let uses = (0..SLOTS).filter(|&k| self.uses_buffer(k)).fold(0u64, |bits, k| bits | 1 << k);
+        Some(uses | (self.buffers() as u64) << SLOTS)
     }
     /// The shape buffer `k` has for a parameter of `shape`; `found`: the array the
     /// state holds, if any.
@@ -129,8 +145,8 @@ pub(crate) static KERNEL_LOCK: Mutex<()> = Mutex::new(());
 
 /// The names the optimizer's Python class gives its state, in kernel order.
 pub(crate) struct StateKeys<'py> {
-    scalars: Vec<Bound<'py, PyString>>,
-    buffers: Vec<Bound<'py, PyString>>,
+    pub(crate) scalars: Vec<Bound<'py, PyString>>,
+    pub(crate) buffers: Vec<Bound<'py, PyString>>,
 }
 
 impl<'py> StateKeys<'py> {
@@ -150,6 +166,7 @@ pub(crate) const SLOTS: usize = 6;
 const _: () = assert!(SLOTS >= MAX_BUFFERS && 2 + SLOTS <= 8, "slot labels are entry × 8 + role");
 
 /// One parameter with a gradient, ready for its kernel.
+#[derive(Clone, Copy)]
 pub(crate) struct Entry {
     pub(crate) group: u32,
     pub(crate) index: u32,
@@ -267,14 +284,17 @@ pub(crate) fn param_label(group: &Bound<'_, PyDict>, g: usize, i: usize) -> Stri
 /// kernels, entries)` runs the kernels (`kernels[e.group]` for entry `e`): it gets
 /// only entries gathered here, whose pointers satisfy the contract of [`slices`]
 /// (`lens[k]` elements in buffer k).
+/// `verified`: the optimizer's plan (see the module docs).
 /// Returns each group's kernel (the optimizers beyond torch.optim write group-level
 /// counters from them once the step succeeded).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn step<'py, K: Layout>(
     py: Python<'py>,
     state: &Bound<'py, PyDict>,
     groups: &Bound<'py, PyList>,
     keys: &StateKeys<'py>,
     grads: Option<&Bound<'py, PyList>>,
+    verified: Option<&Bound<'py, StepPlan>>,
     make: impl Fn(&Group<'_, 'py>) -> PyResult<K>,
     run: impl FnOnce(Python<'py>, &[K], &mut [Entry]),
 ) -> PyResult<Vec<K>> {
@@ -301,24 +321,49 @@ pub(crate) fn step<'py, K: Layout>(
             return Err(PyValueError::new_err(format!("{} gradients given for {n} parameters", grads.len())));
         }
     }
+    let layouts: Vec<Option<u64>> = kernels.iter().map(Layout::layout_key).collect();
     let mut plan = Plan { kernels, targets: Vec::new(), s: Lease::take(), maps: [None, None] };
-    let mut flat = 0;
-    for (g, (dict, list)) in dicts.iter().zip(&lists).enumerate() {
-        for (i, p) in list.iter().enumerate() {
-            let grad = match grads {
-                Some(grads) => grads.get_item(flat)?,
-                None => p.getattr(intern!(py, "grad"))?,
-            };
-            flat += 1;
-            plan.gather(py, state, keys, dict, g, i, p, grad)?;
+    // The last step's verified plan, unless another step is using it (a step
+    // re-entered from Python code it calls, or one from another thread).
+    let mut verified = verified.and_then(|v| v.try_borrow_mut().ok());
+    let s = StepView {
+        kernel: std::any::type_name::<K>(),
+        state,
+        groups,
+        dicts: &dicts,
+        lists: &lists,
+        layouts: &layouts,
+        keys,
+        grads,
+    };
+    let scratch = &mut plan.s.0;
+    if !verified.as_ref().is_some_and(|v| v.replay(&s, &mut scratch.entries, &mut scratch.held)) {
+        scratch.entries.clear();
+        scratch.held.clear();
+        if let Some(v) = verified.as_mut() {
+            v.clear(); // stale: released now, recorded anew below
         }
-    }
-    if let Some((a, b)) = plan.s.0.held.find_overlap(py)? {
-        return Err(PyValueError::new_err(format!(
-            "{} and {} share memory; every parameter, gradient and state array needs its own",
-            plan.describe(&dicts, a),
-            plan.describe(&dicts, b)
-        )));
+        let mut flat = 0;
+        for (g, (dict, list)) in dicts.iter().zip(&lists).enumerate() {
+            for (i, p) in list.iter().enumerate() {
+                let grad = match grads {
+                    Some(grads) => grads.get_item(flat)?,
+                    None => p.getattr(intern!(py, "grad"))?,
+                };
+                flat += 1;
+                plan.gather(py, state, keys, dict, g, i, p, grad)?;
+            }
+        }
+        if let Some((a, b)) = plan.s.0.held.find_overlap(py)? {
+            return Err(PyValueError::new_err(format!(
+                "{} and {} share memory; every parameter, gradient and state array needs its own",
+                plan.describe(&dicts, a),
+                plan.describe(&dicts, b)
+            )));
+        }
+        if let Some(v) = verified.as_mut() {
+            v.record(&s, &plan.s.0.entries);
+        }
     }
     // every entry was gathered from checked, non-overlapping arrays that `keep`
     // holds alive until the plan is dropped
@@ -402,16 +447,7 @@ impl<'py, K: Layout> Plan<'py, K> {
         entry: &mut Entry,
         what: &dyn Fn() -> String,
     ) -> PyResult<()> {
-        // A parameter with a hash is looked up in the dict itself; one without (which
-        // the dict refuses with a TypeError) through the mapping's `get`.
-        let (found, by_identity) = match state.get_item(p) {
-            Ok(found) => (found, false),
-            Err(e) if e.is_instance_of::<PyTypeError>(py) => {
-                let found = state.call_method1("get", (p,))?;
-                (if found.is_none() { None } else { Some(found) }, true)
-            }
-            Err(e) => return Err(e),
-        };
+        let (found, by_identity) = state_of(state, p)?;
         let (dict, is_new) = match found {
             Some(d) => {
                 let d = d.cast_into::<PyDict>().map_err(|e| {

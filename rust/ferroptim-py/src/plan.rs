@@ -1,0 +1,436 @@
+//! The verified plan of one step, kept for the next (`_core.StepPlan`).
+//!
+//! A step over many small parameters spends most of its time checking arrays that
+//! have not changed since the step before. A `StepPlan`, owned by the optimizer and
+//! handed to each step, remembers what the last fully checked step found, for every
+//! parameter with a gradient: the parameter, its `.data` array, its state dict and
+//! each state array it used, with the layout each array was checked in (data pointer,
+//! dtype descriptor, flags, shape), the kernel-ready entry built from them, and the
+//! address-ordered memory of every written array (found disjoint).
+//!
+//! The next step ([`StepPlan::replay`]) looks everything up again, as a full step
+//! does, and compares: an array that is the same object with the same pointer,
+//! descriptor, flags and shape is the array that was checked, so it needs no check.
+//! The plan holds every array it remembers, so an address it compares cannot be a
+//! new object's. Gradients, usually new arrays each step, are checked in full every
+//! step (and never held past it: `zero_grad` frees them) and located among the
+//! written arrays for the overlap check. Anything else that differs — a new
+//! `.data`, a state entry replaced, resized or made read-only, a parameter gaining or
+//! losing its gradient, a group added or reconfigured, another state dict — sends the
+//! step through the full checks ([`crate::step`]), which record a new plan.
+
+use std::os::raw::c_int;
+
+use numpy::npyffi::{self, NPY_ARRAY_ALIGNED, NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_WRITEABLE};
+use numpy::{PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+
+use crate::arrays::{grad_operand, span, Origin};
+use crate::held::Held;
+use crate::step::{Entry, StateKeys, NONE, SLOTS};
+
+/// The plan of an optimizer's last fully checked step (see the module docs). Empty
+/// until a step records one; steps with nothing to reuse record none.
+#[pyclass(module = "ferroptim._core")]
+#[derive(Default)]
+pub(crate) struct StepPlan {
+    recorded: Option<Recorded>,
+}
+
+#[pymethods]
+impl StepPlan {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets the recorded plan (and releases the arrays it holds).
+    pub(crate) fn clear(&mut self) {
+        self.recorded = None;
+    }
+
+    /// Whether a plan is recorded (for tests).
+    #[getter]
+    fn recorded(&self) -> bool {
+        self.recorded.is_some()
+    }
+}
+
+/// One array as a step checked it.
+struct Seen {
+    array: Py<PyUntypedArray>,
+    data: usize,
+    descr: usize,
+    /// C-contiguity, alignment and writeability.
+    flags: c_int,
+    shape: Box<[usize]>,
+}
+
+const FLAGS: c_int = NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_WRITEABLE;
+
+/// An ndarray's data pointer, descriptor and flags.
+fn layout(a: &Bound<'_, PyUntypedArray>) -> (usize, usize, c_int) {
+    // SAFETY: `a` is an ndarray, whose PyArrayObject fields numpy keeps valid while it
+    // is alive; they are only read.
+    let f = unsafe { &*npyffi::_PyArray_GET_ITEM_DATA(a.as_array_ptr()) };
+    (f.data as usize, f.descr as usize, f.flags & FLAGS)
+}
+
+impl Seen {
+    fn of(a: &Bound<'_, PyUntypedArray>) -> Self {
+        let (data, descr, flags) = layout(a);
+        Seen { array: a.clone().unbind(), data, descr, flags, shape: a.shape().into() }
+    }
+
+    /// Whether `obj` is this array, unchanged.
+    #[inline]
+    fn holds(&self, py: Python<'_>, obj: *mut ffi::PyObject) -> bool {
+        if obj != self.array.as_ptr() {
+            return false;
+        }
+        let a = self.array.bind(py);
+        let shape = a.shape();
+        // element by element: shapes are short, and `==` on slices calls memcmp
+        layout(a) == (self.data, self.descr, self.flags)
+            && shape.len() == self.shape.len()
+            && shape.iter().zip(&*self.shape).all(|(x, y)| x == y)
+    }
+}
+
+/// `dict[key]`, borrowed (null when absent): only compared with objects the plan
+/// holds, before any other Python code runs.
+#[inline]
+fn lookup(py: Python<'_>, dict: &Py<PyDict>, key: *mut ffi::PyObject) -> PyResult<*mut ffi::PyObject> {
+    // SAFETY: `dict` is held by the plan, `key` by the caller; the result is a
+    // borrowed reference (or null, with or without an error set).
+    let v = unsafe { ffi::PyDict_GetItemWithError(dict.as_ptr(), key) };
+    if v.is_null() {
+        if let Some(e) = PyErr::take(py) {
+            return Err(e);
+        }
+    }
+    Ok(v)
+}
+
+/// A parameter with a gradient, as the recorded step used it.
+struct Param {
+    param: Py<PyAny>,
+    data: Seen,
+    /// Its state dict (None: the kernel keeps no state, and the step looks none up).
+    dict: Option<Py<PyDict>>,
+    /// The parameter has no hash: its state is looked up through the mapping.
+    by_identity: bool,
+    scalars: Vec<Seen>,
+    /// The state arrays of the slots the parameter uses, by slot.
+    buffers: [Option<Seen>; SLOTS],
+    /// Its entry, gradient pointer aside.
+    entry: Template,
+}
+
+/// An entry whose pointers point into arrays the plan holds.
+struct Template(Entry);
+
+// SAFETY: the pointers are never dereferenced through the plan: a replayed step
+// copies them into its own entries only after finding every array they point into
+// unchanged (and the plan keeps those arrays alive), with the GIL held.
+unsafe impl Send for Template {}
+// SAFETY: as above; shared access only reads the pointer values.
+unsafe impl Sync for Template {}
+
+struct Recorded {
+    /// The kernel's type: a plan replays only for the kernel that recorded it.
+    kernel: &'static str,
+    state: Py<PyDict>,
+    groups: Py<PyList>,
+    /// Each group's dict, its `params` list (and length), its kernel's layout key.
+    group_dicts: Vec<(Py<PyDict>, Py<PyList>, usize, u64)>,
+    scalar_keys: Vec<Py<PyString>>,
+    buffer_keys: Vec<Py<PyString>>,
+    /// For each parameter of each group in order: its index in `params`, or NONE
+    /// when it had no gradient.
+    positions: Vec<u32>,
+    params: Vec<Param>,
+    /// The memory of every written array, `[lo, hi)`, disjoint, in address order.
+    writes: Vec<(usize, usize)>,
+}
+
+/// What the step function hands the plan: the step's objects, each group's dict,
+/// `params` list and layout key (None: not replayable).
+pub(crate) struct StepView<'a, 'py> {
+    pub(crate) kernel: &'static str,
+    pub(crate) state: &'a Bound<'py, PyDict>,
+    pub(crate) groups: &'a Bound<'py, PyList>,
+    pub(crate) dicts: &'a [Bound<'py, PyDict>],
+    pub(crate) lists: &'a [Bound<'py, PyList>],
+    pub(crate) layouts: &'a [Option<u64>],
+    pub(crate) keys: &'a StateKeys<'py>,
+    pub(crate) grads: Option<&'a Bound<'py, PyList>>,
+}
+
+/// `state[p]`, and whether it was found by identity: a parameter with a hash is
+/// looked up in the dict itself; one without (which the dict refuses with a
+/// TypeError) through the mapping's `get` (see `_state.py`).
+pub(crate) fn state_of<'py>(state: &Bound<'py, PyDict>, p: &Bound<'py, PyAny>) -> PyResult<(Option<Bound<'py, PyAny>>, bool)> {
+    match state.get_item(p) {
+        Ok(found) => Ok((found, false)),
+        Err(e) if e.is_instance_of::<PyTypeError>(p.py()) => {
+            let found = state.call_method1("get", (p,))?;
+            Ok((if found.is_none() { None } else { Some(found) }, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl<'py> StepView<'_, 'py> {
+    /// The gradient of parameter `p`, the `flat`-th of the step.
+    fn grad(&self, p: &Bound<'py, PyAny>, flat: usize) -> PyResult<Bound<'py, PyAny>> {
+        match self.grads {
+            Some(grads) => grads.get_item(flat),
+            None => p.getattr(intern!(p.py(), "grad")),
+        }
+    }
+}
+
+impl StepPlan {
+    /// Gathers this step's entries into `entries` (and the gradients they read into
+    /// `held`) from the recorded plan, if nothing it recorded has changed. False, with
+    /// `entries` and `held` to be cleared, sends the step through the full checks.
+    pub(crate) fn replay(&self, s: &StepView<'_, '_>, entries: &mut Vec<Entry>, held: &mut Held) -> bool {
+        let Some(r) = &self.recorded else {
+            return false;
+        };
+        let same_keys = |got: &[Bound<'_, PyString>], want: &[Py<PyString>]| {
+            got.len() == want.len() && got.iter().zip(want).all(|(a, b)| a.as_ptr() == b.as_ptr())
+        };
+        if !std::ptr::eq(r.kernel, s.kernel)
+            || s.state.as_ptr() != r.state.as_ptr()
+            || s.groups.as_ptr() != r.groups.as_ptr()
+            || s.dicts.len() != r.group_dicts.len()
+            || !same_keys(&s.keys.scalars, &r.scalar_keys)
+            || !same_keys(&s.keys.buffers, &r.buffer_keys)
+        {
+            return false;
+        }
+        for (g, (dict, list, len, key)) in r.group_dicts.iter().enumerate() {
+            if s.dicts[g].as_ptr() != dict.as_ptr()
+                || s.lists[g].as_ptr() != list.as_ptr()
+                || s.lists[g].len() != *len
+                || s.layouts[g] != Some(*key)
+            {
+                return false;
+            }
+        }
+        self.gather(r, s, entries, held).unwrap_or(false)
+    }
+
+    fn gather(&self, r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry>, held: &mut Held) -> PyResult<bool> {
+        let py = s.state.py();
+        let (mut flat, mut finger) = (0, 0);
+        for (g, (_, _, len, _)) in r.group_dicts.iter().enumerate() {
+            for i in 0..*len {
+                let at = r.positions[flat];
+                if at == NONE {
+                    let p = s.lists[g].get_item(i)?;
+                    if !s.grad(&p, flat)?.is_none() {
+                        return Ok(false);
+                    }
+                    flat += 1;
+                    continue;
+                }
+                let rec = &r.params[at as usize];
+                // SAFETY: the list is alive (the step holds it) and has `len` items
+                // (compared by `replay`, and no Python code ran since); the borrowed
+                // item is only compared with the parameter the plan holds.
+                if unsafe { ffi::PyList_GetItem(s.lists[g].as_ptr(), i as ffi::Py_ssize_t) } != rec.param.as_ptr() {
+                    return Ok(false);
+                }
+                let p = rec.param.bind(py);
+                let grad = s.grad(p, flat)?;
+                flat += 1;
+                if grad.is_none() || !rec.data.holds(py, p.getattr(intern!(py, "data"))?.as_ptr()) {
+                    return Ok(false);
+                }
+                let mut entry = rec.entry.0;
+                // The gradient, checked as a full step checks it (errors: the full step
+                // raises them, naming the parameter).
+                let Ok(op) = grad_operand(grad, &rec.data.shape, entry.dtype, &String::new) else {
+                    return Ok(false);
+                };
+                if matches!(op.origin, Origin::Caller) && overlaps(&r.writes, &op.array, &mut finger) {
+                    return Ok(false); // the full step names the two arrays
+                }
+                entry.grad = op.ptr;
+                held.keep.push(op.array.unbind());
+                let Some(dict) = &rec.dict else {
+                    entries.push(entry);
+                    continue;
+                };
+                let found = if rec.by_identity {
+                    state_of(s.state, p)?.0.map_or(std::ptr::null_mut(), |d| d.as_ptr())
+                } else {
+                    lookup(py, &r.state, p.as_ptr())?
+                };
+                if found != dict.as_ptr() {
+                    return Ok(false);
+                }
+                for (k, (key, seen)) in s.keys.scalars.iter().zip(&rec.scalars).enumerate() {
+                    if !seen.holds(py, lookup(py, dict, key.as_ptr())?) {
+                        return Ok(false);
+                    }
+                    // SAFETY: the 0-d float64 array the recorded step checked (aligned),
+                    // unchanged and held by the plan.
+                    entry.scalars[k] = unsafe { *(seen.data as *const f64) };
+                }
+                for (key, seen) in s.keys.buffers.iter().zip(&rec.buffers) {
+                    if let Some(seen) = seen {
+                        if !seen.holds(py, lookup(py, dict, key.as_ptr())?) {
+                            return Ok(false);
+                        }
+                    }
+                }
+                entries.push(entry);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Records the plan of a step whose entries passed the full checks (and the
+    /// overlap check), before its kernels run; a step that creates state, copies an
+    /// array or has a kernel whose layout cannot be compared records none (and the
+    /// plan is empty until one does).
+    pub(crate) fn record(&mut self, s: &StepView<'_, '_>, entries: &[Entry]) {
+        self.recorded = None;
+        if s.layouts.iter().any(Option::is_none) {
+            return;
+        }
+        self.recorded = Self::recording(s, entries).ok().flatten();
+    }
+
+    fn recording(s: &StepView<'_, '_>, entries: &[Entry]) -> PyResult<Option<Recorded>> {
+        let mut positions = Vec::new();
+        let mut params = Vec::with_capacity(entries.len());
+        let mut writes = Vec::new();
+        let mut next = entries.iter().peekable();
+        for (g, list) in s.lists.iter().enumerate() {
+            for i in 0..list.len() {
+                let entry = match next.peek() {
+                    Some(e) if e.group as usize == g && e.index as usize == i => next.next().unwrap(),
+                    _ => {
+                        positions.push(NONE);
+                        continue;
+                    }
+                };
+                let p = list.get_item(i)?;
+                let Some(param) = Self::param_of(s, &p, entry, &mut writes)? else {
+                    return Ok(None);
+                };
+                positions.push(params.len() as u32);
+                params.push(param);
+            }
+        }
+        if next.next().is_some() {
+            return Ok(None);
+        }
+        writes.sort_unstable();
+        if writes.windows(2).any(|w| w[1].0 < w[0].1) {
+            return Ok(None); // cannot be: the overlap check passed
+        }
+        let unbind = |keys: &[Bound<'_, PyString>]| keys.iter().map(|k| k.clone().unbind()).collect();
+        Ok(Some(Recorded {
+            kernel: s.kernel,
+            state: s.state.clone().unbind(),
+            groups: s.groups.clone().unbind(),
+            group_dicts: (s.dicts.iter().zip(s.lists).zip(s.layouts))
+                .map(|((d, l), k)| (d.clone().unbind(), l.clone().unbind(), l.len(), k.unwrap_or(0)))
+                .collect(),
+            scalar_keys: unbind(&s.keys.scalars),
+            buffer_keys: unbind(&s.keys.buffers),
+            positions,
+            params,
+            writes,
+        }))
+    }
+
+    /// One parameter's record, if its entry points into the arrays its objects hold
+    /// now (which proves them used in place) and its state needs nothing stored.
+    fn param_of(
+        s: &StepView<'_, '_>,
+        p: &Bound<'_, PyAny>,
+        entry: &Entry,
+        writes: &mut Vec<(usize, usize)>,
+    ) -> PyResult<Option<Param>> {
+        if entry.target != NONE || entry.fresh {
+            return Ok(None);
+        }
+        let array = |v: Option<Bound<'_, PyAny>>, ptr: *mut u8| -> Option<Seen> {
+            let v = v?;
+            let a = v.cast::<PyUntypedArray>().ok()?;
+            let seen = Seen::of(a);
+            (seen.data == ptr as usize && seen.flags & NPY_ARRAY_WRITEABLE != 0).then_some(seen)
+        };
+        let Some(data) = array(Some(p.getattr(intern!(p.py(), "data"))?), entry.param) else {
+            return Ok(None);
+        };
+        let mut template = *entry;
+        template.grad = std::ptr::null_mut();
+        let (param, template) = (p.clone().unbind(), Template(template));
+        let mut written = |seen: &Seen| {
+            if let Some((lo, hi, _)) = span(seen.array.bind(p.py())) {
+                writes.push((lo, hi));
+            }
+        };
+        written(&data);
+        if s.keys.scalars.is_empty() && entry.buffers.iter().all(|b| b.is_null()) {
+            let (scalars, buffers) = (Vec::new(), Default::default());
+            return Ok(Some(Param { param, data, dict: None, by_identity: false, scalars, buffers, entry: template }));
+        }
+        let (Some(found), by_identity) = state_of(s.state, p)? else {
+            return Ok(None);
+        };
+        let Ok(dict) = found.cast_into::<PyDict>() else {
+            return Ok(None);
+        };
+        let mut scalars = Vec::with_capacity(s.keys.scalars.len());
+        for (k, key) in s.keys.scalars.iter().enumerate() {
+            match array(dict.get_item(key)?, entry.homes[k].cast()) {
+                Some(seen) if !entry.homes[k].is_null() => scalars.push(seen),
+                _ => return Ok(None),
+            }
+        }
+        let mut buffers: [Option<Seen>; SLOTS] = Default::default();
+        for (k, key) in s.keys.buffers.iter().enumerate().take(SLOTS) {
+            if entry.buffers[k].is_null() {
+                continue;
+            }
+            let Some(seen) = array(dict.get_item(key)?, entry.buffers[k]) else {
+                return Ok(None); // a shared read-only array, or a scratch copy
+            };
+            buffers[k] = Some(seen);
+        }
+        buffers.iter().flatten().for_each(&mut written);
+        let dict = Some(dict.unbind());
+        Ok(Some(Param { param, data, dict, by_identity, scalars, buffers, entry: template }))
+    }
+}
+
+/// Whether `array` (read in place) shares memory with a written array. `finger`:
+/// where the last array was found among the writes, tried first (a step's gradients
+/// often lie next to each other), then updated.
+fn overlaps(writes: &[(usize, usize)], array: &Bound<'_, PyUntypedArray>, finger: &mut usize) -> bool {
+    let Some((lo, hi, _)) = span(array) else {
+        return false;
+    };
+    // the first write ending above `lo`
+    let at = *finger;
+    let first = if (at == 0 || writes[at - 1].1 <= lo) && (at == writes.len() || writes[at].1 > lo) {
+        at
+    } else {
+        writes.partition_point(|w| w.1 <= lo)
+    };
+    *finger = first;
+    first < writes.len() && writes[first].0 < hi
+}

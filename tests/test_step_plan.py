@@ -1,0 +1,272 @@
+"""The step plan (``_core.StepPlan``): a step replays the last step's verified plan,
+comparing each array with what was checked instead of checking it again.
+
+Every optimizer runs twice side by side, one with its plan and one checking every
+array on every step (``plan=None``), and each way the plan can go stale is applied
+to both between steps: ``.data`` reassigned, reshaped, retyped or made read-only in
+place, state entries and state dicts replaced, resized, made read-only or deleted,
+gradients dropped, shared or aliasing a written array, groups edited or added,
+parameters reordered, the state loaded anew. The two must agree bit for bit after
+every step, and refuse the same steps with the same error, changing nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import ferroptim as fo
+from ferroptim._elementwise import ElementwiseOptimizer
+from helpers import CONFIGS, assert_unchanged, grads_for, make_params, snapshot
+
+SHAPES = ((4, 5), (7,), (2, 1, 3), (7,))
+# the optimizers that step through the plan (the tensor-wise and sparse ones check in full)
+PLANNED = [c for c in CONFIGS if isinstance(c[1](make_params(), **c[2]), ElementwiseOptimizer)]
+PLANNED_IDS = [c[0] for c in PLANNED]
+# those whose plan is recorded (8-bit state is checked in full on every step)
+REPLAYED = [c for c in PLANNED if "8bit" not in c[0]]
+
+
+def buffer_key(opt, p):
+    """The first state array of ``p`` the optimizer keeps."""
+    st = opt.state[p]
+    for k in opt._buffer_state:
+        if isinstance(st.get(k), np.ndarray) and st[k].ndim > 0:
+            return k
+    pytest.skip("no state array")
+
+
+def scalar_key(opt, p):
+    st = opt.state[p]
+    for k in opt._scalar_state:
+        if isinstance(st.get(k), np.ndarray):
+            return k
+    pytest.skip("no scalar state")
+
+
+def _readonly(a):
+    a.flags.writeable = False
+
+
+def _reshape(a):
+    a.shape = (a.size, 1)
+
+
+def _retype(a):
+    a.dtype = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64, np.dtype(np.uint8): np.int8}[a.dtype]
+
+
+def _delete(opt, p):
+    if p not in opt.state:
+        pytest.skip("no state")
+    del opt.state[p]
+
+
+def _grad_is_state(opt, p):
+    a = opt.state[p][buffer_key(opt, p)]
+    if a.shape != p.data.shape or a.dtype != p.data.dtype:
+        pytest.skip("no state array like the parameter")
+    p.grad = a
+
+
+def _new_group(opt, params):
+    p = fo.Parameter(np.linspace(-1, 1, 6).astype(params[0].data.dtype))
+    p.grad = np.full(6, 0.25, p.data.dtype)
+    opt.add_param_group({"params": [p]})
+    params.append(p)
+
+
+def _swap(opt, params):
+    group = opt.param_groups[0]["params"]
+    group[1], group[3] = group[3], group[1]
+
+
+def _toggle(opt, key):
+    g = opt.param_groups[0]
+    if key not in g or not isinstance(g[key], bool):
+        pytest.skip(f"no {key}")
+    g[key] = not g[key]
+
+
+# name → fn(opt, params), applied after the step's gradients are assigned
+MUTATIONS = {
+    "nothing": lambda o, ps: None,
+    "data reassigned": lambda o, ps: setattr(ps[0], "data", ps[0].data.copy()),
+    "data strided": lambda o, ps: setattr(ps[1], "data", np.repeat(ps[1].data, 2)[::2]),
+    "data read-only in place": lambda o, ps: _readonly(ps[0].data),
+    "data reshaped in place": lambda o, ps: _reshape(ps[1].data),
+    "data retyped in place": lambda o, ps: _retype(ps[2].data),
+    "data values": lambda o, ps: ps[0].data.__imul__(0.5),
+    "state array replaced": lambda o, ps: o.state[ps[0]].__setitem__(
+        buffer_key(o, ps[0]), o.state[ps[0]][buffer_key(o, ps[0])].copy()),
+    "state array wrong shape": lambda o, ps: o.state[ps[1]].__setitem__(
+        buffer_key(o, ps[1]), np.zeros(3, ps[1].data.dtype)),
+    "state array read-only in place": lambda o, ps: _readonly(o.state[ps[0]][buffer_key(o, ps[0])]),
+    "state array reshaped in place": lambda o, ps: _reshape(o.state[ps[1]][buffer_key(o, ps[1])]),
+    "state array retyped in place": lambda o, ps: _retype(o.state[ps[1]][buffer_key(o, ps[1])]),
+    "state array values": lambda o, ps: np.copyto(o.state[ps[0]][buffer_key(o, ps[0])],
+                                                  o.state[ps[0]][buffer_key(o, ps[0])][::-1].copy()),
+    "state array is another's": lambda o, ps: o.state[ps[1]].__setitem__(
+        buffer_key(o, ps[1]), o.state[ps[3]][buffer_key(o, ps[3])]),
+    "scalar in place": lambda o, ps: o.state[ps[0]][scalar_key(o, ps[0])].__iadd__(3.0),
+    "scalar a float": lambda o, ps: o.state[ps[0]].__setitem__(
+        scalar_key(o, ps[0]), float(o.state[ps[0]][scalar_key(o, ps[0])])),
+    "scalar read-only": lambda o, ps: _readonly(o.state[ps[0]][scalar_key(o, ps[0])]),
+    "state dict replaced": lambda o, ps: o.state.__setitem__(ps[0], dict(o.state[ps[0]])),
+    "state dict deep-copied": lambda o, ps: o.state.__setitem__(ps[2], copy.deepcopy(o.state[ps[2]])),
+    "state deleted": lambda o, ps: _delete(o, ps[1]),
+    "gradient dropped": lambda o, ps: setattr(ps[1], "grad", None),
+    "gradient shared": lambda o, ps: setattr(ps[1], "grad", ps[3].grad),
+    "gradient is a parameter": lambda o, ps: setattr(ps[1], "grad", ps[3].data),
+    "gradient is its state": lambda o, ps: _grad_is_state(o, ps[1]),
+    "gradient strided": lambda o, ps: setattr(ps[1], "grad", np.repeat(ps[1].grad, 2)[::2]),
+    "lr changed": lambda o, ps: o.param_groups[0].__setitem__("lr", o.param_groups[0]["lr"] * 0.5),
+    "amsgrad toggled": lambda o, ps: _toggle(o, "amsgrad"),
+    "maximize toggled": lambda o, ps: _toggle(o, "maximize"),
+    "group added": _new_group,
+    "parameters reordered": _swap,
+    "params list replaced": lambda o, ps: o.param_groups[0].__setitem__("params", list(o.param_groups[0]["params"])),
+    "state loaded": lambda o, ps: o.load_state_dict(copy.deepcopy(o.state_dict())),
+}
+
+
+def world(cls, kw, planned):
+    params = make_params(np.float64, shapes=SHAPES)
+    opt = cls(params, **kw)
+    if not planned:
+        opt._step_plan = lambda: None  # every step checked in full
+    return opt, params
+
+
+def step_both(worlds, t, mutate=None):
+    """One step in both worlds (gradients depending only on ``t``), after ``mutate``;
+    both must succeed alike or fail alike, the failing one changing nothing."""
+    outcomes = []
+    for opt, params in worlds:
+        for p, g in zip(params, grads_for(params, 500 + t)):
+            p.grad = g
+        if mutate is not None:
+            mutate(opt, params)
+        before = snapshot(opt)
+        try:
+            opt.step()
+            outcomes.append(None)
+        except (TypeError, ValueError) as e:
+            assert_unchanged(opt, before)
+            outcomes.append((type(e), str(e)))
+    assert outcomes[0] == outcomes[1]
+    assert_same(worlds)
+    return outcomes[0]
+
+
+def assert_same(worlds):
+    (a, pa), (b, pb) = worlds
+    for x, y in zip(pa, pb):
+        assert x.data.dtype == y.data.dtype and x.data.shape == y.data.shape
+        assert np.array_equal(np.ascontiguousarray(x.data).view(np.uint8), np.ascontiguousarray(y.data).view(np.uint8))
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa["state"].keys() == sb["state"].keys()
+    for k in sa["state"]:
+        assert sa["state"][k].keys() == sb["state"][k].keys()
+        for key, v in sa["state"][k].items():
+            assert np.array_equal(np.asarray(v), np.asarray(sb["state"][k][key])), (k, key)
+    assert sa["param_groups"] == sb["param_groups"]
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+@pytest.mark.parametrize("name,cls,kw", PLANNED, ids=PLANNED_IDS)
+def test_a_stale_plan_is_noticed(name, cls, kw, mutation):
+    worlds = [world(cls, kw, planned) for planned in (True, False)]
+    for t in range(3):
+        assert step_both(worlds, t) is None
+    if (name, cls, kw) in REPLAYED:
+        assert worlds[0][0]._plan.recorded
+    step_both(worlds, 3, MUTATIONS[mutation])
+    for t in range(4, 7):
+        step_both(worlds, t)
+
+
+@pytest.mark.parametrize("name,cls,kw", REPLAYED, ids=[c[0] for c in REPLAYED])
+def test_replayed_steps_are_the_full_steps(name, cls, kw):
+    """Forty steps through the plan and forty checked in full agree bit for bit, and
+    the plan is recorded from the second step on (the first may create the state)."""
+    worlds = [world(cls, kw, planned) for planned in (True, False)]
+    for t in range(40):
+        step_both(worlds, t)
+        assert worlds[0][0]._plan.recorded or t == 0
+
+
+def test_a_plan_is_not_pickled_or_copied_and_load_state_dict_drops_it():
+    params = make_params()
+    opt = fo.Adam(params)
+    for _ in range(2):
+        for p in params:
+            p.grad = np.ones_like(p.data)
+        opt.step()
+    assert opt._plan.recorded
+    assert "_plan" not in copy.deepcopy(opt).__dict__
+    opt.load_state_dict(opt.state_dict())
+    assert "_plan" not in opt.__dict__
+
+
+def test_unhashable_parameters_and_given_gradients_replay():
+    """Parameters without a hash (state kept by identity) and ``step(grads=...)``."""
+
+    class Unhashable:
+        __hash__ = None
+
+        def __init__(self, data):
+            self.data, self.grad = data, None
+
+        def __eq__(self, other):
+            return NotImplemented
+
+    results = []
+    for planned in (True, False):
+        params = [Unhashable(np.linspace(-1, 1, n)) for n in (3, 5, 3)]
+        opt = fo.Adam(params, lr=0.1)
+        if not planned:
+            opt._step_plan = lambda: None
+        for t in range(6):
+            opt.step(grads=[np.full(p.data.shape, 0.1 * (t + k)) for k, p in enumerate(params)])
+            if t == 3:  # the two same-shaped parameters' state swapped behind the plan
+                opt.state[params[0]], opt.state[params[2]] = opt.state[params[2]], opt.state[params[0]]
+        if planned:
+            assert opt._plan.recorded
+        results.append([p.data.copy() for p in params])
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)
+
+
+def test_a_plan_in_use_is_not_shared():
+    """A plan borrowed by one step (here: a step re-entered from a `.grad` property)
+    is not used by another: the inner step checks in full."""
+    params = make_params(np.float64)
+    opt = fo.SGD(params, lr=0.1, momentum=0.9)
+    inner = fo.SGD(make_params(np.float64), lr=0.1)
+    inner._plan = opt._step_plan()  # the same plan object, as a second optimizer sharing it
+
+    class Stepping(fo.Parameter):
+        __slots__ = ()
+
+        @property
+        def grad(self):
+            for p in inner.param_groups[0]["params"]:
+                p.grad = np.ones_like(p.data)
+            inner.step()
+            return np.ones_like(self.data)
+
+        @grad.setter
+        def grad(self, value):
+            pass
+
+    p = object.__new__(Stepping)
+    object.__setattr__(p, "data", np.zeros(3))
+    opt.add_param_group({"params": [p]})
+    for q in params:
+        q.grad = np.ones_like(q.data)
+    for _ in range(4):
+        opt.step()
+    assert np.allclose(p.data, [-1.0 * (0.1 + 0.19 + 0.271 + 0.3439)] * 3)
