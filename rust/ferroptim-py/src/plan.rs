@@ -31,7 +31,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::arrays::{grad_operand, span, Origin};
 use crate::held::Held;
-use crate::step::{Entry, StateKeys, NONE, SLOTS};
+use crate::step::{Entry, StateKeys, NONE};
 
 /// The plan of an optimizer's last fully checked step (see the module docs). Empty
 /// until a step records one; steps with nothing to reuse record none.
@@ -60,14 +60,16 @@ impl StepPlan {
     }
 }
 
-/// One array as a step checked it.
+/// One array as a step checked it; its shape is kept in [`Recorded::dims`].
 struct Seen {
     array: Py<PyUntypedArray>,
     data: usize,
     descr: usize,
     /// C-contiguity, alignment and writeability.
     flags: c_int,
-    shape: Box<[usize]>,
+    ndim: u32,
+    /// Where its shape starts in `Recorded::dims`.
+    dims_at: u32,
 }
 
 const FLAGS: c_int = NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_WRITEABLE;
@@ -81,23 +83,30 @@ fn layout(a: &Bound<'_, PyUntypedArray>) -> (usize, usize, c_int) {
 }
 
 impl Seen {
-    fn of(a: &Bound<'_, PyUntypedArray>) -> Self {
+    /// `a` as it is now, its shape appended to `dims`.
+    fn of(a: &Bound<'_, PyUntypedArray>, dims: &mut Vec<usize>) -> Self {
         let (data, descr, flags) = layout(a);
-        Seen { array: a.clone().unbind(), data, descr, flags, shape: a.shape().into() }
+        let dims_at = dims.len() as u32;
+        dims.extend_from_slice(a.shape());
+        Seen { array: a.clone().unbind(), data, descr, flags, ndim: a.ndim() as u32, dims_at }
+    }
+
+    fn shape<'a>(&self, dims: &'a [usize]) -> &'a [usize] {
+        &dims[self.dims_at as usize..][..self.ndim as usize]
     }
 
     /// Whether `obj` is this array, unchanged.
     #[inline]
-    fn holds(&self, py: Python<'_>, obj: *mut ffi::PyObject) -> bool {
+    fn holds(&self, py: Python<'_>, obj: *mut ffi::PyObject, dims: &[usize]) -> bool {
         if obj != self.array.as_ptr() {
             return false;
         }
         let a = self.array.bind(py);
-        let shape = a.shape();
+        let (shape, want) = (a.shape(), self.shape(dims));
         // element by element: shapes are short, and `==` on slices calls memcmp
         layout(a) == (self.data, self.descr, self.flags)
-            && shape.len() == self.shape.len()
-            && shape.iter().zip(&*self.shape).all(|(x, y)| x == y)
+            && shape.len() == want.len()
+            && shape.iter().zip(want).all(|(x, y)| x == y)
     }
 }
 
@@ -116,17 +125,15 @@ fn lookup(py: Python<'_>, dict: &Py<PyDict>, key: *mut ffi::PyObject) -> PyResul
     Ok(v)
 }
 
-/// A parameter with a gradient, as the recorded step used it.
+/// A parameter with a gradient, as the recorded step used it. Its arrays are the
+/// next ones in [`Recorded::seen`]: its `.data`, then (with a state dict) its scalar
+/// state and the state arrays of the slots its entry uses, in slot order.
 struct Param {
     param: Py<PyAny>,
-    data: Seen,
     /// Its state dict (None: the kernel keeps no state, and the step looks none up).
     dict: Option<Py<PyDict>>,
     /// The parameter has no hash: its state is looked up through the mapping.
     by_identity: bool,
-    scalars: Vec<Seen>,
-    /// The state arrays of the slots the parameter uses, by slot.
-    buffers: [Option<Seen>; SLOTS],
     /// Its entry, gradient pointer aside.
     entry: Template,
 }
@@ -141,6 +148,8 @@ unsafe impl Send for Template {}
 // SAFETY: as above; shared access only reads the pointer values.
 unsafe impl Sync for Template {}
 
+/// The arrays, in the order a step visits them, kept in flat lists: a replay
+/// walks them front to back.
 struct Recorded {
     /// The kernel's type: a plan replays only for the kernel that recorded it.
     kernel: &'static str,
@@ -154,6 +163,9 @@ struct Recorded {
     /// when it had no gradient.
     positions: Vec<u32>,
     params: Vec<Param>,
+    seen: Vec<Seen>,
+    /// The shapes of `seen`.
+    dims: Vec<usize>,
     /// The memory of every written array, `[lo, hi)`, disjoint, in address order.
     writes: Vec<(usize, usize)>,
 }
@@ -229,6 +241,8 @@ impl StepPlan {
 
     fn gather(&self, r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry>, held: &mut Held) -> PyResult<bool> {
         let py = s.state.py();
+        let dims = &r.dims[..];
+        let mut seen = r.seen.iter();
         let (mut flat, mut finger) = (0, 0);
         for (g, (_, _, len, _)) in r.group_dicts.iter().enumerate() {
             for i in 0..*len {
@@ -251,13 +265,14 @@ impl StepPlan {
                 let p = rec.param.bind(py);
                 let grad = s.grad(p, flat)?;
                 flat += 1;
-                if grad.is_none() || !rec.data.holds(py, p.getattr(intern!(py, "data"))?.as_ptr()) {
+                let data = seen.next().expect("a parameter's .data is recorded");
+                if grad.is_none() || !data.holds(py, p.getattr(intern!(py, "data"))?.as_ptr(), dims) {
                     return Ok(false);
                 }
                 let mut entry = rec.entry.0;
                 // The gradient, checked as a full step checks it (errors: the full step
                 // raises them, naming the parameter).
-                let Ok(op) = grad_operand(grad, &rec.data.shape, entry.dtype, &String::new) else {
+                let Ok(op) = grad_operand(grad, data.shape(dims), entry.dtype, &String::new) else {
                     return Ok(false);
                 };
                 if matches!(op.origin, Origin::Caller) && overlaps(&r.writes, &op.array, &mut finger) {
@@ -277,19 +292,22 @@ impl StepPlan {
                 if found != dict.as_ptr() {
                     return Ok(false);
                 }
-                for (k, (key, seen)) in s.keys.scalars.iter().zip(&rec.scalars).enumerate() {
-                    if !seen.holds(py, lookup(py, dict, key.as_ptr())?) {
+                for (k, key) in s.keys.scalars.iter().enumerate() {
+                    let a = seen.next().expect("scalar state is recorded");
+                    if !a.holds(py, lookup(py, dict, key.as_ptr())?, dims) {
                         return Ok(false);
                     }
                     // SAFETY: the 0-d float64 array the recorded step checked (aligned),
                     // unchanged and held by the plan.
-                    entry.scalars[k] = unsafe { *(seen.data as *const f64) };
+                    entry.scalars[k] = unsafe { *(a.data as *const f64) };
                 }
-                for (key, seen) in s.keys.buffers.iter().zip(&rec.buffers) {
-                    if let Some(seen) = seen {
-                        if !seen.holds(py, lookup(py, dict, key.as_ptr())?) {
-                            return Ok(false);
-                        }
+                for (key, b) in s.keys.buffers.iter().zip(&entry.buffers) {
+                    if b.is_null() {
+                        continue;
+                    }
+                    let a = seen.next().expect("the state arrays an entry uses are recorded");
+                    if !a.holds(py, lookup(py, dict, key.as_ptr())?, dims) {
+                        return Ok(false);
                     }
                 }
                 entries.push(entry);
@@ -313,7 +331,7 @@ impl StepPlan {
     fn recording(s: &StepView<'_, '_>, entries: &[Entry]) -> PyResult<Option<Recorded>> {
         let mut positions = Vec::new();
         let mut params = Vec::with_capacity(entries.len());
-        let mut writes = Vec::new();
+        let (mut seen, mut dims, mut writes) = (Vec::new(), Vec::new(), Vec::new());
         let mut next = entries.iter().peekable();
         for (g, list) in s.lists.iter().enumerate() {
             for i in 0..list.len() {
@@ -325,7 +343,7 @@ impl StepPlan {
                     }
                 };
                 let p = list.get_item(i)?;
-                let Some(param) = Self::param_of(s, &p, entry, &mut writes)? else {
+                let Some(param) = Self::param_of(s, &p, entry, &mut seen, &mut dims, &mut writes)? else {
                     return Ok(None);
                 };
                 positions.push(params.len() as u32);
@@ -351,42 +369,49 @@ impl StepPlan {
             buffer_keys: unbind(&s.keys.buffers),
             positions,
             params,
+            seen,
+            dims,
             writes,
         }))
     }
 
-    /// One parameter's record, if its entry points into the arrays its objects hold
-    /// now (which proves them used in place) and its state needs nothing stored.
+    /// One parameter's record (its arrays appended to `seen`, their memory to
+    /// `writes`), if its entry points into the arrays its objects hold now (which
+    /// proves them used in place) and its state needs nothing stored.
     fn param_of(
         s: &StepView<'_, '_>,
         p: &Bound<'_, PyAny>,
         entry: &Entry,
+        seen: &mut Vec<Seen>,
+        dims: &mut Vec<usize>,
         writes: &mut Vec<(usize, usize)>,
     ) -> PyResult<Option<Param>> {
         if entry.target != NONE || entry.fresh {
             return Ok(None);
         }
-        let array = |v: Option<Bound<'_, PyAny>>, ptr: *mut u8| -> Option<Seen> {
-            let v = v?;
-            let a = v.cast::<PyUntypedArray>().ok()?;
-            let seen = Seen::of(a);
-            (seen.data == ptr as usize && seen.flags & NPY_ARRAY_WRITEABLE != 0).then_some(seen)
-        };
-        let Some(data) = array(Some(p.getattr(intern!(p.py(), "data"))?), entry.param) else {
-            return Ok(None);
-        };
-        let mut template = *entry;
-        template.grad = std::ptr::null_mut();
-        let (param, template) = (p.clone().unbind(), Template(template));
-        let mut written = |seen: &Seen| {
-            if let Some((lo, hi, _)) = span(seen.array.bind(p.py())) {
+        // `v`, if it is a writeable array whose elements are at `ptr`
+        let mut array = |v: Option<Bound<'_, PyAny>>, ptr: *mut u8, written: bool| -> bool {
+            let Some(a) = v.as_ref().and_then(|v| v.cast::<PyUntypedArray>().ok()) else {
+                return false;
+            };
+            let (data, _, flags) = layout(a);
+            if data != ptr as usize || flags & NPY_ARRAY_WRITEABLE == 0 {
+                return false;
+            }
+            if let (true, Some((lo, hi, _))) = (written, span(a)) {
                 writes.push((lo, hi));
             }
+            seen.push(Seen::of(a, dims));
+            true
         };
-        written(&data);
-        if s.keys.scalars.is_empty() && entry.buffers.iter().all(|b| b.is_null()) {
-            let (scalars, buffers) = (Vec::new(), Default::default());
-            return Ok(Some(Param { param, data, dict: None, by_identity: false, scalars, buffers, entry: template }));
+        if !array(Some(p.getattr(intern!(p.py(), "data"))?), entry.param, true) {
+            return Ok(None);
+        }
+        let mut template = *entry;
+        template.grad = std::ptr::null_mut();
+        let (param, entry) = (p.clone().unbind(), Template(template));
+        if s.keys.scalars.is_empty() && entry.0.buffers.iter().all(|b| b.is_null()) {
+            return Ok(Some(Param { param, dict: None, by_identity: false, entry }));
         }
         let (Some(found), by_identity) = state_of(s.state, p)? else {
             return Ok(None);
@@ -394,26 +419,18 @@ impl StepPlan {
         let Ok(dict) = found.cast_into::<PyDict>() else {
             return Ok(None);
         };
-        let mut scalars = Vec::with_capacity(s.keys.scalars.len());
         for (k, key) in s.keys.scalars.iter().enumerate() {
-            match array(dict.get_item(key)?, entry.homes[k].cast()) {
-                Some(seen) if !entry.homes[k].is_null() => scalars.push(seen),
-                _ => return Ok(None),
+            let home = entry.0.homes[k];
+            if home.is_null() || !array(dict.get_item(key)?, home.cast(), false) {
+                return Ok(None);
             }
         }
-        let mut buffers: [Option<Seen>; SLOTS] = Default::default();
-        for (k, key) in s.keys.buffers.iter().enumerate().take(SLOTS) {
-            if entry.buffers[k].is_null() {
-                continue;
-            }
-            let Some(seen) = array(dict.get_item(key)?, entry.buffers[k]) else {
+        for (key, &b) in s.keys.buffers.iter().zip(&entry.0.buffers) {
+            if !b.is_null() && !array(dict.get_item(key)?, b, true) {
                 return Ok(None); // a shared read-only array, or a scratch copy
-            };
-            buffers[k] = Some(seen);
+            }
         }
-        buffers.iter().flatten().for_each(&mut written);
-        let dict = Some(dict.unbind());
-        Ok(Some(Param { param, data, dict, by_identity, scalars, buffers, entry: template }))
+        Ok(Some(Param { param, dict: Some(dict.unbind()), by_identity, entry }))
     }
 }
 
