@@ -27,6 +27,7 @@ from .ademamix import AdEMAMix
 from .adopt import ADOPT
 from .asgd import ASGD
 from .checkpoint import CheckpointError, load, save
+from .flat import FlatParameter, FlatParameters
 from .eight_bit import Adagrad8bit, Adam8bit, AdamW8bit, AdEMAMix8bit, Lion8bit, RMSprop8bit, SGD8bit
 from .lamb import LAMB
 from .lars import LARS
@@ -71,6 +72,8 @@ __all__ = [
     "Muon",
     "NAdam",
     "Optimizer",
+    "FlatParameter",
+    "FlatParameters",
     "Parameter",
     "Prodigy",
     "RAdam",

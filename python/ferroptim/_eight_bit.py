@@ -32,6 +32,7 @@ class EightBitOptimizer(ElementwiseOptimizer):
     """
 
     _kernel = _core.eight_bit_step
+    _flat_merge = False  # absmax per block of each parameter
     _scalar_state = ("step",)
     _buffer_state = ("state1", "state2", "absmax1", "absmax2", "qmap1", "qmap2")
     #: bitsandbytes' ``optimizer_name``

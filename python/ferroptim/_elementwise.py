@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable, List, Optional, Tuple
 import numpy as np
 
 from . import _core, _loading
+from ._flat_step import FlatRoute
 from .optimizer import Optimizer
 
 
@@ -26,6 +27,13 @@ class ElementwiseOptimizer(Optimizer):
     _scalar_state: Tuple[str, ...] = ()
     #: per-parameter arrays shaped like the parameter, in kernel order
     _buffer_state: Tuple[str, ...] = ()
+    #: whether a group of ``FlatParameters`` may be stepped as one tensor over the
+    #: flat buffers (``_flat_step``): true where each element's update depends only on
+    #: the element and the parameter's scalar state; false for per-tensor norms
+    #: (LAMB, LARS), Prodigy's sliced arrays and block-wise 8-bit state
+    _flat_merge = True
+    #: group flags that, when set, make the update depend on the whole tensor
+    _flat_blockers: Tuple[str, ...] = ()
 
     def step(self, closure: Optional[Callable[[], Any]] = None, *, grads: Optional[Iterable[Any]] = None) -> Any:
         """Performs a single optimization step.
@@ -38,6 +46,12 @@ class ElementwiseOptimizer(Optimizer):
         """
         loss = self._prepare_step(closure, grads)
         given = self._step_grad_list()
+        if type(self)._flat_merge:
+            route = self.__dict__.get("_flat_route") or self.__dict__.setdefault("_flat_route", FlatRoute())
+            if given is None and route.ready(self):
+                route.step(self)
+                return loss
+            route.forget()
         created = self._create_state(given)
         try:
             type(self)._kernel(self.state, self.param_groups, self._scalar_state, self._buffer_state,

@@ -49,10 +49,13 @@ def identity_set(objs: Iterable[Any]) -> set:
 
 
 class ParamState(defaultdict):
-    """``defaultdict(dict)`` keyed by parameters, unhashable ones included."""
+    """``defaultdict(dict)`` keyed by parameters, unhashable ones included. ``changes``
+    counts the entries set or removed through its methods (the flat path of a step,
+    ``_flat_step``, notices a parameter's state dict replaced by it)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(dict)
+        self.changes = 0
         if args or kwargs:
             self.update(*args, **kwargs)
 
@@ -60,10 +63,21 @@ class ParamState(defaultdict):
         return super().__getitem__(_key(k))
 
     def __setitem__(self, k: Any, v: Any) -> None:
+        self.changes += 1
         super().__setitem__(_key(k), v)
 
     def __delitem__(self, k: Any) -> None:
+        self.changes += 1
         super().__delitem__(_key(k))
+
+    def clear(self) -> None:
+        self.changes += 1
+        super().clear()
+
+    def popitem(self) -> Any:
+        self.changes += 1
+        k, v = super().popitem()
+        return _unkey(k), v
 
     def __contains__(self, k: Any) -> bool:
         return super().__contains__(_key(k))
@@ -72,9 +86,11 @@ class ParamState(defaultdict):
         return super().get(_key(k), default)
 
     def pop(self, k: Any, *default: Any) -> Any:
+        self.changes += 1
         return super().pop(_key(k), *default)
 
     def setdefault(self, k: Any, default: Any = None) -> Any:
+        self.changes += 1
         return super().setdefault(_key(k), default)
 
     def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]

@@ -30,6 +30,7 @@ class Adan(ElementwiseOptimizer):
     """
 
     _kernel = _core.adan_step
+    _flat_blockers = ("caution",)  # its mask is scaled by its mean over the tensor
     _scalar_state = ()
     _buffer_state = _STATE
 

@@ -31,6 +31,7 @@ class ADOPT(ElementwiseOptimizer):
     """
 
     _kernel = _core.adopt_step
+    _flat_blockers = ("caution",)  # its mask is scaled by its mean over the tensor
     _scalar_state = ("step",)
     _buffer_state = ("exp_avg", "exp_avg_sq")
 

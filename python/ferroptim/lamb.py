@@ -34,6 +34,7 @@ class LAMB(ElementwiseOptimizer):
     """
 
     _kernel = _core.lamb_step
+    _flat_merge = False  # per-tensor trust ratio
     _scalar_state = ()
     _buffer_state = ("exp_avg", "exp_avg_sq")
 

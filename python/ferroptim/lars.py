@@ -28,6 +28,7 @@ class LARS(ElementwiseOptimizer):
     """
 
     _kernel = _core.lars_step
+    _flat_merge = False  # per-tensor trust ratio
     _scalar_state = ()
     _buffer_state = ("momentum_buffer",)
 

@@ -28,6 +28,7 @@ class Lion(ElementwiseOptimizer):
     """
 
     _kernel = _core.lion_step
+    _flat_blockers = ("caution",)  # its mask is scaled by its mean over the tensor
     _scalar_state = ()
     _buffer_state = ("exp_avg",)
 

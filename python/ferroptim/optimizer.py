@@ -305,6 +305,7 @@ class Optimizer:
         self.state = state
         self.param_groups = param_groups
         self.__dict__.pop("_plan", None)  # the last step's plan holds the old state's arrays
+        self.__dict__.pop("_flat_route", None)  # and so does the flat path's
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
         return report

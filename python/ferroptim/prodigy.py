@@ -35,6 +35,7 @@ class Prodigy(ElementwiseOptimizer):
     """
 
     _kernel = _core.prodigy_step
+    _flat_merge = False  # p0 sliced per parameter
     _scalar_state = ("step",)
     _buffer_state = ("s", "p0", "exp_avg_sq", "exp_avg")
 
