@@ -20,6 +20,7 @@ record; the next flat step copies the state into flat buffers again.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -82,8 +83,6 @@ class FlatStateDict(dict):
         return dict(self)
 
     def __deepcopy__(self, memo: Any) -> dict:
-        import copy
-
         return copy.deepcopy(dict(self), memo)
 
 

@@ -311,8 +311,7 @@ fn check_real(a: &Array<'_, '_>, what: &dyn Fn() -> String) -> PyResult<()> {
 
 /// An array's shape must be its parameter's.
 fn check_shape(got: &[usize], shape: &[usize], what: &dyn Fn() -> String) -> PyResult<()> {
-    // Compared element by element: shapes are short, and `!=` on slices calls memcmp.
-    if got.len() != shape.len() || got.iter().zip(shape).any(|(a, b)| a != b) {
+    if !same_shape(got, shape) {
         return Err(PyValueError::new_err(format!(
             "{}: shape {} does not match the parameter's shape {}",
             what(),
@@ -321,6 +320,13 @@ fn check_shape(got: &[usize], shape: &[usize], what: &dyn Fn() -> String) -> PyR
         )));
     }
     Ok(())
+}
+
+/// Whether two shapes are equal, compared element by element: shapes are short, and
+/// `==` on slices calls memcmp.
+#[inline]
+pub(crate) fn same_shape(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// A shape as Python prints it: `(3, 2)`, `(3,)`, `()`.

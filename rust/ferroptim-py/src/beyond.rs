@@ -24,7 +24,7 @@ use crate::arrays::{scalar_array, type_name, Dtype};
 use crate::held::Work;
 use crate::hyper::{FromGroup, Group};
 use crate::plan::StepPlan;
-use crate::step::{step, Entry, Init, Layout, StateKeys, KERNEL_LOCK};
+use crate::step::{slots_key, step, Entry, Init, Layout, StateKeys, KERNEL_LOCK};
 
 impl<'py> Group<'_, 'py> {
     /// A real number or None.
@@ -613,8 +613,7 @@ impl Layout for ProdigyHyper {
         4
     }
     fn layout_key(&self) -> Option<u64> {
-        let uses = (0..4).filter(|&k| self.uses_buffer(k)).fold(0u64, |bits, k| bits | 1 << k);
-        Some(uses | (self.slice_p as u64) << 4) // the sliced arrays' length
+        Some(slots_key(self) | (self.slice_p as u64) << 16) // and the sliced arrays' length
     }
     fn uses_buffer(&self, k: usize) -> bool {
         k < 3 || self.betas.0 > 0.0

@@ -29,7 +29,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::arrays::{grad_operand, span, Origin};
+use crate::arrays::{grad_operand, same_shape, span, Origin};
 use crate::held::Held;
 use crate::step::{Entry, StateKeys, NONE};
 
@@ -102,11 +102,7 @@ impl Seen {
             return false;
         }
         let a = self.array.bind(py);
-        let (shape, want) = (a.shape(), self.shape(dims));
-        // element by element: shapes are short, and `==` on slices calls memcmp
-        layout(a) == (self.data, self.descr, self.flags)
-            && shape.len() == want.len()
-            && shape.iter().zip(want).all(|(x, y)| x == y)
+        layout(a) == (self.data, self.descr, self.flags) && same_shape(a.shape(), self.shape(dims))
     }
 }
 

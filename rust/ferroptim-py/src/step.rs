@@ -51,9 +51,11 @@ pub(crate) trait Layout {
     /// the hyperparameters changed. None: no such key (every step is checked in
     /// full). The default covers layouts whose slots follow from `uses_buffer`
     /// alone; a layout overriding `buffer_shape` or `slot` overrides this too.
-    fn layout_key(&self) -> Option<u64> {
-        let uses = (0..SLOTS).filter(|&k| self.uses_buffer(k)).fold(0u64, |bits, k| bits | 1 << k);
-        Some(uses | (self.buffers() as u64) << SLOTS)
+    fn layout_key(&self) -> Option<u64>
+    where
+        Self: Sized,
+    {
+        Some(slots_key(self))
     }
     /// The shape buffer `k` has for a parameter of `shape`; `found`: the array the
     /// state holds, if any.
@@ -90,6 +92,12 @@ pub(crate) struct Slot {
     pub(crate) init: Init,
     /// Whether the kernels write it (else it is only read, and may be shared).
     pub(crate) write: bool,
+}
+
+/// The slots a configuration uses and spans, as bits: the default layout key.
+pub(crate) fn slots_key<K: Layout>(k: &K) -> u64 {
+    let uses = (0..SLOTS).filter(|&s| k.uses_buffer(s)).fold(0u64, |bits, s| bits | 1 << s);
+    uses | (k.buffers() as u64) << SLOTS
 }
 
 /// How a new state buffer starts.
