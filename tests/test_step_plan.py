@@ -46,6 +46,11 @@ def scalar_key(opt, p):
     pytest.skip("no scalar state")
 
 
+def _strided(a):
+    """A copy of ``a`` with the same shape, every other element of a wider array."""
+    return np.repeat(a, 2, axis=-1)[..., ::2]
+
+
 def _readonly(a):
     a.flags.writeable = False
 
@@ -94,7 +99,7 @@ def _toggle(opt, key):
 MUTATIONS = {
     "nothing": lambda o, ps: None,
     "data reassigned": lambda o, ps: setattr(ps[0], "data", ps[0].data.copy()),
-    "data strided": lambda o, ps: setattr(ps[1], "data", np.repeat(ps[1].data, 2)[::2]),
+    "data strided": lambda o, ps: setattr(ps[1], "data", _strided(ps[1].data)),
     "data read-only in place": lambda o, ps: _readonly(ps[0].data),
     "data reshaped in place": lambda o, ps: _reshape(ps[1].data),
     "data retyped in place": lambda o, ps: _retype(ps[2].data),
@@ -121,7 +126,7 @@ MUTATIONS = {
     "gradient shared": lambda o, ps: setattr(ps[1], "grad", ps[3].grad),
     "gradient is a parameter": lambda o, ps: setattr(ps[1], "grad", ps[3].data),
     "gradient is its state": lambda o, ps: _grad_is_state(o, ps[1]),
-    "gradient strided": lambda o, ps: setattr(ps[1], "grad", np.repeat(ps[1].grad, 2)[::2]),
+    "gradient strided": lambda o, ps: setattr(ps[1], "grad", _strided(ps[1].grad)),
     "lr changed": lambda o, ps: o.param_groups[0].__setitem__("lr", o.param_groups[0]["lr"] * 0.5),
     "amsgrad toggled": lambda o, ps: _toggle(o, "amsgrad"),
     "maximize toggled": lambda o, ps: _toggle(o, "maximize"),
@@ -132,8 +137,8 @@ MUTATIONS = {
 }
 
 
-def world(cls, kw, planned):
-    params = make_params(np.float64, shapes=SHAPES)
+def world(cls, kw, planned, shapes=SHAPES):
+    params = make_params(np.float64, shapes=shapes)
     opt = cls(params, **kw)
     if not planned:
         opt._step_plan = lambda: None  # every step checked in full
@@ -183,6 +188,23 @@ def test_a_stale_plan_is_noticed(name, cls, kw, mutation):
         assert step_both(worlds, t) is None
     if (name, cls, kw) in REPLAYED:
         assert worlds[0][0]._plan.recorded
+    step_both(worlds, 3, MUTATIONS[mutation])
+    for t in range(4, 7):
+        step_both(worlds, t)
+
+
+# Muon takes matrices only (two of the same shape, as SHAPES has two vectors)
+MATRICES = ((4, 5), (3, 3), (2, 6), (3, 3))
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+@pytest.mark.parametrize("kw", [dict(lr=0.02), dict(lr=0.02, nesterov=False, adjust_lr_fn="match_rms_adamw")],
+                         ids=["nesterov", "plain"])
+def test_a_stale_muon_plan_is_noticed(kw, mutation):
+    worlds = [world(fo.Muon, kw, planned, MATRICES) for planned in (True, False)]
+    for t in range(3):
+        assert step_both(worlds, t) is None
+    assert worlds[0][0]._plan.recorded
     step_both(worlds, 3, MUTATIONS[mutation])
     for t in range(4, 7):
         step_both(worlds, t)

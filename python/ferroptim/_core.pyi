@@ -1,11 +1,16 @@
 """Type stubs of ``ferroptim._core``, the Rust extension (see rust/ferroptim-py)."""
 
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 __version__: str
 NUM_THREADS_ENV: str
+
+class StepPlan:
+    """What an optimizer's last fully checked step verified of its arrays (see rust/ferroptim-py/src/plan.rs)."""
+    recorded: bool
+    def clear(self) -> None: ...
 
 # Elementwise optimizers: one step over every param group; state created on a
 # parameter's first step, every array checked, then updated in place.
@@ -14,6 +19,8 @@ def sgd_step(
     param_groups: List[Dict[str, Any]],
     scalar_keys: Tuple[str, ...],
     buffer_keys: Tuple[str, ...],
+    grads: Optional[List[Any]] = None,
+    plan: Optional["StepPlan"] = None,
 ) -> None: ...
 adam_step = sgd_step
 adagrad_step = sgd_step
@@ -25,23 +32,19 @@ rmsprop_step = sgd_step
 rprop_step = sgd_step
 asgd_step = sgd_step
 
-# Tensor-wise optimizers: the lists hold, per parameter with a gradient, its
-# (group, index in the group), .data, .grad, its state arrays by key and its step.
-def adafactor_step(
+# ... and Adafactor and Muon, whose update needs the whole tensor, through the same step.
+adafactor_step = sgd_step
+muon_step = sgd_step
+
+# SparseAdam: the lists hold, per parameter with a gradient, its (group, index in the
+# group), .data, the gradient's values, its state arrays by key and its step.
+def sparse_adam_step(
     groups: List[Dict[str, Any]],
     indices: List[Tuple[int, int]],
     data: List[np.ndarray],
     grads: List[Any],
     states: List[List[Tuple[str, np.ndarray]]],
     steps: List[np.ndarray],
-) -> None: ...
-sparse_adam_step = adafactor_step
-def muon_step(
-    groups: List[Dict[str, Any]],
-    indices: List[Tuple[int, int]],
-    data: List[np.ndarray],
-    grads: List[Any],
-    states: List[List[Tuple[str, np.ndarray]]],
 ) -> None: ...
 def lbfgs_step(group: Dict[str, Any], state: Dict[str, Any], closure: Callable[[], Any]) -> Any:
     """Up to max_iter L-BFGS iterations; returns the closure's first loss."""

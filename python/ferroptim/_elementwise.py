@@ -30,7 +30,8 @@ class ElementwiseOptimizer(Optimizer):
     #: whether a group of ``FlatParameters`` may be stepped as one tensor over the
     #: flat buffers (``_flat_step``): true where each element's update depends only on
     #: the element and the parameter's scalar state; false for per-tensor norms
-    #: (LAMB, LARS), Prodigy's sliced arrays and block-wise 8-bit state
+    #: (LAMB, LARS, Adafactor), Muon's orthogonalization, Prodigy's sliced arrays
+    #: and block-wise 8-bit state
     _flat_merge = True
     #: group flags that, when set, make the update depend on the whole tensor
     _flat_blockers: Tuple[str, ...] = ()

@@ -1,5 +1,7 @@
-"""The base of the optimizers whose update needs a whole tensor at once (Adafactor,
-Muon, SparseAdam): one Rust call per step, with every param group."""
+"""The base of SparseAdam, whose gradients are not arrays (``SparseGrad``): one Rust
+call per step, with every param group, the lists built here. (Adafactor and Muon,
+whose update also needs each tensor whole, step through ``ElementwiseOptimizer``'s
+call and its verified plan.)"""
 
 from __future__ import annotations
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Optional, Tuple
 
-import numpy as np
-
-from . import _core
-from ._tensorwise import TensorwiseOptimizer
+from . import _core, _loading
+from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["Adafactor"]
 
 
-class Adafactor(TensorwiseOptimizer):
+class Adafactor(ElementwiseOptimizer):
     r"""Adafactor (``torch.optim.Adafactor``), with factored second moments.
 
     Update rule, per parameter, with ``t`` its step count after this step and
@@ -47,6 +45,10 @@ class Adafactor(TensorwiseOptimizer):
     """
 
     _kernel = _core.adafactor_step
+    _scalar_state = ("step",)
+    #: row_var and col_var for parameters of ≥ 2 dims, variance for the others
+    _buffer_state = ("row_var", "col_var", "variance")
+    _flat_merge = False  # RMS(θ) and RMS(U) are per tensor
 
     def __init__(
         self,
@@ -75,15 +77,19 @@ class Adafactor(TensorwiseOptimizer):
         defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _new_state(self, p: Any) -> Dict[str, Any]:
-        shape, dtype = p.data.shape, p.data.dtype
-        state: Dict[str, Any] = {"step": np.zeros((), dtype=np.float64)}
+    def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
+        """Checks a loaded state entry against the state the parameter's shape gives
+        (``row_var`` and ``col_var`` for ≥ 2 dims, else ``variance``), and copies it in
+        the form the kernel uses."""
+        shape = param.data.shape
+        shapes: Dict[str, Tuple[int, ...]] = {}
         if len(shape) > 1:
-            state["row_var"] = np.zeros(shape[:-1] + (1,), dtype=dtype)
-            state["col_var"] = np.zeros(shape[:-2] + (1,) + shape[-1:], dtype=dtype)
+            shapes["row_var"] = shape[:-1] + (1,)
+            shapes["col_var"] = shape[:-2] + (1,) + shape[-1:]
         else:
-            state["variance"] = np.zeros(shape, dtype=dtype)
-        return state
-
-    def _state_keys(self, p: Any) -> Tuple[str, ...]:
-        return ("row_var", "col_var") if p.data.ndim > 1 else ("variance",)
+            shapes["variance"] = shape
+        if key == "step":
+            return _loading.scalar(value, key, where)
+        if key not in shapes:
+            raise _loading.unknown_key(key, where, type(self).__name__, ("step",) + tuple(shapes))
+        return _loading.array(value, key, shapes[key], param.data.dtype, where)

@@ -413,6 +413,15 @@ def _tensorwise(kernel: Any, params, grads, hyper, states: List[List[Tuple[str, 
     kernel(*args, *((steps,) if steps is not None else ()))
 
 
+def _whole_tensors(kernel: Any, params, grads, hyper, states: List[Dict[str, Any]], scalar_keys, buffer_keys) -> None:
+    """One step of a kernel whose update needs each tensor whole (Adafactor, Muon):
+    ``states`` holds each parameter's state entries, None values included (the kernel
+    refuses them rather than start a new state nobody would see)."""
+    slots = [_Slot(p, g) for p, g in zip(params, grads)]
+    if slots:
+        kernel(dict(zip(slots, states)), [dict(hyper, params=slots)], scalar_keys, buffer_keys)
+
+
 def adafactor(
     params: List[Any],
     grads: List[Any],
@@ -438,15 +447,16 @@ def adafactor(
     ``variances`` for the others (None where unused)."""
     n = _lists(params, grads=grads, row_vars=row_vars, col_vars=col_vars, variances=variances,
                state_steps=state_steps)
-    states = []
+    states: List[Dict[str, Any]] = []
     for i in range(n):
+        state: Dict[str, Any] = {"step": _scalar_array(state_steps[i], "step", i)}
         if np.ndim(params[i]) > 1:
-            states.append([("row_var", row_vars[i]), ("col_var", col_vars[i])])
+            state.update(row_var=row_vars[i], col_var=col_vars[i])
         else:
-            states.append([("variance", variances[i])])
-    steps = [_scalar_array(s, "step", i) for i, s in enumerate(state_steps)]
+            state.update(variance=variances[i])
+        states.append(state)
     hyper = dict(lr=lr, beta2_decay=beta2_decay, eps=(eps1, eps2), d=d, weight_decay=weight_decay, maximize=maximize)
-    _tensorwise(_core.adafactor_step, params, grads, hyper, states, steps)
+    _whole_tensors(_core.adafactor_step, params, grads, hyper, states, ("step",), ("row_var", "col_var", "variance"))
 
 
 def muon(
@@ -471,8 +481,8 @@ def muon(
     n = _lists(params, grads=grads, muon_momentum_bufs=muon_momentum_bufs)
     hyper = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
                  ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn)
-    states = [[("momentum_buffer", muon_momentum_bufs[i])] for i in range(n)]
-    _tensorwise(_core.muon_step, params, grads, hyper, states)
+    states = [{"momentum_buffer": muon_momentum_bufs[i]} for i in range(n)]
+    _whole_tensors(_core.muon_step, params, grads, hyper, states, (), ("momentum_buffer",))
 
 
 def sparse_adam(

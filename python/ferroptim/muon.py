@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Iterable, Optional, Tuple
 
 import numpy as np
 
 from . import _core
-from ._tensorwise import TensorwiseOptimizer
+from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["Muon"]
 
 
-class Muon(TensorwiseOptimizer):
+class Muon(ElementwiseOptimizer):
     r"""Muon (``torch.optim.Muon``): momentum orthogonalized by Newton–Schulz, for
     2-D parameters (hidden-layer weight matrices).
 
@@ -49,7 +49,8 @@ class Muon(TensorwiseOptimizer):
     """
 
     _kernel = _core.muon_step
-    _keeps_step = False
+    _buffer_state = ("momentum_buffer",)
+    _flat_merge = False  # the update orthogonalizes each matrix
 
     def __init__(
         self,
@@ -88,9 +89,3 @@ class Muon(TensorwiseOptimizer):
                     raise ValueError(
                         f"Muon only supports 2D parameters whereas we found a parameter with size: {p.data.shape}"
                     )
-
-    def _new_state(self, p: Any) -> Dict[str, Any]:
-        return {"momentum_buffer": np.zeros(p.data.shape, dtype=p.data.dtype)}
-
-    def _state_keys(self, p: Any) -> Tuple[str, ...]:
-        return ("momentum_buffer",)

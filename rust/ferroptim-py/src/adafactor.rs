@@ -1,13 +1,17 @@
-//! `_core.adafactor_step`: one Adafactor step over one param group.
+//! `_core.adafactor_step`: one Adafactor step over every param group, through the
+//! step of the elementwise optimizers (`step`): its checks and its verified plan.
 
 use ferroptim::{adafactor, AdafactorHyper, AdafactorTensor, Element, Variance};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList, PyTuple};
 
-use crate::arrays::type_name;
+use crate::arrays::{type_name, Dtype};
+use crate::beyond::{buckets, detached};
 use crate::hyper::Group;
-use crate::tensorwise::{gather, hypers, run_by_group, slice, zip_given, Tensor};
+use crate::plan::StepPlan;
+use crate::step::{slots_key, step, Entry, Init, Layout, Slot, StateKeys};
+use crate::tensorwise::slice;
 
 fn hyper(g: &Group<'_, '_>) -> PyResult<AdafactorHyper> {
     let eps = g.item("eps")?;
@@ -29,87 +33,89 @@ fn hyper(g: &Group<'_, '_>) -> PyResult<AdafactorHyper> {
     })
 }
 
-/// The shape of a state array: `row_var` drops the last dim to 1, `col_var` the
-/// second to last; `variance` is shaped like the parameter.
-fn state_shape(shape: &[usize], key: &str) -> Vec<usize> {
-    let mut s = shape.to_vec();
-    let n = s.len();
-    match key {
-        "row_var" if n >= 2 => s[n - 1] = 1,
-        "col_var" if n >= 2 => s[n - 2] = 1,
-        _ => {}
+/// The state of a parameter of ≥ 2 dims is `row_var` (slot 0: the last dim
+/// dropped to 1) and `col_var` (slot 1: the second to last); of a vector or scalar,
+/// `variance` (slot 2), shaped like it. Each starts at zero.
+impl Layout for AdafactorHyper {
+    const SCALARS: usize = 1;
+    fn buffers(&self) -> usize {
+        3
     }
-    s
+    /// The slots follow from the parameter's shape, which a replayed plan compares.
+    fn layout_key(&self) -> Option<u64> {
+        Some(slots_key(self))
+    }
+    fn slot(
+        &self,
+        k: usize,
+        shape: &[usize],
+        dtype: Dtype,
+        _found: Option<&Bound<'_, PyAny>>,
+        _first: Option<&Bound<'_, PyAny>>,
+        _what: &dyn Fn() -> String,
+    ) -> PyResult<Option<Slot>> {
+        let n = shape.len();
+        let mut s = shape.to_vec();
+        match k {
+            0 if n >= 2 => s[n - 1] = 1,
+            1 if n >= 2 => s[n - 2] = 1,
+            2 if n < 2 => {}
+            _ => return Ok(None),
+        }
+        Ok(Some(Slot { shape: s, elem: dtype.into(), init: Init::Zeros, write: true }))
+    }
 }
 
-/// The kernel's view of one checked tensor.
+/// The kernel's view of one entry.
 ///
 /// # Safety
-/// `t` comes from `gather` and its arrays are still held; see `tensorwise::slice`.
-unsafe fn view<'a, T: Element>(t: &'a mut Tensor) -> AdafactorTensor<'a, T> {
+/// The entry comes from `step::step` (see `beyond::slices`) and holds `T`.
+unsafe fn view<T: Element>(e: &mut Entry) -> AdafactorTensor<'_, T> {
     // SAFETY: the caller's contract.
     unsafe {
-        let variance = match t.state[..] {
-            [(r, nr), (c, nc)] => {
-                let n = t.shape.len();
-                Variance::Factored {
-                    row_var: slice(r, nr),
-                    col_var: slice(c, nc),
-                    rows: t.shape[n - 2],
-                    cols: t.shape[n - 1],
-                }
+        let variance = if e.buffers[2].is_null() {
+            let [rows, cols] = e.matrix;
+            Variance::Factored {
+                row_var: slice(e.buffers[0], e.lens[0]),
+                col_var: slice(e.buffers[1], e.lens[1]),
+                rows,
+                cols,
             }
-            [(v, nv)] => Variance::Full(slice(v, nv)),
-            _ => unreachable!("checked by adafactor_step"),
+        } else {
+            Variance::Full(slice(e.buffers[2], e.lens[2]))
         };
-        AdafactorTensor {
-            step: &mut *t.step.expect("Adafactor keeps a step"),
-            param: slice(t.param, t.len),
-            grad: slice(t.grad, t.len),
-            variance,
-        }
+        AdafactorTensor { param: slice(e.param, e.len), grad: slice(e.grad, e.len), variance, step: &mut e.scalars[0] }
     }
 }
 
-/// One Adafactor step over every param group; the lists hold, per parameter with a
-/// gradient, its (group, index in the group), `.data`, `.grad`, its state arrays
-/// (`row_var`, `col_var` for ≥ 2 dims, else `variance`) and `step`.
+/// `_core.adafactor_step(state, param_groups, scalar_keys, buffer_keys, grads=None,
+/// plan=None)`: one Adafactor step over every param group (see `step`); state
+/// `(step,) + (row_var, col_var, variance)`.
 #[pyfunction]
+#[pyo3(signature = (state, param_groups, scalar_keys, buffer_keys, grads=None, plan=None))]
 pub(crate) fn adafactor_step<'py>(
     py: Python<'py>,
-    groups: Vec<Bound<'py, PyDict>>,
-    indices: Vec<(usize, usize)>,
-    data: Vec<Bound<'py, PyAny>>,
-    grads: Vec<Bound<'py, PyAny>>,
-    states: Vec<Vec<(String, Bound<'py, PyAny>)>>,
-    steps: Vec<Bound<'py, PyAny>>,
+    state: &Bound<'py, PyDict>,
+    param_groups: &Bound<'py, PyList>,
+    scalar_keys: &Bound<'py, PyTuple>,
+    buffer_keys: &Bound<'py, PyTuple>,
+    grads: Option<Bound<'py, PyList>>,
+    plan: Option<Bound<'py, StepPlan>>,
 ) -> PyResult<()> {
-    let hypers = hypers(&groups, hyper)?;
-    let given = zip_given(indices, data, grads, states, Some(steps))?;
-    for item in &given {
-        let keys: Vec<&str> = item.state.iter().map(|(k, _)| k.as_str()).collect();
-        if keys != ["row_var", "col_var"] && keys != ["variance"] {
-            return Err(PyTypeError::new_err(format!(
-                "Adafactor keeps row_var and col_var, or variance; got {keys:?}"
-            )));
-        }
-    }
-    let mut gathered = gather(py, &groups, given, &|_, s| s.to_vec(), &state_shape)?;
-    for t in &gathered.tensors {
-        let (ndim, kept) = (t.shape.len(), t.state.len());
-        if (ndim >= 2) != (kept == 2) {
-            return Err(PyValueError::new_err(format!(
-                "a {ndim}-d parameter's Adafactor state is {}",
-                if ndim >= 2 { "row_var and col_var" } else { "variance" }
-            )));
-        }
-    }
-    run_by_group(py, &hypers, &mut gathered, |h, t32, t64| {
-        // SAFETY: every tensor was checked by `gather`; `gathered.held` keeps its
-        // arrays alive until the kernels are done.
-        unsafe {
-            adafactor::<f32>(h, t32.into_iter().map(|t| view(t)).collect());
-            adafactor::<f64>(h, t64.into_iter().map(|t| view(t)).collect());
-        }
-    })
+    let keys = StateKeys::new(scalar_keys, buffer_keys)?;
+    step(py, state, param_groups, &keys, grads.as_ref(), plan.as_ref(), hyper, |py, kernels, entries| {
+        detached(py, entries, |entries| {
+            for b in buckets(kernels.len(), entries) {
+                let h = &kernels[b.group];
+                // SAFETY: entries gathered and checked by `step::step`, of the bucket's dtype.
+                unsafe {
+                    match b.dtype {
+                        Dtype::F32 => adafactor::<f32>(h, b.entries.into_iter().map(|e| view(e)).collect()),
+                        Dtype::F64 => adafactor::<f64>(h, b.entries.into_iter().map(|e| view(e)).collect()),
+                    }
+                }
+            }
+        })
+    })?;
+    Ok(())
 }

@@ -1,13 +1,17 @@
-//! `_core.muon_step`: one Muon step over every param group.
+//! `_core.muon_step`: one Muon step over every param group, through the step of
+//! the elementwise optimizers (`step`): its checks and its verified plan.
 
 use ferroptim::{muon, AdjustLr, Element, MuonHyper, MuonTensor};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList, PyTuple};
 
-use crate::arrays::type_name;
+use crate::arrays::{type_name, Dtype};
+use crate::beyond::{buckets, detached};
 use crate::hyper::Group;
-use crate::tensorwise::{gather, hypers, run_by_group, slice, zip_given, Tensor};
+use crate::plan::StepPlan;
+use crate::step::{slots_key, step, Entry, Init, Layout, Slot, StateKeys};
+use crate::tensorwise::slice;
 
 fn hyper(g: &Group<'_, '_>) -> PyResult<MuonHyper> {
     let coefficients = g.item("ns_coefficients")?;
@@ -47,55 +51,82 @@ fn hyper(g: &Group<'_, '_>) -> PyResult<MuonHyper> {
     Ok(h)
 }
 
-/// The kernel's view of one checked tensor.
+/// The state of a parameter is `momentum_buffer`, shaped like it, starting at zero;
+/// only matrices have it (anything else is refused, as torch does).
+impl Layout for MuonHyper {
+    const SCALARS: usize = 0;
+    fn buffers(&self) -> usize {
+        1
+    }
+    /// The one slot never depends on more than the parameter's shape, which a
+    /// replayed plan compares.
+    fn layout_key(&self) -> Option<u64> {
+        Some(slots_key(self))
+    }
+    fn slot(
+        &self,
+        _k: usize,
+        shape: &[usize],
+        dtype: Dtype,
+        _found: Option<&Bound<'_, PyAny>>,
+        _first: Option<&Bound<'_, PyAny>>,
+        _what: &dyn Fn() -> String,
+    ) -> PyResult<Option<Slot>> {
+        if shape.len() != 2 {
+            return Err(PyValueError::new_err(format!(
+                "Muon only supports 2D parameters whereas we found a parameter with shape {shape:?}"
+            )));
+        }
+        Ok(Some(Slot { shape: shape.to_vec(), elem: dtype.into(), init: Init::Zeros, write: true }))
+    }
+}
+
+/// The kernel's view of one entry.
 ///
 /// # Safety
-/// `t` comes from `gather` and its arrays are still held; see `tensorwise::slice`.
-unsafe fn view<'a, T: Element>(t: &'a mut Tensor) -> MuonTensor<'a, T> {
-    let (buf, n) = t.state[0];
+/// The entry comes from `step::step` (see `beyond::slices`) and holds `T`.
+unsafe fn view<T: Element>(e: &mut Entry) -> MuonTensor<'_, T> {
+    let [rows, cols] = e.matrix;
     // SAFETY: the caller's contract.
     unsafe {
         MuonTensor {
-            param: slice(t.param, t.len),
-            grad: slice(t.grad, t.len),
-            momentum_buffer: slice(buf, n),
-            rows: t.shape[0],
-            cols: t.shape[1],
+            param: slice(e.param, e.len),
+            grad: slice(e.grad, e.len),
+            momentum_buffer: slice(e.buffers[0], e.lens[0]),
+            rows,
+            cols,
         }
     }
 }
 
-/// One Muon step over every param group; the lists hold, per parameter with a
-/// gradient, its (group, index in the group), `.data`, `.grad` and its state
-/// (`momentum_buffer`).
+/// `_core.muon_step(state, param_groups, scalar_keys, buffer_keys, grads=None,
+/// plan=None)`: one Muon step over every param group (see `step`); state `() +
+/// (momentum_buffer,)`.
 #[pyfunction]
+#[pyo3(signature = (state, param_groups, scalar_keys, buffer_keys, grads=None, plan=None))]
 pub(crate) fn muon_step<'py>(
     py: Python<'py>,
-    groups: Vec<Bound<'py, PyDict>>,
-    indices: Vec<(usize, usize)>,
-    data: Vec<Bound<'py, PyAny>>,
-    grads: Vec<Bound<'py, PyAny>>,
-    states: Vec<Vec<(String, Bound<'py, PyAny>)>>,
+    state: &Bound<'py, PyDict>,
+    param_groups: &Bound<'py, PyList>,
+    scalar_keys: &Bound<'py, PyTuple>,
+    buffer_keys: &Bound<'py, PyTuple>,
+    grads: Option<Bound<'py, PyList>>,
+    plan: Option<Bound<'py, StepPlan>>,
 ) -> PyResult<()> {
-    let hypers = hypers(&groups, hyper)?;
-    let given = zip_given(indices, data, grads, states, None)?;
-    if let Some(item) = given.iter().find(|i| i.state.len() != 1 || i.state[0].0 != "momentum_buffer") {
-        let keys: Vec<&str> = item.state.iter().map(|(k, _)| k.as_str()).collect();
-        return Err(PyTypeError::new_err(format!("Muon keeps momentum_buffer; got {keys:?}")));
-    }
-    let mut gathered = gather(py, &groups, given, &|_, s| s.to_vec(), &|s, _| s.to_vec())?;
-    if let Some(t) = gathered.tensors.iter().find(|t| t.shape.len() != 2) {
-        return Err(PyValueError::new_err(format!(
-            "Muon only supports 2D parameters whereas we found a parameter with shape {:?}",
-            t.shape
-        )));
-    }
-    run_by_group(py, &hypers, &mut gathered, |h, t32, t64| {
-        // SAFETY: every tensor was checked by `gather`; `gathered.held` keeps its
-        // arrays alive until the kernels are done.
-        unsafe {
-            muon::<f32>(h, t32.into_iter().map(|t| view(t)).collect());
-            muon::<f64>(h, t64.into_iter().map(|t| view(t)).collect());
-        }
-    })
+    let keys = StateKeys::new(scalar_keys, buffer_keys)?;
+    step(py, state, param_groups, &keys, grads.as_ref(), plan.as_ref(), hyper, |py, kernels, entries| {
+        detached(py, entries, |entries| {
+            for b in buckets(kernels.len(), entries) {
+                let h = &kernels[b.group];
+                // SAFETY: entries gathered and checked by `step::step`, of the bucket's dtype.
+                unsafe {
+                    match b.dtype {
+                        Dtype::F32 => muon::<f32>(h, b.entries.into_iter().map(|e| view(e)).collect()),
+                        Dtype::F64 => muon::<f64>(h, b.entries.into_iter().map(|e| view(e)).collect()),
+                    }
+                }
+            }
+        })
+    })?;
+    Ok(())
 }

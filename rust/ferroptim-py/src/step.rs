@@ -181,6 +181,9 @@ pub(crate) struct Entry {
     pub(crate) dtype: Dtype,
     pub(crate) fresh: bool,
     pub(crate) len: usize,
+    /// The parameter's last two dims (rows, columns), for the kernels that see it
+    /// as a batch of matrices (Adafactor, Muon); (1, len) for fewer than two dims.
+    pub(crate) matrix: [usize; 2],
     pub(crate) param: *mut u8,
     pub(crate) grad: *mut u8,
     pub(crate) buffers: [*mut u8; SLOTS],
@@ -204,6 +207,7 @@ impl Entry {
             dtype,
             fresh: false,
             len,
+            matrix: [1, len],
             param,
             grad,
             buffers: [std::ptr::null_mut(); SLOTS],
@@ -424,6 +428,10 @@ impl<'py, K: Layout> Plan<'py, K> {
             dtype,
             fresh: false,
             len: array.len(),
+            matrix: match *shape {
+                [.., rows, cols] => [rows, cols],
+                _ => [1, array.len()],
+            },
             param: self.hold(param, true, who(e, 0)),
             grad: self.hold(grad, false, who(e, 1)),
             buffers: [std::ptr::null_mut(); SLOTS],

@@ -1,8 +1,8 @@
-//! The boundary of the optimizers whose update is not elementwise (Adafactor, Muon,
-//! SparseAdam): the Python class hands over the arrays of every param group as lists, and
+//! The boundary of SparseAdam, whose gradients are (indices, values) pairs: the Python
+//! class hands over the arrays of every param group as lists, and
 //! every array is checked here, with the GIL held, before any kernel runs; the same
 //! checks as for elementwise steps (dtype, shape, writeable, overlap; scratch copies
-//! for odd layouts, written back afterwards).
+//! for odd layouts, written back afterwards). Adafactor and Muon go through `step`.
 
 use numpy::PyUntypedArrayMethods;
 use pyo3::exceptions::{PyTypeError, PyValueError};
