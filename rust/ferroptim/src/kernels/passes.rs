@@ -74,6 +74,51 @@ pub(crate) fn lane_sums<const R: usize>(n: usize, mut f: impl FnMut(usize) -> [f
     acc.map(|lanes| lanes.iter().sum())
 }
 
+/// Elements per block of [`block_lane_sums`]: its values wait in buffers on the stack
+/// (in L1) until they are added to the lanes. A multiple of [`LANES`], so that an
+/// element's lane does not depend on the blocks.
+const BLOCK: usize = 256;
+const _: () = assert!(BLOCK % LANES == 0);
+
+/// `lane_sums(n, |i| f(i).map(to_f64).map(g))`, the same sums in the same order, a
+/// block at a time: `f` (the update, in the element type) runs over a block and its
+/// R values per element are kept, then each is widened to f64, mapped by `g` (e.g.
+/// squared) and added to its lane. Two simple loops vectorize where one mixing
+/// lanes of the element type and of f64 does not.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // k indexes the lanes of every one of the R sums
+pub(crate) fn block_lane_sums<T: Element, const R: usize>(
+    n: usize,
+    mut f: impl FnMut(usize) -> [T; R],
+    g: impl Fn(f64) -> f64,
+) -> [f64; R] {
+    let mut acc = [[0.0f64; LANES]; R];
+    let mut kept = [[T::zero(); BLOCK]; R];
+    let mut start = 0;
+    while start < n {
+        let len = BLOCK.min(n - start);
+        for j in 0..len {
+            let v = f(start + j);
+            for r in 0..R {
+                kept[r][j] = v[r];
+            }
+        }
+        for r in 0..R {
+            let (full, tail) = kept[r][..len].split_at(len - len % LANES);
+            for chunk in full.chunks_exact(LANES) {
+                for k in 0..LANES {
+                    acc[r][k] += g(chunk[k].to_f64().unwrap_or(f64::NAN));
+                }
+            }
+            for (k, x) in tail.iter().enumerate() {
+                acc[r][k] += g(x.to_f64().unwrap_or(f64::NAN));
+            }
+        }
+        start += len;
+    }
+    acc.map(|lanes| lanes.iter().sum())
+}
+
 /// The per-chunk sums of one tensor added in chunk order.
 pub(crate) fn total<const R: usize>(chunks: &[[f64; R]]) -> [f64; R] {
     let mut out = [0.0; R];
@@ -134,6 +179,19 @@ mod tests {
         assert_eq!(sums[0].to_bits(), sums[1].to_bits());
         let plain: f64 = g.iter().map(|&x| f64::from(x).powi(2)).sum();
         assert!((sums[0] - plain).abs() <= 1e-12 * plain);
+    }
+
+    #[test]
+    fn block_lane_sums_are_lane_sums() {
+        let mut rng = crate::kernels::testing::Rng::new(9);
+        for n in [0, 1, 7, 33, BLOCK - 1, BLOCK, BLOCK + 5, 3 * BLOCK + 40, 1_000_003] {
+            let x: Vec<f32> = rng.vec(n);
+            let y: Vec<f32> = rng.vec(n);
+            let f = |i: usize| [x[i] * y[i], (x[i] - y[i]).abs()];
+            let plain = lane_sums(n, |i| f(i).map(|v| f64::from(v) * f64::from(v)));
+            let blocked = block_lane_sums(n, f, |v| v * v);
+            assert_eq!(plain.map(f64::to_bits), blocked.map(f64::to_bits), "n = {n}");
+        }
     }
 
     #[test]

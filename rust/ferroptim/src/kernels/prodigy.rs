@@ -26,7 +26,7 @@
 
 use crate::element::Element;
 use crate::exec::{map_jobs, CHUNK};
-use crate::kernels::passes::lane_sums;
+use crate::kernels::passes::{block_lane_sums, lane_sums};
 use crate::kernels::{check, check_betas, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
@@ -337,14 +337,19 @@ fn accumulate_loop<T: Element, const MOMENTUM: bool>(c: &Accumulate<T>, scalar_p
     if sp == 1 && !scalar_p0 {
         // every element is sliced: one pass
         let (s, p0) = (&mut s[..n], &p0[..n]);
-        return lane_sums(n, |i| {
-            let g = c.l2.mul_add(param[i], grad[i]); // grad.add_(p, alpha=decay); by 0: g
-            if MOMENTUM {
-                m[i] = c.m_alpha.mul_add(g, m[i] * c.beta1);
-            }
-            v[i] = (c.v_value * g).mul_add(g, v[i] * c.beta2);
-            sliced(i, g, &mut s[i], p0[i])
-        });
+        return block_lane_sums(
+            n,
+            |i| {
+                let g = c.l2.mul_add(param[i], grad[i]); // grad.add_(p, alpha=decay); by 0: g
+                if MOMENTUM {
+                    m[i] = c.m_alpha.mul_add(g, m[i] * c.beta1);
+                }
+                v[i] = (c.v_value * g).mul_add(g, v[i] * c.beta2);
+                s[i] = c.s_alpha.mul_add(g, s[i] * c.beta3);
+                [g * (p0[i] - param[i]), s[i].abs()] // as `sliced`, widened by the sums
+            },
+            |x| x,
+        );
     }
     for i in 0..n {
         let g = c.l2.mul_add(param[i], grad[i]);
