@@ -15,7 +15,7 @@ use crate::element::Element;
 use crate::exec::{map_jobs, CHUNK};
 use crate::kernels::simd_targets;
 
-use crate::kernels::passes::LANES;
+use crate::kernels::passes::{fold_lanes, LANES};
 
 /// The order of a norm.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -90,7 +90,7 @@ fn nan_min(a: f64, b: f64) -> f64 {
     }
 }
 
-/// `Σ f(xᵢ)` in f64, in [`LANES`] interleaved lanes added in order.
+/// `Σ f(xᵢ)` in f64, in [`LANES`] interleaved lanes added by [`fold_lanes`].
 #[inline(always)]
 fn lanes<T: Element>(x: &[T], f: impl Fn(f64) -> f64) -> f64 {
     let mut acc = [0.0f64; LANES];
@@ -104,7 +104,7 @@ fn lanes<T: Element>(x: &[T], f: impl Fn(f64) -> f64) -> f64 {
     for (k, v) in tail.iter().enumerate() {
         acc[k] += f(v.to_f64().unwrap());
     }
-    acc.iter().sum()
+    fold_lanes(acc)
 }
 
 simd_targets! {

@@ -168,7 +168,7 @@ pub(crate) mod ops {
             for i in start..n.min(start + CHUNK) {
                 lanes[(i - start) % LANES] += f(i);
             }
-            total += lanes.iter().sum::<f64>();
+            total += crate::kernels::passes::fold_lanes(lanes);
         }
         total
     }
