@@ -33,7 +33,6 @@ impl Dtype {
             Dtype::F64 => "float64",
         }
     }
-
 }
 
 /// The element types of state arrays: a parameter's float type, or the bytes of
@@ -51,7 +50,6 @@ impl From<Dtype> for Elem {
 }
 
 impl Elem {
-
     fn descr(self, py: Python<'_>) -> Bound<'_, numpy::PyArrayDescr> {
         match self {
             Elem::Float(Dtype::F32) => numpy::dtype::<f32>(py),
@@ -116,7 +114,10 @@ impl<'a, 'py> Array<'a, 'py> {
 
     /// Usable by a kernel in place: C-contiguous, aligned, native `elem`.
     fn direct(&self, elem: impl Into<Elem>) -> bool {
-        self.flag(NPY_ARRAY_C_CONTIGUOUS) && self.flag(NPY_ARRAY_ALIGNED) && self.native && self.elem() == Some(elem.into())
+        self.flag(NPY_ARRAY_C_CONTIGUOUS)
+            && self.flag(NPY_ARRAY_ALIGNED)
+            && self.native
+            && self.elem() == Some(elem.into())
     }
 
     fn elem(&self) -> Option<Elem> {
@@ -361,7 +362,13 @@ pub(crate) fn zeros<'py>(
     // SAFETY: `dims` holds `shape.len()` dimensions; PyArray_Zeros steals the descr
     // reference `into_dtype_ptr` hands over and returns a new reference or NULL.
     let ptr = unsafe {
-        PY_ARRAY_API.PyArray_Zeros(py, dims.len() as c_int, dims.as_mut_ptr(), dtype.into().descr(py).into_dtype_ptr(), 0)
+        PY_ARRAY_API.PyArray_Zeros(
+            py,
+            dims.len() as c_int,
+            dims.as_mut_ptr(),
+            dtype.into().descr(py).into_dtype_ptr(),
+            0,
+        )
     };
     if ptr.is_null() {
         return Err(PyErr::fetch(py));

@@ -88,11 +88,7 @@ pub(crate) fn buckets(groups: usize, entries: &mut [Entry]) -> Vec<Bucket<'_>> {
 }
 
 /// Runs `f` with the GIL released and `KERNEL_LOCK` held.
-pub(crate) fn detached<R: Send>(
-    py: Python<'_>,
-    entries: &mut [Entry],
-    f: impl FnOnce(&mut [Entry]) -> R + Send,
-) -> R {
+pub(crate) fn detached<R: Send>(py: Python<'_>, entries: &mut [Entry], f: impl FnOnce(&mut [Entry]) -> R + Send) -> R {
     let work = Work(entries);
     py.detach(move || {
         let entries = work.into_inner();

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use ferroptim::kernels::blockwise::{blocks, MAP_SIZE};
-use ferroptim::{eight_bit, Element, EightBitHyper, EightBitRule, EightBitState, EightBitTensor, Quantized, Quantizer};
+use ferroptim::{eight_bit, EightBitHyper, EightBitRule, EightBitState, EightBitTensor, Element, Quantized, Quantizer};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -107,7 +107,9 @@ impl Layout for EightBit {
         let elem = if blockwise { Elem::U8 } else { Elem::Float(Dtype::F32) };
         let f32 = Elem::Float(Dtype::F32);
         let written = |shape: Vec<usize>, elem: Elem| Some(Slot { shape, elem, init: Init::Zeros, write: true });
-        let map = |signed: bool| Some(Slot { shape: vec![MAP_SIZE], elem: f32, init: Init::DynamicMap { signed }, write: false });
+        let map = |signed: bool| {
+            Some(Slot { shape: vec![MAP_SIZE], elem: f32, init: Init::DynamicMap { signed }, write: false })
+        };
         Ok(match k {
             0 => written(rows(shape), elem),
             1 if two => written(shape.to_vec(), elem),
@@ -214,10 +216,7 @@ unsafe fn map_at<'a>(ptr: *mut u8, len: usize) -> Option<&'a [f32; MAP_SIZE]> {
 /// # Safety
 /// As in [`run_bucket`], the parameter of type `P`; `q` holds the entry's quantizers
 /// when its state is 8-bit.
-unsafe fn tensor<'a, P: Element>(
-    e: &'a mut Entry,
-    q: &'a [Option<Arc<Quantizer>>; 2],
-) -> EightBitTensor<'a, P> {
+unsafe fn tensor<'a, P: Element>(e: &'a mut Entry, q: &'a [Option<Arc<Quantizer>>; 2]) -> EightBitTensor<'a, P> {
     /// # Safety
     /// `ptr` is null or points to `len` values of T, exclusively for `'a`.
     unsafe fn mk<'a, T>(ptr: *mut u8, len: usize) -> &'a mut [T] {
@@ -236,7 +235,11 @@ unsafe fn tensor<'a, P: Element>(
             EightBitState::Full { state1: mk(b[0], l[0]), state2: mk(b[1], l[1]) }
         } else {
             let quantized = |j: usize, codes: usize, absmax: usize| {
-                q[j].as_deref().map(|quantizer| Quantized { codes: mk(b[codes], l[codes]), absmax: mk(b[absmax], l[absmax]), quantizer })
+                q[j].as_deref().map(|quantizer| Quantized {
+                    codes: mk(b[codes], l[codes]),
+                    absmax: mk(b[absmax], l[absmax]),
+                    quantizer,
+                })
             };
             EightBitState::Blockwise {
                 state1: quantized(0, 0, 2).expect("8-bit state has qmap1"),

@@ -24,8 +24,8 @@ use std::os::raw::c_int;
 use numpy::npyffi::{self, NPY_ARRAY_ALIGNED, NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_WRITEABLE};
 use numpy::{PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::PyTypeError;
-use pyo3::intern;
 use pyo3::ffi;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
@@ -182,7 +182,10 @@ pub(crate) struct StepView<'a, 'py> {
 /// `state[p]`, and whether it was found by identity: a parameter with a hash is
 /// looked up in the dict itself; one without (which the dict refuses with a
 /// TypeError) through the mapping's `get` (see `_state.py`).
-pub(crate) fn state_of<'py>(state: &Bound<'py, PyDict>, p: &Bound<'py, PyAny>) -> PyResult<(Option<Bound<'py, PyAny>>, bool)> {
+pub(crate) fn state_of<'py>(
+    state: &Bound<'py, PyDict>,
+    p: &Bound<'py, PyAny>,
+) -> PyResult<(Option<Bound<'py, PyAny>>, bool)> {
     match state.get_item(p) {
         Ok(found) => Ok((found, false)),
         Err(e) if e.is_instance_of::<PyTypeError>(p.py()) => {

@@ -81,7 +81,12 @@ pub(crate) trait Layout {
         _first: Option<&Bound<'_, PyAny>>,
         _what: &dyn Fn() -> String,
     ) -> PyResult<Option<Slot>> {
-        Ok(Some(Slot { shape: self.buffer_shape(k, shape, found), elem: dtype.into(), init: self.init(k), write: true }))
+        Ok(Some(Slot {
+            shape: self.buffer_shape(k, shape, found),
+            elem: dtype.into(),
+            init: self.init(k),
+            write: true,
+        }))
     }
 }
 
@@ -613,7 +618,8 @@ unsafe fn new_buffer<'py>(
         }
     }
     if let Init::DynamicMap { signed } = init {
-        let map = if signed { &ferroptim::kernels::blockwise::SIGNED } else { &ferroptim::kernels::blockwise::UNSIGNED };
+        let map =
+            if signed { &ferroptim::kernels::blockwise::SIGNED } else { &ferroptim::kernels::blockwise::UNSIGNED };
         let z = zeros(py, &[map.len()], Dtype::F32)?;
         let out = Operand::fresh(z.clone()).ptr;
         // SAFETY: a fresh C-contiguous float32 array of 256 elements nobody else sees.

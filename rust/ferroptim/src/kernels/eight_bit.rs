@@ -396,11 +396,7 @@ fn element<const R: u8, const BLOCKWISE: bool>(c: &Coef, p: f32, g: f32, s: &mut
         }
         RMSPROP | ADAGRAD => {
             let g = if BLOCKWISE || c.decays { c.weight_decay.mul_add(p, g) } else { g };
-            s[0] = if R == RMSPROP {
-                (c.one_minus_beta1 * g).mul_add(g, s[0] * c.beta1)
-            } else {
-                g.mul_add(g, s[0])
-            };
+            s[0] = if R == RMSPROP { (c.one_minus_beta1 * g).mul_add(g, s[0] * c.beta1) } else { g.mul_add(g, s[0]) };
             if BLOCKWISE {
                 p + c.neg_lr * g / (s[0].sqrt() + c.eps)
             } else {
