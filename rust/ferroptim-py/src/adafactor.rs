@@ -4,33 +4,33 @@
 use ferroptim::{adafactor, AdafactorHyper, AdafactorTensor, Element, Variance};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::arrays::{type_name, Dtype};
-use crate::beyond::{buckets, detached};
-use crate::hyper::Group;
-use crate::plan::StepPlan;
-use crate::step::{slots_key, step, Entry, Init, Layout, Slot, StateKeys};
+use crate::beyond::step_function;
+use crate::hyper::{FromGroup, Group};
+use crate::step::{slots_key, Entry, Init, Layout, Slot};
 use crate::tensorwise::slice;
 
-fn hyper(g: &Group<'_, '_>) -> PyResult<AdafactorHyper> {
-    let eps = g.item("eps")?;
-    let bad = || {
-        PyTypeError::new_err(format!(
-            "param_groups[{}]['eps'] must be a pair (None or a real number, a real number), got {}",
-            g.index,
-            type_name(&eps)
-        ))
-    };
-    let pair: (Option<f64>, f64) = eps.extract().map_err(|_| bad())?;
-    Ok(AdafactorHyper {
-        lr: g.f64("lr")?,
-        beta2_decay: g.f64("beta2_decay")?,
-        eps: pair,
-        d: g.f64("d")?,
-        weight_decay: g.f64("weight_decay")?,
-        maximize: g.flag("maximize")?,
-    })
+impl FromGroup for AdafactorHyper {
+    fn from_group(g: &Group<'_, '_>) -> PyResult<Self> {
+        let eps = g.item("eps")?;
+        let bad = || {
+            PyTypeError::new_err(format!(
+                "param_groups[{}]['eps'] must be a pair (None or a real number, a real number), got {}",
+                g.index,
+                type_name(&eps)
+            ))
+        };
+        let pair: (Option<f64>, f64) = eps.extract().map_err(|_| bad())?;
+        Ok(AdafactorHyper {
+            lr: g.f64("lr")?,
+            beta2_decay: g.f64("beta2_decay")?,
+            eps: pair,
+            d: g.f64("d")?,
+            weight_decay: g.f64("weight_decay")?,
+            maximize: g.flag("maximize")?,
+        })
+    }
 }
 
 /// The state of a parameter of ≥ 2 dims is `row_var` (slot 0: the last dim
@@ -88,34 +88,21 @@ unsafe fn view<T: Element>(e: &mut Entry) -> AdafactorTensor<'_, T> {
     }
 }
 
-/// `_core.adafactor_step(state, param_groups, scalar_keys, buffer_keys, grads=None,
-/// plan=None)`: one Adafactor step over every param group (see `step`); state
-/// `(step,) + (row_var, col_var, variance)`.
-#[pyfunction]
-#[pyo3(signature = (state, param_groups, scalar_keys, buffer_keys, grads=None, plan=None))]
-pub(crate) fn adafactor_step<'py>(
-    py: Python<'py>,
-    state: &Bound<'py, PyDict>,
-    param_groups: &Bound<'py, PyList>,
-    scalar_keys: &Bound<'py, PyTuple>,
-    buffer_keys: &Bound<'py, PyTuple>,
-    grads: Option<Bound<'py, PyList>>,
-    plan: Option<Bound<'py, StepPlan>>,
-) -> PyResult<()> {
-    let keys = StateKeys::new(scalar_keys, buffer_keys)?;
-    step(py, state, param_groups, &keys, grads.as_ref(), plan.as_ref(), hyper, |py, kernels, entries| {
-        detached(py, entries, |entries| {
-            for b in buckets(kernels.len(), entries) {
-                let h = &kernels[b.group];
-                // SAFETY: entries gathered and checked by `step::step`, of the bucket's dtype.
-                unsafe {
-                    match b.dtype {
-                        Dtype::F32 => adafactor::<f32>(h, b.entries.into_iter().map(|e| view(e)).collect()),
-                        Dtype::F64 => adafactor::<f64>(h, b.entries.into_iter().map(|e| view(e)).collect()),
-                    }
+step_function! {
+    /// `_core.adafactor_step(state, param_groups, scalar_keys, buffer_keys, grads=None,
+    /// plan=None)`: one Adafactor step over every param group (see `step`); state
+    /// `(step,) + (row_var, col_var, variance)`.
+    adafactor_step () |call| {
+        call.each_bucket(|h: &AdafactorHyper, b| {
+            let tensors = b.entries.iter_mut().map(|e| &mut **e);
+            // SAFETY: entries gathered and checked by `step::step`, of the bucket's dtype.
+            unsafe {
+                match b.dtype {
+                    Dtype::F32 => adafactor::<f32>(h, tensors.map(|e| view(e)).collect()),
+                    Dtype::F64 => adafactor::<f64>(h, tensors.map(|e| view(e)).collect()),
                 }
             }
-        })
-    })?;
-    Ok(())
+        })?;
+        Ok(())
+    }
 }

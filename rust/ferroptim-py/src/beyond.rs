@@ -154,7 +154,7 @@ fn fresh(b: &Bucket<'_>) -> Vec<bool> {
 }
 
 /// The common arguments of a step function.
-struct Call<'a, 'py> {
+pub(crate) struct Call<'a, 'py> {
     py: Python<'py>,
     state: &'a Bound<'py, PyDict>,
     groups: &'a Bound<'py, PyList>,
@@ -164,7 +164,7 @@ struct Call<'a, 'py> {
 }
 
 impl<'a, 'py> Call<'a, 'py> {
-    fn new(
+    pub(crate) fn new(
         py: Python<'py>,
         state: &'a Bound<'py, PyDict>,
         groups: &'a Bound<'py, PyList>,
@@ -178,7 +178,7 @@ impl<'a, 'py> Call<'a, 'py> {
 
     /// One step: gather and check, run `f` on each (group, dtype) bucket with the GIL
     /// released, store; returns the groups' kernels.
-    fn each_bucket<K: FromGroup + Layout + Sync>(
+    pub(crate) fn each_bucket<K: FromGroup + Layout + Sync>(
         &self,
         f: impl Fn(&K, &mut Bucket<'_>) + Send + Sync,
     ) -> PyResult<Vec<K>> {
@@ -211,28 +211,30 @@ impl<'a, 'py> Call<'a, 'py> {
 }
 
 /// Defines a `#[pyfunction]` `$name(state, param_groups, scalar_keys, buffer_keys,
-/// *extra, grads=None)` whose body gets a [`Call`] named `$call`.
+/// *extra, grads=None, plan=None)` whose body gets a [`Call`] named `$call` (also
+/// used by Adafactor and Muon).
 macro_rules! step_function {
     ($(#[$doc:meta])* $name:ident ($($extra:ident: $ty:ty),*) |$call:ident| $body:block) => {
         $(#[$doc])*
-        #[pyfunction]
+        #[::pyo3::pyfunction]
         #[pyo3(signature = (state, param_groups, scalar_keys, buffer_keys, $($extra,)* grads=None, plan=None))]
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn $name<'py>(
-            py: Python<'py>,
-            state: &Bound<'py, PyDict>,
-            param_groups: &Bound<'py, PyList>,
-            scalar_keys: &Bound<'py, PyTuple>,
-            buffer_keys: &Bound<'py, PyTuple>,
+            py: ::pyo3::Python<'py>,
+            state: &::pyo3::Bound<'py, ::pyo3::types::PyDict>,
+            param_groups: &::pyo3::Bound<'py, ::pyo3::types::PyList>,
+            scalar_keys: &::pyo3::Bound<'py, ::pyo3::types::PyTuple>,
+            buffer_keys: &::pyo3::Bound<'py, ::pyo3::types::PyTuple>,
             $($extra: $ty,)*
-            grads: Option<Bound<'py, PyList>>,
-            plan: Option<Bound<'py, StepPlan>>,
-        ) -> PyResult<()> {
-            let $call = Call::new(py, state, param_groups, scalar_keys, buffer_keys, grads, plan)?;
+            grads: Option<::pyo3::Bound<'py, ::pyo3::types::PyList>>,
+            plan: Option<::pyo3::Bound<'py, $crate::plan::StepPlan>>,
+        ) -> ::pyo3::PyResult<()> {
+            let $call = $crate::beyond::Call::new(py, state, param_groups, scalar_keys, buffer_keys, grads, plan)?;
             $body
         }
     };
 }
+pub(crate) use step_function;
 
 // ---------------------------------------------------------------- Lion, LARS
 

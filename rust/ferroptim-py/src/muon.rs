@@ -4,51 +4,51 @@
 use ferroptim::{muon, AdjustLr, Element, MuonHyper, MuonTensor};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::arrays::{type_name, Dtype};
-use crate::beyond::{buckets, detached};
-use crate::hyper::Group;
-use crate::plan::StepPlan;
-use crate::step::{slots_key, step, Entry, Init, Layout, Slot, StateKeys};
+use crate::beyond::step_function;
+use crate::hyper::{FromGroup, Group};
+use crate::step::{slots_key, Entry, Init, Layout, Slot};
 use crate::tensorwise::slice;
 
-fn hyper(g: &Group<'_, '_>) -> PyResult<MuonHyper> {
-    let coefficients = g.item("ns_coefficients")?;
-    let ns_coefficients = coefficients.extract::<(f64, f64, f64)>().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "param_groups[{}]['ns_coefficients'] must be three real numbers, got {}",
-            g.index,
-            type_name(&coefficients)
-        ))
-    })?;
-    let steps = g.item("ns_steps")?;
-    let ns_steps = steps.extract::<usize>().map_err(|_| {
-        PyTypeError::new_err(format!("param_groups[{}]['ns_steps'] must be a non-negative int", g.index))
-    })?;
-    let adjust = g.item("adjust_lr_fn")?;
-    let adjust_lr_fn = match adjust.extract::<Option<String>>()?.as_deref() {
-        None | Some("original") => AdjustLr::Original,
-        Some("match_rms_adamw") => AdjustLr::MatchRmsAdamw,
-        Some("spectral_unclamped") => AdjustLr::SpectralUnclamped,
-        Some(other) => {
-            return Err(PyValueError::new_err(format!("Adjust learning rate function {other} is not supported")))
+impl FromGroup for MuonHyper {
+    fn from_group(g: &Group<'_, '_>) -> PyResult<Self> {
+        let coefficients = g.item("ns_coefficients")?;
+        let ns_coefficients = coefficients.extract::<(f64, f64, f64)>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "param_groups[{}]['ns_coefficients'] must be three real numbers, got {}",
+                g.index,
+                type_name(&coefficients)
+            ))
+        })?;
+        let steps = g.item("ns_steps")?;
+        let ns_steps = steps.extract::<usize>().map_err(|_| {
+            PyTypeError::new_err(format!("param_groups[{}]['ns_steps'] must be a non-negative int", g.index))
+        })?;
+        let adjust = g.item("adjust_lr_fn")?;
+        let adjust_lr_fn = match adjust.extract::<Option<String>>()?.as_deref() {
+            None | Some("original") => AdjustLr::Original,
+            Some("match_rms_adamw") => AdjustLr::MatchRmsAdamw,
+            Some("spectral_unclamped") => AdjustLr::SpectralUnclamped,
+            Some(other) => {
+                return Err(PyValueError::new_err(format!("Adjust learning rate function {other} is not supported")))
+            }
+        };
+        let h = MuonHyper {
+            lr: g.f64("lr")?,
+            weight_decay: g.f64("weight_decay")?,
+            momentum: g.f64("momentum")?,
+            nesterov: g.flag("nesterov")?,
+            ns_coefficients,
+            eps: g.f64("eps")?,
+            ns_steps,
+            adjust_lr_fn,
+        };
+        if ns_steps >= 100 {
+            return Err(PyValueError::new_err("Number of steps must be less than 100 for computational efficiency"));
         }
-    };
-    let h = MuonHyper {
-        lr: g.f64("lr")?,
-        weight_decay: g.f64("weight_decay")?,
-        momentum: g.f64("momentum")?,
-        nesterov: g.flag("nesterov")?,
-        ns_coefficients,
-        eps: g.f64("eps")?,
-        ns_steps,
-        adjust_lr_fn,
-    };
-    if ns_steps >= 100 {
-        return Err(PyValueError::new_err("Number of steps must be less than 100 for computational efficiency"));
+        Ok(h)
     }
-    Ok(h)
 }
 
 /// The state of a parameter is `momentum_buffer`, shaped like it, starting at zero;
@@ -99,34 +99,21 @@ unsafe fn view<T: Element>(e: &mut Entry) -> MuonTensor<'_, T> {
     }
 }
 
-/// `_core.muon_step(state, param_groups, scalar_keys, buffer_keys, grads=None,
-/// plan=None)`: one Muon step over every param group (see `step`); state `() +
-/// (momentum_buffer,)`.
-#[pyfunction]
-#[pyo3(signature = (state, param_groups, scalar_keys, buffer_keys, grads=None, plan=None))]
-pub(crate) fn muon_step<'py>(
-    py: Python<'py>,
-    state: &Bound<'py, PyDict>,
-    param_groups: &Bound<'py, PyList>,
-    scalar_keys: &Bound<'py, PyTuple>,
-    buffer_keys: &Bound<'py, PyTuple>,
-    grads: Option<Bound<'py, PyList>>,
-    plan: Option<Bound<'py, StepPlan>>,
-) -> PyResult<()> {
-    let keys = StateKeys::new(scalar_keys, buffer_keys)?;
-    step(py, state, param_groups, &keys, grads.as_ref(), plan.as_ref(), hyper, |py, kernels, entries| {
-        detached(py, entries, |entries| {
-            for b in buckets(kernels.len(), entries) {
-                let h = &kernels[b.group];
-                // SAFETY: entries gathered and checked by `step::step`, of the bucket's dtype.
-                unsafe {
-                    match b.dtype {
-                        Dtype::F32 => muon::<f32>(h, b.entries.into_iter().map(|e| view(e)).collect()),
-                        Dtype::F64 => muon::<f64>(h, b.entries.into_iter().map(|e| view(e)).collect()),
-                    }
+step_function! {
+    /// `_core.muon_step(state, param_groups, scalar_keys, buffer_keys, grads=None,
+    /// plan=None)`: one Muon step over every param group (see `step`); state `() +
+    /// (momentum_buffer,)`.
+    muon_step () |call| {
+        call.each_bucket(|h: &MuonHyper, b| {
+            let tensors = b.entries.iter_mut().map(|e| &mut **e);
+            // SAFETY: entries gathered and checked by `step::step`, of the bucket's dtype.
+            unsafe {
+                match b.dtype {
+                    Dtype::F32 => muon::<f32>(h, tensors.map(|e| view(e)).collect()),
+                    Dtype::F64 => muon::<f64>(h, tensors.map(|e| view(e)).collect()),
                 }
             }
-        })
-    })?;
-    Ok(())
+        })?;
+        Ok(())
+    }
 }
