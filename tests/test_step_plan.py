@@ -22,7 +22,7 @@ from ferroptim._elementwise import ElementwiseOptimizer
 from helpers import CONFIGS, assert_unchanged, grads_for, make_params, snapshot
 
 SHAPES = ((4, 5), (7,), (2, 1, 3), (7,))
-# the optimizers that step through the plan (the tensor-wise and sparse ones check in full)
+# the optimizers that step through the plan (SparseAdam and L-BFGS check in full)
 PLANNED = [c for c in CONFIGS if isinstance(c[1](make_params(), **c[2]), ElementwiseOptimizer)]
 PLANNED_IDS = [c[0] for c in PLANNED]
 # those whose plan is recorded (8-bit state is checked in full on every step)
