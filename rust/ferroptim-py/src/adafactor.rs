@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use crate::arrays::{type_name, Dtype};
 use crate::beyond::step_function;
 use crate::hyper::{FromGroup, Group};
-use crate::step::{slots_key, Entry, Init, Layout, Slot};
+use crate::step::{Entry, Init, Layout, Slot};
 use crate::tensorwise::slice;
 
 impl FromGroup for AdafactorHyper {
@@ -40,10 +40,6 @@ impl Layout for AdafactorHyper {
     const SCALARS: usize = 1;
     fn buffers(&self) -> usize {
         3
-    }
-    /// The slots follow from the parameter's shape, which a replayed plan compares.
-    fn layout_key(&self) -> Option<u64> {
-        Some(slots_key(self))
     }
     fn slot(
         &self,

@@ -49,8 +49,9 @@ pub(crate) trait Layout {
     /// given their shape, dtype and found state: configurations with equal keys lay
     /// state out alike, so a step's verified plan can be replayed (`plan`) while only
     /// the hyperparameters changed. None: no such key (every step is checked in
-    /// full). The default covers layouts whose slots follow from `uses_buffer`
-    /// alone; a layout overriding `buffer_shape` or `slot` overrides this too.
+    /// full). The default covers layouts whose slots follow from `uses_buffer` and
+    /// the parameter's shape (which a replayed plan compares) alone; a layout whose
+    /// slots depend on anything else (a group value, the state found) overrides it.
     fn layout_key(&self) -> Option<u64>
     where
         Self: Sized,
