@@ -328,11 +328,10 @@ fn accumulate_loop<T: Element, const MOMENTUM: bool>(c: &Accumulate<T>, scalar_p
     let (param, grad, v) = (&p.param[..n], &p.grad[..n], &mut p.exp_avg_sq[..n]);
     let m = if MOMENTUM { &mut p.exp_avg[..n] } else { p.exp_avg };
     let (s, p0, sp) = (p.s, p.p0, c.slice_p);
-    // one element of s and of the two sums, at parameter index i
+    // one element of s and its terms of the two sums (in T), at parameter index i
     let sliced = |i: usize, g: T, s: &mut T, theta0: T| {
-        let dot = (g * (theta0 - param[i])).to_f64().unwrap_or(f64::NAN);
         *s = c.s_alpha.mul_add(g, *s * c.beta3);
-        [dot, s.abs().to_f64().unwrap_or(f64::NAN)]
+        [g * (theta0 - param[i]), s.abs()]
     };
     if sp == 1 && !scalar_p0 {
         // every element is sliced: one pass
@@ -345,8 +344,7 @@ fn accumulate_loop<T: Element, const MOMENTUM: bool>(c: &Accumulate<T>, scalar_p
                     m[i] = c.m_alpha.mul_add(g, m[i] * c.beta1);
                 }
                 v[i] = (c.v_value * g).mul_add(g, v[i] * c.beta2);
-                s[i] = c.s_alpha.mul_add(g, s[i] * c.beta3);
-                [g * (p0[i] - param[i]), s[i].abs()] // as `sliced`, widened by the sums
+                sliced(i, g, &mut s[i], p0[i])
             },
             |x| x,
         );
@@ -361,7 +359,7 @@ fn accumulate_loop<T: Element, const MOMENTUM: bool>(c: &Accumulate<T>, scalar_p
     lane_sums(s.len(), |j| {
         let i = j * sp;
         let g = c.l2.mul_add(param[i], grad[i]);
-        sliced(i, g, &mut s[j], if scalar_p0 { p0[0] } else { p0[j] })
+        sliced(i, g, &mut s[j], if scalar_p0 { p0[0] } else { p0[j] }).map(|x| x.to_f64().unwrap_or(f64::NAN))
     })
 }
 }
