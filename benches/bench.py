@@ -90,8 +90,9 @@ BANDWIDTH_CASES: Dict[str, Case] = {
     "Lion": Case(lambda ps: fo.Lion(ps, weight_decay=0.1), ("exp_avg",), 5),
     # pass 1: ‖θ‖, ‖g‖ (θ, g read); pass 2: θ, b read and written, g read
     "LARS": Case(lambda ps: fo.LARS(ps, lr=0.1, momentum=0.9, weight_decay=1e-4), ("momentum_buffer",), 7, "2 passes"),
-    # ‖g‖ (g read: 1), ‖θ‖ and ‖u‖ (θ, g, m, v read: 4), update (θ, m, v read and written, g read: 7)
-    "LAMB": Case(lambda ps: fo.LAMB(ps), ("exp_avg", "exp_avg_sq"), 12, "3 passes"),
+    # ‖g‖ (g read: 1), ‖θ‖ and ‖u‖ (θ, g read, m, v read and written: 6), update (θ read and
+    # written, m, v read: 4)
+    "LAMB": Case(lambda ps: fo.LAMB(ps), ("exp_avg", "exp_avg_sq"), 11, "3 passes"),
     "Adan": Case(lambda ps: fo.Adan(ps, weight_decay=0.02), ("exp_avg", "exp_avg_sq", "exp_avg_diff", "neg_pre_grad"), 11),
     "ADOPT": Case(lambda ps: fo.ADOPT(ps), ("exp_avg", "exp_avg_sq"), 7),
     "AdEMAMix": Case(lambda ps: fo.AdEMAMix(ps), ("exp_avg", "exp_avg_sq", "exp_avg_slow"), 9),

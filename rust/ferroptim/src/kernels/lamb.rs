@@ -18,8 +18,10 @@
 //!
 //! State: `exp_avg` (m, slot 0), `exp_avg_sq` (v, slot 1); the step count is the
 //! group's. Passes: the global norm (`grad_norm::norms`, when clipping), the caution
-//! count (with caution), the two norms of the trust ratio (when adapting; moments
-//! computed, not stored), the update (moments stored).
+//! count (with caution), then either the whole update in one pass (no trust ratio)
+//! or two: the two norms of the trust ratio (the new moments stored), and the update
+//! computed again from the stored moments (the gradient read only for the caution
+//! mask).
 
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::TensorSlices;
@@ -152,26 +154,28 @@ pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &m
     } else {
         vec![T::one(); tensors.len()]
     };
-    let ratios: Vec<T> = if h.adapts() {
-        let sums = with_const_bool!(lerp_m, LERP => with_decay!(decay, D => with_const_bool!(h.caution, CAU =>
-            over_chunks(tensors, |i, s| norms_loop::<T, LERP, D, CAU>(&c, scales[i], s)))));
-        sums.iter()
-            .map(|n| {
-                let [w, u] = total(n);
-                let (w, u) = (norm::<T>(w), norm::<T>(u));
-                let r = if w > T::zero() && u > T::zero() { w / u } else { T::one() };
-                if h.trust_clip && r > T::one() {
-                    T::one()
-                } else {
-                    r
-                }
-            })
-            .collect()
-    } else {
-        vec![T::one(); tensors.len()]
-    };
-    with_const_bool!(lerp_m, LERP => with_decay!(decay, D => with_const_bool!(h.caution, CAU =>
-        over_chunks(tensors, |i, s| apply_loop::<T, LERP, D, CAU>(&c, scales[i], ratios[i], s)))));
+    if !h.adapts() {
+        with_const_bool!(lerp_m, LERP => with_decay!(decay, D => with_const_bool!(h.caution, CAU =>
+            over_chunks(tensors, |i, s| apply_loop::<T, LERP, D, CAU>(&c, scales[i], s)))));
+        return;
+    }
+    let sums = with_const_bool!(lerp_m, LERP => with_decay!(decay, D => with_const_bool!(h.caution, CAU =>
+        over_chunks(tensors, |i, s| norms_loop::<T, LERP, D, CAU>(&c, scales[i], s)))));
+    let ratios: Vec<T> = sums
+        .iter()
+        .map(|n| {
+            let [w, u] = total(n);
+            let (w, u) = (norm::<T>(w), norm::<T>(u));
+            let r = if w > T::zero() && u > T::zero() { w / u } else { T::one() };
+            if h.trust_clip && r > T::one() {
+                T::one()
+            } else {
+                r
+            }
+        })
+        .collect();
+    with_decay!(decay, D => with_const_bool!(h.caution, CAU =>
+        over_chunks(tensors, |i, s| stored_loop::<T, D, CAU>(&c, scales[i], ratios[i], s))));
 }
 
 /// The clipped gradient, the new m and v of one element.
@@ -220,17 +224,20 @@ fn count_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: TensorSlices<'_, T>)
 }
 
 simd_targets! {
-/// `[Σ θ², Σ u²]` of the decayed parameter and the update (the moments computed,
-/// not stored).
+/// `[Σ θ², Σ u²]` of the decayed parameter and the update; stores the new moments
+/// (the update is computed again, from them, by [`stored_loop`]).
 fn norms_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool>(
     c: &Coef<T>,
     scale: T,
     s: TensorSlices<'_, T>,
 ) -> [f64; 2] {
     let n = s.param.len();
-    let (param, grad, m, v) = (&s.param[..n], &s.grad[..n], &s.buffers[0][..n], &s.buffers[1][..n]);
+    let [m, v, ..] = s.buffers;
+    let (param, grad, m, v) = (&s.param[..n], &s.grad[..n], &mut m[..n], &mut v[..n]);
     lane_sums(n, |i| {
         let (g, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i]);
+        m[i] = mi;
+        v[i] = vi;
         let (p, u) = decayed::<T, DECAY, CAUTION>(c, scale, param[i], g, mi, vi);
         let (p, u) = (p.to_f64().unwrap_or(f64::NAN), u.to_f64().unwrap_or(f64::NAN));
         [p * p, u * u]
@@ -239,10 +246,31 @@ fn norms_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool
 }
 
 simd_targets! {
-fn apply_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool>(
+/// The update with the moments stored by [`norms_loop`] (the gradient read only for
+/// the caution mask).
+fn stored_loop<T: Element, const DECAY: u8, const CAUTION: bool>(
     c: &Coef<T>,
     scale: T,
     ratio: T,
+    s: TensorSlices<'_, T>,
+) {
+    let n = s.param.len();
+    let [m, v, ..] = s.buffers;
+    let (param, m, v) = (s.param, &m[..n], &v[..n]);
+    let grad = if CAUTION { &s.grad[..n] } else { s.grad };
+    for i in 0..n {
+        let g = if CAUTION { grad[i] / c.clip } else { T::zero() }; // only its sign is used
+        let (p, u) = decayed::<T, DECAY, CAUTION>(c, scale, param[i], g, m[i], v[i]);
+        param[i] = c.neg_lr.mul_add(u * ratio, p);
+    }
+}
+}
+
+simd_targets! {
+/// The whole update in one pass (no trust ratio to wait for): moments stored.
+fn apply_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool>(
+    c: &Coef<T>,
+    scale: T,
     s: TensorSlices<'_, T>,
 ) {
     let n = s.param.len();
@@ -253,7 +281,7 @@ fn apply_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool
         m[i] = mi;
         v[i] = vi;
         let (p, u) = decayed::<T, DECAY, CAUTION>(c, scale, param[i], g, mi, vi);
-        param[i] = c.neg_lr.mul_add(u * ratio, p);
+        param[i] = c.neg_lr.mul_add(u, p);
     }
 }
 }
