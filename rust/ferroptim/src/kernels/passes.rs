@@ -37,10 +37,12 @@ pub(crate) fn fold_lanes(mut lanes: [f64; LANES]) -> f64 {
 pub(crate) fn over_chunks<T: Element, R: Send>(
     tensors: &mut [TensorSlices<'_, T>],
     f: impl Fn(usize, TensorSlices<'_, T>) -> R + Sync + Send,
-) -> Vec<Vec<R>> {
+) -> PerTensor<R> {
     let elements: usize = tensors.iter().map(TensorSlices::len).sum();
     let mut jobs = Vec::with_capacity(tensors.len() + elements / CHUNK);
+    let mut starts = Vec::with_capacity(tensors.len() + 1);
     for (i, t) in tensors.iter_mut().enumerate() {
+        starts.push(jobs.len());
         let mut rest = t.reborrow();
         while rest.len() > CHUNK {
             let (head, tail) = rest.split_at(CHUNK);
@@ -51,12 +53,24 @@ pub(crate) fn over_chunks<T: Element, R: Send>(
             jobs.push((i, rest));
         }
     }
-    let results = map_jobs(elements, jobs, |(i, s)| (i, f(i, s)));
-    let mut out: Vec<Vec<R>> = (0..tensors.len()).map(|_| Vec::new()).collect();
-    for (i, r) in results {
-        out[i].push(r);
+    starts.push(jobs.len());
+    // map_jobs keeps the jobs' order: each tensor's chunks stay together, in order
+    let results = map_jobs(elements, jobs, |(i, s)| f(i, s));
+    PerTensor { results, starts }
+}
+
+/// The results of [`over_chunks`]: tensor i's, in chunk order, are
+/// `results[starts[i]..starts[i + 1]]` (one vector for every tensor, not one each).
+pub(crate) struct PerTensor<R> {
+    results: Vec<R>,
+    starts: Vec<usize>,
+}
+
+impl<R> PerTensor<R> {
+    /// Each tensor's results, in tensor order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[R]> {
+        self.starts.windows(2).map(|w| &self.results[w[0]..w[1]])
     }
-    out
 }
 
 /// `R` sums over `0..n` of `f(i)`, each kept in [`LANES`] lanes (element `i` in lane
@@ -186,10 +200,17 @@ mod tests {
         let mut sums = Vec::new();
         for threads in [1, 3] {
             set_num_threads(threads).unwrap();
-            let mut t = [TensorSlices::new(&mut p, &g, [])];
-            let per_chunk = over_chunks(&mut t, |_, s| lane_sums(s.len(), |i| [f64::from(s.grad[i]).powi(2)]));
-            assert_eq!(per_chunk[0].len(), 4);
-            sums.push(total(&per_chunk[0])[0]);
+            let (mut empty, mut one) = ([0.0f32; 0], [0.0f32; 1]);
+            let mut t = [
+                TensorSlices::new(&mut p, &g, []),
+                TensorSlices::new(&mut empty, &[], []),
+                TensorSlices::new(&mut one, &[2.0], []),
+            ];
+            let results = over_chunks(&mut t, |_, s| lane_sums(s.len(), |i| [f64::from(s.grad[i]).powi(2)]));
+            let per_tensor: Vec<&[[f64; 1]]> = results.iter().collect();
+            assert_eq!(per_tensor.iter().map(|c| c.len()).collect::<Vec<_>>(), [4, 0, 1]); // chunks of each
+            assert_eq!(per_tensor[2], [[4.0]]);
+            sums.push(total(per_tensor[0])[0]);
         }
         assert_eq!(sums[0].to_bits(), sums[1].to_bits());
         let plain: f64 = g.iter().map(|&x| f64::from(x).powi(2)).sum();
