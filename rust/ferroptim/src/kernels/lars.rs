@@ -14,13 +14,13 @@
 //! θ ← θ − lr·g
 //! ```
 //!
-//! State: `momentum_buffer` (b, slot 0) when momentum ≠ 0. The norms are
-//! `grad_norm::norms` (float64, fixed chunks), rounded to the element type.
+//! State: `momentum_buffer` (b, slot 0) when momentum ≠ 0. The two norms are one
+//! pass over θ and g ([`norms_loop`]), summed as `grad_norm::norms` sums (float64, the
+//! same chunks and lanes) and rounded to the element type.
 
 use crate::element::Element;
 use crate::exec::TensorSlices;
-use crate::kernels::grad_norm::{norms, NormType};
-use crate::kernels::passes::over_chunks;
+use crate::kernels::passes::{lane_sums, over_chunks, total};
 use crate::kernels::sgd::Momentum;
 use crate::kernels::{check, not_below, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
@@ -114,10 +114,13 @@ pub fn lars<T: Element>(h: &LarsHyper, tensors: &mut [TensorSlices<'_, T>], fres
         assert!(!momentum || t.buffers[0].len() == t.len(), "LARS with momentum needs momentum_buffer");
     }
     let ratios: Vec<T> = if h.adapts() {
-        let params: Vec<&[T]> = tensors.iter().map(|t| &t.param[..]).collect();
-        let grads: Vec<&[T]> = tensors.iter().map(|t| t.grad).collect();
-        let (w, g) = (norms(&params, NormType::P(2.0)), norms(&grads, NormType::P(2.0)));
-        w.iter().zip(&g).map(|(&w, &g)| lars_trust_ratio(h, T::of(w), T::of(g))).collect()
+        let sums = over_chunks(tensors, |_, s| norms_loop(s));
+        sums.iter()
+            .map(|n| {
+                let [w, g] = total(n);
+                lars_trust_ratio(h, T::of(w.sqrt()), T::of(g.sqrt()))
+            })
+            .collect()
     } else {
         vec![T::one(); tensors.len()]
     };
@@ -129,6 +132,19 @@ pub fn lars<T: Element>(h: &LarsHyper, tensors: &mut [TensorSlices<'_, T>], fres
     with_const_bool!(h.adapts(), ADAPT => with_const_bool!(momentum, MOM => with_const_bool!(h.nesterov, NEST => {
         over_chunks(tensors, |i, s| lars_loop::<T, ADAPT, MOM, NEST>(&c, ratios[i], fresh[i], s))
     })));
+}
+
+simd_targets! {
+/// `[Σ θ², Σ g²]` in one pass (both read together: one pass that reads two arrays
+/// streams faster than two that read one each).
+fn norms_loop<T: Element>(s: TensorSlices<'_, T>) -> [f64; 2] {
+    let n = s.param.len();
+    let (param, grad) = (&s.param[..n], &s.grad[..n]);
+    lane_sums(n, |i| {
+        let (p, g) = (param[i].to_f64().unwrap_or(f64::NAN), grad[i].to_f64().unwrap_or(f64::NAN));
+        [p * p, g * g]
+    })
+}
 }
 
 simd_targets! {
@@ -158,6 +174,7 @@ fn lars_loop<T: Element, const ADAPT: bool, const MOMENTUM: bool, const NESTEROV
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::grad_norm::{norms, NormType};
     use crate::kernels::testing::{check_each, ops, zeros, RefTensor};
 
     /// timm's `_single_tensor_lars` for one tensor (the norms in the reductions' order).
