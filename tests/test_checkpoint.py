@@ -134,9 +134,8 @@ def test_a_crafted_header_cannot_make_objects():
         loads(body + hashlib.sha256(body).digest())
 
 
-def _writer(path, versions):
-    """The child: saves the versions in turn, forever."""
-    k = 0
+def _writer(path, versions, k):
+    """The child: saves the versions in turn, from the k-th, forever."""
     while True:
         fo.save(versions[k % len(versions)], path)
         k += 1
@@ -146,22 +145,28 @@ def test_a_writer_killed_at_random_moments_never_leaves_an_unloadable_file(tmp_p
     path = tmp_path / "ckpt.fo"
     rng = np.random.default_rng(0)
     versions = [{"step": k, "state": {0: {"exp_avg": rng.standard_normal(200_000)}}} for k in range(2)]
+    start = time.perf_counter()
     fo.save(versions[0], path)
+    # kills spread over a few saves' time (a slow disk's fsync can take longer than
+    # the 20 ms a fast one needs for several), so that some writes land between them
+    window = max(0.02, 4 * (time.perf_counter() - start))
     rnd = random.Random(0)
     seen = set()
+    on_disk = 0
     for _ in range(KILLS):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child never returns
             try:
-                _writer(path, versions)
+                _writer(path, versions, 1 - on_disk)  # first the version not on disk
             finally:
                 os._exit(1)
-        time.sleep(rnd.uniform(0.0, 0.02))
+        time.sleep(rnd.uniform(0.0, window))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         back = fo.load(path)  # never a CheckpointError: the old file or the new one
         same(back, versions[back["step"]])
         seen.add(back["step"])
+        on_disk = back["step"]
     assert seen == {0, 1}  # the writes did land between kills
     leftovers = [f for f in os.listdir(tmp_path) if f != "ckpt.fo"]
     assert all(f.startswith(".ferroptim-") and f.endswith(".tmp") for f in leftovers)
