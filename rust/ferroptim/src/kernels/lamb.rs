@@ -26,7 +26,7 @@
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::TensorSlices;
 use crate::kernels::lion::decay_scale;
-use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total};
+use crate::kernels::passes::{agrees, caution_scale, lane_sums, norm, over_chunks, total};
 use crate::kernels::{check, not_below, simd_targets, with_const_bool, with_decay, Decay};
 use crate::{HyperError, Validate};
 
@@ -97,11 +97,6 @@ pub fn lamb_clip(max_grad_norm: Option<f64>, grad_norms: &[f64]) -> Option<f64> 
     let global = grad_norms.iter().map(|n| n * n).sum::<f64>().sqrt();
     let c = global / max;
     Some(if c < 1.0 { 1.0 } else { c })
-}
-
-/// A float64 sum of squares as a norm in the element type.
-fn norm<T: Element>(sum_sq: f64) -> T {
-    T::of(sum_sq.sqrt())
 }
 
 #[derive(Clone, Copy)]

@@ -20,7 +20,7 @@
 
 use crate::element::Element;
 use crate::exec::TensorSlices;
-use crate::kernels::passes::{lane_sums, over_chunks, total};
+use crate::kernels::passes::{lane_sums, norm, over_chunks, total};
 use crate::kernels::sgd::Momentum;
 use crate::kernels::{check, not_below, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
@@ -118,7 +118,7 @@ pub fn lars<T: Element>(h: &LarsHyper, tensors: &mut [TensorSlices<'_, T>], fres
         sums.iter()
             .map(|n| {
                 let [w, g] = total(n);
-                lars_trust_ratio(h, T::of(w.sqrt()), T::of(g.sqrt()))
+                lars_trust_ratio(h, norm(w), norm(g))
             })
             .collect()
     } else {

@@ -148,6 +148,11 @@ pub(crate) fn block_lane_sums<T: Element, const R: usize>(
     acc.map(fold_lanes)
 }
 
+/// A float64 sum of squares as a norm in the element type (a trust ratio's norms).
+pub(crate) fn norm<T: Element>(sum_sq: f64) -> T {
+    T::of(sum_sq.sqrt())
+}
+
 /// The per-chunk sums of one tensor added in chunk order.
 pub(crate) fn total<const R: usize>(chunks: &[[f64; R]]) -> [f64; R] {
     let mut out = [0.0; R];
