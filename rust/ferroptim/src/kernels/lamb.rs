@@ -25,8 +25,9 @@
 
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::TensorSlices;
+use crate::kernels::div_by::{checked_blocks, checked_lane_sums, in_window, sqrt_in_window, DivBy};
 use crate::kernels::lion::decay_scale;
-use crate::kernels::passes::{agrees, caution_scale, lane_sums, norm, over_chunks, total};
+use crate::kernels::passes::{agrees, caution_scale, norm, over_chunks, total};
 use crate::kernels::{check, not_below, simd_targets, with_const_bool, with_decay, Decay};
 use crate::{HyperError, Validate};
 
@@ -101,14 +102,16 @@ pub fn lamb_clip(max_grad_norm: Option<f64>, grad_norms: &[f64]) -> Option<f64> 
 
 #[derive(Clone, Copy)]
 struct Coef<T> {
-    clip: T,
+    clip: DivBy<T>,
     beta1: Lerp<T>,
     beta1_mul: T,
     beta3: T,
     beta2: T,
     one_minus_beta2: T,
-    bias_correction1: T,
-    bias_correction2_sqrt: T,
+    bias_correction1: DivBy<T>,
+    bias_correction2_sqrt: DivBy<T>,
+    /// every divisor takes the fast path ([`DivBy::usable`])
+    fast: bool,
     eps: T,
     weight_decay: T,
     decay: T,
@@ -127,15 +130,18 @@ pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &m
     let (b1, b2) = h.betas;
     let (bc1, bc2) = if h.bias_correction { (1.0 - b1.powf(step), 1.0 - b2.powf(step)) } else { (1.0, 1.0) };
     let beta3 = if h.grad_averaging { 1.0 - b1 } else { 1.0 };
+    let (clip, bias_correction1, bias_correction2_sqrt) =
+        (DivBy::new(T::of(clip.unwrap_or(1.0))), DivBy::new(T::of(bc1)), DivBy::new(T::of(bc2.powf(0.5))));
     let c = Coef {
-        clip: T::of(clip.unwrap_or(1.0)), // dividing by 1 leaves every value as it is
+        clip, // dividing by 1 leaves every value as it is
         beta1: Lerp::new(beta3),
         beta1_mul: T::of(b1),
         beta3: T::of(beta3),
         beta2: T::of(b2),
         one_minus_beta2: T::of(1.0 - b2),
-        bias_correction1: T::of(bc1),
-        bias_correction2_sqrt: T::of(bc2.powf(0.5)),
+        bias_correction1,
+        bias_correction2_sqrt,
+        fast: clip.usable() && bias_correction1.usable() && bias_correction2_sqrt.usable(),
         eps: T::of(h.eps),
         weight_decay: T::of(h.weight_decay),
         decay: T::of(if h.decoupled_decay { -decay_scale(h.lr, h.max_lr) * h.weight_decay } else { 0.0 }),
@@ -173,27 +179,45 @@ pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &m
         over_chunks(tensors, |i, s| stored_loop::<T, D, CAU>(&c, scales[i], ratios[i], s))));
 }
 
-/// The clipped gradient, the new m and v of one element.
+/// The clipped gradient, the new m and v of one element (`fast`: the division as
+/// [`DivBy::div`]).
 #[inline(always)]
-fn moments<T: Element, const LERP: bool>(c: &Coef<T>, grad: T, m: T, v: T) -> (T, T, T) {
-    let g = grad / c.clip;
+fn moments<T: Element, const LERP: bool>(c: &Coef<T>, grad: T, m: T, v: T, fast: bool) -> (T, T, T) {
+    let g = c.clip.div(grad, fast);
     let m = if LERP { lerp(m, g, c.beta1) } else { c.beta3.mul_add(g, m * c.beta1_mul) };
     let v = (c.one_minus_beta2 * g).mul_add(g, v * c.beta2);
     (g, m, v)
 }
 
+/// Whether the divisions of [`moments`] and [`update`] of this element are in
+/// [`DivBy::fast`]'s window (read before the block writes the moments).
+#[inline(always)]
+fn moments_in_window<T: Element, const LERP: bool>(c: &Coef<T>, grad: T, m: T, v: T) -> bool {
+    let (_, m, v) = moments::<T, LERP>(c, grad, m, v, true); // exact when grad is in the window
+    in_window(grad) & in_window(m) & sqrt_in_window(v)
+}
+
 /// The update u of one element (before decay and trust ratio), from the new m and v.
 #[inline(always)]
-fn update<T: Element>(c: &Coef<T>, m: T, v: T) -> T {
-    let denom = v.sqrt() / c.bias_correction2_sqrt + c.eps;
-    (m / c.bias_correction1) / denom
+fn update<T: Element>(c: &Coef<T>, m: T, v: T, fast: bool) -> T {
+    let denom = c.bias_correction2_sqrt.div(v.sqrt(), fast) + c.eps;
+    c.bias_correction1.div(m, fast) / denom
 }
 
 /// The decayed parameter and the update of one element, after the caution mask
 /// (`scale`) and the L2 term.
 #[inline(always)]
-fn decayed<T: Element, const DECAY: u8, const CAUTION: bool>(c: &Coef<T>, scale: T, p: T, g: T, m: T, v: T) -> (T, T) {
-    let mut u = update(c, m, v);
+#[allow(clippy::too_many_arguments)] // one element's values and the block's path
+fn decayed<T: Element, const DECAY: u8, const CAUTION: bool>(
+    c: &Coef<T>,
+    scale: T,
+    p: T,
+    g: T,
+    m: T,
+    v: T,
+    fast: bool,
+) -> (T, T) {
+    let mut u = update(c, m, v, fast);
     if CAUTION {
         u = u * if agrees(u, g) { scale } else { T::zero() };
     }
@@ -211,10 +235,16 @@ simd_targets! {
 fn count_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) -> [f64; 1] {
     let n = s.param.len();
     let (grad, m, v) = (&s.grad[..n], &s.buffers[0][..n], &s.buffers[1][..n]);
-    lane_sums(n, |i| {
-        let (g, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i]);
-        [if agrees(update(c, mi, vi), g) { 1.0 } else { 0.0 }]
-    })
+    checked_lane_sums(
+        n,
+        c.fast,
+        &mut (),
+        |_, i| moments_in_window::<T, LERP>(c, grad[i], m[i], v[i]),
+        |_, i, fast| {
+            let (g, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i], fast);
+            [if agrees(update(c, mi, vi, fast), g) { 1.0 } else { 0.0 }]
+        },
+    )
 }
 }
 
@@ -228,15 +258,21 @@ fn norms_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool
 ) -> [f64; 2] {
     let n = s.param.len();
     let [m, v, ..] = s.buffers;
-    let (param, grad, m, v) = (&s.param[..n], &s.grad[..n], &mut m[..n], &mut v[..n]);
-    lane_sums(n, |i| {
-        let (g, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i]);
-        m[i] = mi;
-        v[i] = vi;
-        let (p, u) = decayed::<T, DECAY, CAUTION>(c, scale, param[i], g, mi, vi);
-        let (p, u) = (p.to_f64().unwrap_or(f64::NAN), u.to_f64().unwrap_or(f64::NAN));
-        [p * p, u * u]
-    })
+    let (param, grad) = (&s.param[..n], &s.grad[..n]);
+    checked_lane_sums(
+        n,
+        c.fast,
+        &mut (&mut m[..n], &mut v[..n]),
+        |(m, v), i| moments_in_window::<T, LERP>(c, grad[i], m[i], v[i]),
+        |(m, v), i, fast| {
+            let (g, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i], fast);
+            m[i] = mi;
+            v[i] = vi;
+            let (p, u) = decayed::<T, DECAY, CAUTION>(c, scale, param[i], g, mi, vi, fast);
+            let (p, u) = (p.to_f64().unwrap_or(f64::NAN), u.to_f64().unwrap_or(f64::NAN));
+            [p * p, u * u]
+        },
+    )
 }
 }
 
@@ -251,13 +287,19 @@ fn stored_loop<T: Element, const DECAY: u8, const CAUTION: bool>(
 ) {
     let n = s.param.len();
     let [m, v, ..] = s.buffers;
-    let (param, m, v) = (s.param, &m[..n], &v[..n]);
+    let (m, v) = (&m[..n], &v[..n]);
     let grad = if CAUTION { &s.grad[..n] } else { s.grad };
-    for i in 0..n {
-        let g = if CAUTION { grad[i] / c.clip } else { T::zero() }; // only its sign is used
-        let (p, u) = decayed::<T, DECAY, CAUTION>(c, scale, param[i], g, m[i], v[i]);
-        param[i] = c.neg_lr.mul_add(u * ratio, p);
-    }
+    checked_blocks(
+        n,
+        c.fast,
+        &mut s.param[..n],
+        |_, i| in_window(m[i]) & sqrt_in_window(v[i]) & (!CAUTION || in_window(grad[i])),
+        |param, i, fast| {
+            let g = if CAUTION { c.clip.div(grad[i], fast) } else { T::zero() }; // only its sign is used
+            let (p, u) = decayed::<T, DECAY, CAUTION>(c, scale, param[i], g, m[i], v[i], fast);
+            param[i] = c.neg_lr.mul_add(u * ratio, p);
+        },
+    );
 }
 }
 
@@ -270,14 +312,20 @@ fn apply_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool
 ) {
     let n = s.param.len();
     let [m, v, ..] = s.buffers;
-    let (param, grad, m, v) = (s.param, &s.grad[..n], &mut m[..n], &mut v[..n]);
-    for i in 0..n {
-        let (g, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i]);
-        m[i] = mi;
-        v[i] = vi;
-        let (p, u) = decayed::<T, DECAY, CAUTION>(c, scale, param[i], g, mi, vi);
-        param[i] = c.neg_lr.mul_add(u, p);
-    }
+    let grad = &s.grad[..n];
+    checked_blocks(
+        n,
+        c.fast,
+        &mut (&mut s.param[..n], &mut m[..n], &mut v[..n]),
+        |(_, m, v), i| moments_in_window::<T, LERP>(c, grad[i], m[i], v[i]),
+        |(param, m, v), i, fast| {
+            let (g, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i], fast);
+            m[i] = mi;
+            v[i] = vi;
+            let (p, u) = decayed::<T, DECAY, CAUTION>(c, scale, param[i], g, mi, vi, fast);
+            param[i] = c.neg_lr.mul_add(u, p);
+        },
+    );
 }
 }
 
@@ -285,7 +333,7 @@ fn apply_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool
 mod tests {
     use super::*;
     use crate::kernels::grad_norm::{norms, NormType};
-    use crate::kernels::testing::{check_tensors, ops, zeros, RefTensor};
+    use crate::kernels::testing::{check_tensors_with, ops, zeros, RefTensor, Rng};
 
     /// timm's `Lamb.step` and `_single_tensor_lamb`, one tensor operation at a time
     /// (norms in the reductions' order).
@@ -346,7 +394,12 @@ mod tests {
     }
 
     fn check<T: Element>(h: &LambHyper, max_grad_norm: Option<f64>) {
-        check_tensors::<T>(
+        check_with::<T>(h, max_grad_norm, |rng, n| rng.vec(n));
+    }
+
+    fn check_with<T: Element>(h: &LambHyper, max_grad_norm: Option<f64>, grads: impl Fn(&mut Rng, usize) -> Vec<T>) {
+        check_tensors_with::<T>(
+            grads,
             zeros(2),
             |t, _, step| {
                 let grads: Vec<&[T]> = t.iter().map(|s| s.grad).collect();
@@ -371,6 +424,34 @@ mod tests {
         for (h, clip) in configs {
             check::<f32>(&h, clip);
             check::<f64>(&h, clip);
+        }
+    }
+
+    /// Gradients with now and then a zero, a tiny, subnormal or huge value: the
+    /// blocks that hold one divide by the instruction, the others (in float64) by
+    /// DivBy's fast path, to the same bits. `infinite` adds ±∞ and NaN.
+    fn sprinkled<T: Element>(infinite: bool) -> impl Fn(&mut Rng, usize) -> Vec<T> {
+        move |rng, n| {
+            let mut specials = vec![0.0, -0.0, 1e-30, -1e-42, 3e-310, -5e-324, 1e30, -1e200, 1e300];
+            if infinite {
+                specials.extend([f64::INFINITY, f64::NEG_INFINITY, f64::NAN]);
+            }
+            (0..n)
+                .map(|i| if i % 301 == 7 { T::of(specials[(i / 301) % specials.len()]) } else { T::of(rng.uniform()) })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn matches_the_scalar_reference_beyond_the_fast_divisions_window() {
+        let base = LambHyper { lr: 0.01, ..LambHyper::timm() };
+        // the trust ratio's two passes, and the one pass with the caution count
+        let configs = [(base, Some(1.0)), (LambHyper { caution: true, weight_decay: 0.0, ..base }, None)];
+        for (h, clip) in configs {
+            for infinite in [false, true] {
+                check_with::<f32>(&h, clip, sprinkled(infinite));
+                check_with::<f64>(&h, clip, sprinkled(infinite));
+            }
         }
     }
 }

@@ -274,6 +274,16 @@ pub(crate) fn check_tensors<T: Element>(
     kernel: impl Fn(&mut [TensorSlices<'_, T>], &mut [f64], usize),
     reference: impl Fn(&mut [RefTensor<T>], &[Vec<T>], usize),
 ) {
+    check_tensors_with(|rng, n| rng.vec(n), init, kernel, reference)
+}
+
+/// [`check_tensors`] with the gradients of length `n` drawn by `grads(rng, n)`.
+pub(crate) fn check_tensors_with<T: Element>(
+    grads: impl Fn(&mut Rng, usize) -> Vec<T>,
+    init: impl Fn(&[T]) -> Vec<Vec<T>>,
+    kernel: impl Fn(&mut [TensorSlices<'_, T>], &mut [f64], usize),
+    reference: impl Fn(&mut [RefTensor<T>], &[Vec<T>], usize),
+) {
     let _guard = THREADS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     for threads in THREADS {
         set_num_threads(threads).unwrap();
@@ -290,7 +300,7 @@ pub(crate) fn check_tensors<T: Element>(
             .map(|t| RefTensor { param: t.param.clone(), state: t.state.clone(), scalar: t.scalar })
             .collect();
         for step in 0..STEPS {
-            let grads: Vec<Vec<T>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
+            let grads: Vec<Vec<T>> = LENGTHS.iter().map(|&n| grads(&mut rng, n)).collect();
             let mut scalars: Vec<f64> = mine.iter().map(|t| t.scalar).collect();
             {
                 let mut slices: Vec<TensorSlices<'_, T>> = mine
