@@ -40,17 +40,22 @@ impl NormType {
         }
     }
 
-    /// The chunk's partial result: a sum of |x|^p terms, or a max / min of |x|.
-    /// Inlined into `partial_of`, so that it is compiled for each instruction set.
+    /// The partial results of two chunks (a sum of |x|^p terms, or a max / min of
+    /// |x|), each as if alone: the sums' loops run together, so that two streams are
+    /// read at once (one alone leaves the memory system idle between its requests:
+    /// 12 GB/s on two threads against 18 for two, Intel Xeon VM). Inlined into
+    /// `partials_of`, so that it is compiled for each instruction set.
     #[inline(always)]
-    fn partial<T: Element>(self, x: &[T]) -> f64 {
+    fn partials<T: Element>(self, a: &[T], b: &[T]) -> [f64; 2] {
+        let max = |x: &[T]| x.iter().fold(0.0f64, |m, v| nan_max(m, v.to_f64().unwrap().abs()));
+        let min = |x: &[T]| x.iter().fold(f64::INFINITY, |m, v| nan_min(m, v.to_f64().unwrap().abs()));
         match self {
-            NormType::P(2.0) => lanes(x, |v| v * v),
-            NormType::P(1.0) => lanes(x, f64::abs),
-            NormType::P(0.0) => lanes(x, |v| if v != 0.0 { 1.0 } else { 0.0 }), // NaN counts, as in torch
-            NormType::P(p) => lanes(x, |v| v.abs().powf(p)),
-            NormType::Inf => x.iter().fold(0.0f64, |m, v| nan_max(m, v.to_f64().unwrap().abs())),
-            NormType::NegInf => x.iter().fold(f64::INFINITY, |m, v| nan_min(m, v.to_f64().unwrap().abs())),
+            NormType::P(2.0) => lanes(a, b, |v| v * v),
+            NormType::P(1.0) => lanes(a, b, f64::abs),
+            NormType::P(0.0) => lanes(a, b, |v| if v != 0.0 { 1.0 } else { 0.0 }), // NaN counts, as in torch
+            NormType::P(p) => lanes(a, b, |v| v.abs().powf(p)),
+            NormType::Inf => [max(a), max(b)],
+            NormType::NegInf => [min(a), min(b)],
         }
     }
 
@@ -90,26 +95,41 @@ fn nan_min(a: f64, b: f64) -> f64 {
     }
 }
 
-/// `Σ f(xᵢ)` in f64, in [`LANES`] interleaved lanes added by [`fold_lanes`].
+/// `[Σ f(aᵢ), Σ f(bᵢ)]` in f64, each in [`LANES`] interleaved lanes added by
+/// [`fold_lanes`]; the two loops run together as long as both have whole rows of lanes.
 #[inline(always)]
-fn lanes<T: Element>(x: &[T], f: impl Fn(f64) -> f64) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
+fn lanes<T: Element>(a: &[T], b: &[T], f: impl Fn(f64) -> f64) -> [f64; 2] {
+    let mut acc = [[0.0f64; LANES]; 2];
+    let both = a.len().min(b.len()) / LANES * LANES;
+    for (ra, rb) in a[..both].chunks_exact(LANES).zip(b[..both].chunks_exact(LANES)) {
         for k in 0..LANES {
-            acc[k] += f(c[k].to_f64().unwrap());
+            acc[0][k] += f(ra[k].to_f64().unwrap());
+            acc[1][k] += f(rb[k].to_f64().unwrap());
+        }
+    }
+    add_lanes(&mut acc[0], &a[both..], &f);
+    add_lanes(&mut acc[1], &b[both..], &f);
+    acc.map(fold_lanes)
+}
+
+/// Adds `f(xᵢ)` to lane `i % LANES`.
+#[inline(always)]
+fn add_lanes<T: Element>(acc: &mut [f64; LANES], x: &[T], f: &impl Fn(f64) -> f64) {
+    let rows = x.chunks_exact(LANES);
+    let tail = rows.remainder();
+    for r in rows {
+        for k in 0..LANES {
+            acc[k] += f(r[k].to_f64().unwrap());
         }
     }
     for (k, v) in tail.iter().enumerate() {
         acc[k] += f(v.to_f64().unwrap());
     }
-    fold_lanes(acc)
 }
 
 simd_targets! {
-fn partial_of<T: Element>(norm: NormType, x: &[T]) -> f64 {
-    norm.partial(x)
+fn partials_of<T: Element>(norm: NormType, a: &[T], b: &[T]) -> [f64; 2] {
+    norm.partials(a, b)
 }
 }
 
@@ -118,9 +138,16 @@ pub fn norms<T: Element>(tensors: &[&[T]], norm: NormType) -> Vec<f64> {
     let jobs: Vec<(usize, &[T])> =
         tensors.iter().enumerate().flat_map(|(t, x)| x.chunks(CHUNK).map(move |c| (t, c))).collect();
     let elements = tensors.iter().map(|x| x.len()).sum();
-    let partials = map_jobs(elements, jobs, |(t, c)| (t, partial_of(norm, c)));
+    // two chunks per job, taken together (an odd last one with an empty slice)
+    let pairs: Vec<&[(usize, &[T])]> = jobs.chunks(2).collect();
+    let partials = map_jobs(elements, pairs, |pair| {
+        let (a, b) = (pair[0], pair.get(1).copied().unwrap_or((usize::MAX, &[])));
+        let [pa, pb] = partials_of(norm, a.1, b.1);
+        [(a.0, pa), (b.0, pb)]
+    });
+    let partials = partials.into_iter().flatten().filter(|(t, _)| *t != usize::MAX);
     let mut out = Vec::with_capacity(tensors.len());
-    let mut rest = partials.into_iter().peekable();
+    let mut rest = partials.peekable();
     for (t, x) in tensors.iter().enumerate() {
         let mine = std::iter::from_fn(|| rest.next_if(|(k, _)| *k == t).map(|(_, v)| v));
         out.push(norm.finish(mine, x.is_empty()));
@@ -213,6 +240,43 @@ mod tests {
                         s
                     };
                     assert_eq!(*v, c);
+                }
+            }
+        }
+    }
+
+    /// The documented order, one element at a time: chunks of CHUNK elements, each
+    /// summed in LANES lanes (element i in lane i % LANES) folded pairwise, the
+    /// chunks added in order.
+    fn in_lane_order(x: &[f64], f: impl Fn(f64) -> f64) -> f64 {
+        x.chunks(CHUNK)
+            .map(|c| {
+                let mut lanes = [0.0; LANES];
+                for (i, v) in c.iter().enumerate() {
+                    lanes[i % LANES] += f(*v);
+                }
+                fold_lanes(lanes)
+            })
+            .sum()
+    }
+
+    #[test]
+    fn sums_are_the_lane_order_bit_for_bit_whichever_chunks_are_read_together() {
+        let _g = THREADS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rng = Rng::new(12);
+        // odd and even chunk counts, so that chunks of different tensors (and a last
+        // chunk alone) are read together
+        let lengths = [LENGTHS.to_vec(), vec![CHUNK + 1, 3 * CHUNK, 5, 2 * CHUNK - 1]].concat();
+        let tensors: Vec<Vec<f64>> = lengths.iter().map(|&n| rng.vec(n)).collect();
+        for skip in 0..3 {
+            let views: Vec<&[f64]> = tensors[skip..].iter().map(|v| v.as_slice()).collect();
+            for threads in THREADS {
+                set_num_threads(threads).unwrap();
+                let got = norms(&views, NormType::P(2.0));
+                let l1 = norms(&views, NormType::P(1.0));
+                for ((x, g), a) in views.iter().zip(got).zip(l1) {
+                    assert_eq!(g.to_bits(), in_lane_order(x, |v| v * v).sqrt().to_bits(), "n = {}", x.len());
+                    assert_eq!(a.to_bits(), in_lane_order(x, f64::abs).to_bits(), "n = {}", x.len());
                 }
             }
         }
