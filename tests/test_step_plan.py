@@ -292,3 +292,36 @@ def test_a_plan_in_use_is_not_shared():
     for _ in range(4):
         opt.step()
     assert np.allclose(p.data, [-1.0 * (0.1 + 0.19 + 0.271 + 0.3439)] * 3)
+
+
+@pytest.mark.parametrize("interleaved", [True, False], ids=["grads-beside-params", "grads-apart"])
+def test_a_gradient_aliasing_any_written_array_is_refused_on_replay(interleaved):
+    """The replayed step searches the written arrays from where the last gradient was
+    found: a gradient sharing memory with a parameter or a state array far before or
+    after it, or beside it, is refused all the same (and the refused step changes
+    nothing), whether the gradients lie beside their parameters or apart."""
+    rng = np.random.default_rng(5)
+    params, grads = [], []
+    for _ in range(64):
+        params.append(fo.Parameter(rng.standard_normal(6)))
+        if interleaved:
+            grads.append(rng.standard_normal(6))
+    if not interleaved:
+        grads = [rng.standard_normal(6) for _ in params]
+    opt = fo.Adam(params, lr=0.01)
+    for p, g in zip(params, grads):
+        p.grad = g
+    for _ in range(2):
+        opt.step()
+    assert opt._plan.recorded
+    for k, j, written in [(40, 3, "param"), (3, 60, "param"), (20, 21, "param"), (21, 20, "exp_avg"),
+                          (63, 0, "exp_avg_sq"), (0, 63, "exp_avg"), (33, 33, "exp_avg_sq")]:
+        target = params[j].data if written == "param" else opt.state[params[j]][written]
+        params[k].grad = target.reshape(-1)
+        before = snapshot(opt)
+        with pytest.raises(ValueError, match="share memory"):
+            opt.step()
+        assert_unchanged(opt, before)
+        params[k].grad = grads[k]
+        opt.step()  # and the next step replays again
+    assert opt._plan.recorded

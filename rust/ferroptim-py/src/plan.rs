@@ -434,19 +434,71 @@ impl StepPlan {
 }
 
 /// Whether `array` (read in place) shares memory with a written array. `finger`:
-/// where the last array was found among the writes, tried first (a step's gradients
-/// often lie next to each other), then updated.
+/// where the last array was found among the writes, searched from first (a step's
+/// gradients often lie next to each other, or each next to its parameter), then
+/// updated.
 fn overlaps(writes: &[(usize, usize)], array: &Bound<'_, PyUntypedArray>, finger: &mut usize) -> bool {
     let Some((lo, hi, _)) = span(array) else {
         return false;
     };
-    // the first write ending above `lo`
-    let at = *finger;
-    let first = if (at == 0 || writes[at - 1].1 <= lo) && (at == writes.len() || writes[at].1 > lo) {
-        at
-    } else {
-        writes.partition_point(|w| w.1 <= lo)
-    };
+    let first = first_ending_above(writes, lo, *finger);
     *finger = first;
     first < writes.len() && writes[first].0 < hi
+}
+
+/// The first write ending above `lo` (the writes are disjoint and in address order,
+/// so their ends are too): `writes.partition_point(|w| w.1 <= lo)`, galloping out
+/// from `at`, in about 2·log₂(d) comparisons for an answer d places from it (one or
+/// two when the answer is `at` or its neighbour).
+fn first_ending_above(writes: &[(usize, usize)], lo: usize, at: usize) -> usize {
+    let n = writes.len();
+    let below = |k: usize| writes[k].1 <= lo;
+    let at = at.min(n);
+    let mut step = 1;
+    // the answer lies in lo_i..=hi_i
+    let (lo_i, hi_i) = if at < n && below(at) {
+        let mut lo_i = at + 1;
+        loop {
+            let probe = lo_i + step - 1;
+            if probe >= n || !below(probe) {
+                break (lo_i, probe.min(n));
+            }
+            lo_i = probe + 1;
+            step *= 2;
+        }
+    } else {
+        let mut hi_i = at;
+        loop {
+            if step > hi_i {
+                break (0, hi_i);
+            }
+            let probe = hi_i - step;
+            if below(probe) {
+                break (probe + 1, hi_i);
+            }
+            hi_i = probe;
+            step *= 2;
+        }
+    };
+    lo_i + writes[lo_i..hi_i].partition_point(|w| w.1 <= lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_ending_above;
+
+    #[test]
+    fn galloping_finds_the_partition_point_from_any_finger() {
+        for n in [0usize, 1, 2, 3, 7, 33, 100] {
+            // disjoint spans [10k, 10k + 4), some touching: ends 10k + 4
+            let writes: Vec<(usize, usize)> =
+                (0..n).map(|k| (10 * k, 10 * k + 4 + (k % 3 == 0) as usize * 6)).collect();
+            for lo in (0..10 * n + 12).step_by(3) {
+                let want = writes.partition_point(|w| w.1 <= lo);
+                for at in 0..=n + 2 {
+                    assert_eq!(first_ending_above(&writes, lo, at), want, "n = {n}, lo = {lo}, at = {at}");
+                }
+            }
+        }
+    }
 }
