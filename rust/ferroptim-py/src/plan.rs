@@ -490,7 +490,7 @@ mod tests {
     #[test]
     fn galloping_finds_the_partition_point_from_any_finger() {
         for n in [0usize, 1, 2, 3, 7, 33, 100] {
-            // disjoint spans [10k, 10k + 4), some touching: ends 10k + 4
+            // disjoint spans [10k, 10k + 4), every third [10k, 10k + 10): touching the next
             let writes: Vec<(usize, usize)> =
                 (0..n).map(|k| (10 * k, 10 * k + 4 + (k % 3 == 0) as usize * 6)).collect();
             for lo in (0..10 * n + 12).step_by(3) {
