@@ -22,7 +22,7 @@
 //! significand of `a` for thousands of `b`.
 
 use crate::element::Element;
-use crate::kernels::passes::{fold_lanes, LANES};
+use crate::kernels::passes::{add_lanes, below, fold_lanes, LANES};
 
 /// A divisor `b`, with its reciprocal rounded to nearest.
 #[derive(Clone, Copy, Debug)]
@@ -112,18 +112,6 @@ pub(crate) fn sqrt_in_window<T: Element>(v: T) -> bool {
 pub(crate) const BLOCK: usize = 256;
 const _: () = assert!(BLOCK % LANES == 0);
 
-/// `start..end`, each index known to the optimizer to be below `n`.
-#[inline(always)]
-fn below(n: usize, start: usize, end: usize) -> impl Iterator<Item = usize> {
-    debug_assert!(end <= n);
-    (start..end).inspect(move |&i| {
-        // SAFETY: i < end <= n (every caller takes end = min(n, ·)). Telling the
-        // optimizer lets it drop the bounds checks of the callers' slices of length
-        // n, which would otherwise keep their loops from vectorizing.
-        unsafe { std::hint::assert_unchecked(i < n) };
-    })
-}
-
 /// Whether `ok(s, i)` holds for every `i` in `start..end` (a count of the others,
 /// with no early exit: it vectorizes).
 #[inline(always)]
@@ -178,38 +166,6 @@ pub(crate) fn checked_lane_sums<S: ?Sized, const R: usize>(
         start = end;
     }
     acc.map(fold_lanes)
-}
-
-/// Adds `f(i)` for `i` in `start..end` (`start` a multiple of [`LANES`], `end <= n`)
-/// to lane `i % LANES`.
-#[inline(always)]
-#[allow(clippy::needless_range_loop)] // k indexes the lanes of every one of the R sums
-fn add_lanes<const R: usize>(
-    acc: &mut [[f64; LANES]; R],
-    n: usize,
-    start: usize,
-    end: usize,
-    mut f: impl FnMut(usize) -> [f64; R],
-) {
-    let mut base = start;
-    while base + LANES <= end {
-        for k in 0..LANES {
-            // SAFETY: the loop condition gives base + k < base + LANES <= end <= n
-            // (as `below`).
-            unsafe { std::hint::assert_unchecked(base + k < n) };
-            let v = f(base + k);
-            for r in 0..R {
-                acc[r][k] += v[r];
-            }
-        }
-        base += LANES;
-    }
-    for i in below(n, base, end) {
-        let (k, v) = (i - base, f(i));
-        for r in 0..R {
-            acc[r][k] += v[r];
-        }
-    }
 }
 
 #[cfg(test)]

@@ -77,15 +77,30 @@ impl<R> PerTensor<R> {
 /// `i % LANES`) and the lanes added at the end ([`fold_lanes`]): the order is fixed by `n`,
 /// and the loop vectorizes.
 #[inline(always)]
-#[allow(clippy::needless_range_loop)] // k indexes the lanes of every one of the R sums
-pub(crate) fn lane_sums<const R: usize>(n: usize, mut f: impl FnMut(usize) -> [f64; R]) -> [f64; R] {
+pub(crate) fn lane_sums<const R: usize>(n: usize, f: impl FnMut(usize) -> [f64; R]) -> [f64; R] {
     let mut acc = [[0.0f64; LANES]; R];
-    let mut base = 0;
-    while base + LANES <= n {
+    add_lanes(&mut acc, n, 0, n, f);
+    acc.map(fold_lanes)
+}
+
+/// Adds `f(i)` for `i` in `start..end` (`start` a multiple of [`LANES`]; `end`
+/// taken at most `n`) to lane `i % LANES`.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // k indexes the lanes of every one of the R sums
+pub(crate) fn add_lanes<const R: usize>(
+    acc: &mut [[f64; LANES]; R],
+    n: usize,
+    start: usize,
+    end: usize,
+    mut f: impl FnMut(usize) -> [f64; R],
+) {
+    let end = end.min(n);
+    let mut base = start;
+    while base + LANES <= end {
         for k in 0..LANES {
-            // SAFETY: the loop condition gives base + k < base + LANES <= n. Telling the
-            // optimizer lets it drop the bounds checks of callers' slices of length n,
-            // which would otherwise keep the loop from vectorizing.
+            // SAFETY: the loop condition gives base + k < base + LANES <= end <= n.
+            // Telling the optimizer lets it drop the bounds checks of callers' slices
+            // of length n, which would otherwise keep the loop from vectorizing.
             unsafe { std::hint::assert_unchecked(base + k < n) };
             let v = f(base + k);
             for r in 0..R {
@@ -94,13 +109,24 @@ pub(crate) fn lane_sums<const R: usize>(n: usize, mut f: impl FnMut(usize) -> [f
         }
         base += LANES;
     }
-    for k in 0..n - base {
-        let v = f(base + k);
+    for i in below(n, base, end) {
+        let (k, v) = (i - base, f(i));
         for r in 0..R {
             acc[r][k] += v[r];
         }
     }
-    acc.map(fold_lanes)
+}
+
+/// `start..end` (`end` taken at most `n`), each index known to the optimizer to be
+/// below `n`.
+#[inline(always)]
+pub(crate) fn below(n: usize, start: usize, end: usize) -> impl Iterator<Item = usize> {
+    (start..end.min(n)).inspect(move |&i| {
+        // SAFETY: i < min(end, n). Telling the optimizer lets it drop the bounds
+        // checks of the callers' slices of length n, which would otherwise keep their
+        // loops from vectorizing.
+        unsafe { std::hint::assert_unchecked(i < n) };
+    })
 }
 
 /// Elements per block of [`block_lane_sums`]: its values wait in buffers on the stack
