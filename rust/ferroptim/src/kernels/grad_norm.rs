@@ -15,7 +15,7 @@ use crate::element::Element;
 use crate::exec::{map_jobs, CHUNK};
 use crate::kernels::simd_targets;
 
-use crate::kernels::passes::{fold_lanes, LANES};
+use crate::kernels::passes::{add_lanes, fold_lanes, LANES};
 
 /// The order of a norm.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -107,24 +107,11 @@ fn lanes<T: Element>(a: &[T], b: &[T], f: impl Fn(f64) -> f64) -> [f64; 2] {
             acc[1][k] += f(rb[k].to_f64().unwrap());
         }
     }
-    add_lanes(&mut acc[0], &a[both..], &f);
-    add_lanes(&mut acc[1], &b[both..], &f);
+    // each one's rest (`both` is a whole number of rows: its lanes go on)
+    for (acc, x) in acc.iter_mut().zip([&a[both..], &b[both..]]) {
+        add_lanes(std::array::from_mut(acc), x.len(), 0, x.len(), |i| [f(x[i].to_f64().unwrap())]);
+    }
     acc.map(fold_lanes)
-}
-
-/// Adds `f(xᵢ)` to lane `i % LANES`.
-#[inline(always)]
-fn add_lanes<T: Element>(acc: &mut [f64; LANES], x: &[T], f: &impl Fn(f64) -> f64) {
-    let rows = x.chunks_exact(LANES);
-    let tail = rows.remainder();
-    for r in rows {
-        for k in 0..LANES {
-            acc[k] += f(r[k].to_f64().unwrap());
-        }
-    }
-    for (k, v) in tail.iter().enumerate() {
-        acc[k] += f(v.to_f64().unwrap());
-    }
 }
 
 simd_targets! {
@@ -141,11 +128,11 @@ pub fn norms<T: Element>(tensors: &[&[T]], norm: NormType) -> Vec<f64> {
     // two chunks per job, taken together (an odd last one with an empty slice)
     let pairs: Vec<&[(usize, &[T])]> = jobs.chunks(2).collect();
     let partials = map_jobs(elements, pairs, |pair| {
-        let (a, b) = (pair[0], pair.get(1).copied().unwrap_or((usize::MAX, &[])));
-        let [pa, pb] = partials_of(norm, a.1, b.1);
-        [(a.0, pa), (b.0, pb)]
+        let (a, b) = (pair[0], pair.get(1));
+        let [pa, pb] = partials_of(norm, a.1, b.map_or(&[], |b| b.1));
+        [Some((a.0, pa)), b.map(|b| (b.0, pb))]
     });
-    let partials = partials.into_iter().flatten().filter(|(t, _)| *t != usize::MAX);
+    let partials = partials.into_iter().flatten().flatten();
     let mut out = Vec::with_capacity(tensors.len());
     let mut rest = partials.peekable();
     for (t, x) in tensors.iter().enumerate() {
