@@ -25,7 +25,7 @@
 
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::TensorSlices;
-use crate::kernels::div_by::{checked_blocks, checked_lane_sums, in_window, sqrt_in_window, DivBy};
+use crate::kernels::div_by::{checked_blocks, checked_lane_sums, in_window, sqrt_in_window, ClipBy, DivBy, Route};
 use crate::kernels::lion::decay_scale;
 use crate::kernels::passes::{agrees, caution_scale, norm, over_chunks, total};
 use crate::kernels::{check, not_below, simd_targets, with_const_bool, with_decay, Decay};
@@ -102,7 +102,7 @@ pub fn lamb_clip(max_grad_norm: Option<f64>, grad_norms: &[f64]) -> Option<f64> 
 
 #[derive(Clone, Copy)]
 struct Coef<T> {
-    clip: DivBy<T>,
+    clip: ClipBy<T>,
     beta1: Lerp<T>,
     beta1_mul: T,
     beta3: T,
@@ -110,8 +110,8 @@ struct Coef<T> {
     one_minus_beta2: T,
     bias_correction1: DivBy<T>,
     bias_correction2_sqrt: DivBy<T>,
-    /// every divisor takes the fast path ([`DivBy::usable`])
-    fast: bool,
+    /// how the loops divide by the three divisors
+    route: Route,
     eps: T,
     weight_decay: T,
     decay: T,
@@ -131,7 +131,7 @@ pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &m
     let (bc1, bc2) = if h.bias_correction { (1.0 - b1.powf(step), 1.0 - b2.powf(step)) } else { (1.0, 1.0) };
     let beta3 = if h.grad_averaging { 1.0 - b1 } else { 1.0 };
     let (clip, bias_correction1, bias_correction2_sqrt) =
-        (DivBy::new(T::of(clip.unwrap_or(1.0))), DivBy::new(T::of(bc1)), DivBy::new(T::of(bc2.powf(0.5))));
+        (ClipBy::new(T::of(clip.unwrap_or(1.0))), DivBy::new(T::of(bc1)), DivBy::new(T::of(bc2.powf(0.5))));
     let c = Coef {
         clip, // dividing by 1 leaves every value as it is
         beta1: Lerp::new(beta3),
@@ -141,7 +141,7 @@ pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &m
         one_minus_beta2: T::of(1.0 - b2),
         bias_correction1,
         bias_correction2_sqrt,
-        fast: clip.usable() && bias_correction1.usable() && bias_correction2_sqrt.usable(),
+        route: Route::of::<T>(&[clip.usable(), bias_correction1.usable(), bias_correction2_sqrt.usable()]),
         eps: T::of(h.eps),
         weight_decay: T::of(h.weight_decay),
         decay: T::of(if h.decoupled_decay { -decay_scale(h.lr, h.max_lr) * h.weight_decay } else { 0.0 }),
@@ -190,7 +190,8 @@ fn moments<T: Element, const LERP: bool>(c: &Coef<T>, grad: T, m: T, v: T, fast:
 }
 
 /// Whether the divisions of [`moments`] and [`update`] of this element are in
-/// [`DivBy::fast`]'s window (read before the block writes the moments).
+/// [`DivBy::fast`]'s window (read before the block writes the moments; asked on
+/// [`Route::Checked`] only).
 #[inline(always)]
 fn moments_in_window<T: Element, const LERP: bool>(c: &Coef<T>, grad: T, m: T, v: T) -> bool {
     let (_, m, v) = moments::<T, LERP>(c, grad, m, v, true); // exact when grad is in the window
@@ -237,7 +238,7 @@ fn count_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: TensorSlices<'_, T>)
     let (grad, m, v) = (&s.grad[..n], &s.buffers[0][..n], &s.buffers[1][..n]);
     checked_lane_sums(
         n,
-        c.fast,
+        c.route,
         &mut (),
         |_, i| moments_in_window::<T, LERP>(c, grad[i], m[i], v[i]),
         |_, i, fast| {
@@ -261,7 +262,7 @@ fn norms_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool
     let (param, grad) = (&s.param[..n], &s.grad[..n]);
     checked_lane_sums(
         n,
-        c.fast,
+        c.route,
         &mut (&mut m[..n], &mut v[..n]),
         |(m, v), i| moments_in_window::<T, LERP>(c, grad[i], m[i], v[i]),
         |(m, v), i, fast| {
@@ -291,7 +292,7 @@ fn stored_loop<T: Element, const DECAY: u8, const CAUTION: bool>(
     let grad = if CAUTION { &s.grad[..n] } else { s.grad };
     checked_blocks(
         n,
-        c.fast,
+        c.route,
         &mut s.param[..n],
         |_, i| in_window(m[i]) & sqrt_in_window(v[i]) & (!CAUTION || in_window(grad[i])),
         |param, i, fast| {
@@ -315,7 +316,7 @@ fn apply_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool
     let grad = &s.grad[..n];
     checked_blocks(
         n,
-        c.fast,
+        c.route,
         &mut (&mut s.param[..n], &mut m[..n], &mut v[..n]),
         |(_, m, v), i| moments_in_window::<T, LERP>(c, grad[i], m[i], v[i]),
         |(param, m, v), i, fast| {
@@ -420,6 +421,9 @@ mod tests {
             (LambHyper { decoupled_decay: true, grad_averaging: false, max_lr: Some(0.02), ..base }, Some(100.0)),
             (LambHyper { caution: true, ..base }, Some(1.0)),
             (LambHyper { caution: true, weight_decay: 0.0, ..base }, None),
+            // timm does not check the betas: bias corrections of 1 − 1.9ᵗ reach −12 at
+            // the fourth step, where the float32 product is refused and every loop divides
+            (LambHyper { betas: (1.9, 0.999), ..base }, Some(1.0)),
         ];
         for (h, clip) in configs {
             check::<f32>(&h, clip);
@@ -427,9 +431,10 @@ mod tests {
         }
     }
 
-    /// Gradients with now and then a zero, a tiny, subnormal or huge value: the
-    /// blocks that hold one divide by the instruction, the others (in float64) by
-    /// DivBy's fast path, to the same bits. `infinite` adds ±∞ and NaN.
+    /// Gradients with now and then a zero, a tiny, subnormal or huge value: in
+    /// float64 the blocks that hold one divide by the instruction, the others by
+    /// DivBy's fast path; in float32 every block takes it (the bias corrections'
+    /// product is exact for every value). The same bits. `infinite` adds ±∞ and NaN.
     fn sprinkled<T: Element>(infinite: bool) -> impl Fn(&mut Rng, usize) -> Vec<T> {
         move |rng, n| {
             let mut specials = vec![0.0, -0.0, 1e-30, -1e-42, 3e-310, -5e-324, 1e30, -1e200, 1e300];
