@@ -2,7 +2,7 @@
 //! `ferroptim::Stream`): the same traffic as a step over the same arrays, with none
 //! of a step's bookkeeping.
 
-use ferroptim::{Stream, MAX_BUFFERS};
+use ferroptim::{Stream, Touch, MAX_BUFFERS};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -10,17 +10,28 @@ use crate::arrays::{buffer_operand, grad_operand, param_operand, Dtype, Operand,
 use crate::step::{run_entries, Entry};
 use numpy::PyUntypedArrayMethods;
 
+/// A pass's access pattern, or several passes', run in turn.
+#[derive(FromPyObject)]
+pub(crate) enum Access {
+    One(String),
+    Passes(Vec<String>),
+}
+
 /// `θ ← θ + s·g; bᵢ ← bᵢ + s·g` over `params`, `grads` and each parameter's
-/// `buffers` (C-contiguous arrays of one dtype), on the kernels' thread pool; with
-/// `read_only`, the buffers are only read: `θ ← θ + s·(g + Σᵢ bᵢ)`. `s` is `scale`.
+/// `buffers` (C-contiguous arrays of one dtype), on the kernels' thread pool; `s` is
+/// `scale`. With `access` (one of `'-'`, `'r'`, `'w'` per array: θ, g, then the
+/// buffers), a pass that touches them so: `a` = the sum of the arrays read only, and
+/// `w ← w + s·a` for each one marked `'w'` (see `ferroptim::Stream::pattern`); with a
+/// list of them, those passes one after the other, as a step of several passes
+/// makes them in one call.
 #[pyfunction]
-#[pyo3(signature = (params, grads, buffers, read_only = false, scale = 1.0))]
+#[pyo3(signature = (params, grads, buffers, access = None, scale = 1.0))]
 pub(crate) fn stream(
     py: Python<'_>,
     params: Vec<Bound<'_, PyAny>>,
     grads: Vec<Bound<'_, PyAny>>,
     buffers: Vec<Vec<Bound<'_, PyAny>>>,
-    read_only: bool,
+    access: Option<Access>,
     scale: f64,
 ) -> PyResult<()> {
     if grads.len() != params.len() || buffers.len() != params.len() {
@@ -32,6 +43,12 @@ pub(crate) fn stream(
             "every parameter needs the same number (≤ {MAX_BUFFERS}) of buffers"
         )));
     }
+    let passes = match access {
+        None => vec![Stream::step(nb, scale)],
+        Some(Access::One(a)) => vec![pass(&a, scale, nb)?],
+        Some(Access::Passes(a)) => a.iter().map(|a| pass(a, scale, nb)).collect::<PyResult<_>>()?,
+    };
+    let written = |k: usize| passes.iter().any(|p| p.touch[k] == Touch::Update);
     let mut ops: Vec<(Dtype, Vec<Operand<'_>>)> = Vec::with_capacity(params.len());
     for (i, ((p, g), bs)) in params.into_iter().zip(grads).zip(buffers).enumerate() {
         let what = || format!("params[{i}]");
@@ -52,7 +69,7 @@ pub(crate) fn stream(
             if k >= 2 {
                 entry.buffers[k - 2] = op.ptr;
             }
-            overlaps.add(&op.array, keep.len(), k != 1, (i * 8 + k) as u32);
+            overlaps.add(&op.array, keep.len(), written(k), (i * 8 + k) as u32);
             keep.push(op.array.unbind());
         }
         entries.push(entry);
@@ -60,8 +77,22 @@ pub(crate) fn stream(
     if let Some((a, b)) = overlaps.find(py, &keep)? {
         return Err(PyValueError::new_err(format!("arrays {a} and {b} of the probe share memory")));
     }
-    // SAFETY: the arrays were checked (dtype, contiguity via the operands' copies,
-    // overlap above) and `keep` holds them alive until this function returns.
-    unsafe { run_entries(py, &[Stream { buffers: nb, read_only, scale }], &mut entries) };
+    for kernel in passes {
+        // SAFETY: the arrays were checked (dtype, contiguity via the operands' copies,
+        // overlap above) and `keep` holds them alive until this function returns.
+        unsafe { run_entries(py, &[kernel], &mut entries) };
+    }
     Ok(())
+}
+
+/// The pass `access` names, over θ, g and `buffers` buffers.
+fn pass(access: &str, scale: f64, buffers: usize) -> PyResult<Stream> {
+    let kernel = Stream::pattern(access, scale).map_err(|e| PyValueError::new_err(format!("access: {e}")))?;
+    if kernel.buffers != buffers {
+        return Err(PyValueError::new_err(format!(
+            "access {access:?} names {} buffers, each parameter has {buffers}",
+            kernel.buffers
+        )));
+    }
+    Ok(kernel)
 }

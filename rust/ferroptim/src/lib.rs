@@ -52,7 +52,7 @@ pub use kernels::schedule_free::{
 };
 pub use kernels::sgd::{sgd, SgdHyper};
 pub use kernels::sparse_adam::{sparse_adam, SparseAdamHyper, SparseAdamTensor, SparseError, SparseRows};
-pub use kernels::stream::Stream;
+pub use kernels::stream::{Stream, Touch};
 pub use optim::{
     Adadelta, Adagrad, Adam, Adamax, Asgd, Nadam, Optimizer, ParamState, Radam, Rmsprop, Rprop, Sgd, StepError,
 };
