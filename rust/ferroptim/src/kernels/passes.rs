@@ -84,15 +84,16 @@ pub(crate) fn lane_sums<const R: usize>(n: usize, f: impl FnMut(usize) -> [f64; 
 }
 
 /// Adds `f(i)` for `i` in `start..end` (`start` a multiple of [`LANES`]; `end`
-/// taken at most `n`) to lane `i % LANES`.
+/// taken at most `n`) to lane `i % LANES` (float64 for the reductions; the
+/// bandwidth probe sums in the element type).
 #[inline(always)]
 #[allow(clippy::needless_range_loop)] // k indexes the lanes of every one of the R sums
-pub(crate) fn add_lanes<const R: usize>(
-    acc: &mut [[f64; LANES]; R],
+pub(crate) fn add_lanes<V: Copy + std::ops::Add<Output = V>, const R: usize>(
+    acc: &mut [[V; LANES]; R],
     n: usize,
     start: usize,
     end: usize,
-    mut f: impl FnMut(usize) -> [f64; R],
+    mut f: impl FnMut(usize) -> [V; R],
 ) {
     let end = end.min(n);
     let mut base = start;
@@ -104,7 +105,7 @@ pub(crate) fn add_lanes<const R: usize>(
             unsafe { std::hint::assert_unchecked(base + k < n) };
             let v = f(base + k);
             for r in 0..R {
-                acc[r][k] += v[r];
+                acc[r][k] = acc[r][k] + v[r];
             }
         }
         base += LANES;
@@ -112,7 +113,7 @@ pub(crate) fn add_lanes<const R: usize>(
     for i in below(n, base, end) {
         let (k, v) = (i - base, f(i));
         for r in 0..R {
-            acc[r][k] += v[r];
+            acc[r][k] = acc[r][k] + v[r];
         }
     }
 }

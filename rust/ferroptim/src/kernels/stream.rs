@@ -36,6 +36,7 @@
 
 use crate::element::Element;
 use crate::exec::{Elementwise, TensorSlices, MAX_BUFFERS};
+use crate::kernels::passes::{add_lanes, LANES};
 use crate::kernels::{simd_targets, with_const_bool};
 
 /// What a probed pass does with one of its arrays.
@@ -106,8 +107,6 @@ impl Stream {
     }
 }
 
-/// Lanes of the sum when nothing is written back.
-const LANES: usize = 16;
 /// The arrays a pass may update or read besides the gradient: θ and the buffers.
 const SLOTS: usize = 1 + MAX_BUFFERS;
 
@@ -132,22 +131,9 @@ fn stream_loop<T: Element, const U: usize, const R: usize, const G: bool>(
     );
     let sum = |a: [&[T]; SLOTS], i: usize| sum_at::<T, U, R, G>(grad, a, i);
     if U == 0 {
-        // nothing written back: the sums go to lanes, a block of them at a time
-        let mut lanes = [T::zero(); LANES];
-        let mut base = 0;
-        while base + LANES <= n {
-            for (k, lane) in lanes.iter_mut().enumerate() {
-                // SAFETY: the loop condition gives base + k < base + LANES <= n, the
-                // length of every slice `sum` reads; told so, the optimizer drops
-                // the bounds checks that would keep the block from vectorizing.
-                unsafe { std::hint::assert_unchecked(base + k < n) };
-                *lane = *lane + sum([a0, a1, a2, a3, a4], base + k);
-            }
-            base += LANES;
-        }
-        for (k, i) in (base..n).enumerate() {
-            lanes[k] = lanes[k] + sum([a0, a1, a2, a3, a4], i);
-        }
+        // nothing written back: the sums go to lanes, kept from being optimized away
+        let mut lanes = [[T::zero(); LANES]; 1];
+        add_lanes(&mut lanes, n, 0, n, |i| [sum([&*a0, &*a1, &*a2, &*a3, &*a4], i)]);
         std::hint::black_box(lanes);
         return;
     }
