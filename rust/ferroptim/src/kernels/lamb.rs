@@ -27,7 +27,7 @@ use crate::element::{lerp, Element, Lerp};
 use crate::exec::TensorSlices;
 use crate::kernels::div_by::{checked_blocks, checked_lane_sums, in_window, sqrt_in_window, ClipBy, DivBy, Route};
 use crate::kernels::lion::decay_scale;
-use crate::kernels::passes::{agrees, caution_scale, norm, over_chunks, total};
+use crate::kernels::passes::{agrees, caution_scale, norm, over_chunks, reduce_then_update, total};
 use crate::kernels::{check, not_below, simd_targets, with_const_bool, with_decay, Decay};
 use crate::{HyperError, Validate};
 
@@ -160,23 +160,22 @@ pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &m
             over_chunks(tensors, |i, s| apply_loop::<T, LERP, D, CAU>(&c, scales[i], s)))));
         return;
     }
-    let sums = with_const_bool!(lerp_m, LERP => with_decay!(decay, D => with_const_bool!(h.caution, CAU =>
-        over_chunks(tensors, |i, s| norms_loop::<T, LERP, D, CAU>(&c, scales[i], s)))));
-    let ratios: Vec<T> = sums
-        .iter()
-        .map(|n| {
-            let [w, u] = total(n);
-            let (w, u) = (norm::<T>(w), norm::<T>(u));
-            let r = if w > T::zero() && u > T::zero() { w / u } else { T::one() };
-            if h.trust_clip && r > T::one() {
-                T::one()
-            } else {
-                r
-            }
-        })
-        .collect();
-    with_decay!(decay, D => with_const_bool!(h.caution, CAU =>
-        over_chunks(tensors, |i, s| stored_loop::<T, D, CAU>(&c, scales[i], ratios[i], s))));
+    let ratio = |[w, u]: [f64; 2]| {
+        let (w, u) = (norm::<T>(w), norm::<T>(u));
+        let r = if w > T::zero() && u > T::zero() { w / u } else { T::one() };
+        if h.trust_clip && r > T::one() {
+            T::one()
+        } else {
+            r
+        }
+    };
+    with_const_bool!(lerp_m, LERP => with_decay!(decay, D => with_const_bool!(h.caution, CAU =>
+        reduce_then_update(
+            tensors,
+            |i, s| norms_loop::<T, LERP, D, CAU>(&c, scales[i], s),
+            |_, sums| ratio(sums),
+            |i, ratio, s| stored_loop::<T, D, CAU>(&c, scales[i], ratio, s),
+        ))));
 }
 
 /// The clipped gradient, the new m and v of one element (`fast`: the division as

@@ -20,7 +20,7 @@
 
 use crate::element::Element;
 use crate::exec::TensorSlices;
-use crate::kernels::passes::{lane_sums, norm, over_chunks, total};
+use crate::kernels::passes::{lane_sums, norm, over_chunks, reduce_then_update};
 use crate::kernels::sgd::Momentum;
 use crate::kernels::{check, not_below, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
@@ -113,25 +113,23 @@ pub fn lars<T: Element>(h: &LarsHyper, tensors: &mut [TensorSlices<'_, T>], fres
     for t in tensors.iter() {
         assert!(!momentum || t.buffers[0].len() == t.len(), "LARS with momentum needs momentum_buffer");
     }
-    let ratios: Vec<T> = if h.adapts() {
-        let sums = over_chunks(tensors, |_, s| norms_loop(s));
-        sums.iter()
-            .map(|n| {
-                let [w, g] = total(n);
-                lars_trust_ratio(h, norm(w), norm(g))
-            })
-            .collect()
-    } else {
-        vec![T::one(); tensors.len()]
-    };
     let c = Coef {
         weight_decay: T::of(h.weight_decay),
         momentum: Momentum::new(h.momentum, h.dampening),
         neg_lr: T::of(-h.lr),
     };
-    with_const_bool!(h.adapts(), ADAPT => with_const_bool!(momentum, MOM => with_const_bool!(h.nesterov, NEST => {
-        over_chunks(tensors, |i, s| lars_loop::<T, ADAPT, MOM, NEST>(&c, ratios[i], fresh[i], s))
-    })));
+    with_const_bool!(momentum, MOM => with_const_bool!(h.nesterov, NEST => {
+        if h.adapts() {
+            reduce_then_update(
+                tensors,
+                |_, s| norms_loop(s),
+                |_, [w, g]| lars_trust_ratio(h, norm(w), norm(g)),
+                |i, ratio, s| lars_loop::<T, true, MOM, NEST>(&c, ratio, fresh[i], s),
+            )
+        } else {
+            over_chunks(tensors, |i, s| lars_loop::<T, false, MOM, NEST>(&c, T::one(), fresh[i], s));
+        }
+    }));
 }
 
 simd_targets! {

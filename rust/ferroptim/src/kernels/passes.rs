@@ -9,8 +9,10 @@
 //! [`LANES`] interleaved float64 lanes and then the chunks in order, so its value
 //! depends on the tensor's length alone, never on the thread count.
 
+use std::mem::MaybeUninit;
+
 use crate::element::Element;
-use crate::exec::{map_jobs, TensorSlices, CHUNK};
+use crate::exec::{map_jobs, serial, TensorSlices, CHUNK};
 
 /// Partial sums kept per chunk by [`lane_sums`] (and the gradient norms): four
 /// AVX-512 vectors of float64, so that the additions do not wait on each other.
@@ -39,8 +41,18 @@ pub(crate) fn over_chunks<T: Element, R: Send>(
     f: impl Fn(usize, TensorSlices<'_, T>) -> R + Sync + Send,
 ) -> PerTensor<R> {
     let elements: usize = tensors.iter().map(TensorSlices::len).sum();
-    let mut jobs = Vec::with_capacity(tensors.len() + elements / CHUNK);
     let mut starts = Vec::with_capacity(tensors.len() + 1);
+    if serial(elements) {
+        // on the calling thread: each chunk as it is cut, with no list of work items
+        let mut results = Vec::with_capacity(tensors.len() + elements / CHUNK);
+        for (i, t) in tensors.iter_mut().enumerate() {
+            starts.push(results.len());
+            each_chunk(t, |s| results.push(f(i, s)));
+        }
+        starts.push(results.len());
+        return PerTensor { results, starts };
+    }
+    let mut jobs = Vec::with_capacity(tensors.len() + elements / CHUNK);
     for (i, t) in tensors.iter_mut().enumerate() {
         starts.push(jobs.len());
         let mut rest = t.reborrow();
@@ -57,6 +69,54 @@ pub(crate) fn over_chunks<T: Element, R: Send>(
     // map_jobs keeps the jobs' order: each tensor's chunks stay together, in order
     let results = map_jobs(elements, jobs, |(i, s)| f(i, s));
     PerTensor { results, starts }
+}
+
+/// A reduction of each tensor, then an update of it that uses the result:
+/// `reduce(i, chunk)` over each chunk of tensor i, the chunks' sums added in chunk
+/// order ([`total`]) and made tensor i's value by `finish(i, sums)`, then
+/// `update(i, value, chunk)` over its chunks. On the pool, the reduction of every
+/// tensor before the updates (a big tensor's chunks on several threads); on the
+/// calling thread (a step too small for the pool), tensor by tensor, each update
+/// right after its reduction, while the tensor's arrays are in cache. The same values
+/// either way.
+pub(crate) fn reduce_then_update<T: Element, const R: usize, V: Copy + Send + Sync>(
+    tensors: &mut [TensorSlices<'_, T>],
+    reduce: impl Fn(usize, TensorSlices<'_, T>) -> [f64; R] + Sync + Send,
+    finish: impl Fn(usize, [f64; R]) -> V,
+    update: impl Fn(usize, V, TensorSlices<'_, T>) + Sync + Send,
+) {
+    let elements: usize = tensors.iter().map(TensorSlices::len).sum();
+    if serial(elements) {
+        for (i, t) in tensors.iter_mut().enumerate() {
+            let mut sums = [0.0; R];
+            each_chunk(t, |s| {
+                let c = reduce(i, s);
+                for r in 0..R {
+                    sums[r] += c[r];
+                }
+            });
+            let value = finish(i, sums);
+            each_chunk(t, |s| update(i, value, s));
+        }
+        return;
+    }
+    let sums = over_chunks(tensors, reduce);
+    let values: Vec<V> = sums.iter().enumerate().map(|(i, n)| finish(i, total(n))).collect();
+    over_chunks(tensors, |i, s| update(i, values[i], s));
+}
+
+/// Runs `f` over the chunks of one tensor as [`over_chunks`] cuts it (in order, on
+/// the calling thread).
+pub(crate) fn each_chunk<T: Element>(t: &mut TensorSlices<'_, T>, mut f: impl FnMut(TensorSlices<'_, T>)) {
+    let mut rest = t.reborrow();
+    while rest.len() > CHUNK {
+        let (head, tail) = rest.split_at(CHUNK);
+        f(head);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        f(rest);
+    }
 }
 
 /// The results of [`over_chunks`]: tensor i's, in chunk order, are
@@ -149,18 +209,22 @@ pub(crate) fn block_lane_sums<T: Element, const R: usize>(
     g: impl Fn(f64) -> f64,
 ) -> [f64; R] {
     let mut acc = [[0.0f64; LANES]; R];
-    let mut kept = [[T::zero(); BLOCK]; R];
+    // not zeroed (a small tensor's step would spend more on clearing R·BLOCK values
+    // than on its update): each block writes its first `len` values before reading them
+    let mut kept = [[MaybeUninit::<T>::uninit(); BLOCK]; R];
     let mut start = 0;
     while start < n {
         let len = BLOCK.min(n - start);
         for j in 0..len {
             let v = f(start + j);
             for r in 0..R {
-                kept[r][j] = v[r];
+                kept[r][j] = MaybeUninit::new(v[r]);
             }
         }
         for r in 0..R {
-            let (full, tail) = kept[r][..len].split_at(len - len % LANES);
+            // SAFETY: the loop above wrote kept[r][..len], and MaybeUninit<T> has T's layout.
+            let block = unsafe { &*(std::ptr::from_ref(&kept[r][..len]) as *const [T]) };
+            let (full, tail) = block.split_at(len - len % LANES);
             for chunk in full.chunks_exact(LANES) {
                 for k in 0..LANES {
                     acc[r][k] += g(chunk[k].to_f64().unwrap_or(f64::NAN));

@@ -25,7 +25,7 @@
 //! sums are float64, in fixed chunks.
 
 use crate::element::Element;
-use crate::exec::{map_jobs, CHUNK};
+use crate::exec::{map_jobs, serial, CHUNK};
 use crate::kernels::passes::{block_lane_sums, lane_sums};
 use crate::kernels::{check, check_betas, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
@@ -138,12 +138,13 @@ struct Piece<'a, T> {
     p0: &'a [T],
 }
 
-/// Cuts each tensor into pieces of [`span`] elements, keeping its group index.
-fn pieces<'a, 'b, T>(
-    tensors: &'b mut [(usize, ProdigyTensor<'a, T>)],
+/// Cuts each tensor into pieces of [`span`] elements, handing each to `sink` in order
+/// with its tensor's group index.
+fn cut<'b, T>(
+    tensors: &'b mut [(usize, ProdigyTensor<'_, T>)],
     hypers: &[ProdigyHyper],
-) -> Vec<(usize, Piece<'b, T>)> {
-    let mut out = Vec::new();
+    mut sink: impl FnMut(usize, Piece<'b, T>),
+) {
     for (g, t) in tensors.iter_mut() {
         let sp = hypers[*g].slice_p;
         let n = t.param.len();
@@ -161,12 +162,30 @@ fn pieces<'a, 'b, T>(
             let (ma, mb) = if m.is_empty() { (&mut [][..], &mut [][..]) } else { m.split_at_mut(len) };
             let (sa, sb) = s.split_at_mut(sliced);
             let (pa, pb) = if scalar_p0 { (p0, p0) } else { p0.split_at(sliced) };
-            out.push((*g, Piece { param: a, grad: ga, exp_avg: ma, exp_avg_sq: va, s: sa, p0: pa }));
+            sink(*g, Piece { param: a, grad: ga, exp_avg: ma, exp_avg_sq: va, s: sa, p0: pa });
             (param, grad, m, v, s, p0) = (b, gb, mb, vb, sb, pb);
             start += len;
         }
     }
-    out
+}
+
+/// `f` over every piece of every tensor, its results handed to `each` in piece
+/// order: on the pool when the work is worth it, else on the calling thread, each
+/// piece as it is cut (no list of pieces).
+fn over_pieces<T: Element, R: Send>(
+    tensors: &mut [(usize, ProdigyTensor<'_, T>)],
+    hypers: &[ProdigyHyper],
+    f: impl Fn(usize, Piece<'_, T>) -> R + Sync + Send,
+    mut each: impl FnMut(R),
+) {
+    let elements: usize = tensors.iter().map(|(_, t)| t.param.len()).sum();
+    if serial(elements) {
+        cut(tensors, hypers, |g, p| each(f(g, p)));
+    } else {
+        let mut jobs = Vec::new();
+        cut(tensors, hypers, |g, p| jobs.push((g, p)));
+        map_jobs(elements, jobs, |(g, p)| f(g, p)).into_iter().for_each(each);
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -264,24 +283,27 @@ fn accumulate<T: Element>(
             slice_p: h.slice_p,
         })
         .collect();
-    let elements: usize = tensors.iter().map(|(_, t)| t.param.len()).sum();
-    let jobs = pieces(tensors, hypers);
-    let sums = map_jobs(elements, jobs, |(g, p)| {
-        if hypers[g].lr > 0.0 {
-            let scalar_p0 = p.p0.len() == 1 && p.s.len() > 1;
-            let c = &coefs[g];
-            let [dot, abs] = with_const_bool!(!p.exp_avg.is_empty(), M => accumulate_loop::<T, M>(c, scalar_p0, p));
-            [(d / hypers[g].d0) * dlr * dot, abs]
-        } else {
-            [0.0, 0.0]
-        }
-    });
     let mut total = [0.0; 2];
     // prodigyopt adds one `.item()` per parameter; here one value per piece, in order
-    for [a, b] in sums {
-        total[0] += a;
-        total[1] += b;
-    }
+    over_pieces(
+        tensors,
+        hypers,
+        |g, p| {
+            if hypers[g].lr > 0.0 {
+                let scalar_p0 = p.p0.len() == 1 && p.s.len() > 1;
+                let c = &coefs[g];
+                let [dot, abs] =
+                    with_const_bool!(!p.exp_avg.is_empty(), M => accumulate_loop::<T, M>(c, scalar_p0, p));
+                [(d / hypers[g].d0) * dlr * dot, abs]
+            } else {
+                [0.0, 0.0]
+            }
+        },
+        |[a, b]| {
+            total[0] += a;
+            total[1] += b;
+        },
+    );
     total
 }
 
@@ -306,9 +328,7 @@ fn apply<T: Element>(
     for (_, t) in tensors.iter_mut() {
         *t.step += 1.0;
     }
-    let elements: usize = tensors.iter().map(|(_, t)| t.param.len()).sum();
-    let jobs = pieces(tensors, hypers);
-    map_jobs(elements, jobs, |(g, p)| with_const_bool!(beta1 > 0.0, M => apply_loop::<T, M>(&coefs[g], p)));
+    over_pieces(tensors, hypers, |g, p| with_const_bool!(beta1 > 0.0, M => apply_loop::<T, M>(&coefs[g], p)), |()| {});
 }
 
 fn check_shapes<T>(h: &ProdigyHyper, beta1: f64, t: &ProdigyTensor<'_, T>) {
