@@ -106,34 +106,42 @@ pub fn adan<T: Element>(h: &AdanHyper, step: f64, tensors: &mut [TensorSlices<'_
     };
     let all = step == 1.0;
     let scales: Vec<T> = if h.caution {
-        let counts = over_chunks(tensors, |_, s| count(&c, s));
+        let counts = over_chunks(tensors, |_, s| count(&c, s.grad, s.buffers[0]));
         counts.iter().zip(tensors.iter()).map(|(n, t)| caution_scale(total(n)[0], t.len())).collect()
     } else {
         vec![T::one(); tensors.len()]
     };
     with_const_bool!(h.no_prox, NO_PROX => with_const_bool!(h.caution, CAU => {
-        over_chunks(tensors, |i, s| adan_loop::<T, NO_PROX, CAU>(&c, all || reset[i], scales[i], s))
+        over_chunks(tensors, |i, s| {
+            let [m, v, diff, npg] = s.buffers;
+            adan_loop::<T, NO_PROX, CAU>(&c, all || reset[i], scales[i], s.param, s.grad, m, v, diff, npg)
+        })
     }));
 }
 
 simd_targets! {
-fn count<T: Element>(c: &Coef<T>, s: TensorSlices<'_, T>) -> [f64; 1] {
-    let n = s.param.len();
-    let (grad, m) = (&s.grad[..n], &s.buffers[0][..n]);
+fn count<T: Element>(c: &Coef<T>, grad: &[T], m: &[T]) -> [f64; 1] {
+    let n = grad.len();
+    let m = &m[..n];
     lane_sums(n, |i| [if agrees(lerp(m[i], grad[i], c.beta1), grad[i]) { 1.0 } else { 0.0 }])
 }
 }
 
 simd_targets! {
+#[allow(clippy::too_many_arguments)] // one slice per array (see `simd_targets`)
 fn adan_loop<T: Element, const NO_PROX: bool, const CAUTION: bool>(
     c: &Coef<T>,
     reset: bool,
     scale: T,
-    s: TensorSlices<'_, T>,
+    param: &mut [T],
+    grad: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    diff: &mut [T],
+    npg: &mut [T],
 ) {
-    let n = s.param.len();
-    let [m, v, diff, npg] = s.buffers;
-    let (param, grad) = (s.param, &s.grad[..n]);
+    let n = param.len();
+    let grad = &grad[..n];
     let (m, v, diff, npg) = (&mut m[..n], &mut v[..n], &mut diff[..n], &mut npg[..n]);
     for i in 0..n {
         let g = grad[i];

@@ -134,15 +134,24 @@ pub fn ademamix<T: Element>(h: &AdemamixHyper, step: f64, tensors: &mut [TensorS
     };
     let decay = Decay::of(h.weight_decay, h.weight_decouple);
     crate::kernels::with_const_bool!(h.maximize, MAX => with_decay!(decay, D => {
-        over_chunks(tensors, |_, s| ademamix_loop::<T, MAX, D>(&c, s))
+        over_chunks(tensors, |_, s| {
+            let [m, v, slow, _] = s.buffers;
+            ademamix_loop::<T, MAX, D>(&c, s.param, s.grad, m, v, slow)
+        })
     }));
 }
 
 simd_targets! {
-fn ademamix_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8>(c: &Coef<T>, s: TensorSlices<'_, T>) {
-    let n = s.param.len();
-    let [m, v, slow, _] = s.buffers;
-    let (param, grad) = (s.param, &s.grad[..n]);
+fn ademamix_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8>(
+    c: &Coef<T>,
+    param: &mut [T],
+    grad: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    slow: &mut [T],
+) {
+    let n = param.len();
+    let grad = &grad[..n];
     let (m, v, slow) = (&mut m[..n], &mut v[..n], &mut slow[..n]);
     for i in 0..n {
         let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };

@@ -113,17 +113,21 @@ pub fn adopt<T: Element>(h: &AdoptHyper, tensors: &mut [TensorSlices<'_, T>], st
     let clip = h.clip_exp.is_some();
     let scales: Vec<T> = if h.caution {
         let counts = with_const_bool!(h.maximize, MAX => with_const_bool!(clip, CLIP =>
-            over_chunks(tensors, |i, s| if fresh[i] { [0.0] } else { count::<T, MAX, CLIP>(&coefs[i], s) })));
+        over_chunks(tensors, |i, s| {
+            let [m, v, ..] = s.buffers;
+            if fresh[i] { [0.0] } else { count::<T, MAX, CLIP>(&coefs[i], s.param, s.grad, m, v) }
+        })));
         counts.iter().zip(tensors.iter()).map(|(c, t)| caution_scale(total(c)[0], t.len())).collect()
     } else {
         vec![T::one(); tensors.len()]
     };
     with_const_bool!(h.maximize, MAX => with_const_bool!(clip, CLIP => with_const_bool!(h.caution, CAU => {
         over_chunks(tensors, |i, s| {
+            let [m, v, ..] = s.buffers;
             if fresh[i] {
-                first_loop::<T, MAX>(&coefs[i], s)
+                first_loop::<T, MAX>(&coefs[i], s.param, s.grad, v)
             } else {
-                adopt_loop::<T, MAX, CLIP, CAU>(&coefs[i], scales[i], s)
+                adopt_loop::<T, MAX, CLIP, CAU>(&coefs[i], scales[i], s.param, s.grad, m, v)
             }
         })
     })));
@@ -155,10 +159,9 @@ fn moment<T: Element, const MAXIMIZE: bool, const CLIP: bool>(c: &Coef<T>, p: T,
 }
 
 simd_targets! {
-fn first_loop<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) {
-    let n = s.param.len();
-    let [_, v, ..] = s.buffers;
-    let (param, grad, v) = (&s.param[..n], &s.grad[..n], &mut v[..n]);
+fn first_loop<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, param: &[T], grad: &[T], v: &mut [T]) {
+    let n = param.len();
+    let (grad, v) = (&grad[..n], &mut v[..n]);
     for i in 0..n {
         let g = gradient::<T, MAXIMIZE>(c, param[i], grad[i]);
         v[i] = g.mul_add(g, v[i]); // exp_avg_sq.addcmul_(grad, grad)
@@ -167,9 +170,15 @@ fn first_loop<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, s: TensorSlices<'_,
 }
 
 simd_targets! {
-fn count<T: Element, const MAXIMIZE: bool, const CLIP: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) -> [f64; 1] {
-    let n = s.param.len();
-    let (param, grad, m, v) = (&s.param[..n], &s.grad[..n], &s.buffers[0][..n], &s.buffers[1][..n]);
+fn count<T: Element, const MAXIMIZE: bool, const CLIP: bool>(
+    c: &Coef<T>,
+    param: &[T],
+    grad: &[T],
+    m: &[T],
+    v: &[T],
+) -> [f64; 1] {
+    let n = param.len();
+    let (grad, m, v) = (&grad[..n], &m[..n], &v[..n]);
     lane_sums(n, |i| {
         let (m, g) = moment::<T, MAXIMIZE, CLIP>(c, param[i], grad[i], m[i], v[i]);
         [if agrees(m, g) { 1.0 } else { 0.0 }]
@@ -181,11 +190,13 @@ simd_targets! {
 fn adopt_loop<T: Element, const MAXIMIZE: bool, const CLIP: bool, const CAUTION: bool>(
     c: &Coef<T>,
     scale: T,
-    s: TensorSlices<'_, T>,
+    param: &mut [T],
+    grad: &[T],
+    m: &mut [T],
+    v: &mut [T],
 ) {
-    let n = s.param.len();
-    let [m, v, ..] = s.buffers;
-    let (param, grad, m, v) = (s.param, &s.grad[..n], &mut m[..n], &mut v[..n]);
+    let n = param.len();
+    let (grad, m, v) = (&grad[..n], &mut m[..n], &mut v[..n]);
     for i in 0..n {
         let (mi, g) = moment::<T, MAXIMIZE, CLIP>(c, param[i], grad[i], m[i], v[i]);
         m[i] = mi;

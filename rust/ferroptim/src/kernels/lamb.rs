@@ -150,14 +150,17 @@ pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &m
     let lerp_m = beta3 == 1.0 - b1;
     let decay = Decay::of(h.weight_decay, h.decoupled_decay);
     let scales: Vec<T> = if h.caution {
-        let counts = with_const_bool!(lerp_m, LERP => over_chunks(tensors, |_, s| count_loop::<T, LERP>(&c, s)));
+        let counts = with_const_bool!(lerp_m, LERP => over_chunks(tensors, |_, s| count_loop::<T, LERP>(&c, s.grad, s.buffers[0], s.buffers[1])));
         counts.iter().zip(tensors.iter()).map(|(n, t)| caution_scale(total(n)[0], t.len())).collect()
     } else {
         vec![T::one(); tensors.len()]
     };
     if !h.adapts() {
         with_const_bool!(lerp_m, LERP => with_decay!(decay, D => with_const_bool!(h.caution, CAU =>
-            over_chunks(tensors, |i, s| apply_loop::<T, LERP, D, CAU>(&c, scales[i], s)))));
+        over_chunks(tensors, |i, s| {
+            let [m, v, ..] = s.buffers;
+            apply_loop::<T, LERP, D, CAU>(&c, scales[i], s.param, s.grad, m, v)
+        }))));
         return;
     }
     let ratio = |[w, u]: [f64; 2]| {
@@ -170,12 +173,18 @@ pub fn lamb<T: Element>(h: &LambHyper, step: f64, clip: Option<f64>, tensors: &m
         }
     };
     with_const_bool!(lerp_m, LERP => with_decay!(decay, D => with_const_bool!(h.caution, CAU =>
-        reduce_then_update(
-            tensors,
-            |i, s| norms_loop::<T, LERP, D, CAU>(&c, scales[i], s),
-            |_, sums| ratio(sums),
-            |i, ratio, s| stored_loop::<T, D, CAU>(&c, scales[i], ratio, s),
-        ))));
+    reduce_then_update(
+        tensors,
+        |i, s| {
+            let [m, v, ..] = s.buffers;
+            norms_loop::<T, LERP, D, CAU>(&c, scales[i], s.param, s.grad, m, v)
+        },
+        |_, sums| ratio(sums),
+        |i, ratio, s| {
+            let [m, v, ..] = s.buffers;
+            stored_loop::<T, D, CAU>(&c, scales[i], ratio, s.param, s.grad, m, v)
+        },
+    ))));
 }
 
 /// The clipped gradient, the new m and v of one element (`fast`: the division as
@@ -232,9 +241,9 @@ fn decayed<T: Element, const DECAY: u8, const CAUTION: bool>(
 
 simd_targets! {
 /// The caution count: elements whose update has the gradient's sign.
-fn count_loop<T: Element, const LERP: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) -> [f64; 1] {
-    let n = s.param.len();
-    let (grad, m, v) = (&s.grad[..n], &s.buffers[0][..n], &s.buffers[1][..n]);
+fn count_loop<T: Element, const LERP: bool>(c: &Coef<T>, grad: &[T], m: &[T], v: &[T]) -> [f64; 1] {
+    let n = grad.len();
+    let (m, v) = (&m[..n], &v[..n]);
     checked_lane_sums(
         n,
         c.route,
@@ -254,11 +263,13 @@ simd_targets! {
 fn norms_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool>(
     c: &Coef<T>,
     scale: T,
-    s: TensorSlices<'_, T>,
+    param: &[T],
+    grad: &[T],
+    m: &mut [T],
+    v: &mut [T],
 ) -> [f64; 2] {
-    let n = s.param.len();
-    let [m, v, ..] = s.buffers;
-    let (param, grad) = (&s.param[..n], &s.grad[..n]);
+    let n = param.len();
+    let grad = &grad[..n];
     checked_lane_sums(
         n,
         c.route,
@@ -283,16 +294,18 @@ fn stored_loop<T: Element, const DECAY: u8, const CAUTION: bool>(
     c: &Coef<T>,
     scale: T,
     ratio: T,
-    s: TensorSlices<'_, T>,
+    param: &mut [T],
+    grad: &[T],
+    m: &[T],
+    v: &[T],
 ) {
-    let n = s.param.len();
-    let [m, v, ..] = s.buffers;
+    let n = param.len();
     let (m, v) = (&m[..n], &v[..n]);
-    let grad = if CAUTION { &s.grad[..n] } else { s.grad };
+    let grad = if CAUTION { &grad[..n] } else { grad };
     checked_blocks(
         n,
         c.route,
-        &mut s.param[..n],
+        &mut param[..n],
         |_, i| in_window(m[i]) & sqrt_in_window(v[i]) & (!CAUTION || in_window(grad[i])),
         |param, i, fast| {
             let g = if CAUTION { c.clip.div(grad[i], fast) } else { T::zero() }; // only its sign is used
@@ -308,15 +321,17 @@ simd_targets! {
 fn apply_loop<T: Element, const LERP: bool, const DECAY: u8, const CAUTION: bool>(
     c: &Coef<T>,
     scale: T,
-    s: TensorSlices<'_, T>,
+    param: &mut [T],
+    grad: &[T],
+    m: &mut [T],
+    v: &mut [T],
 ) {
-    let n = s.param.len();
-    let [m, v, ..] = s.buffers;
-    let grad = &s.grad[..n];
+    let n = param.len();
+    let grad = &grad[..n];
     checked_blocks(
         n,
         c.route,
-        &mut (&mut s.param[..n], &mut m[..n], &mut v[..n]),
+        &mut (&mut param[..n], &mut m[..n], &mut v[..n]),
         |(_, m, v), i| moments_in_window::<T, LERP>(c, grad[i], m[i], v[i]),
         |(param, m, v), i, fast| {
             let (g, mi, vi) = moments::<T, LERP>(c, grad[i], m[i], v[i], fast);

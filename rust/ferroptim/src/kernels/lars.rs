@@ -122,12 +122,18 @@ pub fn lars<T: Element>(h: &LarsHyper, tensors: &mut [TensorSlices<'_, T>], fres
         if h.adapts() {
             reduce_then_update(
                 tensors,
-                |_, s| norms_loop(s),
+                |_, s| norms_loop(s.param, s.grad),
                 |_, [w, g]| lars_trust_ratio(h, norm(w), norm(g)),
-                |i, ratio, s| lars_loop::<T, true, MOM, NEST>(&c, ratio, fresh[i], s),
+                |i, ratio, s| {
+                    let [b, ..] = s.buffers;
+                    lars_loop::<T, true, MOM, NEST>(&c, ratio, fresh[i], s.param, s.grad, b)
+                },
             )
         } else {
-            over_chunks(tensors, |i, s| lars_loop::<T, false, MOM, NEST>(&c, T::one(), fresh[i], s));
+            over_chunks(tensors, |i, s| {
+                let [b, ..] = s.buffers;
+                lars_loop::<T, false, MOM, NEST>(&c, T::one(), fresh[i], s.param, s.grad, b)
+            });
         }
     }));
 }
@@ -135,9 +141,9 @@ pub fn lars<T: Element>(h: &LarsHyper, tensors: &mut [TensorSlices<'_, T>], fres
 simd_targets! {
 /// `[Σ θ², Σ g²]` in one pass (both read together: one pass that reads two arrays
 /// streams faster than two that read one each).
-fn norms_loop<T: Element>(s: TensorSlices<'_, T>) -> [f64; 2] {
-    let n = s.param.len();
-    let (param, grad) = (&s.param[..n], &s.grad[..n]);
+fn norms_loop<T: Element>(param: &[T], grad: &[T]) -> [f64; 2] {
+    let n = param.len();
+    let grad = &grad[..n];
     lane_sums(n, |i| {
         let (p, g) = (param[i].to_f64().unwrap_or(f64::NAN), grad[i].to_f64().unwrap_or(f64::NAN));
         [p * p, g * g]
@@ -150,11 +156,12 @@ fn lars_loop<T: Element, const ADAPT: bool, const MOMENTUM: bool, const NESTEROV
     c: &Coef<T>,
     ratio: T,
     fresh: bool,
-    s: TensorSlices<'_, T>,
+    param: &mut [T],
+    grad: &[T],
+    b: &mut [T],
 ) {
-    let n = s.param.len();
-    let [b, ..] = s.buffers;
-    let (param, grad) = (s.param, &s.grad[..n]);
+    let n = param.len();
+    let grad = &grad[..n];
     let b = if MOMENTUM { &mut b[..n] } else { b };
     for i in 0..n {
         let mut g = grad[i];

@@ -87,13 +87,17 @@ pub fn lion<T: Element>(h: &LionHyper, tensors: &mut [TensorSlices<'_, T>]) {
         neg_lr: T::of(-h.lr),
     };
     let scales: Vec<T> = if h.caution {
-        let counts = with_const_bool!(h.maximize, MAX => over_chunks(tensors, |_, s| count::<T, MAX>(&c, s)));
+        let counts =
+            with_const_bool!(h.maximize, MAX => over_chunks(tensors, |_, s| count::<T, MAX>(&c, s.grad, s.buffers[0])));
         counts.iter().zip(tensors.iter()).map(|(c, t)| caution_scale(total(c)[0], t.len())).collect()
     } else {
         vec![T::one(); tensors.len()]
     };
     with_const_bool!(h.maximize, MAX => with_const_bool!(h.caution, CAU => {
-        over_chunks(tensors, |i, s| lion_loop::<T, MAX, CAU>(&c, scales[i], s))
+        over_chunks(tensors, |i, s| {
+            let [m, ..] = s.buffers;
+            lion_loop::<T, MAX, CAU>(&c, scales[i], s.param, s.grad, m)
+        })
     }));
 }
 
@@ -104,8 +108,8 @@ fn update<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, m: T, grad: T) -> (T, T
 }
 
 simd_targets! {
-fn count<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) -> [f64; 1] {
-    let (grad, m) = (s.grad, &s.buffers[0][..s.param.len()]);
+fn count<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, grad: &[T], m: &[T]) -> [f64; 1] {
+    let m = &m[..grad.len()];
     lane_sums(m.len(), |i| {
         let (u, g) = update::<T, MAXIMIZE>(c, m[i], grad[i]);
         [if agrees(u, g) { 1.0 } else { 0.0 }]
@@ -114,10 +118,15 @@ fn count<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, s: TensorSlices<'_, T>) 
 }
 
 simd_targets! {
-fn lion_loop<T: Element, const MAXIMIZE: bool, const CAUTION: bool>(c: &Coef<T>, scale: T, s: TensorSlices<'_, T>) {
-    let n = s.param.len();
-    let [m, ..] = s.buffers;
-    let (param, grad, m) = (s.param, &s.grad[..n], &mut m[..n]);
+fn lion_loop<T: Element, const MAXIMIZE: bool, const CAUTION: bool>(
+    c: &Coef<T>,
+    scale: T,
+    param: &mut [T],
+    grad: &[T],
+    m: &mut [T],
+) {
+    let n = param.len();
+    let (grad, m) = (&grad[..n], &mut m[..n]);
     for i in 0..n {
         let (mut u, g) = update::<T, MAXIMIZE>(c, m[i], grad[i]);
         if CAUTION {

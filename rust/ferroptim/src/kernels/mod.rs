@@ -158,6 +158,13 @@ impl<T: Element> Moments<T> {
 /// dispatches between. (multiversion asks for Ice Lake-class AVX-512 before it takes
 /// the 512-bit version, to avoid the clock penalties of earlier AVX-512 CPUs; those
 /// run the AVX2 version.)
+///
+/// A loop compiled this way takes each array it touches as a slice argument of its
+/// own, not inside a struct (`TensorSlices`): `&mut` arguments tell the compiler that
+/// the arrays do not overlap, so it vectorizes without runtime overlap checks. Behind a
+/// struct it compares every pair of arrays before the loop and, when two lie close,
+/// runs the scalar loop: for a 64-element tensor that cost more than its update
+/// (Prodigy's first pass on 2000 × 64 was about 25 % faster with separate slices).
 macro_rules! simd_targets {
     ($item:item) => {
         #[multiversion::multiversion(targets(

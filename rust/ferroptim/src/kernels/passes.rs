@@ -216,6 +216,10 @@ pub(crate) fn block_lane_sums<T: Element, const R: usize>(
     while start < n {
         let len = BLOCK.min(n - start);
         for j in 0..len {
+            // SAFETY: j < len = min(BLOCK, n − start). Telling the optimizer lets it
+            // drop the bounds checks of the callers' slices of length n, which would
+            // otherwise leave the last vector's worth of a block to a scalar loop.
+            unsafe { std::hint::assert_unchecked(start + j < n) };
             let v = f(start + j);
             for r in 0..R {
                 kept[r][j] = MaybeUninit::new(v[r]);

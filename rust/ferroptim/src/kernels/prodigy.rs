@@ -292,8 +292,9 @@ fn accumulate<T: Element>(
             if hypers[g].lr > 0.0 {
                 let scalar_p0 = p.p0.len() == 1 && p.s.len() > 1;
                 let c = &coefs[g];
-                let [dot, abs] =
-                    with_const_bool!(!p.exp_avg.is_empty(), M => accumulate_loop::<T, M>(c, scalar_p0, p));
+                let [dot, abs] = with_const_bool!(!p.exp_avg.is_empty(), M => accumulate_loop::<T, M>(
+                    c, scalar_p0, p.param, p.grad, p.exp_avg, p.exp_avg_sq, p.s, p.p0,
+                ));
                 [(d / hypers[g].d0) * dlr * dot, abs]
             } else {
                 [0.0, 0.0]
@@ -328,7 +329,8 @@ fn apply<T: Element>(
     for (_, t) in tensors.iter_mut() {
         *t.step += 1.0;
     }
-    over_pieces(tensors, hypers, |g, p| with_const_bool!(beta1 > 0.0, M => apply_loop::<T, M>(&coefs[g], p)), |()| {});
+    let apply = |g: usize, p: Piece<'_, T>| with_const_bool!(beta1 > 0.0, M => apply_loop::<T, M>(&coefs[g], p.param, p.grad, p.exp_avg, p.exp_avg_sq));
+    over_pieces(tensors, hypers, apply, |()| {});
 }
 
 fn check_shapes<T>(h: &ProdigyHyper, beta1: f64, t: &ProdigyTensor<'_, T>) {
@@ -343,11 +345,21 @@ fn check_shapes<T>(h: &ProdigyHyper, beta1: f64, t: &ProdigyTensor<'_, T>) {
 }
 
 simd_targets! {
-fn accumulate_loop<T: Element, const MOMENTUM: bool>(c: &Accumulate<T>, scalar_p0: bool, p: Piece<'_, T>) -> [f64; 2] {
-    let n = p.param.len();
-    let (param, grad, v) = (&p.param[..n], &p.grad[..n], &mut p.exp_avg_sq[..n]);
-    let m = if MOMENTUM { &mut p.exp_avg[..n] } else { p.exp_avg };
-    let (s, p0, sp) = (p.s, p.p0, c.slice_p);
+#[allow(clippy::too_many_arguments)] // one slice per array (see `simd_targets`)
+fn accumulate_loop<T: Element, const MOMENTUM: bool>(
+    c: &Accumulate<T>,
+    scalar_p0: bool,
+    param: &[T],
+    grad: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    s: &mut [T],
+    p0: &[T],
+) -> [f64; 2] {
+    let n = param.len();
+    let (param, grad, v) = (&param[..n], &grad[..n], &mut v[..n]);
+    let m = if MOMENTUM { &mut m[..n] } else { m };
+    let sp = c.slice_p;
     // one element of s and its terms of the two sums (in T), at parameter index i
     let sliced = |i: usize, g: T, s: &mut T, theta0: T| {
         *s = c.s_alpha.mul_add(g, *s * c.beta3);
@@ -385,10 +397,10 @@ fn accumulate_loop<T: Element, const MOMENTUM: bool>(c: &Accumulate<T>, scalar_p
 }
 
 simd_targets! {
-fn apply_loop<T: Element, const MOMENTUM: bool>(c: &Apply<T>, p: Piece<'_, T>) {
-    let n = p.param.len();
-    let (param, grad, v) = (p.param, &p.grad[..n], &p.exp_avg_sq[..n]);
-    let m = if MOMENTUM { &p.exp_avg[..n] } else { &p.exp_avg[..] };
+fn apply_loop<T: Element, const MOMENTUM: bool>(c: &Apply<T>, param: &mut [T], grad: &[T], m: &[T], v: &[T]) {
+    let n = param.len();
+    let (grad, v) = (&grad[..n], &v[..n]);
+    let m = if MOMENTUM { &m[..n] } else { m };
     for i in 0..n {
         let denom = v[i].sqrt() + c.d_eps;
         let x = c.decay.mul_add(param[i], param[i]); // p.add_(p, alpha=-decay·dlr); by 0: θ

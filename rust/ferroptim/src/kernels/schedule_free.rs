@@ -204,18 +204,23 @@ pub fn schedule_free<T: Element>(s: &ScheduleFreeStep, tensors: &mut [TensorSlic
         neg_z_lr: T::of(-s.z_lr),
     };
     with_const_bool!(s.adaptive, ADA => with_const_bool!(s.normalize, NORM => with_const_bool!(s.weight_decay != 0.0, WD => {
-        over_chunks(tensors, |_, t| schedule_free_loop::<T, ADA, NORM, WD>(&c, t))
+        over_chunks(tensors, |_, t| {
+            let [z, v, ..] = t.buffers;
+            schedule_free_loop::<T, ADA, NORM, WD>(&c, t.param, t.grad, z, v)
+        })
     })));
 }
 
 simd_targets! {
 fn schedule_free_loop<T: Element, const ADAPTIVE: bool, const NORMALIZE: bool, const DECAY: bool>(
     c: &Coef<T>,
-    s: TensorSlices<'_, T>,
+    y: &mut [T],
+    grad: &[T],
+    z: &mut [T],
+    v: &mut [T],
 ) {
-    let n = s.param.len();
-    let [z, v, ..] = s.buffers;
-    let (y, grad, z) = (s.param, &s.grad[..n], &mut z[..n]);
+    let n = y.len();
+    let (grad, z) = (&grad[..n], &mut z[..n]);
     let v = if ADAPTIVE { &mut v[..n] } else { v };
     for i in 0..n {
         let mut g = grad[i];
