@@ -46,7 +46,7 @@ pub(crate) fn average_(
         entries.push(Entry::plain(i, dtype, len, param, grad));
     }
     if let Some((a, b)) = held.find_overlap(py)? {
-        let name = |w: u32| format!("{}[{}]", if w % 2 == 0 { "averaged" } else { "current" }, w / 2);
+        let name = |w: u32| format!("{}[{}]", if w.is_multiple_of(2) { "averaged" } else { "current" }, w / 2);
         return Err(PyValueError::new_err(format!("{} and {} share memory", name(a), name(b))));
     }
     // SAFETY: every pointer comes from an operand checked above (dtype, shape,

@@ -91,7 +91,7 @@ impl<T> AdafactorTensor<'_, T> {
             Variance::Full(v) => assert_eq!(v.len(), n, "variance has {} elements, the parameter {n}", v.len()),
             Variance::Factored { row_var, col_var, rows, cols } => {
                 let per = rows * cols;
-                assert!(per > 0 && n % per == 0, "{n} elements are not {rows} × {cols} matrices");
+                assert!(per > 0 && n.is_multiple_of(per), "{n} elements are not {rows} × {cols} matrices");
                 let batch = n / per;
                 assert_eq!(row_var.len(), batch * rows, "row_var has {} elements", row_var.len());
                 assert_eq!(col_var.len(), batch * cols, "col_var has {} elements", col_var.len());

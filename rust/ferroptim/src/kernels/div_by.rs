@@ -170,7 +170,7 @@ pub(crate) fn sqrt_in_window<T: Element>(v: T) -> bool {
 /// A multiple of [`LANES`], so an element's lane in [`checked_lane_sums`] is its
 /// lane in `lane_sums`.
 pub(crate) const BLOCK: usize = 256;
-const _: () = assert!(BLOCK % LANES == 0);
+const _: () = assert!(BLOCK.is_multiple_of(LANES));
 
 /// The blocks `(start, end)` of `0..n` a loop on `route` runs: of [`BLOCK`] elements
 /// on [`Route::Checked`], else one.

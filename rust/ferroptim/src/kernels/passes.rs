@@ -194,7 +194,7 @@ pub(crate) fn below(n: usize, start: usize, end: usize) -> impl Iterator<Item = 
 /// (in L1) until they are added to the lanes. A multiple of [`LANES`], so that an
 /// element's lane does not depend on the blocks.
 const BLOCK: usize = 256;
-const _: () = assert!(BLOCK % LANES == 0);
+const _: () = assert!(BLOCK.is_multiple_of(LANES));
 
 /// `lane_sums(n, |i| f(i).map(to_f64).map(g))`, the same sums in the same order, a
 /// block at a time: `f` (the update, in the element type) runs over a block and its
