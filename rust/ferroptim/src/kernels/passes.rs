@@ -55,15 +55,7 @@ pub(crate) fn over_chunks<T: Element, R: Send>(
     let mut jobs = Vec::with_capacity(tensors.len() + elements / CHUNK);
     for (i, t) in tensors.iter_mut().enumerate() {
         starts.push(jobs.len());
-        let mut rest = t.reborrow();
-        while rest.len() > CHUNK {
-            let (head, tail) = rest.split_at(CHUNK);
-            jobs.push((i, head));
-            rest = tail;
-        }
-        if !rest.is_empty() {
-            jobs.push((i, rest));
-        }
+        each_chunk(t, |s| jobs.push((i, s)));
     }
     starts.push(jobs.len());
     // map_jobs keeps the jobs' order: each tensor's chunks stay together, in order
@@ -89,12 +81,7 @@ pub(crate) fn reduce_then_update<T: Element, const R: usize, V: Copy + Send + Sy
     if serial(elements) {
         for (i, t) in tensors.iter_mut().enumerate() {
             let mut sums = [0.0; R];
-            each_chunk(t, |s| {
-                let c = reduce(i, s);
-                for r in 0..R {
-                    sums[r] += c[r];
-                }
-            });
+            each_chunk(t, |s| add_sums(&mut sums, &reduce(i, s)));
             let value = finish(i, sums);
             each_chunk(t, |s| update(i, value, s));
         }
@@ -107,7 +94,7 @@ pub(crate) fn reduce_then_update<T: Element, const R: usize, V: Copy + Send + Sy
 
 /// Runs `f` over the chunks of one tensor as [`over_chunks`] cuts it (in order, on
 /// the calling thread).
-pub(crate) fn each_chunk<T: Element>(t: &mut TensorSlices<'_, T>, mut f: impl FnMut(TensorSlices<'_, T>)) {
+pub(crate) fn each_chunk<'a, T: Element>(t: &'a mut TensorSlices<'_, T>, mut f: impl FnMut(TensorSlices<'a, T>)) {
     let mut rest = t.reborrow();
     while rest.len() > CHUNK {
         let (head, tail) = rest.split_at(CHUNK);
@@ -251,12 +238,16 @@ pub(crate) fn norm<T: Element>(sum_sq: f64) -> T {
 /// The per-chunk sums of one tensor added in chunk order.
 pub(crate) fn total<const R: usize>(chunks: &[[f64; R]]) -> [f64; R] {
     let mut out = [0.0; R];
-    for c in chunks {
-        for r in 0..R {
-            out[r] += c[r];
-        }
-    }
+    chunks.iter().for_each(|c| add_sums(&mut out, c));
     out
+}
+
+/// Adds one chunk's sums to a tensor's running sums (the order [`total`] adds them in).
+#[inline(always)]
+pub(crate) fn add_sums<const R: usize>(sums: &mut [f64; R], chunk: &[f64; R]) {
+    for r in 0..R {
+        sums[r] += chunk[r];
+    }
 }
 
 /// `torch.sign`: 1, −1, or the value itself for ±0 and NaN.

@@ -26,7 +26,7 @@
 
 use crate::element::Element;
 use crate::exec::{map_jobs, serial, CHUNK};
-use crate::kernels::passes::{block_lane_sums, lane_sums};
+use crate::kernels::passes::{add_sums, block_lane_sums, lane_sums};
 use crate::kernels::{check, check_betas, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
@@ -300,10 +300,7 @@ fn accumulate<T: Element>(
                 [0.0, 0.0]
             }
         },
-        |[a, b]| {
-            total[0] += a;
-            total[1] += b;
-        },
+        |sums| add_sums(&mut total, &sums),
     );
     total
 }
