@@ -29,7 +29,8 @@
 
 use crate::element::Element;
 use crate::exec::{map_jobs, CHUNK};
-use crate::kernels::blockwise::{blocks, Quantizer, BLOCK};
+use crate::kernels::blockwise::{blocks, Quantizer, BLOCK, MAP_SIZE, SIGNED};
+use crate::kernels::div_by::DivBy;
 use crate::kernels::passes::sign;
 use crate::kernels::{check, simd_targets};
 use crate::{HyperError, Validate};
@@ -130,8 +131,8 @@ impl EightBitHyper {
             beta3: beta3 as f32,
             one_minus_beta3: (1.0 - beta3) as f32,
             alpha: alpha as f32,
-            c1: c1 as f32,
-            c2: c2 as f32,
+            c1: DivBy::new(c1 as f32),
+            c2: DivBy::new(c2 as f32),
             eps: self.eps as f32,
             eps_c2: (self.eps * c2) as f32,
             weight_decay: self.weight_decay as f32,
@@ -334,8 +335,11 @@ struct Coef {
     beta3: f32,
     one_minus_beta3: f32,
     alpha: f32,
-    c1: f32,
-    c2: f32,
+    /// The bias corrections as divisors: in (0, 1], where the float64 reciprocal
+    /// divides to the same bits as the division instruction ([`DivBy::fast`]; NaN
+    /// hyperparameters give NaN either way).
+    c1: DivBy<f32>,
+    c2: DivBy<f32>,
     eps: f32,
     eps_c2: f32,
     weight_decay: f32,
@@ -366,7 +370,7 @@ fn element<const R: u8, const BLOCKWISE: bool>(c: &Coef, p: f32, g: f32, s: &mut
             s[2] = (c.one_minus_beta2 * g).mul_add(g, s[2] * c.beta2);
             let p = if c.decays { p * c.decay } else { p };
             if BLOCKWISE {
-                p + c.neg_step_size * s[0] / (s[2].sqrt() / c.c2 + c.eps)
+                p + c.neg_step_size * s[0] / (c.c2.fast(s[2].sqrt()) + c.eps)
             } else {
                 (s[0] / (s[2].sqrt() + c.eps_c2)).mul_add(c.neg_step_size_c2, p)
             }
@@ -375,7 +379,7 @@ fn element<const R: u8, const BLOCKWISE: bool>(c: &Coef, p: f32, g: f32, s: &mut
             s[0] = c.one_minus_beta1.mul_add(g, s[0] * c.beta1);
             s[1] = c.one_minus_beta3.mul_add(g, s[1] * c.beta3);
             s[2] = (c.one_minus_beta2 * g).mul_add(g, s[2] * c.beta2);
-            let update = (s[0] / c.c1 + c.alpha * s[1]) / (s[2].sqrt() / c.c2 + c.eps);
+            let update = (c.c1.fast(s[0]) + c.alpha * s[1]) / (c.c2.fast(s[2].sqrt()) + c.eps);
             let p = if c.decays { p * c.decay } else { p };
             update.mul_add(c.neg_lr, p)
         }
@@ -432,7 +436,8 @@ fn blockwise_loop<P: Element, const R: u8>(c: &Coef, param: &mut [P], grad: &[P]
 }
 }
 
-/// One block `b`, starting at element `start`: dequantize, update, requantize.
+/// One block `b`, starting at element `start`: dequantize and update in one loop,
+/// then requantize.
 #[inline(always)]
 fn block<P: Element, const R: u8>(
     c: &Coef,
@@ -444,25 +449,60 @@ fn block<P: Element, const R: u8>(
     start: usize,
 ) {
     let len = p.len();
-    let g = &g[..len];
     let end = start + len;
+    // each kept moment's codes, map and absmax (the others: no codes, never read)
+    let mut codes: [&[u8]; SLOTS] = [&[]; SLOTS];
+    let mut maps: [&[f32; MAP_SIZE]; SLOTS] = [&SIGNED; SLOTS];
+    let mut absmax = [0.0f32; SLOTS];
     for (k, q) in slots.iter().enumerate() {
         if let (true, Some(q)) = (uses(R, k), q) {
-            q.quantizer.dequantize(&q.codes[start..end], q.absmax[b], &mut values[k][..len]);
+            codes[k] = &q.codes[start..end];
+            maps[k] = q.quantizer.map();
+            absmax[k] = q.absmax[b];
         }
     }
-    for i in 0..len {
-        let mut s = [values[0][i], values[1][i], values[2][i]];
+    let [m, m2, v] = codes;
+    update::<P, R>(c, p, g, m, m2, v, maps, absmax, values);
+    for (k, q) in slots.iter_mut().enumerate() {
+        if let (true, Some(q)) = (uses(R, k), q) {
+            q.absmax[b] = q.quantizer.quantize(&values[k][..len], &mut q.codes[start..end]);
+        }
+    }
+}
+
+/// The update of one block, its moments dequantized as they are read
+/// (`map[code] · absmax`) and written to `values` in float32. Each array is an
+/// argument of its own: the compiler knows them apart (see [`simd_targets`]).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn update<P: Element, const R: u8>(
+    c: &Coef,
+    p: &mut [P],
+    g: &[P],
+    m: &[u8],
+    m2: &[u8],
+    v: &[u8],
+    maps: [&[f32; MAP_SIZE]; SLOTS],
+    absmax: [f32; SLOTS],
+    values: &mut [[f32; BLOCK]; SLOTS],
+) {
+    let n = p.len();
+    let g = &g[..n];
+    let m = &m[..n];
+    let m2 = if uses(R, 1) { &m2[..n] } else { m2 };
+    let v = if uses(R, 2) { &v[..n] } else { v };
+    let [map, map2, map_v] = maps;
+    for i in 0..n {
+        let mut s = [
+            map[m[i] as usize] * absmax[0],
+            if uses(R, 1) { map2[m2[i] as usize] * absmax[1] } else { 0.0 },
+            if uses(R, 2) { map_v[v[i] as usize] * absmax[2] } else { 0.0 },
+        ];
         p[i] = P::widen(element::<R, true>(c, p[i].narrow(), g[i].narrow(), &mut s));
         for k in 0..SLOTS {
             if uses(R, k) {
                 values[k][i] = s[k];
             }
-        }
-    }
-    for (k, q) in slots.iter_mut().enumerate() {
-        if let (true, Some(q)) = (uses(R, k), q) {
-            q.absmax[b] = q.quantizer.quantize(&values[k][..len], &mut q.codes[start..end]);
         }
     }
 }
