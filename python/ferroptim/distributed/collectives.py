@@ -1,0 +1,212 @@
+"""Data-parallel training's two collectives on parameters: ``broadcast_parameters``
+(every rank starts from root's values) and ``allreduce_gradients`` (every rank steps
+with the sum, or the average, of all ranks' gradients), as Horovod's
+``broadcast_parameters`` and DistributedDataParallel's gradient all-reduce.
+
+Arrays travel packed into flat buffers of one dtype, at most ``bucket_cap_mb`` each
+(DDP's default, 25 MB): a step makes a few large MPI calls, not one per parameter.
+Before anything moves, the ranks compare their parameters' shapes and dtypes; ranks
+that disagree all raise the same ValueError, rather than wait for one another.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .._params import is_single_param
+from ._mpi import MPI, agree, collectively, world
+
+__all__ = ["broadcast_parameters", "allreduce_gradients", "parameters_of"]
+
+#: DDP's default bucket size (``bucket_cap_mb``).
+BUCKET_CAP_MB = 25.0
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def parameters_of(params: Any) -> List[Any]:
+    """The parameters in ``params``: an optimizer (its param groups), param group
+    dicts, ``(name, parameter)`` pairs, parameters or ndarrays, in order."""
+    if hasattr(params, "param_groups"):
+        params = params.param_groups
+    if is_single_param(params):
+        raise TypeError("params must be an iterable of parameters (or an optimizer), got a single parameter")
+    out: List[Any] = []
+    for item in params:
+        if isinstance(item, dict):
+            out.extend(item["params"])
+        elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            out.append(item[1])
+        else:
+            out.append(item)
+    return out
+
+
+def _data(p: Any, i: int) -> np.ndarray:
+    data = p if isinstance(p, np.ndarray) else getattr(p, "data", None)
+    if not isinstance(data, np.ndarray):
+        raise TypeError(f"parameter {i} must be an ndarray or have an ndarray .data, got {type(p).__name__}")
+    if data.dtype not in _DTYPES:
+        raise TypeError(f"parameter {i} has dtype {data.dtype}; float32 and float64 travel over MPI")
+    return data
+
+
+def _layout(arrays: Sequence[Optional[np.ndarray]]) -> List[Tuple[Tuple[int, ...], str]]:
+    return [(a.shape, a.dtype.str) for a in arrays if a is not None]
+
+
+def _describe(layout: Sequence[Tuple[Tuple[int, ...], str]]) -> str:
+    shown = ", ".join(f"{s} {np.dtype(d).name}" for s, d in layout[:4])
+    more = f", ... ({len(layout)} in all)" if len(layout) > 4 else ""
+    return f"{len(layout)} arrays [{shown}{more}]"
+
+
+def _buckets(arrays: Sequence[np.ndarray], cap_bytes: int) -> Iterator[List[int]]:
+    """Indices of ``arrays`` cut into runs of one dtype of at most ``cap_bytes`` each
+    (an array larger than that alone), each dtype's runs in the arrays' order."""
+    for dtype in dict.fromkeys(a.dtype for a in arrays):
+        run: List[int] = []
+        size = 0
+        for i, a in enumerate(arrays):
+            if a.dtype != dtype:
+                continue
+            if run and size + a.nbytes > cap_bytes:
+                yield run
+                run, size = [], 0
+            run.append(i)
+            size += a.nbytes
+        if run:
+            yield run
+
+
+def _pack(arrays: Sequence[np.ndarray], idx: Sequence[int]) -> np.ndarray:
+    parts = [arrays[i].reshape(-1) for i in idx]
+    return np.concatenate(parts) if len(parts) > 1 else np.array(parts[0], copy=True)
+
+
+def _unpack(buffer: np.ndarray, arrays: Sequence[np.ndarray], idx: Sequence[int]) -> None:
+    offset = 0
+    for i in idx:
+        a = arrays[i]
+        np.copyto(a, buffer[offset : offset + a.size].reshape(a.shape))
+        offset += a.size
+
+
+def _cap_bytes(bucket_cap_mb: float) -> int:
+    if not (isinstance(bucket_cap_mb, (int, float)) and bucket_cap_mb > 0):
+        raise ValueError(f"bucket_cap_mb must be a positive number, got {bucket_cap_mb!r}")
+    return max(1, int(bucket_cap_mb * 1024 * 1024))
+
+
+def broadcast_parameters(params: Any, root: int = 0, comm: Any = None, bucket_cap_mb: float = BUCKET_CAP_MB) -> None:
+    """Every rank's parameters become ``root``'s, in place (Horovod's
+    ``broadcast_parameters``): call it once after building the model, so that every
+    rank starts from the same values.
+
+    Args:
+        params: the parameters (ndarrays, ``Parameter`` objects, ``(name, p)`` pairs,
+            param group dicts, or an optimizer), in the same order on every rank.
+        root (int): the rank whose values everyone takes.
+        comm: an mpi4py communicator (default ``MPI.COMM_WORLD``).
+    """
+    comm = world(comm)
+
+    def check() -> Tuple[List[np.ndarray], int]:
+        if not (isinstance(root, int) and 0 <= root < comm.size):
+            raise ValueError(f"root must be a rank in [0, {comm.size}), got {root!r}")
+        arrays = [_data(p, i) for i, p in enumerate(parameters_of(params))]
+        if comm.rank != root:
+            for i, a in enumerate(arrays):
+                if not a.flags.writeable:
+                    raise ValueError(f"parameter {i} is read-only; broadcast_parameters writes into it")
+        return arrays, _cap_bytes(bucket_cap_mb)
+
+    arrays, cap = collectively(comm, check)
+    agree(comm, "the parameters (count, shapes, dtypes)", _layout(arrays), _describe)
+    for idx in _buckets(arrays, cap):
+        if comm.rank == root:
+            buffer = _pack(arrays, idx)
+        else:
+            buffer = np.empty(sum(arrays[i].size for i in idx), arrays[idx[0]].dtype)
+        comm.Bcast(buffer, root=root)
+        if comm.rank != root:
+            _unpack(buffer, arrays, idx)
+
+
+def allreduce_gradients(
+    params: Any, comm: Any = None, average: bool = True, bucket_cap_mb: float = BUCKET_CAP_MB
+) -> None:
+    """Sums every parameter's gradient over the ranks (and divides by their number,
+    ``average=True``), in place, as DistributedDataParallel does in ``backward``.
+
+    A gradient that is None on every rank stays None; one that is None on some ranks
+    only is taken as zeros there and, like every other, ends up holding the sum (or
+    average) on every rank. A writable ndarray gradient is updated in place; any other
+    (read-only, not an ndarray) is replaced by a new array.
+
+    Args:
+        params: the parameters, in the same order on every rank (as for
+            ``broadcast_parameters``).
+        comm: an mpi4py communicator (default ``MPI.COMM_WORLD``).
+        average (bool): divide the sum by the number of ranks (default).
+        bucket_cap_mb (float): the largest buffer one ``Allreduce`` carries.
+    """
+    comm = world(comm)
+
+    def check() -> Tuple[List[Any], List[np.ndarray], List[Optional[np.ndarray]], int]:
+        ps = parameters_of(params)
+        datas = [_data(p, i) for i, p in enumerate(ps)]
+        grads: List[Optional[np.ndarray]] = []
+        for i, (p, d) in enumerate(zip(ps, datas)):
+            if isinstance(p, np.ndarray):
+                raise TypeError(
+                    f"parameter {i} is a bare ndarray, which has no gradient: pass the Parameter objects "
+                    "(or the optimizer) instead"
+                )
+            g = p.grad
+            if g is not None:
+                g = np.asarray(g)
+                if g.shape != d.shape or g.dtype != d.dtype:
+                    raise ValueError(
+                        f"the gradient of parameter {i} has shape {g.shape} and dtype {g.dtype}; "
+                        f"the parameter has {d.shape} and {d.dtype}"
+                    )
+            grads.append(g)
+        return ps, datas, grads, _cap_bytes(bucket_cap_mb)
+
+    ps, datas, grads, cap = collectively(comm, check)
+    agree(comm, "the parameters (count, shapes, dtypes)", _layout(datas), _describe)
+    have = np.array([g is not None for g in grads], np.uint8)
+    if comm.size > 1:
+        comm.Allreduce(MPI.IN_PLACE, have, op=MPI.MAX)
+    arrays = [g if g is not None else np.zeros_like(d) for g, d in zip(grads, datas)]
+    live = [i for i in range(len(arrays)) if have[i]]
+    scale = 1.0 / comm.size if average else None
+    for idx in _buckets([arrays[i] for i in live], cap):
+        chosen = [live[k] for k in idx]
+        buffer = _pack(arrays, chosen)
+        if comm.size > 1:
+            comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+        if scale is not None and comm.size > 1:
+            np.divide(buffer, comm.size, out=buffer)
+        _write_back(buffer, ps, grads, arrays, chosen)
+
+
+def _write_back(
+    buffer: np.ndarray, ps: Sequence[Any], grads: Sequence[Optional[np.ndarray]], arrays: List[np.ndarray],
+    idx: Sequence[int],
+) -> None:
+    """Each parameter's slice of ``buffer`` into its gradient: in place where the
+    gradient is a writable ndarray the parameter holds, else as a new array."""
+    offset = 0
+    for i in idx:
+        a = arrays[i]
+        part = buffer[offset : offset + a.size].reshape(a.shape)
+        offset += a.size
+        g = grads[i]
+        held = getattr(ps[i], "grad", None)
+        if g is not None and isinstance(held, np.ndarray) and held is g and g.flags.writeable:
+            np.copyto(g, part)
+        else:
+            ps[i].grad = part.copy()
