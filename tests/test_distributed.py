@@ -17,6 +17,7 @@ NAMES = [
     "broadcast",
     "allreduce",
     "distributed_optimizer",
+    "distributed_lbfgs",
     "zero_is_one_process",
     "zero_partition_and_memory",
     "zero_load_groups_scheduler_hooks",

@@ -144,6 +144,24 @@ def distributed_optimizer() -> None:
         assert_same(opt.state_dict(), ref.state_dict())
 
 
+@case
+def distributed_lbfgs() -> None:
+    # rank r's loss: ½‖x − c_r‖²; the average's minimum is the mean of the c_r
+    centres = [np.arange(6, dtype=np.float64) * (r + 1) for r in range(SIZE)]
+    x = fo.Parameter(np.zeros(6))
+    opt = DistributedOptimizer(fo.LBFGS([x], lr=1, max_iter=20, line_search_fn="strong_wolfe"))
+
+    def closure() -> float:
+        d = x.data - centres[RANK]
+        x.grad = d.copy()
+        return 0.5 * float(d @ d)
+
+    for _ in range(3):
+        opt.step(closure)
+    np.testing.assert_allclose(x.data, np.mean(centres, axis=0), rtol=1e-9, atol=1e-12)
+    same_everywhere([x.data])
+
+
 ZERO_CASES = [
     (fo.Adam, {}),
     (fo.AdamW, dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),

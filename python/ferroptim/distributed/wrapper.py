@@ -8,7 +8,7 @@ import numpy as np
 
 from ..lbfgs import LBFGS
 from ..optimizer import Optimizer
-from ._mpi import world
+from ._mpi import MPI, world
 from .collectives import BUCKET_CAP_MB, allreduce_gradients
 
 __all__ = ["DistributedOptimizer"]
@@ -69,16 +69,22 @@ class DistributedOptimizer:
     def step(self, closure: Optional[Callable[[], Any]] = None, *, grads: Optional[Iterable[Any]] = None) -> Any:
         """Runs ``closure`` (if given) and assigns ``grads`` (if given), averages the
         gradients over the ranks, then steps; returns the closure's loss. L-BFGS,
-        which evaluates its closure several times a step, averages after each."""
+        which evaluates its closure several times a step, averages the gradients and
+        the loss after each evaluation."""
         opt = self.optimizer
         if isinstance(opt, LBFGS) and closure is not None:
             if grads is not None:
                 raise ValueError("L-BFGS takes its gradients from the closure, not from grads=")
 
             def averaged() -> Any:
+                # the loss too: L-BFGS decides from it when to stop, and every rank
+                # must evaluate its closure (and so all-reduce) as often as the others
                 loss = closure()
                 self.synchronize()
-                return loss
+                if loss is None:
+                    return None
+                total = self.comm.allreduce(float(loss), op=MPI.SUM)
+                return total / self.comm.size if self.average else total
 
             return opt.step(averaged)
         try:
