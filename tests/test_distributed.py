@@ -21,6 +21,7 @@ NAMES = [
     "zero_is_one_process",
     "zero_partition_and_memory",
     "zero_load_groups_scheduler_hooks",
+    "zero_sharded_checkpoints",
     "bad_input_is_refused_everywhere",
 ]
 

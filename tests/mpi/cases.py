@@ -4,6 +4,7 @@ whole job (MPI_Abort), so no rank is left waiting."""
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from typing import Any, Callable, Dict, List
@@ -272,6 +273,48 @@ def zero_load_groups_scheduler_hooks() -> None:
     zero.consolidate_state_dict(to=SIZE - 1)
     if RANK == SIZE - 1:
         assert_same(zero.state_dict(), ref.state_dict())
+
+
+@case
+def zero_sharded_checkpoints() -> None:
+    import tempfile
+
+    directory = COMM.bcast(tempfile.mkdtemp() if RANK == 0 else None, root=0)
+    params, single = model(np.float32), model(np.float32)
+    zero = ZeroRedundancyOptimizer(params, fo.AdamW, lr=1e-2)
+    ref = fo.AdamW(single, lr=1e-2)
+    for step in range(2):
+        zero.step(grads=averaged(params, step))
+        ref.step(grads=averaged(single, step))
+    zero.save_sharded(directory)
+    zero.step(grads=averaged(params, 2))
+    zero.save_sharded(directory)  # replaces the first
+    ref.step(grads=averaged(single, 2))
+    if RANK == 0:
+        assert sorted(os.listdir(directory)) == ["LATEST", "ckpt-1"], os.listdir(directory)
+    # load on every smaller number of ranks too (ranks split off into their own comm)
+    for size in range(1, SIZE + 1):
+        sub = COMM.Split(0 if RANK < size else MPI.UNDEFINED, RANK)
+        if sub != MPI.COMM_NULL:
+            fresh = model(np.float32)
+            for p, q in zip(fresh, single):
+                p.data[...] = q.data
+            loaded = ZeroRedundancyOptimizer(fresh, fo.AdamW, comm=sub, lr=0.5)
+            loaded.load_sharded(directory)
+            loaded.consolidate_state_dict(to=0)
+            if sub.rank == 0:
+                assert_same(loaded.state_dict(), ref.state_dict(), f"loaded on {size} ranks")
+            sub.Free()
+        COMM.Barrier()
+    wrong = ZeroRedundancyOptimizer(model(np.float32, shapes=SHAPES[:3]), fo.AdamW)
+    raises_everywhere(ValueError, "are not this optimizer's", lambda: wrong.load_sharded(directory))
+    other = ZeroRedundancyOptimizer(model(np.float32), fo.Adam)
+    raises_everywhere(ValueError, "holds AdamW state", lambda: other.load_sharded(directory))
+    COMM.Barrier()
+    if RANK == 0:
+        import shutil
+
+        shutil.rmtree(directory)
 
 
 @case

@@ -16,6 +16,7 @@ from ..optimizer import Optimizer
 from ..prodigy import Prodigy
 from ._mpi import agree, collectively, world
 from .collectives import BUCKET_CAP_MB, _buckets, _pack, _unpack
+from .sharded import load_sharded, save_sharded
 
 __all__ = ["ZeroRedundancyOptimizer"]
 
@@ -271,6 +272,19 @@ class ZeroRedundancyOptimizer(Optimizer):
             return super().state_dict()
         finally:
             self.state = saved
+
+    def save_sharded(self, directory: str) -> None:
+        """Writes a checkpoint of the whole state, each rank its share (a collective:
+        call it on every rank, with the same directory on a filesystem they share).
+        The new checkpoint replaces the previous one atomically: a crash leaves one of
+        them whole. See ``ferroptim.distributed.sharded`` for the layout."""
+        save_sharded(self, directory)
+
+    def load_sharded(self, directory: str) -> None:
+        """Loads the checkpoint ``save_sharded`` wrote, at this or at another number
+        of ranks: each rank reads the shards holding its share's state (a collective;
+        checked on every rank before anything changes)."""
+        load_sharded(self, directory)
 
     def _flat_params(self) -> List[Any]:
         seen: Dict[int, Any] = {}
