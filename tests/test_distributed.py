@@ -64,3 +64,23 @@ def test_without_mpi4py_ferroptim_imports_and_distributed_says_what_to_install()
     assert run.returncode == 0, run.stderr
     assert 'refused: ferroptim.distributed needs mpi4py' in run.stdout
     assert 'pip install "ferroptim[mpi]"' in run.stdout
+
+
+def test_the_demo_trains_data_parallel_to_the_single_process_accuracy() -> None:
+    pytest.importorskip("sklearn")
+    mpiexec = _mpiexec()
+    from ferroptim import demo
+
+    single = demo.main(["--epochs", "15"])
+    run = subprocess.run(
+        [mpiexec, "-n", "2", sys.executable, "-m", "ferroptim.demo", "--distributed", "--epochs", "15"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ZeroRedundancyOptimizer(AdamW) on 2 ranks" in run.stdout
+    last = run.stdout.strip().splitlines()[-1]
+    assert last.startswith("test accuracy"), last
+    accuracy = float(last.split()[2].rstrip("%")) / 100
+    assert abs(accuracy - single) <= 0.01, f"one process {100 * single:.1f}%, 2 ranks {100 * accuracy:.1f}%"

@@ -6,6 +6,12 @@ with ``ferroptim.AdamW`` (or, with ``--optimizer AdamW8bit``, its 8-bit-state tw
 8×8 digits (1797 images, no download). It prints loss, accuracy and time per epoch and, with ``--plot FILE`` and
 matplotlib installed, saves the curves as a PNG.
 
+``mpiexec -n 2 python -m ferroptim.demo --distributed`` trains it data-parallel: every
+rank computes the gradient of its share of each batch, ``allreduce_gradients`` sums
+them (weighted by share, so the step sees the whole batch's gradient) and a
+``ZeroRedundancyOptimizer`` steps, each rank keeping the state of its share of the
+parameters (``ferroptim[mpi]``).
+
 Install what it needs with ``pip install "ferroptim[demo]"``.
 """
 
@@ -109,6 +115,51 @@ def plot(path: str, losses: List[float], test_acc: List[float]) -> None:
     print(f"saved the loss curve to {path}")
 
 
+class Ranks:
+    """One process, or the ranks of ``mpiexec`` (``--distributed``): which rows of a
+    batch this rank computes, how its gradients meet the others', which optimizer."""
+
+    def __init__(self, distributed: bool) -> None:
+        self.comm: Any = None
+        if distributed:
+            from .distributed import MPI
+
+            self.comm = MPI.COMM_WORLD
+        self.rank = 0 if self.comm is None else self.comm.rank
+        self.size = 1 if self.comm is None else self.comm.size
+
+    def optimizer(self, cls: type, model: "MLP", **kwargs: Any) -> fo.Optimizer:
+        if self.comm is None:
+            return cls(model.named_parameters(), **kwargs)
+        from .distributed import ZeroRedundancyOptimizer, broadcast_parameters
+
+        broadcast_parameters(model.named_parameters(), comm=self.comm)
+        return ZeroRedundancyOptimizer(model.named_parameters(), cls, comm=self.comm, **kwargs)
+
+    def describe(self, opt: fo.Optimizer) -> str:
+        if self.comm is None:
+            return opt.__class__.__name__
+        return f"ZeroRedundancyOptimizer({opt.optim.__class__.__name__}) on {self.size} ranks"  # type: ignore[attr-defined]
+
+    def share(self, batch: np.ndarray) -> np.ndarray:
+        """This rank's rows of ``batch``."""
+        return batch[self.rank :: self.size]
+
+    def gradients(self, model: "MLP", loss: float) -> float:
+        """Sums the ranks' gradients (each already weighted by its share) and their
+        ``loss``."""
+        if self.comm is None:
+            return loss
+        from .distributed import allreduce_gradients
+
+        allreduce_gradients([p for _, p in model.named_parameters()], comm=self.comm, average=False)
+        return float(self.comm.allreduce(loss))
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        if self.rank == 0:
+            print(*args, **kwargs)
+
+
 def schedule(opt: fo.Optimizer, name: str, steps_per_epoch: int, epochs: int) -> Optional[Any]:
     """One epoch of linear warm-up from a tenth of the LR, then cosine decay to a
     hundredth of it, stepped after every batch; None for a constant LR."""
@@ -148,20 +199,27 @@ def main(argv: List[str] | None = None) -> float:
         help="AdamW, or AdamW8bit: bitsandbytes' 8-bit state (for the two weight matrices of 4096 elements or more)",
     )
     parser.add_argument("--plot", metavar="FILE", help="save the loss and accuracy curves as a PNG")
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over the ranks of mpiexec, with ZeRO-sharded optimizer state (needs ferroptim[mpi])",
+    )
     args = parser.parse_args(argv)
+    ranks = Ranks(args.distributed)
+    say = ranks.print
 
     x_train, y_train, x_test, y_test = load_data(args.seed)
     rng = np.random.default_rng(args.seed)
     model = MLP([x_train.shape[1], args.hidden, args.hidden, 10], rng)
-    opt = getattr(fo, args.optimizer)(model.named_parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    opt = ranks.optimizer(getattr(fo, args.optimizer), model, lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = -(-len(x_train) // args.batch_size)
     sched = schedule(opt, args.schedule, steps_per_epoch, args.epochs)
-    print(f"digits: {len(x_train)} training and {len(x_test)} test images; {opt.__class__.__name__}, "
-          f"lr {args.lr}, {fo.get_num_threads()} threads")
+    say(f"digits: {len(x_train)} training and {len(x_test)} test images; {ranks.describe(opt)}, "
+        f"lr {args.lr}, {fo.get_num_threads()} threads")
     if sched is not None:
         table = fo.lr_scheduler.preview(sched, steps_per_epoch * args.epochs).lr[:, 0]
-        print(f"LR schedule ({args.schedule}, per batch): {table[0]:.2e} → peak {table.max():.2e} "
-              f"at step {int(table.argmax())} → {table[-1]:.2e} after {len(table) - 1} steps")
+        say(f"LR schedule ({args.schedule}, per batch): {table[0]:.2e} → peak {table.max():.2e} "
+            f"at step {int(table.argmax())} → {table[-1]:.2e} after {len(table) - 1} steps")
 
     losses, test_accs = [], []
     start = time.perf_counter()
@@ -171,9 +229,16 @@ def main(argv: List[str] | None = None) -> float:
         total = 0.0
         for i in range(0, len(order), args.batch_size):
             batch = order[i : i + args.batch_size]
-            logits, activations = model.forward(x_train[batch])
-            loss, grad = cross_entropy(logits, y_train[batch])
-            model.backward(activations, grad)
+            share = ranks.share(batch)
+            loss = 0.0
+            if len(share):
+                logits, activations = model.forward(x_train[share])
+                loss, grad = cross_entropy(logits, y_train[share])
+                model.backward(activations, grad * (len(share) / len(batch)))
+            else:  # more ranks than rows: this rank adds nothing
+                for _, p in model.named_parameters():
+                    p.grad = np.zeros_like(p.data)
+            loss = ranks.gradients(model, loss * len(share)) / len(batch)
             opt.step()
             opt.zero_grad()
             if sched is not None:
@@ -181,13 +246,13 @@ def main(argv: List[str] | None = None) -> float:
             total += loss * len(batch)
         losses.append(total / len(order))
         test_accs.append(accuracy(model, x_test, y_test))
-        print(
+        say(
             f"epoch {epoch:3d}/{args.epochs}  loss {losses[-1]:.4f}  "
             f"train acc {100 * accuracy(model, x_train, y_train):5.1f}%  "
             f"test acc {100 * test_accs[-1]:5.1f}%  lr {opt.param_groups[0]['lr']:.2e}  {time.perf_counter() - t0:.2f} s"
         )
-    print(f"test accuracy {100 * test_accs[-1]:.1f}% after {args.epochs} epochs in {time.perf_counter() - start:.1f} s")
-    if args.plot:
+    say(f"test accuracy {100 * test_accs[-1]:.1f}% after {args.epochs} epochs in {time.perf_counter() - start:.1f} s")
+    if args.plot and ranks.rank == 0:
         plot(args.plot, losses, test_accs)
     return test_accs[-1]
 
