@@ -168,12 +168,30 @@ ZERO_CASES = [
     (fo.AdamW, dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
     (fo.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
     (fo.Adagrad, {}),
+    (fo.Adadelta, {}),
+    (fo.Adamax, {}),
+    (fo.ASGD, dict(t0=1)),
+    (fo.NAdam, dict(decoupled_weight_decay=True, weight_decay=0.1)),
+    (fo.RAdam, {}),
+    (fo.RMSprop, dict(momentum=0.9, centered=True)),
+    (fo.Rprop, {}),
     (fo.Lion, dict(weight_decay=0.1)),
     (fo.LAMB, dict(max_grad_norm=None)),
     (fo.LARS, dict(lr=0.1, momentum=0.9)),
+    (fo.Adan, {}),
+    (fo.ADOPT, {}),
+    (fo.AdEMAMix, {}),
     (fo.Adafactor, {}),
     (fo.ScheduleFreeAdamW, {}),
+    (fo.ScheduleFreeSGD, {}),
+    (fo.ScheduleFreeRAdam, {}),
     (fo.Adam8bit, dict(min_8bit_size=256)),
+    (fo.AdamW8bit, dict(min_8bit_size=256)),
+    (fo.Lion8bit, dict(min_8bit_size=256)),
+    (fo.SGD8bit, dict(lr=0.01, momentum=0.9, min_8bit_size=256)),
+    (fo.RMSprop8bit, dict(min_8bit_size=256)),
+    (fo.Adagrad8bit, dict(min_8bit_size=256)),
+    (fo.AdEMAMix8bit, dict(min_8bit_size=256)),
     (fo.Muon, {}),
 ]
 
@@ -214,10 +232,18 @@ def raises_everywhere_local(kind: type, fragment: str, f: Callable[[], Any]) -> 
 def zero_is_one_process() -> None:
     for cls, kwargs in ZERO_CASES:
         for dtype in (np.float32, np.float64):
-            if cls in (fo.Adam8bit, fo.Muon) and dtype == np.float64:
-                continue
             shapes = [(64, 33), (3, 3), (17, 2), (8, 8), (5, 4), (2, 7)] if cls is fo.Muon else SHAPES
             zero_against_single(cls, kwargs, dtype, shapes)
+    # SparseAdam, with sparse gradients (rows 1 and 3 of each parameter)
+    sparse_shapes = [(64, 33), (4103,), (5,), (17, 2)]
+    params, single = model(np.float32, shapes=sparse_shapes), model(np.float32, shapes=sparse_shapes)
+    zero, ref = ZeroRedundancyOptimizer(params, fo.SparseAdam), fo.SparseAdam(single)
+    for step in range(3):
+        sparse = [fo.SparseGrad([1, 3], g[[1, 3]]) for g in averaged(params, step)]
+        zero.step(grads=sparse)
+        ref.step(grads=sparse)
+    for p, q in zip(params, single):
+        assert p.data.tobytes() == q.data.tobytes(), "SparseAdam"
     # fewer parameters than ranks: some ranks own nothing
     zero_against_single(fo.Adam, {}, np.float32, shapes=[(10,), (3,)])
 
