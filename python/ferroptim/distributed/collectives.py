@@ -182,23 +182,26 @@ def allreduce_gradients(
         comm.Allreduce(MPI.IN_PLACE, have, op=MPI.MAX)
     arrays = [g if g is not None else np.zeros_like(d) for g, d in zip(grads, datas)]
     live = [i for i in range(len(arrays)) if have[i]]
-    scale = 1.0 / comm.size if average else None
+    divisor = comm.size if average and comm.size > 1 else 1
     for idx in _buckets([arrays[i] for i in live], cap):
         chosen = [live[k] for k in idx]
         buffer = _pack(arrays, chosen)
         if comm.size > 1:
             comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
-        if scale is not None and comm.size > 1:
-            np.divide(buffer, comm.size, out=buffer)
-        _write_back(buffer, ps, grads, arrays, chosen)
+        _write_back(buffer, divisor, ps, grads, arrays, chosen)
 
 
 def _write_back(
-    buffer: np.ndarray, ps: Sequence[Any], grads: Sequence[Optional[np.ndarray]], arrays: List[np.ndarray],
+    buffer: np.ndarray,
+    divisor: int,
+    ps: Sequence[Any],
+    grads: Sequence[Optional[np.ndarray]],
+    arrays: List[np.ndarray],
     idx: Sequence[int],
 ) -> None:
-    """Each parameter's slice of ``buffer`` into its gradient: in place where the
-    gradient is a writable ndarray the parameter holds, else as a new array."""
+    """Each parameter's slice of ``buffer``, divided by ``divisor``, into its
+    gradient: in place where the gradient is a writable ndarray the parameter holds,
+    else as a new array (the division and the copy one pass)."""
     offset = 0
     for i in idx:
         a = arrays[i]
@@ -207,6 +210,9 @@ def _write_back(
         g = grads[i]
         held = getattr(ps[i], "grad", None)
         if g is not None and isinstance(held, np.ndarray) and held is g and g.flags.writeable:
-            np.copyto(g, part)
+            if divisor == 1:
+                np.copyto(g, part)
+            else:
+                np.divide(part, divisor, out=g)
         else:
-            ps[i].grad = part.copy()
+            ps[i].grad = part / divisor if divisor != 1 else part.copy()
