@@ -119,6 +119,13 @@ def allreduce() -> None:
     for i, (p, w) in enumerate(zip(params, want)):
         if i != 3 and not (i == 2 and SIZE == 1):
             assert p.grad.tobytes() == w.tobytes(), i
+    # a FlatParameters' gradients, views of one buffer, are reduced where they lie
+    flat = fo.FlatParameters([p.data.shape for p in params[:7]])
+    for p, g in zip(flat.params, grads_of(RANK, params[:7], 0)):
+        p.grad[...] = g
+    allreduce_gradients(flat.params, bucket_cap_mb=0.01)
+    for i, p in enumerate(flat.params):
+        assert p.grad.base is flat.grad and p.grad.tobytes() == averaged(params[:7], 0)[i].tobytes(), i
     for p, g in zip(params, grads_of(RANK, params, 1)):
         p.grad = g
     allreduce_gradients(params, average=False)

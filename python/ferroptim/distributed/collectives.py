@@ -11,10 +11,13 @@ that disagree all raise the same ValueError, rather than wait for one another.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import _core
 from .._params import is_single_param
 from ._mpi import MPI, agree, collectively, world
 
@@ -80,17 +83,40 @@ def _buckets(arrays: Sequence[np.ndarray], cap_bytes: int) -> Iterator[List[int]
             yield run
 
 
+#: Flat buffers kept from one call to the next, by (dtype, length): a fresh 16 MB
+#: buffer costs its first touch of every page (page faults) on each call.
+_BUFFERS: "OrderedDict[Tuple[str, int], np.ndarray]" = OrderedDict()
+_KEPT = 8
+_LOCK = threading.Lock()
+
+
+def _buffer(dtype: np.dtype, size: int) -> np.ndarray:
+    """A flat buffer of ``size`` elements, reused between calls (the caller is done
+    with the previous one of that size: the collectives run one at a time)."""
+    key = (dtype.str, size)
+    with _LOCK:
+        buffer = _BUFFERS.pop(key, None)
+        if buffer is None:
+            buffer = np.empty(size, dtype)
+        _BUFFERS[key] = buffer
+        while len(_BUFFERS) > _KEPT:
+            _BUFFERS.popitem(last=False)
+    return buffer
+
+
 def _pack(arrays: Sequence[np.ndarray], idx: Sequence[int]) -> np.ndarray:
-    parts = [arrays[i].reshape(-1) for i in idx]
-    return np.concatenate(parts) if len(parts) > 1 else np.array(parts[0], copy=True)
+    """A flat buffer holding ``arrays[i]`` for ``i`` in ``idx``, one after the other
+    (one Rust call)."""
+    parts = [arrays[i] for i in idx]
+    buffer = _buffer(parts[0].dtype, sum(a.size for a in parts))
+    _core.bucket_pack(parts, buffer)
+    return buffer
 
 
-def _unpack(buffer: np.ndarray, arrays: Sequence[np.ndarray], idx: Sequence[int]) -> None:
-    offset = 0
-    for i in idx:
-        a = arrays[i]
-        np.copyto(a, buffer[offset : offset + a.size].reshape(a.shape))
-        offset += a.size
+def _unpack(buffer: np.ndarray, arrays: Sequence[np.ndarray], idx: Sequence[int], divisor: float = 1.0) -> None:
+    """``buffer`` back into ``arrays[i]`` for ``i`` in ``idx``, divided by ``divisor``
+    (one Rust call)."""
+    _core.bucket_unpack_(buffer, [arrays[i] for i in idx], float(divisor))
 
 
 def _cap_bytes(bucket_cap_mb: float) -> int:
@@ -128,7 +154,7 @@ def broadcast_parameters(params: Any, root: int = 0, comm: Any = None, bucket_ca
         if comm.rank == root:
             buffer = _pack(arrays, idx)
         else:
-            buffer = np.empty(sum(arrays[i].size for i in idx), arrays[idx[0]].dtype)
+            buffer = _buffer(arrays[idx[0]].dtype, sum(arrays[i].size for i in idx))
         comm.Bcast(buffer, root=root)
         if comm.rank != root:
             _unpack(buffer, arrays, idx)
@@ -166,7 +192,8 @@ def allreduce_gradients(
                 )
             g = p.grad
             if g is not None:
-                g = np.asarray(g)
+                if type(g) is not np.ndarray:
+                    g = np.asarray(g)
                 if g.shape != d.shape or g.dtype != d.dtype:
                     raise ValueError(
                         f"the gradient of parameter {i} has shape {g.shape} and dtype {g.dtype}; "
@@ -180,15 +207,48 @@ def allreduce_gradients(
     have = np.array([g is not None for g in grads], np.uint8)
     if comm.size > 1:
         comm.Allreduce(MPI.IN_PLACE, have, op=MPI.MAX)
-    arrays = [g if g is not None else np.zeros_like(d) for g, d in zip(grads, datas)]
-    live = [i for i in range(len(arrays)) if have[i]]
+    live = [i for i in range(len(grads)) if have[i]]
+    # a gradient missing here but present on another rank counts as zeros (one None
+    # on every rank stays None: it takes no part)
+    arrays: List[Any] = [
+        g if g is not None or not have[i] else np.zeros_like(datas[i]) for i, g in enumerate(grads)
+    ]
     divisor = comm.size if average and comm.size > 1 else 1
     for idx in _buckets([arrays[i] for i in live], cap):
         chosen = [live[k] for k in idx]
+        span = _span([arrays[i] for i in chosen]) if all(arrays[i] is grads[i] for i in chosen) else None
+        if span is not None:  # the gradients tile one buffer (FlatParameters): no copies
+            if comm.size > 1:
+                comm.Allreduce(MPI.IN_PLACE, span, op=MPI.SUM)
+            if divisor != 1:
+                np.divide(span, divisor, out=span)
+            continue
         buffer = _pack(arrays, chosen)
         if comm.size > 1:
             comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
         _write_back(buffer, divisor, ps, grads, arrays, chosen)
+
+
+def _span(parts: Sequence[np.ndarray]) -> Optional[np.ndarray]:
+    """The flat view of the memory ``parts`` cover, if they lie one right after the
+    other in one writable C-contiguous array (the gradients of a ``FlatParameters``),
+    else None."""
+    first = parts[0]
+    base = first
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    if not (base.flags.c_contiguous and base.flags.writeable and base.dtype == first.dtype):
+        return None
+    address = first.__array_interface__["data"][0]
+    start, rem = divmod(address - base.__array_interface__["data"][0], first.itemsize)
+    for a in parts:
+        if not a.flags.c_contiguous or a.dtype != first.dtype or a.__array_interface__["data"][0] != address:
+            return None
+        address += a.nbytes
+    total = sum(a.size for a in parts)
+    if rem or start < 0 or start + total > base.size:
+        return None
+    return base.reshape(-1)[start : start + total]
 
 
 def _write_back(
@@ -201,18 +261,17 @@ def _write_back(
 ) -> None:
     """Each parameter's slice of ``buffer``, divided by ``divisor``, into its
     gradient: in place where the gradient is a writable ndarray the parameter holds,
-    else as a new array (the division and the copy one pass)."""
-    offset = 0
+    else into a new array it is given (all in one Rust call)."""
+    targets: List[np.ndarray] = []
+    fresh: List[Tuple[int, np.ndarray]] = []
     for i in idx:
-        a = arrays[i]
-        part = buffer[offset : offset + a.size].reshape(a.shape)
-        offset += a.size
         g = grads[i]
-        held = getattr(ps[i], "grad", None)
-        if g is not None and isinstance(held, np.ndarray) and held is g and g.flags.writeable:
-            if divisor == 1:
-                np.copyto(g, part)
-            else:
-                np.divide(part, divisor, out=g)
+        if g is not None and g.flags.writeable and ps[i].grad is g:
+            targets.append(g)
         else:
-            ps[i].grad = part / divisor if divisor != 1 else part.copy()
+            new = np.empty_like(arrays[i])
+            fresh.append((i, new))
+            targets.append(new)
+    _core.bucket_unpack_(buffer, targets, float(divisor))
+    for i, new in fresh:
+        ps[i].grad = new

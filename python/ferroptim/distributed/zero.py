@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type
 
-import numpy as np
 
 from .._state import ParamState
 from ..lamb import LAMB
@@ -15,7 +14,7 @@ from ..lbfgs import LBFGS
 from ..optimizer import Optimizer
 from ..prodigy import Prodigy
 from ._mpi import agree, collectively, world
-from .collectives import BUCKET_CAP_MB, _buckets, _pack, _unpack
+from .collectives import BUCKET_CAP_MB, _buckets, _buffer, _pack, _unpack
 from .sharded import load_sharded, save_sharded
 
 __all__ = ["ZeroRedundancyOptimizer"]
@@ -183,7 +182,7 @@ class ZeroRedundancyOptimizer(Optimizer):
                 if self.rank == root:
                     buffer = _pack(arrays, idx)
                 else:
-                    buffer = np.empty(sum(arrays[i].size for i in idx), arrays[idx[0]].dtype)
+                    buffer = _buffer(arrays[idx[0]].dtype, sum(arrays[i].size for i in idx))
                 self.comm.Bcast(buffer, root=root)
                 if self.rank != root:
                     _unpack(buffer, arrays, idx)

@@ -8,6 +8,7 @@ mod adafactor;
 mod arrays;
 mod average;
 mod beyond;
+mod bucket;
 mod eight_bit;
 mod grad_utils;
 mod held;
@@ -108,6 +109,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(adafactor::adafactor_step, m)?)?;
     m.add_function(wrap_pyfunction!(muon::muon_step, m)?)?;
     m.add_function(wrap_pyfunction!(lbfgs::lbfgs_step, m)?)?;
+    m.add_function(wrap_pyfunction!(bucket::bucket_pack, m)?)?;
+    m.add_function(wrap_pyfunction!(bucket::bucket_unpack_, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_adam::sparse_adam_step, m)?)?;
     for f in [
         wrap_pyfunction!(beyond::lion_step, m)?,

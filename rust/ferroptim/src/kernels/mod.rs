@@ -17,6 +17,7 @@ pub mod adopt;
 pub mod asgd;
 pub mod average;
 pub mod blockwise;
+pub mod bucket;
 pub(crate) mod div_by;
 pub mod eight_bit;
 pub mod grad_norm;
