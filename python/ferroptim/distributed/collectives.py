@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _core
 from .._params import is_single_param
+from ..flat import FlatParameter, FlatParameters
 from ._mpi import MPI, agree, collectively, world
 
 __all__ = ["broadcast_parameters", "allreduce_gradients", "parameters_of"]
@@ -182,6 +183,10 @@ def allreduce_gradients(
 
     def check() -> Tuple[List[Any], List[np.ndarray], List[Optional[np.ndarray]], int]:
         ps = parameters_of(params)
+        flat = _whole_flat(ps)
+        if flat is not None:  # its views: the shapes and dtypes hold by construction
+            datas = [p.data for p in ps]
+            return ps, datas, [p.grad for p in ps], _cap_bytes(bucket_cap_mb)
         datas = [_data(p, i) for i, p in enumerate(ps)]
         grads: List[Optional[np.ndarray]] = []
         for i, (p, d) in enumerate(zip(ps, datas)):
@@ -214,9 +219,16 @@ def allreduce_gradients(
         g if g is not None or not have[i] else np.zeros_like(datas[i]) for i, g in enumerate(grads)
     ]
     divisor = comm.size if average and comm.size > 1 else 1
+    flat = _whole_flat(ps)
     for idx in _buckets([arrays[i] for i in live], cap):
         chosen = [live[k] for k in idx]
-        span = _span([arrays[i] for i in chosen]) if all(arrays[i] is grads[i] for i in chosen) else None
+        if flat is not None:  # every gradient is there, in order (in_layout)
+            start = flat.offsets[chosen[0]]
+            span = flat.grad[start : start + sum(arrays[i].size for i in chosen)]
+        elif all(arrays[i] is grads[i] for i in chosen):
+            span = _span([arrays[i] for i in chosen])
+        else:
+            span = None
         if span is not None:  # the gradients tile one buffer (FlatParameters): no copies
             if comm.size > 1:
                 comm.Allreduce(MPI.IN_PLACE, span, op=MPI.SUM)
@@ -227,6 +239,17 @@ def allreduce_gradients(
         if comm.size > 1:
             comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
         _write_back(buffer, divisor, ps, grads, arrays, chosen)
+
+
+def _whole_flat(ps: Sequence[Any]) -> Optional[FlatParameters]:
+    """The ``FlatParameters`` whose parameters ``ps`` are, all of them in order, when
+    every one's ``.data`` and ``.grad`` are its views (``in_layout``)."""
+    first = ps[0] if ps else None
+    if not isinstance(first, FlatParameter):
+        return None
+    flat = first._flat
+    same = len(ps) == len(flat.params) and all(p is q for p, q in zip(ps, flat.params))
+    return flat if same and flat.in_layout and flat.grad.flags.writeable else None
 
 
 def _span(parts: Sequence[np.ndarray]) -> Optional[np.ndarray]:
