@@ -117,6 +117,12 @@ const fn bits_to_map(bits: &[u32; MAP_SIZE]) -> [f32; MAP_SIZE] {
     out
 }
 
+/// The value of `code` in a block of `absmax`: `map[code] · absmax`.
+#[inline(always)]
+pub fn dequantized(map: &[f32; MAP_SIZE], code: u8, absmax: f32) -> f32 {
+    map[code as usize] * absmax
+}
+
 /// A quantization map with its lookup table: what quantizing to it needs.
 pub struct Quantizer {
     map: [f32; MAP_SIZE],
@@ -177,7 +183,7 @@ impl Quantizer {
     pub fn dequantize(&self, codes: &[u8], absmax: f32, out: &mut [f32]) {
         let out = &mut out[..codes.len()];
         for (o, &c) in out.iter_mut().zip(codes) {
-            *o = self.map[c as usize] * absmax;
+            *o = dequantized(&self.map, c, absmax);
         }
     }
 

@@ -29,7 +29,7 @@
 
 use crate::element::Element;
 use crate::exec::{map_jobs, CHUNK};
-use crate::kernels::blockwise::{blocks, Quantizer, BLOCK, MAP_SIZE, SIGNED};
+use crate::kernels::blockwise::{blocks, dequantized, Quantizer, BLOCK, MAP_SIZE, SIGNED};
 use crate::kernels::div_by::DivBy;
 use crate::kernels::passes::sign;
 use crate::kernels::{check, simd_targets};
@@ -494,9 +494,9 @@ fn update<P: Element, const R: u8>(
     let [map, map2, map_v] = maps;
     for i in 0..n {
         let mut s = [
-            map[m[i] as usize] * absmax[0],
-            if uses(R, 1) { map2[m2[i] as usize] * absmax[1] } else { 0.0 },
-            if uses(R, 2) { map_v[v[i] as usize] * absmax[2] } else { 0.0 },
+            dequantized(map, m[i], absmax[0]),
+            if uses(R, 1) { dequantized(map2, m2[i], absmax[1]) } else { 0.0 },
+            if uses(R, 2) { dequantized(map_v, v[i], absmax[2]) } else { 0.0 },
         ];
         p[i] = P::widen(element::<R, true>(c, p[i].narrow(), g[i].narrow(), &mut s));
         for k in 0..SLOTS {
