@@ -14,7 +14,7 @@ NumPy arrays::
     opt.zero_grad()
 """
 
-from . import functional, interop, lr_scheduler, swa_utils, utils
+from . import functional, interop, lr_scheduler, swa_utils, tree, utils
 from ._core import __version__
 from .adadelta import Adadelta
 from .adafactor import Adafactor
@@ -99,6 +99,7 @@ __all__ = [
     "save",
     "set_num_threads",
     "swa_utils",
+    "tree",
     "utils",
     "__version__",
 ]

@@ -21,6 +21,7 @@ import numpy as np
 from ._state import ParamState, identity_set
 from ._params import SUPPORTED_DTYPES, check_array, find_shared_memory, is_duck_param, is_single_param, label, typename
 from ._param_matching import LoadReport, by_name, match
+from . import tree
 from .hooks import RemovableHandle, register
 from .parameter import Parameter, checked_grad
 from .sparse_grad import SparseGrad
@@ -329,6 +330,8 @@ class Optimizer:
         order, checked before any is assigned."""
         self.__dict__.pop("_step_grads", None)
         params = [p for group in self.param_groups for p in group["params"]]
+        if tree.is_tree(grads):  # a mapping or a tree: by name
+            grads = tree.by_name(grads, self._param_names())
         grads = list(grads)
         if len(grads) != len(params):
             raise ValueError(f"step(grads=...) got {len(grads)} gradients for {len(params)} parameters")
@@ -349,6 +352,12 @@ class Optimizer:
                 unassigned = True
         if unassigned:
             self._step_grads = checked
+
+    def _param_names(self) -> Optional[List[str]]:
+        """Every parameter's name, in param-group order, if the groups have names."""
+        if not all("param_names" in g for g in self.param_groups):
+            return None
+        return [n for g in self.param_groups for n in g["param_names"]]
 
     def _load_state_value(self, param: Any, key: Any, value: Any, where: str) -> Any:
         """A copy of one loaded state entry, cast as torch casts it: floating arrays to
