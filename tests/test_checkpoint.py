@@ -170,3 +170,26 @@ def test_a_writer_killed_at_random_moments_never_leaves_an_unloadable_file(tmp_p
     assert seen == {0, 1}  # the writes did land between kills
     leftovers = [f for f in os.listdir(tmp_path) if f != "ckpt.fo"]
     assert all(f.startswith(".ferroptim-") and f.endswith(".tmp") for f in leftovers)
+
+
+def test_a_checkpoint_is_a_safetensors_file_any_reader_opens(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    _, opt, _, _ = trained()
+    fo.save({"optimizer": opt.state_dict()}, tmp_path / "ckpt.safetensors")
+    tensors = st.load_file(str(tmp_path / "ckpt.safetensors"))
+    arrays = [a for s in opt.state_dict()["state"].values() for a in s.values() if isinstance(a, np.ndarray)]
+    assert len(tensors) == len(arrays)
+    assert sorted(a.tobytes() for a in tensors.values()) == sorted(a.tobytes() for a in arrays)
+    # and a safetensors file ferroptim did not write is refused, not misread
+    st.save_file({"w": np.zeros(3, np.float32)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(fo.CheckpointError, match="is not a ferroptim checkpoint"):
+        fo.load(tmp_path / "other.safetensors")
+
+
+def test_files_of_the_first_format_still_load():
+    path = os.path.join(os.path.dirname(__file__), "data", "checkpoint_v1.fo")
+    back = fo.load(path)
+    assert back["param_groups"] == [{"lr": 0.001, "betas": (0.9, 0.999), "params": [0], "name": None, "big": 2**70}]
+    assert back["state"][0]["exp_avg"].tolist() == [[0, 1, 2], [3, 4, 5]] and back["state"][0]["step"] == 3.0
+    assert back["c"].dtype == np.complex64 and back["c"][0] == 1 + 2j
+    assert back["be"].dtype == np.dtype(">f8") and back["be"].tolist() == [0, 1, 2]

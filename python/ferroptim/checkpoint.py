@@ -1,14 +1,19 @@
 """``save`` / ``load``: checkpoint files for optimizer and scheduler state, without pickle.
 
 A state dict — nested dicts, lists and tuples of arrays, numbers, strings, booleans and
-None — is written as one file::
+None — is written as a safetensors file (the ecosystem's pickle-free format, written
+and parsed in Rust by the ``safetensors`` crate: ``ferroptim::checkpoint``). Its
+tensors are the arrays, named ``"0"``, ``"1"``, ...; its metadata holds::
 
-    b"FERROPT\\x01"                      magic and format version
-    8 bytes, little-endian              length of the header
-    header (JSON, UTF-8)                the structure, with each array as
-                                        {"array": [dtype, shape, offset, nbytes]}
-    payload                             the arrays' bytes, C order, back to back
-    32 bytes                            SHA-256 of everything before it
+    "ferroptim.format"   "2"
+    "ferroptim.tree"     the structure, as JSON, each array as {"array": i}, with a
+                         table of the arrays' own dtypes and shapes
+    "ferroptim.sha256"   SHA-256 of the tree and every tensor
+
+so ``safetensors.numpy.load_file(path)`` (or any safetensors reader) opens it and sees
+the arrays. Complex arrays are stored as their real and imaginary parts (a last axis
+of 2), big-endian ones in little-endian order; loading gives back each array's own
+dtype. Files of the first format (``FERROPT\x01`` ...) still load.
 
 Loading parses JSON and copies bytes into new arrays of the recorded dtype and shape:
 no code runs, whatever the file holds. The checksum is verified first, so a truncated
@@ -28,9 +33,11 @@ import math
 import os
 import struct
 import tempfile
-from typing import Any, List, Union
+from typing import Any, List, Tuple, Union
 
 import numpy as np
+
+from . import _core
 
 __all__ = ["CheckpointError", "load", "save"]
 
@@ -100,23 +107,78 @@ def _decode(node: Any, arrays: List[np.ndarray]) -> Any:
     raise CheckpointError(f"unknown entry {tag!r} in the checkpoint's header")
 
 
+#: numpy dtype (kind, itemsize) -> safetensors dtype of the stored bytes
+_SAFETENSORS = {
+    ("b", 1): "BOOL", ("u", 1): "U8", ("i", 1): "I8", ("u", 2): "U16", ("i", 2): "I16", ("f", 2): "F16",
+    ("u", 4): "U32", ("i", 4): "I32", ("f", 4): "F32", ("u", 8): "U64", ("i", 8): "I64", ("f", 8): "F64",
+    ("c", 8): "F32", ("c", 16): "F64",
+}
+
+
+def _stored(a: np.ndarray) -> Tuple[str, np.ndarray]:
+    """The safetensors dtype and the little-endian array ``a`` is stored as (complex:
+    its float pairs on a last axis of 2)."""
+    key = (a.dtype.kind, a.dtype.itemsize)
+    if key not in _SAFETENSORS:
+        raise TypeError(f"arrays of dtype {a.dtype} cannot be saved in a safetensors checkpoint")
+    little = a.astype(a.dtype.newbyteorder("<"), copy=False)
+    if a.dtype.kind == "c":
+        little = little.view(np.dtype(f"<f{a.dtype.itemsize // 2}")).reshape(a.shape + (2,))
+    return _SAFETENSORS[key], little if little.flags.c_contiguous else little.copy(order="C")  # (0-d stays 0-d)
+
+
 def dumps(obj: Any) -> bytes:
-    """The bytes of a checkpoint of ``obj`` (see the module docstring)."""
+    """The bytes of a checkpoint of ``obj``: a safetensors file (see the module
+    docstring)."""
     arrays: List[np.ndarray] = []
     tree = _encode(obj, arrays, "the saved object")
-    table, offset = [], 0
-    for a in arrays:
-        table.append([a.dtype.str, list(a.shape), offset, a.nbytes])
-        offset += a.nbytes
-    header = json.dumps({"tree": tree, "arrays": table}, separators=(",", ":")).encode("utf-8")
-    body = b"".join([MAGIC, _LEN.pack(len(header)), header] + [a.tobytes() for a in arrays])
-    return body + hashlib.sha256(body).digest()
+    entries = []
+    for i, a in enumerate(arrays):
+        dtype, stored = _stored(a)
+        entries.append((str(i), dtype, list(stored.shape), stored.tobytes()))
+    table = [[a.dtype.str, list(a.shape)] for a in arrays]
+    header = json.dumps({"tree": tree, "arrays": table}, separators=(",", ":"))
+    try:
+        return bytes(_core.checkpoint_dumps(entries, header))
+    except ValueError as e:  # pragma: no cover - the entries are built to fit
+        raise CheckpointError(str(e)) from None
+
+
+def _loads_v2(data: bytes, what: str) -> Any:
+    try:
+        header_json, entries = _core.checkpoint_loads(data)
+    except ValueError as e:
+        raise CheckpointError(f"{what} {e}") from None
+    try:
+        header = json.loads(header_json)
+        found = {name: (dtype, tuple(shape), start, end) for name, dtype, shape, start, end in entries}
+        view = memoryview(data)
+        arrays = []
+        for i, (dtype, shape) in enumerate(header["arrays"]):
+            dt = np.dtype(dtype)
+            if dt.kind not in _KINDS:
+                raise CheckpointError(f"{what}: bad array entry {dtype} {shape}")
+            want_dtype, stored = _stored(np.empty(tuple(shape), dt))
+            got = found.get(str(i))
+            if got is None or got[0] != want_dtype or got[1] != stored.shape:
+                raise CheckpointError(f"{what}: array {i} is not the {dtype} {shape} its header says")
+            raw = np.frombuffer(view[got[2] : got[3]], dtype=stored.dtype).reshape(stored.shape)
+            if dt.kind == "c":
+                raw = raw.view(dt.newbyteorder("<")).reshape(tuple(shape))
+            arrays.append(raw.astype(dt, copy=True))
+        return _decode(header["tree"], arrays)
+    except CheckpointError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise CheckpointError(f"{what} has a malformed header: {e}") from None
 
 
 def loads(data: bytes, what: str = "checkpoint") -> Any:
-    """The object a checkpoint's bytes hold; ``CheckpointError`` if they are not a
-    complete, intact checkpoint."""
-    if len(data) < len(MAGIC) + _LEN.size + _DIGEST or not data.startswith(MAGIC[:7]):
+    """The object a checkpoint's bytes hold (either format); ``CheckpointError`` if
+    they are not a complete, intact checkpoint."""
+    if not data.startswith(MAGIC[:7]):
+        return _loads_v2(bytes(data), what)
+    if len(data) < len(MAGIC) + _LEN.size + _DIGEST:
         raise CheckpointError(f"{what} is not a ferroptim checkpoint (or is truncated: {len(data)} bytes)")
     if data[: len(MAGIC)] != MAGIC:
         raise CheckpointError(f"{what} has checkpoint format version {data[7]}, this ferroptim reads {MAGIC[7]}")

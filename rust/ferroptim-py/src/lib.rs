@@ -9,6 +9,7 @@ mod arrays;
 mod average;
 mod beyond;
 mod bucket;
+mod checkpoint;
 mod eight_bit;
 mod grad_utils;
 mod held;
@@ -111,6 +112,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lbfgs::lbfgs_step, m)?)?;
     m.add_function(wrap_pyfunction!(bucket::bucket_pack, m)?)?;
     m.add_function(wrap_pyfunction!(bucket::bucket_unpack_, m)?)?;
+    m.add_function(wrap_pyfunction!(checkpoint::checkpoint_dumps, m)?)?;
+    m.add_function(wrap_pyfunction!(checkpoint::checkpoint_loads, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_adam::sparse_adam_step, m)?)?;
     for f in [
         wrap_pyfunction!(beyond::lion_step, m)?,

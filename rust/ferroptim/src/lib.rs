@@ -14,6 +14,7 @@
 //! Every kernel is compared in `cargo test` with a scalar reference written as torch
 //! writes it, one tensor operation at a time, bit for bit.
 
+pub mod checkpoint;
 pub mod element;
 pub mod exec;
 pub mod kernels;

@@ -1,0 +1,67 @@
+//! `_core.checkpoint_dumps`, `_core.checkpoint_loads`: `ferroptim.save` / `load`'s
+//! files, written and read by `ferroptim::checkpoint` (safetensors, with the
+//! structure and a checksum in its metadata).
+
+use ferroptim::checkpoint::{dtype_name, read, write, Dtype, Entry};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+const DTYPES: [Dtype; 13] = [
+    Dtype::BOOL,
+    Dtype::U8,
+    Dtype::I8,
+    Dtype::U16,
+    Dtype::I16,
+    Dtype::F16,
+    Dtype::BF16,
+    Dtype::U32,
+    Dtype::I32,
+    Dtype::F32,
+    Dtype::U64,
+    Dtype::I64,
+    Dtype::F64,
+];
+
+fn dtype_of(name: &str) -> PyResult<Dtype> {
+    DTYPES
+        .into_iter()
+        .find(|&d| dtype_name(d) == name)
+        .ok_or_else(|| PyValueError::new_err(format!("no safetensors dtype {name:?}")))
+}
+
+/// The bytes of a checkpoint: `entries` as (name, safetensors dtype, shape, bytes).
+#[pyfunction]
+pub(crate) fn checkpoint_dumps<'py>(
+    py: Python<'py>,
+    entries: Vec<(String, String, Vec<usize>, Bound<'py, PyBytes>)>,
+    tree: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let mut list = Vec::with_capacity(entries.len());
+    for (name, dtype, shape, data) in &entries {
+        list.push(Entry { name: name.clone(), dtype: dtype_of(dtype)?, shape: shape.clone(), data: data.as_bytes() });
+    }
+    let bytes = write(&list, tree).map_err(|e| PyValueError::new_err(e.0))?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// The tree and the entries of a checkpoint's bytes, each entry as (name, dtype,
+/// shape, start, end): its bytes are `data[start:end]`.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub(crate) fn checkpoint_loads(
+    data: &Bound<'_, PyBytes>,
+) -> PyResult<(String, Vec<(String, String, Vec<usize>, usize, usize)>)> {
+    let bytes = data.as_bytes();
+    let (tree, entries) = read(bytes).map_err(|e| PyValueError::new_err(e.0))?;
+    let base = bytes.as_ptr() as usize;
+    let out = entries
+        .into_iter()
+        .map(|e| {
+            // the entries borrow `bytes`: each one's offset in it (an empty one: 0)
+            let start = if e.data.is_empty() { 0 } else { e.data.as_ptr() as usize - base };
+            (e.name, dtype_name(e.dtype), e.shape, start, start + e.data.len())
+        })
+        .collect();
+    Ok((tree, out))
+}
