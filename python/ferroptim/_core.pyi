@@ -61,6 +61,18 @@ def grad_scale_(grads: Sequence[np.ndarray], factor: float) -> None:
 def grad_clamp_(grads: Sequence[np.ndarray], lo: float, hi: float) -> None:
     """g = clamp(g, lo, hi) in place; NaN stays NaN."""
 
+def bucket_pack(parts: Sequence[np.ndarray], out: np.ndarray) -> None:
+    """out = concat(parts) (one dtype; out as long as the parts together), in one call."""
+
+def bucket_unpack_(buffer: np.ndarray, parts: Sequence[np.ndarray], divisor: float) -> None:
+    """parts[i] = buffer[offset_i:offset_i + len(parts[i])] / divisor (1: a copy), in place."""
+
+def checkpoint_dumps(entries: Sequence[Tuple[str, str, Sequence[int], bytes]], tree: str) -> bytes:
+    """A checkpoint file's bytes (safetensors): entries as (name, safetensors dtype, shape, bytes)."""
+
+def checkpoint_loads(data: bytes) -> Tuple[str, List[Tuple[str, str, List[int], int, int]]]:
+    """A checkpoint's tree and entries as (name, dtype, shape, start, end) into data, checksum verified."""
+
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...
 def stream(
