@@ -115,16 +115,23 @@ _SAFETENSORS = {
 }
 
 
-def _stored(a: np.ndarray) -> Tuple[str, np.ndarray]:
-    """The safetensors dtype and the little-endian array ``a`` is stored as (complex:
-    its float pairs on a last axis of 2)."""
-    key = (a.dtype.kind, a.dtype.itemsize)
+def _layout(dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[str, np.dtype, Tuple[int, ...]]:
+    """How an array of ``dtype`` and ``shape`` is stored: its safetensors dtype, the
+    little-endian numpy dtype of the stored bytes and their shape (complex: float
+    pairs on a last axis of 2)."""
+    key = (dtype.kind, dtype.itemsize)
     if key not in _SAFETENSORS:
-        raise TypeError(f"arrays of dtype {a.dtype} cannot be saved in a safetensors checkpoint")
-    little = a.astype(a.dtype.newbyteorder("<"), copy=False)
-    if a.dtype.kind == "c":
-        little = little.view(np.dtype(f"<f{a.dtype.itemsize // 2}")).reshape(a.shape + (2,))
-    return _SAFETENSORS[key], little if little.flags.c_contiguous else little.copy(order="C")  # (0-d stays 0-d)
+        raise TypeError(f"arrays of dtype {dtype} cannot be saved in a safetensors checkpoint")
+    if dtype.kind == "c":
+        return _SAFETENSORS[key], np.dtype(f"<f{dtype.itemsize // 2}"), shape + (2,)
+    return _SAFETENSORS[key], dtype.newbyteorder("<"), shape
+
+
+def _stored(a: np.ndarray) -> Tuple[str, np.ndarray]:
+    """The safetensors dtype and the little-endian array ``a`` is stored as."""
+    name, dtype, shape = _layout(a.dtype, a.shape)
+    little = a.astype(a.dtype.newbyteorder("<"), copy=False).view(dtype).reshape(shape)
+    return name, little if little.flags.c_contiguous else little.copy(order="C")  # (0-d stays 0-d)
 
 
 def dumps(obj: Any) -> bytes:
@@ -158,11 +165,11 @@ def _loads_v2(data: bytes, what: str) -> Any:
             dt = np.dtype(dtype)
             if dt.kind not in _KINDS:
                 raise CheckpointError(f"{what}: bad array entry {dtype} {shape}")
-            want_dtype, stored = _stored(np.empty(tuple(shape), dt))
+            want, stored_dtype, stored_shape = _layout(dt, tuple(shape))
             got = found.get(str(i))
-            if got is None or got[0] != want_dtype or got[1] != stored.shape:
+            if got is None or got[0] != want or got[1] != stored_shape:
                 raise CheckpointError(f"{what}: array {i} is not the {dtype} {shape} its header says")
-            raw = np.frombuffer(view[got[2] : got[3]], dtype=stored.dtype).reshape(stored.shape)
+            raw = np.frombuffer(view[got[2] : got[3]], dtype=stored_dtype).reshape(stored_shape)
             if dt.kind == "c":
                 raw = raw.view(dt.newbyteorder("<")).reshape(tuple(shape))
             arrays.append(raw.astype(dt, copy=True))
