@@ -13,5 +13,8 @@ cargo test --workspace --doc
 echo "== build and install the Python package"
 "$PYTHON" -m pip install --quiet ".[test]"
 
+echo "== mypy --strict"
+"$PYTHON" -m mypy --strict python/ferroptim
+
 echo "== pytest"
 "$PYTHON" -m pytest tests "$@"

@@ -36,6 +36,48 @@ asgd_step = sgd_step
 adafactor_step = sgd_step
 muon_step = sgd_step
 
+# The optimizers beyond torch.optim, through the same step.
+lion_step = sgd_step
+lars_step = sgd_step
+adopt_step = sgd_step
+adan_step = sgd_step
+schedule_free_sgd_step = sgd_step
+schedule_free_adamw_step = sgd_step
+schedule_free_radam_step = sgd_step
+prodigy_step = sgd_step
+
+def ademamix_step(
+    state: Dict[Any, Dict[str, Any]],
+    param_groups: List[Dict[str, Any]],
+    scalar_keys: Tuple[str, ...],
+    buffer_keys: Tuple[str, ...],
+    maximize: bool,
+    grads: Optional[List[Any]] = None,
+    plan: Optional["StepPlan"] = None,
+) -> None: ...
+def lamb_step(
+    state: Dict[Any, Dict[str, Any]],
+    param_groups: List[Dict[str, Any]],
+    scalar_keys: Tuple[str, ...],
+    buffer_keys: Tuple[str, ...],
+    max_grad_norm: Optional[float],
+    grads: Optional[List[Any]] = None,
+    plan: Optional["StepPlan"] = None,
+) -> None: ...
+
+# bitsandbytes' 8-bit optimizers: rule is its optimizer_name; parameters below
+# min_8bit_size elements keep float32 state.
+def eight_bit_step(
+    state: Dict[Any, Dict[str, Any]],
+    param_groups: List[Dict[str, Any]],
+    scalar_keys: Tuple[str, ...],
+    buffer_keys: Tuple[str, ...],
+    rule: str,
+    min_8bit_size: int,
+    grads: Optional[List[Any]] = None,
+    plan: Optional["StepPlan"] = None,
+) -> None: ...
+
 # SparseAdam: the lists hold, per parameter with a gradient, its (group, index in the
 # group), .data, the gradient's values, its state arrays by key and its step.
 def sparse_adam_step(

@@ -30,7 +30,7 @@ from .flat import FlatParameter, FlatParameters
 from .parameter import Parameter
 
 
-class FlatStateDict(dict):
+class FlatStateDict(dict):  # type: ignore[type-arg]
     """``opt.state[p]`` of a parameter in flat storage: a dict of views, which counts
     its changes in ``changes[0]`` (shared by a group's parameters)."""
 
@@ -51,7 +51,7 @@ class FlatStateDict(dict):
         self._changed()
         super().__delitem__(k)
 
-    def __ior__(self, other: Any) -> "FlatStateDict":
+    def __ior__(self, other: Any) -> "FlatStateDict":  # type: ignore[misc]
         self._changed()
         super().update(other)
         return self
@@ -79,10 +79,10 @@ class FlatStateDict(dict):
     def __reduce__(self) -> Any:
         return (dict, (dict(self),))
 
-    def __copy__(self) -> dict:
+    def __copy__(self) -> Dict[Any, Any]:
         return dict(self)
 
-    def __deepcopy__(self, memo: Any) -> dict:
+    def __deepcopy__(self, memo: Any) -> Dict[Any, Any]:
         return copy.deepcopy(dict(self), memo)
 
 
@@ -141,7 +141,7 @@ class FlatRoute:
         return True
 
     def _current(self, opt: Any, flats: List[Any]) -> bool:
-        if self.groups is None or opt.state is not self.state or opt.state.changes != self.state_changes:
+        if self.groups is None or self.state is None or opt.state is not self.state or opt.state.changes != self.state_changes:
             return False
         if len(flats) != len(self.groups):
             return False

@@ -53,7 +53,7 @@ def find_shared_memory(entries: Iterable[Tuple[str, np.ndarray]]) -> Optional[Tu
         ((*_byte_range(a), name, a) for name, a in entries if a.size > 0),
         key=lambda s: s[0],
     )
-    active: List[tuple] = []
+    active: List[Tuple[Any, ...]] = []
     for lo, hi, name, a in spans:
         active = [s for s in active if s[1] > lo]
         for s in active:

@@ -13,7 +13,7 @@ falls back to ``get`` / ``__setitem__`` here when it has no hash.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable, Iterator, List, Tuple
+from typing import Any, Iterable, Iterator, List, Set, Tuple
 
 
 class _ByIdentity:
@@ -43,12 +43,12 @@ def _unkey(k: Any) -> Any:
     return k.obj if k.__class__ is _ByIdentity else k
 
 
-def identity_set(objs: Iterable[Any]) -> set:
+def identity_set(objs: Iterable[Any]) -> Set[int]:
     """The ids of ``objs``: membership by identity, for objects with or without a hash."""
     return {id(o) for o in objs}
 
 
-class ParamState(defaultdict):
+class ParamState(defaultdict):  # type: ignore[type-arg]
     """``defaultdict(dict)`` keyed by parameters, unhashable ones included. ``changes``
     counts the entries set or removed through its methods (the flat path of a step,
     ``_flat_step``, notices a parameter's state dict replaced by it)."""
@@ -93,7 +93,7 @@ class ParamState(defaultdict):
         self.changes += 1
         return super().setdefault(_key(k), default)
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         for other in args:
             pairs = other.items() if hasattr(other, "items") else other
             for k, v in pairs:

@@ -112,7 +112,8 @@ class TensorwiseOptimizer(Optimizer):
         if isinstance(step, np.ndarray) and step.shape == () and step.dtype == np.float64:
             return step
         try:
-            state["step"] = np.array(float(step), dtype=np.float64)
+            fresh = np.array(float(step), dtype=np.float64)  # type: ignore[arg-type]  # anything: checked here
         except (TypeError, ValueError):
             raise TypeError(f"optimizer.state[{where}]['step'] must be a number, got {type(step).__name__}") from None
-        return state["step"]
+        state["step"] = fresh
+        return fresh

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple, Type
 
 import numpy as np
 
@@ -29,7 +29,7 @@ import ferroptim as fo
 
 def load_data(seed: int, test_size: int = 360) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     try:
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # type: ignore[import-untyped]
     except ImportError:
         sys.exit("the demo needs scikit-learn for its dataset: pip install 'ferroptim[demo]'")
     x, y = load_digits(return_X_y=True)
@@ -108,7 +108,7 @@ def plot(path: str, losses: List[float], test_acc: List[float]) -> None:
     ax2.plot(epochs, [100 * a for a in test_acc], label="test accuracy", color="tab:orange")
     ax2.set_ylabel("test accuracy (%)")
     lines = ax.get_lines() + ax2.get_lines()
-    ax2.legend(lines, [line.get_label() for line in lines], loc="center right")
+    ax2.legend(lines, [str(line.get_label()) for line in lines], loc="center right")
     ax.set_title("NumPy MLP on digits, ferroptim.AdamW + warm-up/cosine LR")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -128,7 +128,7 @@ class Ranks:
         self.rank = 0 if self.comm is None else self.comm.rank
         self.size = 1 if self.comm is None else self.comm.size
 
-    def optimizer(self, cls: type, model: "MLP", **kwargs: Any) -> fo.Optimizer:
+    def optimizer(self, cls: Type[fo.Optimizer], model: "MLP", **kwargs: Any) -> fo.Optimizer:
         if self.comm is None:
             return cls(model.named_parameters(), **kwargs)
         from .distributed import ZeroRedundancyOptimizer, broadcast_parameters

@@ -24,7 +24,7 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -102,11 +102,11 @@ class FlatParameters:
     def __iter__(self) -> Iterator["FlatParameter"]:
         return iter(self.params)
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> Dict[str, Any]:
         return {"shapes": self.shapes, "data": self.data, "grad": self.grad,
                 "own": [p._own_state() for p in self.params]}
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: Dict[str, Any]) -> None:
         self.__init__(state["shapes"], state["data"].dtype)  # type: ignore[misc]
         self.data[...] = state["data"]
         self.grad[...] = state["grad"]
@@ -124,6 +124,10 @@ class FlatParameter(Parameter):
     keeps its gradient as any ``Parameter`` does)."""
 
     __slots__ = ("_flat", "_index", "_views", "_out")
+    _flat: FlatParameters
+    _index: int
+    _views: Tuple[np.ndarray, np.ndarray]
+    _out: bool
 
     def __init__(self, flat: FlatParameters, index: int, data: np.ndarray, grad: np.ndarray) -> None:
         object.__setattr__(self, "_flat", flat)

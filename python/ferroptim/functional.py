@@ -98,9 +98,9 @@ def _run(
         entry: Dict[str, Any] = {}
         for key, values in scalars.items():
             entry[key] = _scalar_array(values[i], key, i)
-        for key, values in buffers.items():
-            if values is not None and values[i] is not None:
-                entry[key] = values[i]
+        for key, given in buffers.items():
+            if given is not None and given[i] is not None:
+                entry[key] = given[i]
         state[slot] = entry
     if n:
         kernel(state, [dict(hyper, params=slots)], tuple(scalars), tuple(buffers))
@@ -138,7 +138,9 @@ def sgd(
             momentum_buffer_list[i] = state[slot].get("momentum_buffer", momentum_buffer_list[i])
 
 
-def _adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, decoupled, **kw) -> None:
+def _adam(
+    params: Any, grads: Any, exp_avgs: Any, exp_avg_sqs: Any, max_exp_avg_sqs: Any, state_steps: Any, decoupled: bool, **kw: Any
+) -> None:
     hyper = dict(lr=kw["lr"], betas=(kw["beta1"], kw["beta2"]), eps=kw["eps"], weight_decay=kw["weight_decay"],
                  amsgrad=kw["amsgrad"], maximize=kw["maximize"], decoupled_weight_decay=decoupled)
     _run(_core.adam_step, params, grads, hyper, {"step": state_steps},
@@ -405,7 +407,9 @@ def rprop(
     _run(_core.rprop_step, params, grads, hyper, {"step": state_steps}, {"prev": prevs, "step_size": step_sizes})
 
 
-def _tensorwise(kernel: Any, params, grads, hyper, states: List[List[Tuple[str, Any]]], steps=None) -> None:
+def _tensorwise(
+    kernel: Any, params: Any, grads: Any, hyper: Any, states: List[List[Tuple[str, Any]]], steps: Any = None
+) -> None:
     slots = [_Slot(p, g) for p, g in zip(params, grads)]
     if not slots:
         return
@@ -413,7 +417,9 @@ def _tensorwise(kernel: Any, params, grads, hyper, states: List[List[Tuple[str, 
     kernel(*args, *((steps,) if steps is not None else ()))
 
 
-def _whole_tensors(kernel: Any, params, grads, hyper, states: List[Dict[str, Any]], scalar_keys, buffer_keys) -> None:
+def _whole_tensors(
+    kernel: Any, params: Any, grads: Any, hyper: Any, states: List[Dict[str, Any]], scalar_keys: Any, buffer_keys: Any
+) -> None:
     """One step of a kernel whose update needs each tensor whole (Adafactor, Muon):
     ``states`` holds each parameter's state entries, None values included (the kernel
     refuses them rather than start a new state nobody would see)."""

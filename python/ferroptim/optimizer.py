@@ -14,7 +14,7 @@ import warnings
 from collections import OrderedDict
 from copy import deepcopy
 from itertools import chain
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -35,8 +35,8 @@ __all__ = [
 
 StateDict = Dict[str, Any]
 
-_global_optimizer_pre_hooks: "OrderedDict[int, Callable]" = OrderedDict()
-_global_optimizer_post_hooks: "OrderedDict[int, Callable]" = OrderedDict()
+_global_optimizer_pre_hooks: "OrderedDict[int, Callable[..., Any]]" = OrderedDict()
+_global_optimizer_post_hooks: "OrderedDict[int, Callable[..., Any]]" = OrderedDict()
 
 # Flags torch uses to pick a device implementation: accepted, ignored, never stored.
 DEVICE_ONLY_FLAGS = ("foreach", "fused", "capturable", "differentiable")
@@ -52,18 +52,18 @@ class _RequiredParameter:
 required = _RequiredParameter()
 
 
-def register_optimizer_step_pre_hook(hook: Callable) -> RemovableHandle:
+def register_optimizer_step_pre_hook(hook: Callable[..., Any]) -> RemovableHandle:
     """Register a pre hook common to all optimizers:
     ``hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs)``."""
     return register(_global_optimizer_pre_hooks, hook)
 
 
-def register_optimizer_step_post_hook(hook: Callable) -> RemovableHandle:
+def register_optimizer_step_post_hook(hook: Callable[..., Any]) -> RemovableHandle:
     """Register a post hook common to all optimizers: ``hook(optimizer, args, kwargs)``."""
     return register(_global_optimizer_post_hooks, hook)
 
 
-def _with_step_hooks(func: Callable) -> Callable:
+def _with_step_hooks(func: Callable[..., Any]) -> Callable[..., Any]:
     """Wraps a ``step`` with the global and per-optimizer step hooks, in torch's order:
     global pre, own pre, step, own post, global post. A ``step`` that calls
     ``super().step()`` runs the hooks once. Steps of one optimizer from several
@@ -118,11 +118,19 @@ class Optimizer:
     #: dtypes a parameter may have (None: any).
     supported_dtypes: Optional[Sequence[np.dtype]] = SUPPORTED_DTYPES
 
+    # the hooks of each optimizer (``_init_hooks``), by handle id
+    _optimizer_step_pre_hooks: Dict[int, Callable[..., Any]]
+    _optimizer_step_post_hooks: Dict[int, Callable[..., Any]]
+    _optimizer_state_dict_pre_hooks: Dict[int, Callable[..., Any]]
+    _optimizer_state_dict_post_hooks: Dict[int, Callable[..., Any]]
+    _optimizer_load_state_dict_pre_hooks: Dict[int, Callable[..., Any]]
+    _optimizer_load_state_dict_post_hooks: Dict[int, Callable[..., Any]]
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         step = cls.__dict__.get("step")
         if step is not None and not getattr(step, "hooked", False):
-            cls.step = _with_step_hooks(step)
+            setattr(cls, "step", _with_step_hooks(step))
 
     def __init__(self, params: Iterable[Any], defaults: Dict[str, Any]) -> None:
         self.defaults = defaults
@@ -183,30 +191,30 @@ class Optimizer:
         return format_string
 
     # ------------------------------------------------------------------ hooks
-    def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
+    def register_step_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
         """``hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs)``, called
         before each ``step``."""
         return register(self._optimizer_step_pre_hooks, hook)
 
-    def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
+    def register_step_post_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
         """``hook(optimizer, args, kwargs)``, called after each ``step``."""
         return register(self._optimizer_step_post_hooks, hook)
 
-    def register_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+    def register_state_dict_pre_hook(self, hook: Callable[..., Any], prepend: bool = False) -> RemovableHandle:
         """``hook(optimizer)``, called before ``state_dict`` builds the dict."""
         return register(self._optimizer_state_dict_pre_hooks, hook, prepend)
 
-    def register_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+    def register_state_dict_post_hook(self, hook: Callable[..., Any], prepend: bool = False) -> RemovableHandle:
         """``hook(optimizer, state_dict) -> state_dict or None``, called on the dict
         ``state_dict`` returns; a returned dict replaces it."""
         return register(self._optimizer_state_dict_post_hooks, hook, prepend)
 
-    def register_load_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+    def register_load_state_dict_pre_hook(self, hook: Callable[..., Any], prepend: bool = False) -> RemovableHandle:
         """``hook(optimizer, state_dict) -> state_dict or None``, called on a shallow
         copy of the dict given to ``load_state_dict``; a returned dict is loaded instead."""
         return register(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
 
-    def register_load_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+    def register_load_state_dict_post_hook(self, hook: Callable[..., Any], prepend: bool = False) -> RemovableHandle:
         """``hook(optimizer)``, called after ``load_state_dict`` has loaded."""
         return register(self._optimizer_load_state_dict_post_hooks, hook, prepend)
 
@@ -395,7 +403,7 @@ class Optimizer:
         """Performs a single optimization step (subclasses define it).
 
         Args:
-            closure (Callable): re-evaluates the model, sets the gradients and returns
+            closure (Callable[..., Any]): re-evaluates the model, sets the gradients and returns
                 the loss. Optional for most optimizers.
         """
         raise NotImplementedError
@@ -467,7 +475,7 @@ class Optimizer:
                 stacklevel=3,
             )
 
-        param_set: set = set()  # ids: parameters are identities (mygrad's have no hash)
+        param_set: Set[int] = set()  # ids: parameters are identities (mygrad's have no hash)
         for group in self.param_groups:
             param_set.update(identity_set(group["params"]))
             if ("param_names" in param_group) != ("param_names" in group):
@@ -486,7 +494,7 @@ class Optimizer:
         """Two different parameters must not be views of one buffer: a step would
         update the shared elements twice, in an undefined order."""
         entries: List[Tuple[str, np.ndarray]] = []
-        seen: set = set()
+        seen: Set[int] = set()
         for gi, group in enumerate([*self.param_groups, new_group]):
             for i, p in enumerate(group["params"]):
                 if id(p) not in seen:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
@@ -66,15 +66,15 @@ class Parameter:
             value = checked_grad(self.data, value)
         object.__setattr__(self, name, value)
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> Dict[str, Any]:
         return {"data": self.data, "grad": self.grad}
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: Dict[str, Any]) -> None:
         self.data = state["data"]
         self.grad = state["grad"]
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> Tuple[int, ...]:
         return self.data.shape
 
     @property

@@ -33,10 +33,10 @@ class _ScheduleFree(ElementwiseOptimizer):
     ``exp_avg_sq``).
     """
 
-    _buffer_state = ("z", "exp_avg_sq")
+    _buffer_state: Tuple[str, ...] = ("z", "exp_avg_sq")
 
     def _beta(self, group: Dict[str, Any]) -> float:
-        return group["betas"][0]
+        return float(group["betas"][0])
 
     def step(self, closure: Optional[Callable[[], Any]] = None, *, grads: Optional[Iterable[Any]] = None) -> Any:
         """Performs a single optimization step (in train mode only, as the package)."""
@@ -153,4 +153,4 @@ class ScheduleFreeSGD(_ScheduleFree):
         super().__init__(params, defaults)
 
     def _beta(self, group: Dict[str, Any]) -> float:
-        return group["momentum"]
+        return float(group["momentum"])

@@ -68,7 +68,8 @@ def _lerp_lists(averaged: Sequence[Any], current: Sequence[Any], weight: float) 
     def lerp(a: np.ndarray, c: Any) -> np.ndarray:
         w = a.dtype.type(weight)
         diff = np.asarray(c, dtype=a.dtype) - a
-        return a + w * diff if abs(weight) < 0.5 else c - diff * (a.dtype.type(1) - w)
+        out: np.ndarray = a + w * diff if abs(weight) < 0.5 else c - diff * (a.dtype.type(1) - w)
+        return out
 
     _average_lists([_data(a) for a in averaged], [_data(c) for c in current], "lerp", weight, lerp)
 
@@ -78,7 +79,7 @@ def _swa_weight(num_averaged: Any) -> float:
     tensor divides into its default float32), in Python floats for an int."""
     if isinstance(num_averaged, np.ndarray):
         return float(np.float32(1.0) / np.float32(int(num_averaged) + 1))
-    return 1 / (num_averaged + 1)
+    return float(1 / (num_averaged + 1))
 
 
 def get_ema_multi_avg_fn(decay: float = 0.999) -> Callable[[Sequence[Any], Sequence[Any], Any], None]:
@@ -125,7 +126,8 @@ def get_swa_avg_fn() -> Callable[[np.ndarray, np.ndarray, Any], np.ndarray]:
     """The running mean of one parameter: returns ``avg + (current − avg)/(n + 1)``."""
 
     def swa_update(averaged_param: np.ndarray, current_param: np.ndarray, num_averaged: Any) -> np.ndarray:
-        return averaged_param + (current_param - averaged_param) / (int(num_averaged) + 1)
+        out: np.ndarray = averaged_param + (current_param - averaged_param) / (int(num_averaged) + 1)
+        return out
 
     return swa_update
 

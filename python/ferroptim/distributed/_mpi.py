@@ -4,7 +4,7 @@ makes before it changes anything."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, List, Optional, Sequence, TypeVar, cast
 
 try:
     from mpi4py import MPI
@@ -49,7 +49,7 @@ def collectively(comm: Any, check: Callable[[], T], undo: Optional[Callable[[T],
         rank, (kind, message) = failed[0]
         where = f"rank {rank}" if comm.size > 1 else "this rank"
         raise (TypeError if kind == "TypeError" else ValueError)(f"{message} (on {where})") from error
-    return result
+    return cast(T, result)
 
 
 def digest(value: Any) -> bytes:

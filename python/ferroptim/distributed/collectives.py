@@ -222,6 +222,7 @@ def allreduce_gradients(
     flat = _whole_flat(ps)
     for idx in _buckets([arrays[i] for i in live], cap):
         chosen = [live[k] for k in idx]
+        span: Optional[np.ndarray]
         if flat is not None:  # every gradient is there, in order (in_layout)
             start = flat.offsets[chosen[0]]
             span = flat.grad[start : start + sum(arrays[i].size for i in chosen)]

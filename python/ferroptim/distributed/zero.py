@@ -92,7 +92,7 @@ class ZeroRedundancyOptimizer(Optimizer):
         self._bucket_bytes = max(1, int(bucket_cap_mb * 1024 * 1024))
         self._initialized = False
         self._partition_cache: List[List[Dict[str, Any]]] = []
-        self._all_state_dicts: List[Dict[str, Any]] = []
+        self._all_state_dicts: List[Dict[int, Any]] = []
 
         def build() -> None:
             if overlap_with_ddp:
@@ -167,7 +167,8 @@ class ZeroRedundancyOptimizer(Optimizer):
                 by_id = {id(p): g for group in self.param_groups for p, g in zip(group["params"], given)}
                 local_grads = [by_id[id(p)] for group in self.optim.param_groups for p in group["params"]]
         self._sync_param_groups(self.param_groups, self.optim.param_groups)
-        loss = self.optim.step(closure) if local_grads is None else self.optim.step(closure, grads=local_grads)
+        step: Any = self.optim.step  # every ferroptim optimizer but L-BFGS (refused) takes grads=
+        loss = step(closure) if local_grads is None else step(closure, grads=local_grads)
         self._sync_params()
         self._sync_param_groups(self.optim.param_groups, self.param_groups)
         return loss
@@ -217,7 +218,10 @@ class ZeroRedundancyOptimizer(Optimizer):
         def add() -> None:
             super(ZeroRedundancyOptimizer, self).add_param_group(param_group)
 
-        collectively(self.comm, add, undo=lambda _: self.param_groups.pop())
+        def remove(_: None) -> None:
+            self.param_groups.pop()
+
+        collectively(self.comm, add, undo=remove)
         try:
             agree(self.comm, "the parameters (group sizes, shapes, dtypes)", self._layout())
         except ValueError:

@@ -95,7 +95,7 @@ class SequentialLR(_Composite):
         elif hasattr(scheds, "last_epoch"):
             scheds.last_epoch -= 1
 
-    def step(self, metrics: Optional[SupportsFloat] = None) -> None:  # type: ignore[override]
+    def step(self, metrics: Optional[SupportsFloat] = None) -> None:
         """Advances one epoch; ``metrics`` goes to a ``ReduceLROnPlateau``."""
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
@@ -134,7 +134,7 @@ class ChainedScheduler(_Composite):
         self.optimizer = optimizer
         self._last_lr = [group["lr"] for group in self._schedulers[-1].optimizer.param_groups]
 
-    def step(self, metrics: Optional[SupportsFloat] = None) -> None:  # type: ignore[override]
+    def step(self, metrics: Optional[SupportsFloat] = None) -> None:
         """Steps every scheduler; ``metrics`` goes to a ``ReduceLROnPlateau``."""
         for scheduler in self._schedulers:
             _step_one(self, scheduler, metrics)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import types
-from typing import Any, Callable, Dict, List, Sequence, Union
+from typing import Any, Callable, Dict, List, Sequence, Union, cast
 
 from ..optimizer import Optimizer
 from ._base import LRScheduler, warn_get_lr_called_within_step
@@ -15,7 +15,7 @@ Lambda = Callable[[int], float]
 
 def _lambdas(optimizer: Optimizer, lr_lambda: Union[Lambda, Sequence[Lambda]]) -> List[Lambda]:
     if not isinstance(lr_lambda, (list, tuple)):
-        return [lr_lambda] * len(optimizer.param_groups)
+        return [cast(Lambda, lr_lambda)] * len(optimizer.param_groups)
     if len(lr_lambda) != len(optimizer.param_groups):
         raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
     return list(lr_lambda)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, SupportsFloat, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, SupportsFloat, Union
 
 import numpy as np
 
@@ -55,12 +55,9 @@ def _shadow(optimizer: Optimizer) -> Optimizer:
     return shadow
 
 
-def _momentum(group: dict) -> Optional[float]:
-    if "momentum" in group:
-        return group["momentum"]
-    if "betas" in group:
-        return group["betas"][0]
-    return None
+def _momentum(group: Dict[str, Any]) -> Optional[float]:
+    value = group["momentum"] if "momentum" in group else group["betas"][0] if "betas" in group else None
+    return None if value is None else float(value)
 
 
 def _takes_metrics(scheduler: Any) -> bool:
