@@ -403,7 +403,7 @@ class Optimizer:
         """Performs a single optimization step (subclasses define it).
 
         Args:
-            closure (Callable[..., Any]): re-evaluates the model, sets the gradients and returns
+            closure (Callable): re-evaluates the model, sets the gradients and returns
                 the loss. Optional for most optimizers.
         """
         raise NotImplementedError
