@@ -151,7 +151,13 @@ def broadcast_parameters(params: Any, root: int = 0, comm: Any = None, bucket_ca
 
     arrays, cap = collectively(comm, check)
     agree(comm, "the parameters (count, shapes, dtypes)", _layout(arrays), _describe)
-    for idx in _buckets(arrays, cap):
+    bcast_arrays(comm, arrays, root, cap)
+
+
+def bcast_arrays(comm: Any, arrays: Sequence[np.ndarray], root: int, cap_bytes: int) -> None:
+    """``root``'s ``arrays`` into every other rank's, in place, bucket by bucket (the
+    ranks have checked that their arrays agree)."""
+    for idx in _buckets(arrays, cap_bytes):
         if comm.rank == root:
             buffer = _pack(arrays, idx)
         else:
@@ -181,12 +187,12 @@ def allreduce_gradients(
     """
     comm = world(comm)
 
-    def check() -> Tuple[List[Any], List[np.ndarray], List[Optional[np.ndarray]], int]:
+    def check() -> Tuple[List[Any], Optional[FlatParameters], List[np.ndarray], List[Optional[np.ndarray]], int]:
         ps = parameters_of(params)
         flat = _whole_flat(ps)
         if flat is not None:  # its views: the shapes and dtypes hold by construction
             datas = [p.data for p in ps]
-            return ps, datas, [p.grad for p in ps], _cap_bytes(bucket_cap_mb)
+            return ps, flat, datas, [p.grad for p in ps], _cap_bytes(bucket_cap_mb)
         datas = [_data(p, i) for i, p in enumerate(ps)]
         grads: List[Optional[np.ndarray]] = []
         for i, (p, d) in enumerate(zip(ps, datas)):
@@ -205,9 +211,9 @@ def allreduce_gradients(
                         f"the parameter has {d.shape} and {d.dtype}"
                     )
             grads.append(g)
-        return ps, datas, grads, _cap_bytes(bucket_cap_mb)
+        return ps, None, datas, grads, _cap_bytes(bucket_cap_mb)
 
-    ps, datas, grads, cap = collectively(comm, check)
+    ps, flat, datas, grads, cap = collectively(comm, check)
     agree(comm, "the parameters (count, shapes, dtypes)", _layout(datas), _describe)
     have = np.array([g is not None for g in grads], np.uint8)
     if comm.size > 1:
@@ -219,18 +225,11 @@ def allreduce_gradients(
         g if g is not None or not have[i] else np.zeros_like(datas[i]) for i, g in enumerate(grads)
     ]
     divisor = comm.size if average and comm.size > 1 else 1
-    flat = _whole_flat(ps)
     for idx in _buckets([arrays[i] for i in live], cap):
         chosen = [live[k] for k in idx]
-        span: Optional[np.ndarray]
-        if flat is not None:  # every gradient is there, in order (in_layout)
+        if flat is not None:  # a FlatParameters' gradients, every one in order: no copies
             start = flat.offsets[chosen[0]]
             span = flat.grad[start : start + sum(arrays[i].size for i in chosen)]
-        elif all(arrays[i] is grads[i] for i in chosen):
-            span = _span([arrays[i] for i in chosen])
-        else:
-            span = None
-        if span is not None:  # the gradients tile one buffer (FlatParameters): no copies
             if comm.size > 1:
                 comm.Allreduce(MPI.IN_PLACE, span, op=MPI.SUM)
             if divisor != 1:
@@ -251,28 +250,6 @@ def _whole_flat(ps: Sequence[Any]) -> Optional[FlatParameters]:
     flat = first._flat
     same = len(ps) == len(flat.params) and all(p is q for p, q in zip(ps, flat.params))
     return flat if same and flat.in_layout and flat.grad.flags.writeable else None
-
-
-def _span(parts: Sequence[np.ndarray]) -> Optional[np.ndarray]:
-    """The flat view of the memory ``parts`` cover, if they lie one right after the
-    other in one writable C-contiguous array (the gradients of a ``FlatParameters``),
-    else None."""
-    first = parts[0]
-    base = first
-    while isinstance(base.base, np.ndarray):
-        base = base.base
-    if not (base.flags.c_contiguous and base.flags.writeable and base.dtype == first.dtype):
-        return None
-    address = first.__array_interface__["data"][0]
-    start, rem = divmod(address - base.__array_interface__["data"][0], first.itemsize)
-    for a in parts:
-        if not a.flags.c_contiguous or a.dtype != first.dtype or a.__array_interface__["data"][0] != address:
-            return None
-        address += a.nbytes
-    total = sum(a.size for a in parts)
-    if rem or start < 0 or start + total > base.size:
-        return None
-    return base.reshape(-1)[start : start + total]
 
 
 def _write_back(

@@ -14,7 +14,7 @@ from ..lbfgs import LBFGS
 from ..optimizer import Optimizer
 from ..prodigy import Prodigy
 from ._mpi import agree, collectively, world
-from .collectives import BUCKET_CAP_MB, _buckets, _buffer, _pack, _unpack
+from .collectives import BUCKET_CAP_MB, bcast_arrays
 from .sharded import load_sharded, save_sharded
 
 __all__ = ["ZeroRedundancyOptimizer"]
@@ -141,10 +141,6 @@ class ZeroRedundancyOptimizer(Optimizer):
             self._partition_cache = ranks
         return self._partition_cache
 
-    def _owner(self) -> Dict[int, int]:
-        """The rank of each parameter (by id)."""
-        return {id(p): r for r, groups in enumerate(self._partition_parameters()) for g in groups for p in g["params"]}
-
     @staticmethod
     def _sync_param_groups(source: List[Dict[str, Any]], destination: List[Dict[str, Any]]) -> None:
         """Copies every hyperparameter (all but ``params`` and ``param_names``)."""
@@ -175,18 +171,10 @@ class ZeroRedundancyOptimizer(Optimizer):
 
     def _sync_params(self) -> None:
         """Every parameter from the rank that owns it to all the others."""
+        if self.world_size == 1:
+            return
         for root, groups in enumerate(self._partition_parameters()):
-            arrays = [p.data for g in groups for p in g["params"]]
-            if not arrays or self.world_size == 1:
-                continue
-            for idx in _buckets(arrays, self._bucket_bytes):
-                if self.rank == root:
-                    buffer = _pack(arrays, idx)
-                else:
-                    buffer = _buffer(arrays[idx[0]].dtype, sum(arrays[i].size for i in idx))
-                self.comm.Bcast(buffer, root=root)
-                if self.rank != root:
-                    _unpack(buffer, arrays, idx)
+            bcast_arrays(self.comm, [p.data for g in groups for p in g["params"]], root, self._bucket_bytes)
 
     def train(self) -> None:
         """Schedule-free optimizers: the local optimizer's ``train()`` (its share of
@@ -236,10 +224,7 @@ class ZeroRedundancyOptimizer(Optimizer):
     def _global_indices(self) -> Dict[int, int]:
         """Each parameter's index in the full state dict (by id): its position in
         ``param_groups``, as one process numbers them."""
-        out: Dict[int, int] = {}
-        for p in (p for g in self.param_groups for p in g["params"]):
-            out.setdefault(id(p), len(out))
-        return out
+        return {id(p): i for i, p in enumerate(self._flat_params())}
 
     def consolidate_state_dict(self, to: int = 0) -> None:
         """Gathers every rank's state on rank ``to`` (a collective: call it on every
