@@ -29,7 +29,9 @@ class Adadelta(ElementwiseOptimizer):
         eps (float, optional): added for numerical stability (default: 1e-6).
         weight_decay (float, optional): L2 penalty (default: 0).
         maximize (bool, optional): maximize the objective instead (default: False).
-        foreach, capturable, differentiable: torch's device flags, accepted and ignored.
+
+    torch's device flags ``foreach``, ``capturable``, ``differentiable``: accepted and
+    ignored.
 
     State per parameter: ``step`` (0-d float64 array), ``square_avg`` (v) and
     ``acc_delta`` (u).

@@ -35,7 +35,8 @@ class Adagrad(ElementwiseOptimizer):
             own ``initial_accumulator_value`` and for state created at a later step.
         eps (float, optional): added to the denominator (default: 1e-10).
         maximize (bool, optional): maximize the objective instead (default: False).
-        foreach, differentiable, fused: torch's device flags, accepted and ignored.
+
+    torch's device flags ``foreach``, ``differentiable``, ``fused``: accepted and ignored.
 
     State per parameter, created at construction as torch does: ``step`` (0-d
     float64 array) and ``sum``.

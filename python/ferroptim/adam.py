@@ -35,8 +35,9 @@ class Adam(ElementwiseOptimizer):
         amsgrad (bool, optional): the AMSGrad variant (default: False).
         maximize (bool, optional): maximize the objective instead (default: False).
         decoupled_weight_decay (bool, optional): AdamW's decay (default: False).
-        foreach, capturable, differentiable, fused: torch's device flags, accepted
-            and ignored.
+
+    torch's device flags ``foreach``, ``capturable``, ``differentiable``, ``fused``:
+    accepted and ignored.
 
     State per parameter: ``step`` (0-d float64 array), ``exp_avg``, ``exp_avg_sq``
     and, with amsgrad, ``max_exp_avg_sq``.

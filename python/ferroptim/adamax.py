@@ -30,7 +30,9 @@ class Adamax(ElementwiseOptimizer):
         eps (float, optional): added to the denominator (default: 1e-8).
         weight_decay (float, optional): L2 penalty (default: 0).
         maximize (bool, optional): maximize the objective instead (default: False).
-        foreach, differentiable, capturable: torch's device flags, accepted and ignored.
+
+    torch's device flags ``foreach``, ``differentiable``, ``capturable``: accepted and
+    ignored.
 
     State per parameter: ``step`` (0-d float64 array), ``exp_avg`` (m), ``exp_inf`` (u).
     """

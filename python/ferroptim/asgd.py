@@ -30,7 +30,9 @@ class ASGD(ElementwiseOptimizer):
         t0 (float, optional): the step at which averaging starts (default: 1e6).
         weight_decay (float, optional): L2 penalty (default: 0).
         maximize (bool, optional): maximize the objective instead (default: False).
-        foreach, differentiable, capturable: torch's device flags, accepted and ignored.
+
+    torch's device flags ``foreach``, ``differentiable``, ``capturable``: accepted and
+    ignored.
 
     State per parameter: ``step``, ``eta`` and ``mu`` (0-d float64 arrays) and ``ax``
     (ā, the averaged parameter).

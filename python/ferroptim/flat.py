@@ -15,11 +15,12 @@ in), ``opt.state[p]`` holds views of the flat state in torch's layout, and
 ``.data`` is reassigned to another array, or whose ``.grad`` is None, leaves the
 layout: steps then take the general path, parameter by parameter, until it is back.
 
->>> flat = FlatParameters([(3, 2), (5,)])
->>> [p.data.shape for p in flat.params]
-[(3, 2), (5,)]
->>> flat.params[1].data.base is flat.data
-True
+Examples:
+    >>> flat = FlatParameters([(3, 2), (5,)])
+    >>> [p.data.shape for p in flat.params]
+    [(3, 2), (5,)]
+    >>> flat.params[1].data.base is flat.data
+    True
 """
 
 from __future__ import annotations

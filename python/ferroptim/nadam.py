@@ -35,7 +35,9 @@ class NAdam(ElementwiseOptimizer):
         momentum_decay (float, optional): momentum decay ψ (default: 4e-3).
         decoupled_weight_decay (bool, optional): AdamW-style decay (default: False).
         maximize (bool, optional): maximize the objective instead (default: False).
-        foreach, capturable, differentiable: torch's device flags, accepted and ignored.
+
+    torch's device flags ``foreach``, ``capturable``, ``differentiable``: accepted and
+    ignored.
 
     State per parameter: ``step`` and ``mu_product`` (0-d float64 arrays),
     ``exp_avg`` (m) and ``exp_avg_sq`` (v).

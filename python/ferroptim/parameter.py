@@ -47,10 +47,11 @@ class Parameter:
     gradient, ``None`` until one is assigned; any array-like of the same shape may be
     assigned and is cast to ``data``'s dtype when it differs.
 
-    >>> w = Parameter(np.zeros(3, np.float32))
-    >>> w.grad = np.ones(3)          # float64 in, stored as float32
-    >>> w.grad.dtype
-    dtype('float32')
+    Examples:
+        >>> w = Parameter(np.zeros(3, np.float32))
+        >>> w.grad = np.ones(3)          # float64 in, stored as float32
+        >>> w.grad.dtype
+        dtype('float32')
     """
 
     __slots__ = ("data", "grad", "__weakref__")

@@ -34,7 +34,9 @@ class RAdam(ElementwiseOptimizer):
         weight_decay (float, optional): weight decay (default: 0).
         decoupled_weight_decay (bool, optional): AdamW-style decay (default: False).
         maximize (bool, optional): maximize the objective instead (default: False).
-        foreach, capturable, differentiable: torch's device flags, accepted and ignored.
+
+    torch's device flags ``foreach``, ``capturable``, ``differentiable``: accepted and
+    ignored.
 
     State per parameter: ``step`` (0-d float64 array), ``exp_avg`` (m), ``exp_avg_sq`` (v).
     """

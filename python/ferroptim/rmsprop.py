@@ -33,7 +33,9 @@ class RMSprop(ElementwiseOptimizer):
         centered (bool, optional): normalize by the estimated variance of the
             gradient (default: False).
         maximize (bool, optional): maximize the objective instead (default: False).
-        capturable, foreach, differentiable: torch's device flags, accepted and ignored.
+
+    torch's device flags ``capturable``, ``foreach``, ``differentiable``: accepted and
+    ignored.
 
     State per parameter: ``step`` (0-d float64 array), ``square_avg`` (v),
     ``momentum_buffer`` (b, with momentum) and ``grad_avg`` (ḡ, when centered).

@@ -30,7 +30,9 @@ class Rprop(ElementwiseOptimizer):
         step_sizes (Tuple[float, float], optional): the smallest and largest step
             sizes (default: (1e-6, 50)).
         maximize (bool, optional): maximize the objective instead (default: False).
-        capturable, foreach, differentiable: torch's device flags, accepted and ignored.
+
+    torch's device flags ``capturable``, ``foreach``, ``differentiable``: accepted and
+    ignored.
 
     State per parameter: ``step`` (0-d float64 array), ``prev`` (starts at 0) and
     ``step_size`` (starts at lr).

@@ -30,7 +30,8 @@ class SGD(ElementwiseOptimizer):
         weight_decay (float, optional): L2 penalty (default: 0).
         nesterov (bool, optional): Nesterov momentum (default: False).
         maximize (bool, optional): maximize the objective instead (default: False).
-        foreach, differentiable, fused: torch's device flags, accepted and ignored.
+
+    torch's device flags ``foreach``, ``differentiable``, ``fused``: accepted and ignored.
 
     State per parameter: ``momentum_buffer`` (only when momentum ≠ 0).
     """

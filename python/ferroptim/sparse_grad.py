@@ -20,8 +20,9 @@ class SparseGrad:
     parameter's ``.grad`` (or pass it in ``step(grads=...)``) for ``SparseAdam``,
     which updates the listed rows only.
 
-    >>> emb = ferroptim.Parameter(np.zeros((1000, 16), np.float32))
-    >>> emb.grad = SparseGrad([3, 17, 3], np.ones((3, 16)))  # rows 3 (twice) and 17
+    Examples:
+        >>> emb = ferroptim.Parameter(np.zeros((1000, 16), np.float32))
+        >>> emb.grad = SparseGrad([3, 17, 3], np.ones((3, 16)))  # rows 3 (twice) and 17
 
     Args:
         indices: 1-d integer array-like of row indices (stored as int64).

@@ -91,9 +91,10 @@ def named_parameters(tree: Any, prefix: str = "") -> List[Tuple[str, Any]]:
     """``(name, array)`` for every array of ``tree`` (a dict, list, tuple, namedtuple,
     jax pytree or nesting of them; None leaves skipped), the arrays themselves.
 
-    >>> w, b = np.zeros((2, 3)), np.zeros(3)
-    >>> [name for name, _ in named_parameters({"layers": [{"w": w, "b": b}]})]
-    ['layers.0.b', 'layers.0.w']
+    Examples:
+        >>> w, b = np.zeros((2, 3)), np.zeros(3)
+        >>> [name for name, _ in named_parameters({"layers": [{"w": w, "b": b}]})]
+        ['layers.0.b', 'layers.0.w']
     """
     pairs = [(name, leaf) for name, leaf in named_leaves(tree, prefix) if leaf is not None]
     for name, leaf in pairs:
