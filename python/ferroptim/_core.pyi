@@ -1,12 +1,55 @@
 """Type stubs of ``ferroptim._core``, the Rust extension (see rust/ferroptim-py)."""
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, final
 
 import numpy as np
+
+__all__ = [
+    "sgd_step",
+    "adam_step",
+    "adagrad_step",
+    "adadelta_step",
+    "adamax_step",
+    "nadam_step",
+    "radam_step",
+    "rmsprop_step",
+    "rprop_step",
+    "asgd_step",
+    "adafactor_step",
+    "muon_step",
+    "lbfgs_step",
+    "bucket_pack",
+    "bucket_unpack_",
+    "checkpoint_dumps",
+    "checkpoint_loads",
+    "sparse_adam_step",
+    "lion_step",
+    "lars_step",
+    "lamb_step",
+    "adan_step",
+    "adopt_step",
+    "ademamix_step",
+    "schedule_free_sgd_step",
+    "schedule_free_adamw_step",
+    "schedule_free_radam_step",
+    "prodigy_step",
+    "eight_bit_step",
+    "average_",
+    "grad_norms",
+    "grad_scale_",
+    "grad_clamp_",
+    "StepPlan",
+    "set_num_threads",
+    "get_num_threads",
+    "stream",
+    "NUM_THREADS_ENV",
+    "__version__",
+]
 
 __version__: str
 NUM_THREADS_ENV: str
 
+@final
 class StepPlan:
     """What an optimizer's last fully checked step verified of its arrays (see rust/ferroptim-py/src/plan.rs)."""
     recorded: bool
@@ -82,7 +125,7 @@ def eight_bit_step(
 # group), .data, the gradient's values, its state arrays by key and its step.
 def sparse_adam_step(
     groups: List[Dict[str, Any]],
-    indices: List[Tuple[int, int]],
+    positions: List[Tuple[int, int]],
     data: List[np.ndarray],
     grads: List[Any],
     states: List[List[Tuple[str, np.ndarray]]],
@@ -121,8 +164,10 @@ def stream(
     params: Sequence[np.ndarray],
     grads: Sequence[np.ndarray],
     buffers: Sequence[Sequence[np.ndarray]],
-    read_only: bool = False,
+    access: Union[str, List[str], None] = None,
     scale: float = 1.0,
 ) -> None:
     """The benchmark's bandwidth probe: θ += s·g and b += s·g for each buffer, on the kernels'
-    pool; with read_only, θ += s·(g + Σ b) and the buffers are only read (s: scale)."""
+    pool; with ``access`` (one of '-', 'r', 'w' per array: θ, g, then the buffers), a
+    pass that adds s·(the arrays read) to each array written; with a list, those passes
+    in turn (s: scale)."""
