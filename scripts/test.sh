@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Every test of ferroptim: the Rust crates (kernels against their scalar references,
-# the executor, the Rust API, the example), then the Python package built and
-# installed from this checkout, then pytest (torch reference replays, API, bad input).
+# the executor, the Rust API, the example); then the release files — the sdist, the
+# wheel built from it (manylinux2014, linked by zig) and their checks; the wheel
+# installed, type-checked (mypy --strict, stubtest of the extension's stubs), smoke-run
+# on the oldest and newest Pythons with NumPy 1.x and 2.x; the documentation site
+# built with --strict; then pytest (torch reference replays, API, bad input).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -10,11 +13,30 @@ echo "== cargo test"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 
-echo "== build and install the Python package"
-"$PYTHON" -m pip install --quiet ".[test]"
+echo "== the sdist, and the wheel built from it"
+"$PYTHON" -m pip install --quiet "maturin>=1.5,<2" ziglang auditwheel twine
+rm -rf dist
+"$PYTHON" -m maturin sdist --out dist
+# what `pip install ferroptim-*.tar.gz` runs, with zig as the linker so that the
+# extension needs nothing newer than glibc 2.17
+MATURIN_PEP517_ARGS="--zig --compatibility manylinux2014" \
+    "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist dist/ferroptim-*.tar.gz
+"$PYTHON" scripts/check_dist.py dist
+WHEEL=$(ls dist/ferroptim-*.whl)
 
-echo "== mypy --strict"
+echo "== install the wheel"
+"$PYTHON" -m pip uninstall --quiet --yes ferroptim || true
+"$PYTHON" -m pip install --quiet "$WHEEL[test,docs]"
+
+echo "== types: mypy --strict, stubtest"
 "$PYTHON" -m mypy --strict python/ferroptim
+"$PYTHON" -m mypy.stubtest ferroptim._core
+
+echo "== the abi3 wheel on Python 3.9 and 3.13, NumPy 1.x and 2.x"
+./scripts/abi3_smoke.sh "$WHEEL"
+
+echo "== the documentation site"
+NO_MKDOCS_2_WARNING=1 "$PYTHON" -m mkdocs build --strict --site-dir "$(mktemp -d)"
 
 echo "== pytest"
 "$PYTHON" -m pytest tests "$@"
