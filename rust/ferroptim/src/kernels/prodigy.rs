@@ -413,7 +413,7 @@ fn apply_loop<T: Element, const MOMENTUM: bool>(c: &Apply<T>, param: &mut [T], g
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::{check_tensors, ops, RefTensor};
+    use crate::kernels::testing::{check_tensors_per_run, ops, RefTensor, THREADS};
 
     /// prodigyopt's `Prodigy.step` for one group, one tensor operation at a time
     /// (the sums in the kernel's order: float64, per piece).
@@ -495,15 +495,13 @@ mod tests {
             let sliced: Vec<T> = p.iter().step_by(h.slice_p).copied().collect();
             vec![vec![T::zero(); p.len()], vec![T::zero(); p.len()], vec![T::zero(); sliced.len()], sliced]
         };
-        let mine = std::cell::Cell::new(ProdigyGlobal::new(h.d0));
+        // one group state per thread count (see check_tensors_per_run)
+        let mine = std::cell::RefCell::new(vec![ProdigyGlobal::new(h.d0); THREADS.len()]);
         let theirs = std::cell::Cell::new(ProdigyGlobal::new(h.d0));
-        check_tensors::<T>(
+        check_tensors_per_run::<T>(
             init,
-            |ts, steps, step| {
-                if step == 0 {
-                    mine.set(ProdigyGlobal::new(h.d0));
-                }
-                let mut g = mine.get();
+            |ts, steps, _, k| {
+                let mut g = mine.borrow()[k];
                 let mut list: Vec<(usize, ProdigyTensor<'_, T>)> = ts
                     .iter_mut()
                     .zip(steps.iter_mut())
@@ -522,7 +520,7 @@ mod tests {
                     })
                     .collect();
                 run(&[*h], &mut g, &mut list);
-                mine.set(g);
+                mine.borrow_mut()[k] = g;
             },
             |ts, gs, step| {
                 if step == 0 {
@@ -533,7 +531,9 @@ mod tests {
                 theirs.set(g);
             },
         );
-        assert_eq!(mine.get(), theirs.get());
+        for g in mine.into_inner() {
+            assert_eq!(g, theirs.get());
+        }
     }
 
     #[test]

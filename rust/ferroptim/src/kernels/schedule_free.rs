@@ -244,7 +244,7 @@ fn schedule_free_loop<T: Element, const ADAPTIVE: bool, const NORMALIZE: bool, c
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::testing::{check_tensors, ops, RefTensor};
+    use crate::kernels::testing::{check_tensors_per_run, ops, RefTensor, THREADS};
 
     /// The packages' foreach paths, one tensor operation at a time (the group's
     /// constants from the same `begin`, checked against the package's recorded
@@ -275,19 +275,17 @@ mod tests {
 
     fn check<T: Element>(h: &ScheduleFreeHyper) {
         let init = |p: &[T]| vec![p.iter().map(|&x| x * T::of(0.5)).collect(), vec![T::zero(); p.len()]];
-        let group = std::cell::Cell::new(ScheduleFreeGroup::default());
+        // one group state per thread count (see check_tensors_per_run); the first
+        // run's step values are the reference's
+        let groups = std::cell::RefCell::new(vec![ScheduleFreeGroup::default(); THREADS.len()]);
         let steps = std::cell::RefCell::new(Vec::new());
-        check_tensors::<T>(
+        check_tensors_per_run::<T>(
             init,
-            |t, _, step| {
-                if step == 0 {
-                    group.set(ScheduleFreeGroup::default());
-                    steps.borrow_mut().clear();
+            |t, _, _, run| {
+                let s = h.begin(&mut groups.borrow_mut()[run]);
+                if run == 0 {
+                    steps.borrow_mut().push(s);
                 }
-                let mut g = group.get();
-                let s = h.begin(&mut g);
-                group.set(g);
-                steps.borrow_mut().push(s);
                 schedule_free(&s, t)
             },
             |ts, gs, step| {

@@ -200,43 +200,50 @@ pub(crate) type Reference<K, T> = fn(&K, &mut [f64], bool, &mut [T], &[T], &mut 
 /// Runs a few steps of `kernel` on tensors of every length in [`LENGTHS`], all in one
 /// [`Batch`], with each thread count in [`THREADS`], and checks that parameters,
 /// buffers and scalars equal the scalar reference's bit for bit after every step.
+/// Every thread count steps its own copy of the same tensors with the same gradients,
+/// so one reference trajectory serves them all.
 pub(crate) fn check_against_reference<K: Elementwise, T: Element>(kernel: &K, reference: Reference<K, T>) {
     let _guard = THREADS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let nb = kernel.buffers();
-    for threads in THREADS {
-        set_num_threads(threads).unwrap();
-        let mut rng = Rng::new(threads as u64 + 17);
-        let mut params: Vec<Vec<T>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
-        let mut bufs: Vec<Vec<Vec<T>>> = LENGTHS
-            .iter()
-            .map(|&n| (0..nb).map(|k| vec![T::zero(); if kernel.uses_buffer(k) { n } else { 0 }]).collect())
-            .collect();
-        let mut scalars = vec![[0.0f64; MAX_SCALARS]; LENGTHS.len()];
-        let (mut params_ref, mut bufs_ref, mut scalars_ref) = (params.clone(), bufs.clone(), scalars.clone());
-        for step in 0..STEPS {
-            let grads: Vec<Vec<T>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
-            let fresh = step == 0;
+    let mut rng = Rng::new(17);
+    let params: Vec<Vec<T>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
+    let bufs: Vec<Vec<Vec<T>>> = LENGTHS
+        .iter()
+        .map(|&n| (0..nb).map(|k| vec![T::zero(); if kernel.uses_buffer(k) { n } else { 0 }]).collect())
+        .collect();
+    let scalars = vec![[0.0f64; MAX_SCALARS]; LENGTHS.len()];
+    let mut runs: Vec<_> = THREADS.iter().map(|&t| (t, params.clone(), bufs.clone(), scalars.clone())).collect();
+    let (mut params_ref, mut bufs_ref, mut scalars_ref) = (params, bufs, scalars);
+    for step in 0..STEPS {
+        let grads: Vec<Vec<T>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
+        let fresh = step == 0;
+        for (threads, params, bufs, scalars) in &mut runs {
+            set_num_threads(*threads).unwrap();
             // One thread: updates run as they are pushed; more: queued for the pool.
-            let mut batch = if threads == 1 { Batch::with_size(0) } else { Batch::new() };
+            let mut batch = if *threads == 1 { Batch::with_size(0) } else { Batch::new() };
             for (((p, g), b), s) in params.iter_mut().zip(&grads).zip(bufs.iter_mut()).zip(scalars.iter_mut()) {
                 let slices = TensorSlices::new(p.as_mut_slice(), g.as_slice(), b.iter_mut().map(|v| v.as_mut_slice()));
                 batch.push(kernel, &mut s[..K::SCALARS], fresh, slices);
             }
             // The lengths add up to less than the serial threshold: ask for the pool.
-            if threads > 1 {
+            if *threads > 1 {
                 batch.run_parallel();
             } else {
                 batch.run();
             }
+        }
+        for t in 0..LENGTHS.len() {
+            reference(
+                kernel,
+                &mut scalars_ref[t][..K::SCALARS],
+                fresh,
+                &mut params_ref[t],
+                &grads[t],
+                &mut bufs_ref[t],
+            );
+        }
+        for (threads, params, bufs, scalars) in &runs {
             for t in 0..LENGTHS.len() {
-                reference(
-                    kernel,
-                    &mut scalars_ref[t][..K::SCALARS],
-                    fresh,
-                    &mut params_ref[t],
-                    &grads[t],
-                    &mut bufs_ref[t],
-                );
                 let at = format!("step {step}, {threads} threads, length {}", LENGTHS[t]);
                 assert_same_bits(&format!("param ({at})"), &params[t], &params_ref[t]);
                 for k in 0..nb {
@@ -284,23 +291,45 @@ pub(crate) fn check_tensors_with<T: Element>(
     kernel: impl Fn(&mut [TensorSlices<'_, T>], &mut [f64], usize),
     reference: impl Fn(&mut [RefTensor<T>], &[Vec<T>], usize),
 ) {
+    check_runs(grads, init, |ts, scalars, step, _| kernel(ts, scalars, step), reference)
+}
+
+/// [`check_tensors`] for a kernel that carries state of its own from step to step
+/// (a param group's counters): `kernel(tensors, scalars, step, run)` is called for
+/// each thread count in turn within a step, `run` telling which (0, 1, ...), so that
+/// each keeps its own.
+pub(crate) fn check_tensors_per_run<T: Element>(
+    init: impl Fn(&[T]) -> Vec<Vec<T>>,
+    kernel: impl Fn(&mut [TensorSlices<'_, T>], &mut [f64], usize, usize),
+    reference: impl Fn(&mut [RefTensor<T>], &[Vec<T>], usize),
+) {
+    check_runs(|rng, n| rng.vec(n), init, kernel, reference)
+}
+
+fn check_runs<T: Element>(
+    grads: impl Fn(&mut Rng, usize) -> Vec<T>,
+    init: impl Fn(&[T]) -> Vec<Vec<T>>,
+    kernel: impl Fn(&mut [TensorSlices<'_, T>], &mut [f64], usize, usize),
+    reference: impl Fn(&mut [RefTensor<T>], &[Vec<T>], usize),
+) {
     let _guard = THREADS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    for threads in THREADS {
-        set_num_threads(threads).unwrap();
-        let mut rng = Rng::new(threads as u64 + 29);
-        let mut mine: Vec<RefTensor<T>> = LENGTHS
-            .iter()
-            .map(|&n| {
-                let param = rng.vec(n);
-                RefTensor { state: init(&param), param, scalar: 0.0 }
-            })
-            .collect();
-        let mut theirs: Vec<RefTensor<T>> = mine
-            .iter()
-            .map(|t| RefTensor { param: t.param.clone(), state: t.state.clone(), scalar: t.scalar })
-            .collect();
-        for step in 0..STEPS {
-            let grads: Vec<Vec<T>> = LENGTHS.iter().map(|&n| grads(&mut rng, n)).collect();
+    let mut rng = Rng::new(29);
+    let copy = |ts: &[RefTensor<T>]| -> Vec<RefTensor<T>> {
+        ts.iter().map(|t| RefTensor { param: t.param.clone(), state: t.state.clone(), scalar: t.scalar }).collect()
+    };
+    let mut theirs: Vec<RefTensor<T>> = LENGTHS
+        .iter()
+        .map(|&n| {
+            let param = rng.vec(n);
+            RefTensor { state: init(&param), param, scalar: 0.0 }
+        })
+        .collect();
+    // every thread count steps its own copy, with the same gradients: one reference
+    let mut runs: Vec<(usize, Vec<RefTensor<T>>)> = THREADS.iter().map(|&t| (t, copy(&theirs))).collect();
+    for step in 0..STEPS {
+        let grads: Vec<Vec<T>> = LENGTHS.iter().map(|&n| grads(&mut rng, n)).collect();
+        for (run, (threads, mine)) in runs.iter_mut().enumerate() {
+            set_num_threads(*threads).unwrap();
             let mut scalars: Vec<f64> = mine.iter().map(|t| t.scalar).collect();
             {
                 let mut slices: Vec<TensorSlices<'_, T>> = mine
@@ -308,12 +337,14 @@ pub(crate) fn check_tensors_with<T: Element>(
                     .zip(&grads)
                     .map(|(t, g)| TensorSlices::new(&mut t.param, g, t.state.iter_mut().map(|s| s.as_mut_slice())))
                     .collect();
-                kernel(&mut slices, &mut scalars, step);
+                kernel(&mut slices, &mut scalars, step, run);
             }
             for (t, s) in mine.iter_mut().zip(&scalars) {
                 t.scalar = *s;
             }
-            reference(&mut theirs, &grads, step);
+        }
+        reference(&mut theirs, &grads, step);
+        for (threads, mine) in &runs {
             for (k, (a, b)) in mine.iter().zip(&theirs).enumerate() {
                 let at = format!("step {step}, {threads} threads, length {}", LENGTHS[k]);
                 assert_same_bits(&format!("param ({at})"), &a.param, &b.param);

@@ -225,16 +225,15 @@ fn matches_the_reference_bit_for_bit() {
     let _guard = THREADS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     for h in configs() {
         for blockwise in [true, false] {
-            for threads in THREADS {
-                set_num_threads(threads).unwrap();
-                check(&h, blockwise, threads);
-            }
+            check(&h, blockwise);
         }
     }
 }
 
-fn check(h: &EightBitHyper, blockwise: bool, threads: usize) {
-    let mut rng = Rng::new(threads as u64 + 41);
+/// Each thread count steps its own copy of the same tensors with the same gradients,
+/// against one reference trajectory.
+fn check(h: &EightBitHyper, blockwise: bool) {
+    let mut rng = Rng::new(41);
     let pairs = h.rule.state1_moments();
     let new_bufs = |n: usize| -> Vec<Buf> {
         let mut b = vec![Buf::new(blockwise, &SIGNED, pairs, n)];
@@ -243,9 +242,9 @@ fn check(h: &EightBitHyper, blockwise: bool, threads: usize) {
         }
         b
     };
-    let mut params: Vec<Vec<f32>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
-    let mut bufs: Vec<Vec<Buf>> = LENGTHS.iter().map(|&n| new_bufs(n)).collect();
-    let (mut params_ref, mut bufs_ref) = (params.clone(), bufs.clone());
+    let mut params_ref: Vec<Vec<f32>> = LENGTHS.iter().map(|&n| rng.vec(n)).collect();
+    let mut bufs_ref: Vec<Vec<Buf>> = LENGTHS.iter().map(|&n| new_bufs(n)).collect();
+    let mut runs: Vec<_> = THREADS.iter().map(|&t| (t, params_ref.clone(), bufs_ref.clone())).collect();
     let (signed, unsigned) = (Quantizer::cached(&SIGNED), Quantizer::cached(&UNSIGNED));
     for step in 1..=5 {
         let grads: Vec<Vec<f32>> = LENGTHS
@@ -256,51 +255,58 @@ fn check(h: &EightBitHyper, blockwise: bool, threads: usize) {
                 g
             })
             .collect();
-        let tensors = params
-            .iter_mut()
-            .zip(&grads)
-            .zip(bufs.iter_mut())
-            .map(|((p, g), b)| {
-                let mut it = b.iter_mut();
-                let state = match (it.next(), it.next()) {
-                    (Some(Buf::Q { codes, absmax, .. }), s2) => EightBitState::Blockwise {
-                        state1: Quantized { codes, absmax, quantizer: &signed },
-                        state2: s2.map(|b| match b {
-                            Buf::Q { codes, absmax, .. } => Quantized { codes, absmax, quantizer: &unsigned },
-                            Buf::F(_) => unreachable!(),
-                        }),
-                    },
-                    (Some(Buf::F(s1)), s2) => EightBitState::Full {
-                        state1: s1,
-                        state2: match s2 {
-                            Some(Buf::F(v)) => v,
-                            _ => &mut [],
+        for (threads, params, bufs) in &mut runs {
+            set_num_threads(*threads).unwrap();
+            let tensors = params
+                .iter_mut()
+                .zip(&grads)
+                .zip(bufs.iter_mut())
+                .map(|((p, g), b)| {
+                    let mut it = b.iter_mut();
+                    let state = match (it.next(), it.next()) {
+                        (Some(Buf::Q { codes, absmax, .. }), s2) => EightBitState::Blockwise {
+                            state1: Quantized { codes, absmax, quantizer: &signed },
+                            state2: s2.map(|b| match b {
+                                Buf::Q { codes, absmax, .. } => Quantized { codes, absmax, quantizer: &unsigned },
+                                Buf::F(_) => unreachable!(),
+                            }),
                         },
-                    },
-                    _ => unreachable!(),
-                };
-                EightBitTensor { param: p, grad: g, step: step as f64, state }
-            })
-            .collect();
-        eight_bit(h, tensors);
-        for (t, &n) in LENGTHS.iter().enumerate() {
+                        (Some(Buf::F(s1)), s2) => EightBitState::Full {
+                            state1: s1,
+                            state2: match s2 {
+                                Some(Buf::F(v)) => v,
+                                _ => &mut [],
+                            },
+                        },
+                        _ => unreachable!(),
+                    };
+                    EightBitTensor { param: p, grad: g, step: step as f64, state }
+                })
+                .collect();
+            eight_bit(h, tensors);
+        }
+        for t in 0..LENGTHS.len() {
             reference(h, step as f64, &mut params_ref[t], &grads[t], &mut bufs_ref[t]);
-            let at = format!("{:?} blockwise={blockwise}, step {step}, {threads} threads, length {n}", h.rule);
-            assert_same_bits(&format!("param ({at})"), &params[t], &params_ref[t]);
-            for (k, (a, b)) in bufs[t].iter().zip(&bufs_ref[t]).enumerate() {
-                match (a, b) {
-                    (Buf::Q { codes: c, absmax: a, .. }, Buf::Q { codes: d, absmax: b, .. }) => {
-                        assert!(c == d, "codes of state {k} ({at})");
-                        assert_same_bits(&format!("absmax of state {k} ({at})"), a, b);
-                        if n > BLOCK && h.weight_decay == 0.0 {
-                            let zero = if pairs == 2 && k == 0 { [1, blocks(n) + 1] } else { [1, 1] };
-                            for z in zero {
-                                assert_eq!(a[z], 0.0, "a block of zeros keeps absmax 0 ({at})");
+        }
+        for (threads, params, bufs) in &runs {
+            for (t, &n) in LENGTHS.iter().enumerate() {
+                let at = format!("{:?} blockwise={blockwise}, step {step}, {threads} threads, length {n}", h.rule);
+                assert_same_bits(&format!("param ({at})"), &params[t], &params_ref[t]);
+                for (k, (a, b)) in bufs[t].iter().zip(&bufs_ref[t]).enumerate() {
+                    match (a, b) {
+                        (Buf::Q { codes: c, absmax: a, .. }, Buf::Q { codes: d, absmax: b, .. }) => {
+                            assert!(c == d, "codes of state {k} ({at})");
+                            assert_same_bits(&format!("absmax of state {k} ({at})"), a, b);
+                            if n > BLOCK && h.weight_decay == 0.0 {
+                                let zero = if pairs == 2 && k == 0 { [1, blocks(n) + 1] } else { [1, 1] };
+                                for z in zero {
+                                    assert_eq!(a[z], 0.0, "a block of zeros keeps absmax 0 ({at})");
+                                }
                             }
                         }
+                        (Buf::F(x), Buf::F(y)) => assert_same_bits(&format!("state {k} ({at})"), x, y),
+                        _ => unreachable!(),
                     }
-                    (Buf::F(x), Buf::F(y)) => assert_same_bits(&format!("state {k} ({at})"), x, y),
-                    _ => unreachable!(),
                 }
             }
         }
