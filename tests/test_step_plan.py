@@ -325,3 +325,103 @@ def test_a_gradient_aliasing_any_written_array_is_refused_on_replay(interleaved)
         params[k].grad = grads[k]
         opt.step()  # and the next step replays again
     assert opt._plan.recorded
+
+
+# A replayed step reads .data and .grad of a Parameter from its slots (rust/ferroptim-py
+# src/slots.rs) for as long as the class's attribute lookup is that slot read; a
+# class changed after the plan was recorded is read through getattr again.
+_GRAD = fo.Parameter.__dict__["grad"]
+
+
+def _doubled_grad(self):
+    g = _GRAD.__get__(self)
+    return None if g is None else g * 2
+
+
+@pytest.fixture
+def restore_parameter():
+    saved = {k: fo.Parameter.__dict__[k] for k in ("data", "grad")}
+    yield
+    for k, v in saved.items():
+        setattr(fo.Parameter, k, v)
+    if "__getattribute__" in fo.Parameter.__dict__:
+        del fo.Parameter.__getattribute__
+
+
+def _getattribute_doubling(self, name):
+    value = object.__getattribute__(self, name)
+    return value * 2 if name == "grad" and value is not None else value
+
+
+CLASS_CHANGES = {
+    "grad property": lambda: setattr(fo.Parameter, "grad", property(_doubled_grad, _GRAD.__set__)),
+    "__getattribute__": lambda: setattr(fo.Parameter, "__getattribute__", _getattribute_doubling),
+}
+
+
+class _Duck:
+    """A parameter that is not a ``Parameter``: read through getattr, unaffected by
+    changes to the class."""
+
+    def __init__(self, data):
+        self.data, self.grad = data, None
+
+
+@pytest.mark.parametrize("change", list(CLASS_CHANGES))
+def test_a_parameter_class_changed_after_recording_is_read_through_getattr(change, restore_parameter):
+    """After the change every gradient reads doubled: the planned step must use the
+    doubled gradients, as the step checked in full does, and as an optimizer over
+    duck parameters handed the doubled gradients does."""
+    worlds = [world(fo.Adam, dict(lr=0.1), planned) for planned in (True, False)]
+    ducks = [_Duck(p.data.copy()) for p in make_params(np.float64, shapes=SHAPES)]
+    twin = fo.Adam(ducks, lr=0.1)
+    for t in range(4):
+        if t == 3:
+            assert worlds[0][0]._plan.recorded
+            CLASS_CHANGES[change]()
+        step_both(worlds, t)
+        for d, g in zip(ducks, grads_for(ducks, 500 + t)):
+            d.grad = 2 * g if t == 3 else g
+        twin.step()
+    assert_same([worlds[0], (twin, ducks)])
+
+
+def test_a_parameter_subclass_is_read_through_getattr():
+    class Doubled(fo.Parameter):
+        __slots__ = ()
+
+        @property
+        def grad(self):
+            return _doubled_grad(self)
+
+        @grad.setter
+        def grad(self, value):
+            _GRAD.__set__(self, value)
+
+    def params(cls):
+        return [cls(np.linspace(-1, 1, 6).reshape(2, 3) * (k + 1)) for k in range(3)]
+
+    plain, doubled = params(fo.Parameter), params(Doubled)
+    opts = [fo.Adam(plain, lr=0.1), fo.Adam(doubled, lr=0.1)]
+    for t in range(4):
+        for a, b in zip(plain, doubled):
+            g = np.full(a.data.shape, 0.5 + t)
+            a.grad, b.grad = 2 * g, g
+        for opt in opts:
+            opt.step()
+    assert opts[1]._plan.recorded
+    for a, b in zip(plain, doubled):
+        assert np.array_equal(a.data, b.data)
+
+
+def test_a_deleted_gradient_slot_raises_as_getattr_does():
+    worlds = [world(fo.Adam, dict(lr=0.1), planned) for planned in (True, False)]
+    for t in range(3):
+        step_both(worlds, t)
+    for opt, params in worlds:
+        before, grad = snapshot(opt), params[1].grad
+        object.__delattr__(params[1], "grad")
+        with pytest.raises(AttributeError, match="grad"):
+            opt.step()
+        params[1].grad = grad  # for the snapshot, which reads every gradient
+        assert_unchanged(opt, before)

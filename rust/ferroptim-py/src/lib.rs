@@ -18,6 +18,7 @@ mod lbfgs;
 mod muon;
 mod plan;
 mod probe;
+mod slots;
 mod sparse_adam;
 mod step;
 mod tensorwise;

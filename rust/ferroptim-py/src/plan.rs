@@ -31,6 +31,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::arrays::{grad_operand, same_shape, span, Origin};
 use crate::held::Held;
+use crate::slots::{ParamSlots, Slot};
 use crate::step::{Entry, StateKeys, NONE};
 
 /// The plan of an optimizer's last fully checked step (see the module docs). Empty
@@ -198,12 +199,24 @@ pub(crate) fn state_of<'py>(
 
 impl<'py> StepView<'_, 'py> {
     /// The gradient of parameter `p`, the `flat`-th of the step.
-    fn grad(&self, p: &Bound<'py, PyAny>, flat: usize) -> PyResult<Bound<'py, PyAny>> {
+    fn grad(&self, p: &Bound<'py, PyAny>, flat: usize, slots: Option<&ParamSlots>) -> PyResult<Bound<'py, PyAny>> {
         match self.grads {
             Some(grads) => grads.get_item(flat),
-            None => p.getattr(intern!(p.py(), "grad")),
+            None => attr(p, slots, Slot::Grad),
         }
     }
+}
+
+/// `p.data` or `p.grad`: read from the slot when `p` is a `Parameter`, else `getattr`.
+#[inline]
+fn attr<'py>(p: &Bound<'py, PyAny>, slots: Option<&ParamSlots>, slot: Slot) -> PyResult<Bound<'py, PyAny>> {
+    if let Some(v) = slots.and_then(|s| s.read(p, slot)) {
+        return Ok(v);
+    }
+    p.getattr(match slot {
+        Slot::Data => intern!(p.py(), "data"),
+        Slot::Grad => intern!(p.py(), "grad"),
+    })
 }
 
 impl StepPlan {
@@ -240,6 +253,7 @@ impl StepPlan {
 
     fn gather(&self, r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry>, held: &mut Held) -> PyResult<bool> {
         let py = s.state.py();
+        let slots = ParamSlots::current(py);
         let dims = &r.dims[..];
         let mut seen = r.seen.iter();
         let (mut flat, mut finger) = (0, 0);
@@ -248,7 +262,7 @@ impl StepPlan {
                 let at = r.positions[flat];
                 if at == NONE {
                     let p = s.lists[g].get_item(i)?;
-                    if !s.grad(&p, flat)?.is_none() {
+                    if !s.grad(&p, flat, slots)?.is_none() {
                         return Ok(false);
                     }
                     flat += 1;
@@ -262,10 +276,10 @@ impl StepPlan {
                     return Ok(false);
                 }
                 let p = rec.param.bind(py);
-                let grad = s.grad(p, flat)?;
+                let grad = s.grad(p, flat, slots)?;
                 flat += 1;
                 let data = seen.next().expect("a parameter's .data is recorded");
-                if grad.is_none() || !data.holds(py, p.getattr(intern!(py, "data"))?.as_ptr(), dims) {
+                if grad.is_none() || !data.holds(py, attr(p, slots, Slot::Data)?.as_ptr(), dims) {
                     return Ok(false);
                 }
                 let mut entry = rec.entry.0;
