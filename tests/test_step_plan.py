@@ -262,6 +262,54 @@ def test_unhashable_parameters_and_given_gradients_replay():
         assert np.array_equal(a, b)
 
 
+GIVEN_GRADS = {
+    # the parameter's own dtype object, C-contiguous: used in place
+    "same": lambda g: g,
+    # what the replay's quick check declines, for the full checks to handle
+    "big-endian": lambda g: g.astype(g.dtype.newbyteorder(">")),
+    # equal to float64, but another dtype object: checked in full, used in place
+    "dtype with metadata": lambda g: g.view(np.dtype(np.float64, metadata={"unit": "m"})),
+    "float32": lambda g: g.astype(np.float32),
+    "Fortran order": lambda g: np.asfortranarray(g),
+    "reversed view": lambda g: g[::-1, ::-1][::-1, ::-1] if g.ndim == 2 else g[::-1][::-1],
+    "a list": lambda g: g.tolist(),
+    "wrong shape": lambda g: g.reshape(-1),
+}
+
+
+@pytest.mark.parametrize("kind", list(GIVEN_GRADS))
+def test_given_gradients_of_every_layout_replay_as_full_steps(kind):
+    """Gradients of every layout through ``step(grads=...)`` (checked and cast to the
+    parameter's dtype where it differs, as a Parameter's ``.grad`` is): the replay's
+    quick check takes only the parameter's own dtype object, C-contiguous, and the
+    full checks the rest (a copy, or the full step's error)."""
+    results = []
+    for planned in (True, False):
+        params = [fo.Parameter(np.linspace(-1, 1, 12).reshape(shape)) for shape in ((3, 4), (2, 6), (4, 3))]
+        opt = fo.Adam(params, lr=0.1)
+        if not planned:
+            opt._step_plan = lambda: None
+        outcome = []
+        for t in range(5):
+            grads = [np.full(p.data.shape, 0.1 * (t + k + 1)) for k, p in enumerate(params)]
+            if t >= 2:
+                grads[1] = GIVEN_GRADS[kind](grads[1])
+            try:
+                opt.step(grads=grads)
+                outcome.append(None)
+            except (TypeError, ValueError) as e:
+                outcome.append((type(e), str(e)))
+            if planned and t == 1:
+                assert opt._plan.recorded
+        results.append((outcome, [p.data.copy() for p in params]))
+    (oa, pa), (ob, pb) = results
+    assert oa == ob
+    if kind == "wrong shape":
+        assert oa[2] is not None
+    for a, b in zip(pa, pb):
+        assert np.array_equal(a, b)
+
+
 def test_a_plan_in_use_is_not_shared():
     """A plan borrowed by one step (here: a step re-entered from a `.grad` property)
     is not used by another: the inner step checks in full."""

@@ -29,7 +29,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::arrays::{grad_operand, same_shape, span, Origin};
+use crate::arrays::{grad_operand, same_shape, span, Dtype, Origin};
 use crate::held::Held;
 use crate::slots::{ParamSlots, Slot};
 use crate::step::{Entry, StateKeys, NONE};
@@ -60,6 +60,10 @@ impl StepPlan {
         self.recorded.is_some()
     }
 }
+
+/// An array a kernel reads in place: the array, its elements, and its memory `[lo, hi)`
+/// (None when it has none).
+type InPlace<'py> = (Bound<'py, PyUntypedArray>, *mut u8, Option<(usize, usize)>);
 
 /// One array as a step checked it; its shape is kept in [`Recorded::dims`].
 struct Seen {
@@ -94,6 +98,41 @@ impl Seen {
 
     fn shape<'a>(&self, dims: &'a [usize]) -> &'a [usize] {
         &dims[self.dims_at as usize..][..self.ndim as usize]
+    }
+
+    /// `grad`, with its elements and memory, if it can stand in for this array (a
+    /// parameter's `.data`) in a kernel as it is: an ndarray with the same dtype
+    /// descriptor (so the same native float type), C-contiguous and aligned, of the
+    /// same shape — what `grad_operand` accepts without a copy, found without its
+    /// general checks.
+    #[inline]
+    fn twin<'py>(
+        &self,
+        py: Python<'py>,
+        grad: &Bound<'py, PyAny>,
+        dims: &[usize],
+        dtype: Dtype,
+    ) -> Option<InPlace<'py>> {
+        const READ: c_int = NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED;
+        // SAFETY: PyArray_Check reads the type of a live object.
+        if unsafe { npyffi::PyArray_Check(py, grad.as_ptr()) } == 0 {
+            return None;
+        }
+        // SAFETY: checked to be an ndarray just above.
+        let a = unsafe { grad.cast_unchecked::<PyUntypedArray>() };
+        let (data, descr, flags) = layout(a);
+        let shape = self.shape(dims);
+        if descr != self.descr || flags & READ != READ || !same_shape(a.shape(), shape) {
+            return None;
+        }
+        // C-contiguous and of the parameter's dtype and shape: its bytes are the
+        // parameter's count times the element size (none when empty)
+        let itemsize = match dtype {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+        };
+        let bytes = shape.iter().product::<usize>() * itemsize;
+        Some((a.clone(), data as *mut u8, (bytes > 0).then_some((data, data + bytes))))
     }
 
     /// Whether `obj` is this array, unchanged.
@@ -283,16 +322,27 @@ impl StepPlan {
                     return Ok(false);
                 }
                 let mut entry = rec.entry.0;
-                // The gradient, checked as a full step checks it (errors: the full step
-                // raises them, naming the parameter).
-                let Ok(op) = grad_operand(grad, data.shape(dims), entry.dtype, &String::new) else {
-                    return Ok(false);
+                // The gradient: an array of the parameter's own dtype object, shape and
+                // layout is used as it is; anything else is checked as a full step
+                // checks it (errors: the full step raises them, naming the parameter).
+                let (array, ptr, span) = match data.twin(py, &grad, dims, entry.dtype) {
+                    Some(twin) => twin,
+                    None => {
+                        let Ok(op) = grad_operand(grad, data.shape(dims), entry.dtype, &String::new) else {
+                            return Ok(false);
+                        };
+                        let span = match op.origin {
+                            Origin::Caller => span(&op.array).map(|(lo, hi, _)| (lo, hi)),
+                            _ => None,
+                        };
+                        (op.array, op.ptr, span)
+                    }
                 };
-                if matches!(op.origin, Origin::Caller) && overlaps(&r.writes, &op.array, &mut finger) {
+                if span.is_some_and(|(lo, hi)| overlaps(&r.writes, lo, hi, &mut finger)) {
                     return Ok(false); // the full step names the two arrays
                 }
-                entry.grad = op.ptr;
-                held.keep.push(op.array.unbind());
+                entry.grad = ptr;
+                held.keep.push(array.unbind());
                 let Some(dict) = &rec.dict else {
                     entries.push(entry);
                     continue;
@@ -447,14 +497,11 @@ impl StepPlan {
     }
 }
 
-/// Whether `array` (read in place) shares memory with a written array. `finger`:
-/// where the last array was found among the writes, searched from first (a step's
-/// gradients often lie next to each other, or each next to its parameter), then
-/// updated.
-fn overlaps(writes: &[(usize, usize)], array: &Bound<'_, PyUntypedArray>, finger: &mut usize) -> bool {
-    let Some((lo, hi, _)) = span(array) else {
-        return false;
-    };
+/// Whether the memory `[lo, hi)` of an array read in place overlaps a written array.
+/// `finger`: where the last array was found among the writes, searched from first (a
+/// step's gradients often lie next to each other, or each next to its parameter),
+/// then updated.
+fn overlaps(writes: &[(usize, usize)], lo: usize, hi: usize, finger: &mut usize) -> bool {
     let first = first_ending_above(writes, lo, *finger);
     *finger = first;
     first < writes.len() && writes[first].0 < hi
