@@ -12,12 +12,15 @@
 //! does, and compares: an array that is the same object with the same pointer,
 //! descriptor, flags and shape is the array that was checked, so it needs no check.
 //! The plan holds every array it remembers, so an address it compares cannot be a
-//! new object's. Gradients, usually new arrays each step, are checked in full every
-//! step (and never held past it: `zero_grad` frees them) and located among the
-//! written arrays for the overlap check. Anything else that differs — a new
-//! `.data`, a state entry replaced, resized or made read-only, a parameter gaining or
-//! losing its gradient, a group added or reconfigured, another state dict — sends the
-//! step through the full checks ([`crate::step`]), which record a new plan.
+//! new object's. Gradients, usually new arrays each step, are checked every step
+//! (and never held past it: `zero_grad` frees them) — one with its parameter's own
+//! dtype object, shape and C layout in a few comparisons ([`Seen::twin`]), any other
+//! in full — and located among the written arrays for the overlap check. A
+//! `Parameter`'s `.data` and `.grad` are read from its slots ([`crate::slots`]).
+//! Anything else that differs — a new `.data`, a state entry replaced, resized or
+//! made read-only, a parameter gaining or losing its gradient, a group added or
+//! reconfigured, another state dict — sends the step through the full checks
+//! ([`crate::step`]), which record a new plan.
 
 use std::os::raw::c_int;
 
