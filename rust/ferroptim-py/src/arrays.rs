@@ -33,6 +33,14 @@ impl Dtype {
             Dtype::F64 => "float64",
         }
     }
+
+    /// Bytes per element.
+    pub(crate) fn size(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+        }
+    }
 }
 
 /// The element types of state arrays: a parameter's float type, or the bytes of

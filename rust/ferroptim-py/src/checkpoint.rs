@@ -2,32 +2,13 @@
 //! files, written and read by `ferroptim::checkpoint` (safetensors, with the
 //! structure and a checksum in its metadata).
 
-use ferroptim::checkpoint::{dtype_name, read, write, Dtype, Entry};
+use ferroptim::checkpoint::{dtype_name, dtype_named, read, write, Dtype, Entry};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-const DTYPES: [Dtype; 13] = [
-    Dtype::BOOL,
-    Dtype::U8,
-    Dtype::I8,
-    Dtype::U16,
-    Dtype::I16,
-    Dtype::F16,
-    Dtype::BF16,
-    Dtype::U32,
-    Dtype::I32,
-    Dtype::F32,
-    Dtype::U64,
-    Dtype::I64,
-    Dtype::F64,
-];
-
 fn dtype_of(name: &str) -> PyResult<Dtype> {
-    DTYPES
-        .into_iter()
-        .find(|&d| dtype_name(d) == name)
-        .ok_or_else(|| PyValueError::new_err(format!("no safetensors dtype {name:?}")))
+    dtype_named(name).ok_or_else(|| PyValueError::new_err(format!("no safetensors dtype {name:?}")))
 }
 
 /// The bytes of a checkpoint: `entries` as (name, safetensors dtype, shape, bytes).

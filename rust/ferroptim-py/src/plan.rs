@@ -130,11 +130,7 @@ impl Seen {
         }
         // C-contiguous and of the parameter's dtype and shape: its bytes are the
         // parameter's count times the element size (none when empty)
-        let itemsize = match dtype {
-            Dtype::F32 => 4,
-            Dtype::F64 => 8,
-        };
-        let bytes = shape.iter().product::<usize>() * itemsize;
+        let bytes = shape.iter().product::<usize>() * dtype.size();
         Some((a.clone(), data as *mut u8, (bytes > 0).then_some((data, data + bytes))))
     }
 

@@ -53,25 +53,32 @@ impl fmt::Display for CheckpointError {
 
 impl std::error::Error for CheckpointError {}
 
-/// A dtype's name as safetensors' header spells it (fixed here: the checksum covers it).
+/// The dtypes a checkpoint stores, with their names as safetensors' header spells
+/// them (fixed here: the checksum covers them).
+const DTYPE_NAMES: [(Dtype, &str); 13] = [
+    (Dtype::BOOL, "BOOL"),
+    (Dtype::U8, "U8"),
+    (Dtype::I8, "I8"),
+    (Dtype::U16, "U16"),
+    (Dtype::I16, "I16"),
+    (Dtype::F16, "F16"),
+    (Dtype::BF16, "BF16"),
+    (Dtype::U32, "U32"),
+    (Dtype::I32, "I32"),
+    (Dtype::F32, "F32"),
+    (Dtype::U64, "U64"),
+    (Dtype::I64, "I64"),
+    (Dtype::F64, "F64"),
+];
+
+/// A dtype's name as safetensors' header spells it.
 pub fn dtype_name(dtype: Dtype) -> String {
-    let name = match dtype {
-        Dtype::BOOL => "BOOL",
-        Dtype::U8 => "U8",
-        Dtype::I8 => "I8",
-        Dtype::U16 => "U16",
-        Dtype::I16 => "I16",
-        Dtype::F16 => "F16",
-        Dtype::BF16 => "BF16",
-        Dtype::U32 => "U32",
-        Dtype::I32 => "I32",
-        Dtype::F32 => "F32",
-        Dtype::U64 => "U64",
-        Dtype::I64 => "I64",
-        Dtype::F64 => "F64",
-        other => return format!("{other:?}"),
-    };
-    name.to_string()
+    DTYPE_NAMES.iter().find(|(d, _)| *d == dtype).map_or_else(|| format!("{dtype:?}"), |(_, n)| n.to_string())
+}
+
+/// The dtype [`dtype_name`] names `name`, if a checkpoint stores it.
+pub fn dtype_named(name: &str) -> Option<Dtype> {
+    DTYPE_NAMES.iter().find(|(_, n)| *n == name).map(|(d, _)| *d)
 }
 
 /// The checksum of a tree and its entries (in name order, whatever order given).
