@@ -706,7 +706,8 @@ pub(crate) unsafe fn run_entries<K: Elementwise>(py: Python<'_>, kernels: &[K], 
 }
 
 /// Slices over an entry's arrays; a null buffer pointer (a slot the configuration
-/// does not use) gives an empty slice.
+/// does not use) gives an empty slice. Every slice is `len` long or empty, as
+/// `TensorSlices::new` asks, so they are put together without its checks.
 ///
 /// # Safety
 /// Every non-null pointer points to `len` elements of `T` in an array kept alive by the plan:
@@ -715,12 +716,14 @@ pub(crate) unsafe fn run_entries<K: Elementwise>(py: Python<'_>, kernels: &[K], 
 /// code uses them meanwhile (`KERNEL_LOCK`). As with every extension that releases the
 /// GIL over NumPy memory, Python code writing the same arrays from another thread
 /// during the step races with it; that is the caller's to avoid.
+#[inline]
 unsafe fn slices<'a, T: Element>(
     len: usize,
     param: *mut u8,
     grad: *mut u8,
     buffers: &[*mut u8],
 ) -> TensorSlices<'a, T> {
+    assert!(buffers.len() <= MAX_BUFFERS, "more than {MAX_BUFFERS} state buffers");
     let mk = |ptr: *mut u8| -> &'a mut [T] {
         if len == 0 || ptr.is_null() {
             &mut []
@@ -729,6 +732,16 @@ unsafe fn slices<'a, T: Element>(
             unsafe { std::slice::from_raw_parts_mut(ptr.cast::<T>(), len) }
         }
     };
-    let grad: &'a [T] = mk(grad);
-    TensorSlices::new(mk(param), grad, buffers.iter().map(|&b| mk(b)))
+    // the gradient is only read (and may be the same memory as another gradient)
+    let grad: &'a [T] = if len == 0 || grad.is_null() {
+        &[]
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts(grad.cast::<T>(), len) }
+    };
+    let mut slots: [&'a mut [T]; MAX_BUFFERS] = Default::default();
+    for (slot, &b) in slots.iter_mut().zip(buffers) {
+        *slot = mk(b);
+    }
+    TensorSlices { param: mk(param), grad, buffers: slots }
 }
