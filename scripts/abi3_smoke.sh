@@ -2,7 +2,8 @@
 # The abi3 wheel on the oldest and newest Pythons it claims, with NumPy 1.x and 2.x:
 # for each pair, a fresh venv gets that NumPy, pytest and the wheel, and runs the
 # reference replays (every optimizer and scheduler against torch's and the other
-# implementations' recorded steps), the bad-input, state-dict and checkpoint tests.
+# implementations' recorded steps), the bad-input, state-dict and checkpoint tests,
+# and the step plan's (which reads each Python's dict version tags).
 # Interpreters are found through pyenv or on PATH (python3.9); a missing one is an
 # error under FERROPTIM_REQUIRE_SMOKE=1 (CI), else skipped with a message.
 #
@@ -23,6 +24,7 @@ TESTS=(
     tests/test_reference_optimizers.py tests/test_reference_beyond.py
     tests/test_reference_8bit.py tests/test_reference_schedulers.py
     tests/test_bad_input.py tests/test_state_dict.py tests/test_checkpoint.py
+    tests/test_step_plan.py
 )
 
 find_python() {

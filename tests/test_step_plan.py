@@ -13,6 +13,7 @@ every step, and refuse the same steps with the same error, changing nothing.
 from __future__ import annotations
 
 import copy
+import sys
 
 import numpy as np
 import pytest
@@ -76,6 +77,42 @@ def _grad_is_state(opt, p):
     p.grad = a
 
 
+def _refill(opt, p):
+    """Empties ``p``'s state dict and fills it again with copies of its entries."""
+    st = opt.state[p]
+    items = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
+    st.clear()
+    st.update(items)
+
+
+def _swap_entries(opt, p):
+    """Swaps two state arrays of ``p`` of the same shape (``exp_avg`` and ``exp_avg_sq``)."""
+    st = opt.state[p]
+    keys = [k for k in opt._buffer_state if isinstance(st.get(k), np.ndarray) and st[k].shape == p.data.shape]
+    if len(keys) < 2:
+        pytest.skip("fewer than two state arrays like the parameter")
+    st[keys[0]], st[keys[1]] = st[keys[1]], st[keys[0]]
+
+
+def _swap_states(opt, params):
+    """Swaps the state dicts of two parameters of the same shape."""
+    a, b = params[1], params[3]
+    if a not in opt.state or b not in opt.state:
+        pytest.skip("no state")
+    sa, sb = opt.state[a], opt.state[b]
+    opt.state[a], opt.state[b] = sb, sa
+
+
+def _replace_by(how):
+    """A mutation replacing the first state array of ``params[0]`` by a copy through
+    ``how(state_dict, key, copy)`` (dict methods that bypass any override)."""
+    def mutate(opt, params):
+        key = buffer_key(opt, params[0])
+        st = opt.state[params[0]]
+        how(st, key, st[key].copy())
+    return mutate
+
+
 def _new_group(opt, params):
     p = fo.Parameter(np.linspace(-1, 1, 6).astype(params[0].data.dtype))
     p.grad = np.full(6, 0.25, p.data.dtype)
@@ -119,6 +156,15 @@ MUTATIONS = {
     "scalar a float": lambda o, ps: o.state[ps[0]].__setitem__(
         scalar_key(o, ps[0]), float(o.state[ps[0]][scalar_key(o, ps[0])])),
     "scalar read-only": lambda o, ps: _readonly(o.state[ps[0]][scalar_key(o, ps[0])]),
+    "state array set by dict.__setitem__": _replace_by(dict.__setitem__),
+    "state array set by update": _replace_by(lambda st, k, v: st.update({k: v})),
+    "state array popped and set anew": _replace_by(lambda st, k, v: (st.pop(k), st.__setitem__(k, v))),
+    "state array deleted and setdefault": _replace_by(lambda st, k, v: (st.__delitem__(k), st.setdefault(k, v))),
+    "state array set to itself": _replace_by(lambda st, k, v: st.__setitem__(k, st[k])),
+    "state dict cleared and refilled": lambda o, ps: _refill(o, ps[0]),
+    "state arrays swapped": lambda o, ps: _swap_entries(o, ps[1]),
+    "state dicts swapped": _swap_states,
+    "state dict set by dict.__setitem__": lambda o, ps: dict.__setitem__(o.state, ps[0], dict(o.state[ps[0]])),
     "state dict replaced": lambda o, ps: o.state.__setitem__(ps[0], dict(o.state[ps[0]])),
     "state dict deep-copied": lambda o, ps: o.state.__setitem__(ps[2], copy.deepcopy(o.state[ps[2]])),
     "state deleted": lambda o, ps: _delete(o, ps[1]),
@@ -166,17 +212,24 @@ def step_both(worlds, t, mutate=None):
     return outcomes[0]
 
 
+def same_bits(x, y):
+    x, y = np.asarray(x), np.asarray(y)
+    return (x.dtype == y.dtype and x.shape == y.shape
+            and np.array_equal(np.ascontiguousarray(x).view(np.uint8), np.ascontiguousarray(y).view(np.uint8)))
+
+
 def assert_same(worlds):
+    """Parameters and state agree bit for bit (NaN included: a swap of ``exp_avg``
+    and ``exp_avg_sq`` makes some)."""
     (a, pa), (b, pb) = worlds
     for x, y in zip(pa, pb):
-        assert x.data.dtype == y.data.dtype and x.data.shape == y.data.shape
-        assert np.array_equal(np.ascontiguousarray(x.data).view(np.uint8), np.ascontiguousarray(y.data).view(np.uint8))
+        assert same_bits(x.data, y.data)
     sa, sb = a.state_dict(), b.state_dict()
     assert sa["state"].keys() == sb["state"].keys()
     for k in sa["state"]:
         assert sa["state"][k].keys() == sb["state"][k].keys()
         for key, v in sa["state"][k].items():
-            assert np.array_equal(np.asarray(v), np.asarray(sb["state"][k][key])), (k, key)
+            assert same_bits(v, sb["state"][k][key]), (k, key)
     assert sa["param_groups"] == sb["param_groups"]
 
 
@@ -218,6 +271,14 @@ def test_replayed_steps_are_the_full_steps(name, cls, kw):
     for t in range(40):
         step_both(worlds, t)
         assert worlds[0][0]._plan.recorded or t == 0
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython" or not (3, 9) <= sys.version_info[:2] < (3, 14),
+                    reason="dict version tags: CPython 3.9 to 3.13")
+def test_dicts_are_told_unchanged_by_their_version_tags():
+    """On the Pythons whose dicts carry PEP 509 version tags, a replay uses them (the
+    mutations above then show that every way of changing a dict is noticed)."""
+    assert fo._core.StepPlan().dict_versions
 
 
 def test_a_plan_is_not_pickled_or_copied_and_load_state_dict_drops_it():

@@ -10,6 +10,7 @@ mod average;
 mod beyond;
 mod bucket;
 mod checkpoint;
+mod dict_version;
 mod eight_bit;
 mod grad_utils;
 mod held;

@@ -33,6 +33,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::arrays::{grad_operand, same_shape, span, Dtype, Origin};
+use crate::dict_version::DictVersions;
 use crate::held::Held;
 use crate::slots::{ParamSlots, Slot};
 use crate::step::{Entry, StateKeys, NONE};
@@ -61,6 +62,13 @@ impl StepPlan {
     #[getter]
     fn recorded(&self) -> bool {
         self.recorded.is_some()
+    }
+
+    /// Whether a replay tells unchanged dicts by their version tags on this Python
+    /// (see `DictVersions`; for tests).
+    #[getter]
+    fn dict_versions(&self, py: Python<'_>) -> bool {
+        DictVersions::current(py).is_some()
     }
 }
 
@@ -103,7 +111,7 @@ impl Seen {
         &dims[self.dims_at as usize..][..self.ndim as usize]
     }
 
-    /// `grad`, with its elements and memory, if it can stand in for this array (a
+    /// `grad` (`ndarray`: numpy's array type), with its elements and memory, if it can stand in for this array (a
     /// parameter's `.data`) in a kernel as it is: an ndarray with the same dtype
     /// descriptor (so the same native float type), C-contiguous and aligned, of the
     /// same shape — what `grad_operand` accepts without a copy, found without its
@@ -112,13 +120,14 @@ impl Seen {
     fn twin<'py>(
         &self,
         py: Python<'py>,
+        ndarray: *mut ffi::PyTypeObject,
         grad: &Bound<'py, PyAny>,
         dims: &[usize],
         dtype: Dtype,
     ) -> Option<InPlace<'py>> {
         const READ: c_int = NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED;
-        // SAFETY: PyArray_Check reads the type of a live object.
-        if unsafe { npyffi::PyArray_Check(py, grad.as_ptr()) } == 0 {
+        // SAFETY: Py_TYPE and PyArray_Check read the type of a live object.
+        if unsafe { ffi::Py_TYPE(grad.as_ptr()) != ndarray && npyffi::PyArray_Check(py, grad.as_ptr()) == 0 } {
             return None;
         }
         // SAFETY: checked to be an ndarray just above.
@@ -135,7 +144,7 @@ impl Seen {
     }
 
     /// Whether `obj` is this array, unchanged.
-    #[inline]
+    #[inline(always)]
     fn holds(&self, py: Python<'_>, obj: *mut ffi::PyObject, dims: &[usize]) -> bool {
         if obj != self.array.as_ptr() {
             return false;
@@ -160,6 +169,24 @@ fn lookup(py: Python<'_>, dict: &Py<PyDict>, key: *mut ffi::PyObject) -> PyResul
     Ok(v)
 }
 
+/// The object `dict` holds under `key` now, borrowed, to compare with the state
+/// array `a` the recorded step found there: `a` itself when the dict has not changed
+/// since (`same`, see [`DictVersions`]), else looked up.
+#[inline(always)]
+fn state_array(
+    py: Python<'_>,
+    a: &Seen,
+    dict: &Py<PyDict>,
+    key: &Bound<'_, PyString>,
+    same: bool,
+) -> PyResult<*mut ffi::PyObject> {
+    if same {
+        Ok(a.array.as_ptr())
+    } else {
+        lookup(py, dict, key.as_ptr())
+    }
+}
+
 /// A parameter with a gradient, as the recorded step used it. Its arrays are the
 /// next ones in [`Recorded::seen`]: its `.data`, then (with a state dict) its scalar
 /// state and the state arrays of the slots its entry uses, in slot order.
@@ -169,6 +196,8 @@ struct Param {
     dict: Option<Py<PyDict>>,
     /// The parameter has no hash: its state is looked up through the mapping.
     by_identity: bool,
+    /// The version tag of its state dict ([`DictVersions`]; 0 without them).
+    version: u64,
     /// Its entry, gradient pointer aside.
     entry: Template,
 }
@@ -201,7 +230,17 @@ struct Recorded {
     seen: Vec<Seen>,
     /// The shapes of `seen`.
     dims: Vec<usize>,
+    /// The version tag of `state` ([`DictVersions`]; 0 without them).
+    state_version: u64,
     /// The memory of every written array, `[lo, hi)`, disjoint, in address order.
+    writes: Vec<(usize, usize)>,
+}
+
+/// What a recording collects, parameter by parameter (see [`Recorded`]).
+#[derive(Default)]
+struct Parts {
+    seen: Vec<Seen>,
+    dims: Vec<usize>,
     writes: Vec<(usize, usize)>,
 }
 
@@ -292,6 +331,11 @@ impl StepPlan {
     fn gather(&self, r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry>, held: &mut Held) -> PyResult<bool> {
         let py = s.state.py();
         let slots = ParamSlots::current(py);
+        let versions = DictVersions::current(py);
+        // the mapping has not changed since the recording: `state[p]` is what it was
+        let same_state = versions.is_some_and(|v| v.of(s.state) == r.state_version);
+        // SAFETY: reads numpy's ndarray type object (numpy is imported: the step holds arrays)
+        let ndarray = unsafe { npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type) };
         let dims = &r.dims[..];
         let mut seen = r.seen.iter();
         let (mut flat, mut finger) = (0, 0);
@@ -317,14 +361,20 @@ impl StepPlan {
                 let grad = s.grad(p, flat, slots)?;
                 flat += 1;
                 let data = seen.next().expect("a parameter's .data is recorded");
-                if grad.is_none() || !data.holds(py, attr(p, slots, Slot::Data)?.as_ptr(), dims) {
+                // `p.data` is only compared with the array the plan holds
+                let now = match slots.and_then(|slots| slots.peek(p, Slot::Data)) {
+                    Some(now) => now,
+                    None => attr(p, slots, Slot::Data)?.as_ptr(),
+                };
+                if grad.is_none() || !data.holds(py, now, dims) {
                     return Ok(false);
                 }
-                let mut entry = rec.entry.0;
+                entries.extend_from_slice(std::slice::from_ref(&rec.entry.0)); // one copy, in place
+                let entry = entries.last_mut().expect("just pushed");
                 // The gradient: an array of the parameter's own dtype object, shape and
                 // layout is used as it is; anything else is checked as a full step
                 // checks it (errors: the full step raises them, naming the parameter).
-                let (array, ptr, span) = match data.twin(py, &grad, dims, entry.dtype) {
+                let (array, ptr, span) = match data.twin(py, ndarray, &grad, dims, entry.dtype) {
                     Some(twin) => twin,
                     None => {
                         let Ok(op) = grad_operand(grad, data.shape(dims), entry.dtype, &String::new) else {
@@ -343,20 +393,24 @@ impl StepPlan {
                 entry.grad = ptr;
                 held.keep.push(array.unbind());
                 let Some(dict) = &rec.dict else {
-                    entries.push(entry);
                     continue;
                 };
                 let found = if rec.by_identity {
                     state_of(s.state, p)?.0.map_or(std::ptr::null_mut(), |d| d.as_ptr())
+                } else if same_state {
+                    dict.as_ptr()
                 } else {
                     lookup(py, &r.state, p.as_ptr())?
                 };
                 if found != dict.as_ptr() {
                     return Ok(false);
                 }
+                // Each state array: the one the dict holds under its key, unchanged. In a
+                // dict that has not changed since the recording, the one found then.
+                let same_dict = versions.is_some_and(|v| v.of(dict.bind(py)) == rec.version);
                 for (k, key) in s.keys.scalars.iter().enumerate() {
                     let a = seen.next().expect("scalar state is recorded");
-                    if !a.holds(py, lookup(py, dict, key.as_ptr())?, dims) {
+                    if !a.holds(py, state_array(py, a, dict, key, same_dict)?, dims) {
                         return Ok(false);
                     }
                     // SAFETY: the 0-d float64 array the recorded step checked (aligned),
@@ -368,11 +422,10 @@ impl StepPlan {
                         continue;
                     }
                     let a = seen.next().expect("the state arrays an entry uses are recorded");
-                    if !a.holds(py, lookup(py, dict, key.as_ptr())?, dims) {
+                    if !a.holds(py, state_array(py, a, dict, key, same_dict)?, dims) {
                         return Ok(false);
                     }
                 }
-                entries.push(entry);
             }
         }
         Ok(true)
@@ -393,7 +446,7 @@ impl StepPlan {
     fn recording(s: &StepView<'_, '_>, entries: &[Entry]) -> PyResult<Option<Recorded>> {
         let mut positions = Vec::new();
         let mut params = Vec::with_capacity(entries.len());
-        let (mut seen, mut dims, mut writes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut parts = Parts::default();
         let mut next = entries.iter().peekable();
         for (g, list) in s.lists.iter().enumerate() {
             for i in 0..list.len() {
@@ -405,7 +458,7 @@ impl StepPlan {
                     }
                 };
                 let p = list.get_item(i)?;
-                let Some(param) = Self::param_of(s, &p, entry, &mut seen, &mut dims, &mut writes)? else {
+                let Some(param) = Self::param_of(s, &p, entry, &mut parts)? else {
                     return Ok(None);
                 };
                 positions.push(params.len() as u32);
@@ -415,6 +468,7 @@ impl StepPlan {
         if next.next().is_some() {
             return Ok(None);
         }
+        let Parts { seen, dims, mut writes } = parts;
         writes.sort_unstable();
         if writes.windows(2).any(|w| w[1].0 < w[0].1) {
             return Ok(None); // cannot be: the overlap check passed
@@ -434,6 +488,7 @@ impl StepPlan {
             seen,
             dims,
             writes,
+            state_version: DictVersions::current(s.state.py()).map_or(0, |v| v.of(s.state)),
         }))
     }
 
@@ -444,10 +499,9 @@ impl StepPlan {
         s: &StepView<'_, '_>,
         p: &Bound<'_, PyAny>,
         entry: &Entry,
-        seen: &mut Vec<Seen>,
-        dims: &mut Vec<usize>,
-        writes: &mut Vec<(usize, usize)>,
+        parts: &mut Parts,
     ) -> PyResult<Option<Param>> {
+        let Parts { seen, dims, writes } = parts;
         if entry.target != NONE || entry.fresh {
             return Ok(None);
         }
@@ -473,7 +527,7 @@ impl StepPlan {
         template.grad = std::ptr::null_mut();
         let (param, entry) = (p.clone().unbind(), Template(template));
         if s.keys.scalars.is_empty() && entry.0.buffers.iter().all(|b| b.is_null()) {
-            return Ok(Some(Param { param, dict: None, by_identity: false, entry }));
+            return Ok(Some(Param { param, dict: None, by_identity: false, version: 0, entry }));
         }
         let (Some(found), by_identity) = state_of(s.state, p)? else {
             return Ok(None);
@@ -492,7 +546,8 @@ impl StepPlan {
                 return Ok(None); // a shared read-only array, or a scratch copy
             }
         }
-        Ok(Some(Param { param, dict: Some(dict.unbind()), by_identity, entry }))
+        let version = DictVersions::current(p.py()).map_or(0, |v| v.of(&dict));
+        Ok(Some(Param { param, dict: Some(dict.unbind()), by_identity, version, entry }))
     }
 }
 

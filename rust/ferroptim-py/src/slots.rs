@@ -110,6 +110,16 @@ impl ParamSlots {
     /// otherwise (the caller asks `getattr`).
     #[inline]
     pub(crate) fn read<'py>(&self, p: &Bound<'py, PyAny>, slot: Slot) -> Option<Bound<'py, PyAny>> {
+        let word = self.peek(p, slot)?;
+        // SAFETY: a live object `p` holds (see `peek`), read with the GIL held;
+        // `from_borrowed_ptr` takes a new reference to it.
+        Some(unsafe { Bound::from_borrowed_ptr(p.py(), word) })
+    }
+
+    /// As [`read`](Self::read), borrowed: valid only while `p` keeps it (no Python
+    /// code may run before it is used).
+    #[inline]
+    pub(crate) fn peek(&self, p: &Bound<'_, PyAny>, slot: Slot) -> Option<*mut ffi::PyObject> {
         // SAFETY: Py_TYPE reads the type of a live object.
         if unsafe { ffi::Py_TYPE(p.as_ptr()) } != self.ty.as_ptr().cast() {
             return None;
@@ -120,11 +130,8 @@ impl ParamSlots {
         };
         // SAFETY: `p`'s type is exactly `Parameter`, whose instances hold the slot at
         // `at` (found inside its instance size, on an instance of it); the word is a
-        // borrowed reference or null (slot unset), read with the GIL held, and
-        // `from_borrowed_ptr_or_opt` takes a new reference to it.
-        unsafe {
-            let word = *(p.as_ptr().cast::<u8>().add(at).cast::<*mut ffi::PyObject>());
-            Bound::from_borrowed_ptr_or_opt(p.py(), word)
-        }
+        // borrowed reference or null (slot unset), read with the GIL held.
+        let word = unsafe { *(p.as_ptr().cast::<u8>().add(at).cast::<*mut ffi::PyObject>()) };
+        (!word.is_null()).then_some(word)
     }
 }
