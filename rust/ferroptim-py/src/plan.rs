@@ -11,8 +11,10 @@
 //! The next step ([`StepPlan::replay`]) looks everything up again, as a full step
 //! does, and compares: an array that is the same object with the same pointer,
 //! descriptor, flags and shape is the array that was checked, so it needs no check.
-//! The plan holds every array it remembers, so an address it compares cannot be a
-//! new object's. Gradients, usually new arrays each step, are checked every step
+//! A dict that has not changed since the recording (the state mapping, a parameter's
+//! state dict), told by its version tag ([`DictVersions`]), is not looked into: it
+//! holds what it held then. The plan holds every object it remembers, so an address
+//! it compares cannot be a new object's. Gradients, usually new arrays each step, are checked every step
 //! (and never held past it: `zero_grad` frees them) — one with its parameter's own
 //! dtype object, shape and C layout in a few comparisons ([`Seen::twin`]), any other
 //! in full — and located among the written arrays for the overlap check. A
