@@ -142,6 +142,17 @@ pub trait Elementwise: Sync {
 
     /// Updates the elements of `t` (a whole tensor or a chunk of one) in place.
     fn update<T: Element>(&self, step: &Self::Step, t: TensorSlices<'_, T>);
+
+    /// Updates each of `tensors` with the same step constants, as
+    /// [`update`](Self::update) updates one: by default one call each. A kernel whose
+    /// per-call setup (its constants rounded to `T`, the choice of its instruction
+    /// set) costs as much as a small tensor's elements overrides it to set up once
+    /// (a [`Batch`] on the calling thread hands it runs of small tensors).
+    fn update_all<T: Element>(&self, step: &Self::Step, tensors: &mut [TensorSlices<'_, T>]) {
+        for t in tensors {
+            self.update(step, t.reborrow());
+        }
+    }
 }
 
 struct Job<'a, K: Elementwise, T> {
@@ -158,20 +169,29 @@ struct Memo<'a, K: Elementwise> {
     step: K::Step,
 }
 
+/// How many tensors with the same step constants a batch on the calling thread
+/// gathers before it updates them together ([`Elementwise::update_all`]).
+const RUN: usize = 64;
+
 /// The tensors of one optimizer step, of one element type, run together on the pool.
 ///
-/// A batch known to be small ([`Batch::with_size`]) runs each update as soon as it is
-/// pushed, on the calling thread, and so stores nothing per tensor.
+/// A batch known to be small ([`Batch::with_size`]) runs its updates on the calling
+/// thread as they are pushed, a run of up to [`RUN`] tensors with the same step
+/// constants at a time, and so stores only that run. Every update has run when
+/// [`Batch::run`] returns.
 pub struct Batch<'a, K: Elementwise, T> {
     jobs: Vec<Job<'a, K, T>>,
     elements: usize,
     memo: Option<Memo<'a, K>>,
     immediate: bool,
+    /// Tensors pushed on the calling thread, not yet updated: all with the memo's
+    /// kernel and step.
+    pending: Vec<TensorSlices<'a, T>>,
 }
 
 impl<K: Elementwise, T> Default for Batch<'_, K, T> {
     fn default() -> Self {
-        Batch { jobs: Vec::new(), elements: 0, memo: None, immediate: false }
+        Batch { jobs: Vec::new(), elements: 0, memo: None, immediate: false, pending: Vec::new() }
     }
 }
 
@@ -182,7 +202,8 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
     }
 
     /// An empty batch for about `elements` elements in all: below the size worth
-    /// the pool (or with one thread) each update runs as it is pushed.
+    /// the pool (or with one thread) the updates run on the calling thread as they
+    /// are pushed, a run of tensors at a time (see [`Batch`]).
     pub fn with_size(elements: usize) -> Self {
         Batch { immediate: serial(elements), ..Self::default() }
     }
@@ -204,6 +225,7 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
                 m.step
             }
             _ => {
+                self.flush(); // the pending run has the old step's constants
                 let mut before = [0.0; MAX_SCALARS];
                 before[..K::SCALARS].copy_from_slice(scalars);
                 let step = kernel.begin(scalars, fresh);
@@ -218,9 +240,23 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
         }
         self.elements += tensor.len();
         if self.immediate {
-            kernel.update(&step, tensor);
+            if self.pending.capacity() == 0 {
+                self.pending.reserve_exact(RUN);
+            }
+            self.pending.push(tensor);
+            if self.pending.len() == RUN {
+                self.flush();
+            }
         } else {
             self.jobs.push(Job { kernel, step, tensor });
+        }
+    }
+
+    /// Updates the pending tensors (see [`Batch::with_size`]).
+    fn flush(&mut self) {
+        if let (Some(m), false) = (&self.memo, self.pending.is_empty()) {
+            m.kernel.update_all(&m.step, &mut self.pending);
+            self.pending.clear();
         }
     }
 
@@ -230,9 +266,10 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
     }
 
     /// Runs every queued update, on the pool when there is enough work.
-    pub fn run(self) {
+    pub fn run(mut self) {
         if self.immediate {
-            return; // already done, push by push
+            self.flush(); // the rest already done, run by run
+            return;
         }
         if serial(self.elements) {
             self.run_serial();

@@ -105,12 +105,7 @@ fn adam_with<T: Element>(
     for (name, len) in [("gradient", grad.len()), ("exp_avg", exp_avg.len()), ("exp_avg_sq", exp_avg_sq.len())] {
         assert_eq!(len, n, "the {name} has {len} elements, the parameter {n}");
     }
-    let c = Coef {
-        moments: Moments::new(h.lr, h.weight_decay, h.betas),
-        bias_correction2_sqrt: T::of(s.bias_correction2_sqrt),
-        eps: T::of(h.eps),
-        neg_step_size: T::of(-s.step_size),
-    };
+    let c = Coef::new(h, s);
     let max = if h.amsgrad {
         let m = max_exp_avg_sq.expect("Adam with amsgrad needs max_exp_avg_sq");
         assert_eq!(m.len(), n, "max_exp_avg_sq has {} elements, the parameter {n}", m.len());
@@ -134,8 +129,47 @@ struct Coef<T> {
     neg_step_size: T,
 }
 
+impl<T: Element> Coef<T> {
+    fn new(h: &AdamHyper, s: &AdamStep) -> Self {
+        Coef {
+            moments: Moments::new(h.lr, h.weight_decay, h.betas),
+            bias_correction2_sqrt: T::of(s.bias_correction2_sqrt),
+            eps: T::of(h.eps),
+            neg_step_size: T::of(-s.step_size),
+        }
+    }
+}
+
+simd_targets! {
+/// [`adam_loop`] over each tensor (buffers: exp_avg, exp_avg_sq, max_exp_avg_sq),
+/// set up once for all of them.
+fn adam_tensors<T: Element, const MAXIMIZE: bool, const DECAY: u8, const AMSGRAD: bool>(
+    c: &Coef<T>,
+    tensors: &mut [TensorSlices<'_, T>],
+) {
+    for t in tensors {
+        let [m, v, max, _] = &mut t.buffers;
+        adam_elements::<T, MAXIMIZE, DECAY, AMSGRAD>(c, t.param, t.grad, m, v, max);
+    }
+}
+}
+
 simd_targets! {
 fn adam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8, const AMSGRAD: bool>(
+    c: &Coef<T>,
+    param: &mut [T],
+    grad: &[T],
+    exp_avg: &mut [T],
+    exp_avg_sq: &mut [T],
+    max_exp_avg_sq: &mut [T],
+) {
+    adam_elements::<T, MAXIMIZE, DECAY, AMSGRAD>(c, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq);
+}
+}
+
+/// The update of every element (inlined into each instruction set's loop).
+#[inline(always)]
+fn adam_elements<T: Element, const MAXIMIZE: bool, const DECAY: u8, const AMSGRAD: bool>(
     c: &Coef<T>,
     param: &mut [T],
     grad: &[T],
@@ -158,7 +192,6 @@ fn adam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8, const AMSGRAD: b
         let denom = v.sqrt() / c.bias_correction2_sqrt + c.eps;
         param[i] = p + c.neg_step_size * m / denom;
     }
-}
 }
 
 impl Validate for AdamHyper {
@@ -192,6 +225,14 @@ impl Elementwise for AdamHyper {
     fn update<T: Element>(&self, step: &AdamStep, t: TensorSlices<'_, T>) {
         let [m, v, max, _] = t.buffers;
         adam_with(self, step, t.param, t.grad, m, v, self.amsgrad.then_some(max));
+    }
+
+    fn update_all<T: Element>(&self, step: &AdamStep, tensors: &mut [TensorSlices<'_, T>]) {
+        let c = Coef::new(self, step);
+        with_const_bool!(self.maximize, MAX => with_const_bool!(self.amsgrad, AMS => {
+            with_decay!(Decay::of(self.weight_decay, self.decoupled_weight_decay), D =>
+                adam_tensors::<T, MAX, D, AMS>(&c, tensors))
+        }))
     }
 }
 

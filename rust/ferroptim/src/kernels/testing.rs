@@ -219,7 +219,8 @@ pub(crate) fn check_against_reference<K: Elementwise, T: Element>(kernel: &K, re
         let fresh = step == 0;
         for (threads, params, bufs, scalars) in &mut runs {
             set_num_threads(*threads).unwrap();
-            // One thread: updates run as they are pushed; more: queued for the pool.
+            // One thread: updates run on this thread, a run of tensors at a time; more:
+            // queued for the pool.
             let mut batch = if *threads == 1 { Batch::with_size(0) } else { Batch::new() };
             for (((p, g), b), s) in params.iter_mut().zip(&grads).zip(bufs.iter_mut()).zip(scalars.iter_mut()) {
                 let slices = TensorSlices::new(p.as_mut_slice(), g.as_slice(), b.iter_mut().map(|v| v.as_mut_slice()));
