@@ -273,6 +273,62 @@ def test_replayed_steps_are_the_full_steps(name, cls, kw):
         assert worlds[0][0]._plan.recorded or t == 0
 
 
+class _Watched:
+    """A parameter whose ``grad`` property runs ``on_read`` once (then forgets it)."""
+
+    def __init__(self, data):
+        self.data = data
+        self._grad = None
+        self.on_read = None
+
+    @property
+    def grad(self):
+        hook, self.on_read = self.on_read, None
+        if hook is not None:
+            hook()
+        return self._grad
+
+    @grad.setter
+    def grad(self, g):
+        self._grad = g
+
+
+@pytest.mark.parametrize("how", ["state dict replaced", "state array replaced"])
+def test_state_changed_by_a_gradient_read_mid_step_replays_as_the_full_step(how):
+    """Reading the first parameter's gradient replaces the last parameter's state (or
+    one of its arrays) in the middle of the step: the full step sees the change when it
+    reaches the last parameter, and so must a replay (which tells an unchanged dict by
+    its version tag, asked for each parameter after its attributes are read)."""
+    def build(planned):
+        params = [_Watched(p.data) for p in make_params(np.float64, shapes=SHAPES)]
+        opt = fo.Adam(params, lr=0.1)
+        if not planned:
+            opt._step_plan = lambda: None
+        return opt, params
+
+    worlds = [build(planned) for planned in (True, False)]
+    for t in range(3):
+        step_both(worlds, t)
+    assert worlds[0][0]._plan.recorded
+
+    def change(opt, last):
+        st = opt.state[last]
+        if how == "state dict replaced":
+            dict.__setitem__(opt.state, last, {k: np.copy(v) * 0.5 for k, v in st.items()})
+        else:
+            dict.__setitem__(st, "exp_avg", st["exp_avg"] * -1.0)
+
+    for opt, params in worlds:  # armed last, right before the step, as nothing else reads .grad
+        for p, g in zip(params, grads_for(params, 503)):
+            p.grad = g
+        params[0].on_read = lambda opt=opt, last=params[-1]: change(opt, last)
+        opt.step()
+        assert params[0].on_read is None
+    assert_same(worlds)
+    for t in range(4, 7):
+        step_both(worlds, t)
+
+
 @pytest.mark.skipif(sys.implementation.name != "cpython" or not (3, 9) <= sys.version_info[:2] < (3, 14),
                     reason="dict version tags: CPython 3.9 to 3.13")
 def test_dicts_are_told_unchanged_by_their_version_tags():

@@ -14,8 +14,8 @@
 //! A dict that has not changed since the recording (the state mapping, a parameter's
 //! state dict), told by its version tag ([`DictVersions`]), is not looked into: it
 //! holds what it held then. The plan holds every object it remembers, so an address
-//! it compares cannot be a new object's. Gradients, usually new arrays each step, are checked every step
-//! (and never held past it: `zero_grad` frees them) — one with its parameter's own
+//! it compares cannot be a new object's. Gradients, usually new arrays each step, are
+//! checked every step (and never held past it: `zero_grad` frees them) — one with its parameter's own
 //! dtype object, shape and C layout in a few comparisons ([`Seen::twin`]), any other
 //! in full — and located among the written arrays for the overlap check. A
 //! `Parameter`'s `.data` and `.grad` are read from its slots ([`crate::slots`]).
@@ -113,11 +113,11 @@ impl Seen {
         &dims[self.dims_at as usize..][..self.ndim as usize]
     }
 
-    /// `grad` (`ndarray`: numpy's array type), with its elements and memory, if it can stand in for this array (a
-    /// parameter's `.data`) in a kernel as it is: an ndarray with the same dtype
-    /// descriptor (so the same native float type), C-contiguous and aligned, of the
-    /// same shape — what `grad_operand` accepts without a copy, found without its
-    /// general checks.
+    /// `grad` (`ndarray`: numpy's array type), with its elements and memory, if it
+    /// can stand in for this array (a parameter's `.data`) in a kernel as it is: an
+    /// ndarray with the same dtype descriptor (so the same native float type),
+    /// C-contiguous and aligned, of the same shape — what `grad_operand` accepts
+    /// without a copy, found without its general checks.
     #[inline]
     fn twin<'py>(
         &self,
@@ -334,8 +334,6 @@ impl StepPlan {
         let py = s.state.py();
         let slots = ParamSlots::current(py);
         let versions = DictVersions::current(py);
-        // the mapping has not changed since the recording: `state[p]` is what it was
-        let same_state = versions.is_some_and(|v| v.of(s.state) == r.state_version);
         // SAFETY: reads numpy's ndarray type object (numpy is imported: the step holds arrays)
         let ndarray = unsafe { npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type) };
         let dims = &r.dims[..];
@@ -397,6 +395,10 @@ impl StepPlan {
                 let Some(dict) = &rec.dict else {
                     continue;
                 };
+                // Its state dict: with the mapping unchanged since the recording (asked
+                // after the parameter's attributes are read, as a full step looks its
+                // state up after them), `state[p]` is what it was.
+                let same_state = versions.is_some_and(|v| v.of(s.state) == r.state_version);
                 let found = if rec.by_identity {
                     state_of(s.state, p)?.0.map_or(std::ptr::null_mut(), |d| d.as_ptr())
                 } else if same_state {
