@@ -100,7 +100,45 @@ impl<T> AdafactorTensor<'_, T> {
     }
 }
 
+/// The powers a tensor's constants take of its step count `t` and element count `n`:
+/// `t^beta2_decay`, `1/√t` as `1/t^0.5` and `√n` as `n^0.5` (torch's `**`, so `pow`).
+/// The tensors of a step mostly share `t` and often `n`: [`Powers::reuse`] computes
+/// only what differs from the powers at hand.
+#[derive(Clone, Copy)]
+struct Powers {
+    step: f64,
+    beta: f64,
+    inv_sqrt_step: f64,
+    numel: usize,
+    sqrt_numel: f64,
+}
+
+impl Powers {
+    fn of(h: &AdafactorHyper, step: f64, numel: usize) -> Self {
+        Powers {
+            step,
+            beta: step.powf(h.beta2_decay),
+            inv_sqrt_step: 1.0 / step.powf(0.5),
+            numel,
+            sqrt_numel: (numel as f64).powf(0.5),
+        }
+    }
+
+    /// The powers of `step` and `numel`: these, where they are the same.
+    fn reuse(&self, h: &AdafactorHyper, step: f64, numel: usize) -> Self {
+        let mut p = *self;
+        if p.step.to_bits() != step.to_bits() {
+            (p.step, p.beta, p.inv_sqrt_step) = (step, step.powf(h.beta2_decay), 1.0 / step.powf(0.5));
+        }
+        if p.numel != numel {
+            (p.numel, p.sqrt_numel) = (numel, (numel as f64).powf(0.5));
+        }
+        p
+    }
+}
+
 /// The per-parameter constants, from the step count and RMS(θ), computed in f64 as torch does.
+#[derive(Clone, Copy)]
 struct Consts<T> {
     one_minus_beta2: Lerp<T>,
     alpha: f64,
@@ -111,9 +149,9 @@ struct Consts<T> {
 
 impl<T: Element> Consts<T> {
     /// Sets `α = max(ε₂, RMS(θ))·min(lr, 1/√t)` from Σθ² (before weight decay, as torch).
-    fn with_rms(mut self, h: &AdafactorHyper, step: f64, param_sq_sum: f64, numel: usize) -> Self {
-        let rho = f64::min(h.lr, 1.0 / step.powf(0.5));
-        let rms = T::of(param_sq_sum.sqrt()).to_f64().unwrap() / (numel as f64).powf(0.5);
+    fn with_rms(mut self, h: &AdafactorHyper, pw: &Powers, param_sq_sum: f64) -> Self {
+        let rho = f64::min(h.lr, pw.inv_sqrt_step);
+        let rms = T::of(param_sq_sum.sqrt()).to_f64().unwrap() / pw.sqrt_numel;
         self.alpha = f64::max(h.eps.1, rms) * rho;
         self
     }
@@ -121,10 +159,10 @@ impl<T: Element> Consts<T> {
 
 impl AdafactorHyper {
     /// The constants of a step; `alpha` is set by [`Consts::with_rms`] once Σθ² is known.
-    fn consts<T: Element>(&self, step: f64) -> Consts<T> {
+    fn consts<T: Element>(&self, pw: &Powers) -> Consts<T> {
         let eps1 = self.eps.0.unwrap_or_else(|| T::epsilon().to_f64().unwrap());
         Consts {
-            one_minus_beta2: Lerp::new(step.powf(self.beta2_decay)),
+            one_minus_beta2: Lerp::new(pw.beta),
             alpha: f64::NAN,
             decay: T::of(1.0 - self.lr * self.weight_decay),
             eps1_sq: T::of(eps1 * eps1),
@@ -133,9 +171,9 @@ impl AdafactorHyper {
     }
 
     /// The factor of `U` in the final update: `−α / max(1, RMS(U)/d)`.
-    fn scale(&self, c: &Consts<impl Element>, update_sq_sum: f64, numel: usize) -> f64 {
+    fn scale(&self, c: &Consts<impl Element>, pw: &Powers, update_sq_sum: f64) -> f64 {
         let norm = update_sq_sum.sqrt();
-        -c.alpha / f64::max(1.0, norm / ((numel as f64).powf(0.5) * self.d))
+        -c.alpha / f64::max(1.0, norm / (pw.sqrt_numel * self.d))
     }
 }
 
@@ -154,24 +192,29 @@ pub fn adafactor<T: Element>(h: &AdafactorHyper, tensors: Vec<AdafactorTensor<'_
         vector_chunked(h, t);
     }
     let elements = small.iter().map(|t| t.param.len()).sum();
-    map_jobs(elements, small, |t| one_tensor(h, t));
+    // the powers of the first tensor's step count (after this step) and size
+    let Some(first) = small.first() else { return };
+    let first = Powers::of(h, *first.step + 1.0, first.param.len());
+    map_jobs(elements, small, |t| one_tensor(h, &first, t));
 }
 
-/// A whole tensor on the calling thread.
-fn one_tensor<T: Element>(h: &AdafactorHyper, t: AdafactorTensor<'_, T>) {
+/// A whole tensor on the calling thread (`first`: powers to reuse where they fit).
+fn one_tensor<T: Element>(h: &AdafactorHyper, first: &Powers, t: AdafactorTensor<'_, T>) {
     let AdafactorTensor { step, param, grad, variance } = t;
     *step += 1.0;
     let n = param.len();
+    let pw = first.reuse(h, *step, n);
     let neg = h.maximize;
+    let c = h.consts::<T>(&pw);
     match variance {
         Variance::Full(v) => {
-            let (p_sq, u_sq) = update_variance(&h.consts::<T>(*step), neg, param, grad, v);
-            let c = h.consts::<T>(*step).with_rms(h, *step, p_sq, n);
-            let s = T::of(h.scale(&c, u_sq, n));
+            let (p_sq, u_sq) = update_variance(&c, neg, param, grad, v);
+            let c = c.with_rms(h, &pw, p_sq);
+            let s = T::of(h.scale(&c, &pw, u_sq));
             apply_full(&c, neg, s, param, grad, v);
         }
         Variance::Factored { row_var, col_var, rows, cols } => {
-            let c = h.consts::<T>(*step).with_rms(h, *step, sum_sq(param), n);
+            let c = c.with_rms(h, &pw, sum_sq(param));
             let batch = n / (rows * cols);
             let mut means = Vec::with_capacity(batch);
             for b in 0..batch {
@@ -194,7 +237,7 @@ fn one_tensor<T: Element>(h: &AdafactorHyper, t: AdafactorTensor<'_, T>) {
                     means[b],
                 );
             }
-            let s = T::of(h.scale(&c, u_sq, n));
+            let s = T::of(h.scale(&c, &pw, u_sq));
             for b in 0..batch {
                 let at = b * rows * cols..(b + 1) * rows * cols;
                 let (r, cv) = (&row_var[b * rows..(b + 1) * rows], &col_var[b * cols..(b + 1) * cols]);
@@ -209,12 +252,13 @@ fn vector_chunked<T: Element>(h: &AdafactorHyper, t: AdafactorTensor<'_, T>) {
     let AdafactorTensor { step, param, grad, variance: Variance::Full(v) } = t else { unreachable!() };
     *step += 1.0;
     let n = param.len();
-    let c = h.consts::<T>(*step);
+    let pw = Powers::of(h, *step, n);
+    let c = h.consts::<T>(&pw);
     let jobs: Vec<_> = param.chunks(CHUNK).zip(grad.chunks(CHUNK)).zip(v.chunks_mut(CHUNK)).collect();
     let sums = map_jobs(n, jobs, |((p, g), v)| update_variance(&c, h.maximize, p, g, v));
     let (p_sq, u_sq) = sums.iter().fold((0.0, 0.0), |(a, b), &(x, y)| (a + x, b + y));
-    let c = c.with_rms(h, *step, p_sq, n);
-    let s = T::of(h.scale(&c, u_sq, n));
+    let c = c.with_rms(h, &pw, p_sq);
+    let s = T::of(h.scale(&c, &pw, u_sq));
     // Backwards: the chunks the first pass touched last are still in cache.
     let jobs: Vec<_> = param.chunks_mut(CHUNK).zip(grad.chunks(CHUNK)).zip(v.chunks(CHUNK)).rev().collect();
     map_jobs(n, jobs, |((p, g), v)| apply_full(&c, h.maximize, s, p, g, v));
