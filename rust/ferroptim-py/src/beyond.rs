@@ -114,7 +114,13 @@ unsafe fn slices<'a, T: Element>(entries: &'a [&mut Entry]) -> Vec<TensorSlices<
     entries
         .iter()
         .map(|e| {
-            let grad: &'a [T] = mk(e.grad, e.len);
+            // the gradient is only read (and may be the same memory as another gradient)
+            let grad: &'a [T] = if e.len == 0 || e.grad.is_null() {
+                &[]
+            } else {
+                // SAFETY: the caller's contract.
+                unsafe { std::slice::from_raw_parts(e.grad.cast::<T>(), e.len) }
+            };
             TensorSlices::new(mk(e.param, e.len), grad, (0..MAX_BUFFERS).map(|k| mk(e.buffers[k], e.lens[k])))
         })
         .collect()
