@@ -52,11 +52,7 @@ impl SgdHyper {
 pub fn sgd<T: Element>(h: &SgdHyper, param: &mut [T], grad: &[T], momentum_buffer: Option<&mut [T]>, first: bool) {
     let n = param.len();
     assert_eq!(grad.len(), n, "the gradient has {} elements, the parameter {n}", grad.len());
-    let c = Coef {
-        weight_decay: T::of(h.weight_decay),
-        momentum: Momentum::new(h.momentum, h.dampening),
-        neg_lr: T::of(-h.lr),
-    };
+    let c = Coef::new(h);
     with_const_bool!(h.maximize, MAX => with_const_bool!(h.weight_decay != 0.0, DECAY => {
         if h.uses_momentum() {
             let buf = momentum_buffer.expect("SGD with momentum needs a momentum buffer");
@@ -75,6 +71,16 @@ struct Coef<T> {
     weight_decay: T,
     momentum: Momentum<T>,
     neg_lr: T,
+}
+
+impl<T: Element> Coef<T> {
+    fn new(h: &SgdHyper) -> Self {
+        Coef {
+            weight_decay: T::of(h.weight_decay),
+            momentum: Momentum::new(h.momentum, h.dampening),
+            neg_lr: T::of(-h.lr),
+        }
+    }
 }
 
 /// torch's heavy-ball momentum for one element, shared with LARS:
@@ -114,6 +120,43 @@ fn sgd_loop<
     const NESTEROV: bool,
     const FIRST: bool,
 >(c: &Coef<T>, param: &mut [T], grad: &[T], buf: &mut [T]) {
+    sgd_elements::<T, MAXIMIZE, DECAY, MOMENTUM, NESTEROV, FIRST>(c, param, grad, buf);
+}
+}
+
+simd_targets! {
+/// [`sgd_loop`] over each tensor (buffer: the momentum buffer), set up once for all
+/// of them.
+fn sgd_tensors<
+    T: Element,
+    const MAXIMIZE: bool,
+    const DECAY: bool,
+    const MOMENTUM: bool,
+    const NESTEROV: bool,
+    const FIRST: bool,
+>(c: &Coef<T>, tensors: &mut [TensorSlices<'_, T>]) {
+    for t in tensors {
+        let [buf, ..] = &mut t.buffers;
+        sgd_elements::<T, MAXIMIZE, DECAY, MOMENTUM, NESTEROV, FIRST>(c, t.param, t.grad, buf);
+    }
+}
+}
+
+/// The update of every element (inlined into each instruction set's loop).
+#[inline(always)]
+fn sgd_elements<
+    T: Element,
+    const MAXIMIZE: bool,
+    const DECAY: bool,
+    const MOMENTUM: bool,
+    const NESTEROV: bool,
+    const FIRST: bool,
+>(
+    c: &Coef<T>,
+    param: &mut [T],
+    grad: &[T],
+    buf: &mut [T],
+) {
     let n = param.len();
     let grad = &grad[..n];
     let buf = if MOMENTUM { &mut buf[..n] } else { buf };
@@ -128,7 +171,6 @@ fn sgd_loop<
         }
         param[i] = c.neg_lr.mul_add(g, param[i]);
     }
-}
 }
 
 impl Validate for SgdHyper {
@@ -168,6 +210,18 @@ impl Elementwise for SgdHyper {
     fn update<T: Element>(&self, first: &bool, t: TensorSlices<'_, T>) {
         let [buf, ..] = t.buffers;
         sgd(self, t.param, t.grad, self.uses_momentum().then_some(buf), *first);
+    }
+
+    fn update_all<T: Element>(&self, first: &bool, tensors: &mut [TensorSlices<'_, T>]) {
+        let c = Coef::new(self);
+        with_const_bool!(self.maximize, MAX => with_const_bool!(self.weight_decay != 0.0, DECAY => {
+            if self.uses_momentum() {
+                with_const_bool!(self.nesterov, NESTEROV => with_const_bool!(*first, FIRST =>
+                    sgd_tensors::<T, MAX, DECAY, true, NESTEROV, FIRST>(&c, tensors)))
+            } else {
+                sgd_tensors::<T, MAX, DECAY, false, false, false>(&c, tensors)
+            }
+        }))
     }
 }
 
