@@ -105,7 +105,6 @@ fn adam_with<T: Element>(
     for (name, len) in [("gradient", grad.len()), ("exp_avg", exp_avg.len()), ("exp_avg_sq", exp_avg_sq.len())] {
         assert_eq!(len, n, "the {name} has {len} elements, the parameter {n}");
     }
-    let c = Coef::new(h, s);
     let max = if h.amsgrad {
         let m = max_exp_avg_sq.expect("Adam with amsgrad needs max_exp_avg_sq");
         assert_eq!(m.len(), n, "max_exp_avg_sq has {} elements, the parameter {n}", m.len());
@@ -113,10 +112,15 @@ fn adam_with<T: Element>(
     } else {
         &mut []
     };
-    let (m, v) = (exp_avg, exp_avg_sq);
+    let tensor = TensorSlices { param, grad, buffers: [exp_avg, exp_avg_sq, max, &mut []] };
+    adam_all(h, &Coef::new(h, s), &mut [tensor]);
+}
+
+/// [`adam_tensors`] with the configuration's flags as constants.
+fn adam_all<T: Element>(h: &AdamHyper, c: &Coef<T>, tensors: &mut [TensorSlices<'_, T>]) {
     with_const_bool!(h.maximize, MAX => with_const_bool!(h.amsgrad, AMS => {
         with_decay!(Decay::of(h.weight_decay, h.decoupled_weight_decay), D =>
-            adam_loop::<T, MAX, D, AMS>(&c, param, grad, m, v, max))
+            adam_tensors::<T, MAX, D, AMS>(c, tensors))
     }))
 }
 
@@ -141,57 +145,33 @@ impl<T: Element> Coef<T> {
 }
 
 simd_targets! {
-/// [`adam_loop`] over each tensor (buffers: exp_avg, exp_avg_sq, max_exp_avg_sq),
-/// set up once for all of them.
+/// The update of every element of each tensor (buffers: exp_avg, exp_avg_sq,
+/// max_exp_avg_sq), set up once for all of them.
 fn adam_tensors<T: Element, const MAXIMIZE: bool, const DECAY: u8, const AMSGRAD: bool>(
     c: &Coef<T>,
     tensors: &mut [TensorSlices<'_, T>],
 ) {
     for t in tensors {
-        let [m, v, max, _] = &mut t.buffers;
-        adam_elements::<T, MAXIMIZE, DECAY, AMSGRAD>(c, t.param, t.grad, m, v, max);
+        let n = t.param.len();
+        let [exp_avg, exp_avg_sq, max_exp_avg_sq, _] = &mut t.buffers;
+        let (param, grad) = (&mut t.param[..], &t.grad[..n]);
+        let (exp_avg, exp_avg_sq) = (&mut exp_avg[..n], &mut exp_avg_sq[..n]);
+        let max_exp_avg_sq = if AMSGRAD { &mut max_exp_avg_sq[..n] } else { &mut [] };
+        for i in 0..n {
+            let (p, _, m, v) =
+                c.moments.step::<MAXIMIZE, DECAY>(param[i], grad[i], &mut exp_avg[i], &mut exp_avg_sq[i]);
+            let v = if AMSGRAD {
+                let v = max_exp_avg_sq[i].nan_max(v);
+                max_exp_avg_sq[i] = v;
+                v
+            } else {
+                v
+            };
+            let denom = v.sqrt() / c.bias_correction2_sqrt + c.eps;
+            param[i] = p + c.neg_step_size * m / denom;
+        }
     }
 }
-}
-
-simd_targets! {
-fn adam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8, const AMSGRAD: bool>(
-    c: &Coef<T>,
-    param: &mut [T],
-    grad: &[T],
-    exp_avg: &mut [T],
-    exp_avg_sq: &mut [T],
-    max_exp_avg_sq: &mut [T],
-) {
-    adam_elements::<T, MAXIMIZE, DECAY, AMSGRAD>(c, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq);
-}
-}
-
-/// The update of every element (inlined into each instruction set's loop).
-#[inline(always)]
-fn adam_elements<T: Element, const MAXIMIZE: bool, const DECAY: u8, const AMSGRAD: bool>(
-    c: &Coef<T>,
-    param: &mut [T],
-    grad: &[T],
-    exp_avg: &mut [T],
-    exp_avg_sq: &mut [T],
-    max_exp_avg_sq: &mut [T],
-) {
-    let n = param.len();
-    let (grad, exp_avg, exp_avg_sq) = (&grad[..n], &mut exp_avg[..n], &mut exp_avg_sq[..n]);
-    let max_exp_avg_sq = if AMSGRAD { &mut max_exp_avg_sq[..n] } else { max_exp_avg_sq };
-    for i in 0..n {
-        let (p, _, m, v) = c.moments.step::<MAXIMIZE, DECAY>(param[i], grad[i], &mut exp_avg[i], &mut exp_avg_sq[i]);
-        let v = if AMSGRAD {
-            let v = max_exp_avg_sq[i].nan_max(v);
-            max_exp_avg_sq[i] = v;
-            v
-        } else {
-            v
-        };
-        let denom = v.sqrt() / c.bias_correction2_sqrt + c.eps;
-        param[i] = p + c.neg_step_size * m / denom;
-    }
 }
 
 impl Validate for AdamHyper {
@@ -228,11 +208,7 @@ impl Elementwise for AdamHyper {
     }
 
     fn update_all<T: Element>(&self, step: &AdamStep, tensors: &mut [TensorSlices<'_, T>]) {
-        let c = Coef::new(self, step);
-        with_const_bool!(self.maximize, MAX => with_const_bool!(self.amsgrad, AMS => {
-            with_decay!(Decay::of(self.weight_decay, self.decoupled_weight_decay), D =>
-                adam_tensors::<T, MAX, D, AMS>(&c, tensors))
-        }))
+        adam_all(self, &Coef::new(self, step), tensors);
     }
 }
 

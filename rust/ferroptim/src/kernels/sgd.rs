@@ -52,15 +52,26 @@ impl SgdHyper {
 pub fn sgd<T: Element>(h: &SgdHyper, param: &mut [T], grad: &[T], momentum_buffer: Option<&mut [T]>, first: bool) {
     let n = param.len();
     assert_eq!(grad.len(), n, "the gradient has {} elements, the parameter {n}", grad.len());
+    let buf = if h.uses_momentum() {
+        let buf = momentum_buffer.expect("SGD with momentum needs a momentum buffer");
+        assert_eq!(buf.len(), n, "the momentum buffer has {} elements, the parameter {n}", buf.len());
+        buf
+    } else {
+        &mut []
+    };
+    let tensor = TensorSlices { param, grad, buffers: [buf, &mut [], &mut [], &mut []] };
+    sgd_all(h, first, &mut [tensor]);
+}
+
+/// [`sgd_tensors`] with the configuration's flags as constants.
+fn sgd_all<T: Element>(h: &SgdHyper, first: bool, tensors: &mut [TensorSlices<'_, T>]) {
     let c = Coef::new(h);
     with_const_bool!(h.maximize, MAX => with_const_bool!(h.weight_decay != 0.0, DECAY => {
         if h.uses_momentum() {
-            let buf = momentum_buffer.expect("SGD with momentum needs a momentum buffer");
-            assert_eq!(buf.len(), n, "the momentum buffer has {} elements, the parameter {n}", buf.len());
             with_const_bool!(h.nesterov, NESTEROV => with_const_bool!(first, FIRST =>
-                sgd_loop::<T, MAX, DECAY, true, NESTEROV, FIRST>(&c, param, grad, buf)))
+                sgd_tensors::<T, MAX, DECAY, true, NESTEROV, FIRST>(&c, tensors)))
         } else {
-            sgd_loop::<T, MAX, DECAY, false, false, false>(&c, param, grad, &mut [])
+            sgd_tensors::<T, MAX, DECAY, false, false, false>(&c, tensors)
         }
     }))
 }
@@ -112,21 +123,8 @@ impl<T: Element> Momentum<T> {
 }
 
 simd_targets! {
-fn sgd_loop<
-    T: Element,
-    const MAXIMIZE: bool,
-    const DECAY: bool,
-    const MOMENTUM: bool,
-    const NESTEROV: bool,
-    const FIRST: bool,
->(c: &Coef<T>, param: &mut [T], grad: &[T], buf: &mut [T]) {
-    sgd_elements::<T, MAXIMIZE, DECAY, MOMENTUM, NESTEROV, FIRST>(c, param, grad, buf);
-}
-}
-
-simd_targets! {
-/// [`sgd_loop`] over each tensor (buffer: the momentum buffer), set up once for all
-/// of them.
+/// The update of every element of each tensor (buffer: the momentum buffer), set up
+/// once for all of them.
 fn sgd_tensors<
     T: Element,
     const MAXIMIZE: bool,
@@ -136,41 +134,22 @@ fn sgd_tensors<
     const FIRST: bool,
 >(c: &Coef<T>, tensors: &mut [TensorSlices<'_, T>]) {
     for t in tensors {
-        let [buf, ..] = &mut t.buffers;
-        sgd_elements::<T, MAXIMIZE, DECAY, MOMENTUM, NESTEROV, FIRST>(c, t.param, t.grad, buf);
+        let n = t.param.len();
+        let (param, grad) = (&mut t.param[..], &t.grad[..n]);
+        let buf = if MOMENTUM { &mut t.buffers[0][..n] } else { &mut [] };
+        for i in 0..n {
+            let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
+            // torch 2.15's add_(x, alpha=a) is one fused multiply-add: fma(a, x, self)
+            if DECAY {
+                g = c.weight_decay.mul_add(param[i], g);
+            }
+            if MOMENTUM {
+                g = c.momentum.step::<NESTEROV>(g, &mut buf[i], FIRST);
+            }
+            param[i] = c.neg_lr.mul_add(g, param[i]);
+        }
     }
 }
-}
-
-/// The update of every element (inlined into each instruction set's loop).
-#[inline(always)]
-fn sgd_elements<
-    T: Element,
-    const MAXIMIZE: bool,
-    const DECAY: bool,
-    const MOMENTUM: bool,
-    const NESTEROV: bool,
-    const FIRST: bool,
->(
-    c: &Coef<T>,
-    param: &mut [T],
-    grad: &[T],
-    buf: &mut [T],
-) {
-    let n = param.len();
-    let grad = &grad[..n];
-    let buf = if MOMENTUM { &mut buf[..n] } else { buf };
-    for i in 0..n {
-        let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
-        // torch 2.15's add_(x, alpha=a) is one fused multiply-add: fma(a, x, self)
-        if DECAY {
-            g = c.weight_decay.mul_add(param[i], g);
-        }
-        if MOMENTUM {
-            g = c.momentum.step::<NESTEROV>(g, &mut buf[i], FIRST);
-        }
-        param[i] = c.neg_lr.mul_add(g, param[i]);
-    }
 }
 
 impl Validate for SgdHyper {
@@ -213,15 +192,7 @@ impl Elementwise for SgdHyper {
     }
 
     fn update_all<T: Element>(&self, first: &bool, tensors: &mut [TensorSlices<'_, T>]) {
-        let c = Coef::new(self);
-        with_const_bool!(self.maximize, MAX => with_const_bool!(self.weight_decay != 0.0, DECAY => {
-            if self.uses_momentum() {
-                with_const_bool!(self.nesterov, NESTEROV => with_const_bool!(*first, FIRST =>
-                    sgd_tensors::<T, MAX, DECAY, true, NESTEROV, FIRST>(&c, tensors)))
-            } else {
-                sgd_tensors::<T, MAX, DECAY, false, false, false>(&c, tensors)
-            }
-        }))
+        sgd_all(self, *first, tensors);
     }
 }
 
