@@ -7,9 +7,9 @@ use pyo3::prelude::*;
 
 use crate::arrays::{type_name, Dtype};
 use crate::beyond::step_function;
+use crate::held::{read_slice, slice};
 use crate::hyper::{FromGroup, Group};
 use crate::step::{Entry, Init, Layout, Slot};
-use crate::tensorwise::slice;
 
 impl FromGroup for AdafactorHyper {
     fn from_group(g: &Group<'_, '_>) -> PyResult<Self> {
@@ -80,7 +80,12 @@ unsafe fn view<T: Element>(e: &mut Entry) -> AdafactorTensor<'_, T> {
         } else {
             Variance::Full(slice(e.buffers[2], e.lens[2]))
         };
-        AdafactorTensor { param: slice(e.param, e.len), grad: slice(e.grad, e.len), variance, step: &mut e.scalars[0] }
+        AdafactorTensor {
+            param: slice(e.param, e.len),
+            grad: read_slice(e.grad, e.len),
+            variance,
+            step: &mut e.scalars[0],
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::arrays::{scalar_array, type_name, Dtype};
-use crate::held::Work;
+use crate::held::{read_slice, slice, Work};
 use crate::hyper::{FromGroup, Group};
 use crate::plan::StepPlan;
 use crate::step::{slots_key, step, Entry, Init, Layout, StateKeys, KERNEL_LOCK};
@@ -103,25 +103,18 @@ pub(crate) fn detached<R: Send>(py: Python<'_>, entries: &mut [Entry], f: impl F
 /// The entries come from `step::step` (pointers into held, checked, non-overlapping
 /// arrays of `T`, `lens[k]` elements in buffer k), and the bucket holds `T`.
 unsafe fn slices<'a, T: Element>(entries: &'a [&mut Entry]) -> Vec<TensorSlices<'a, T>> {
-    let mk = |ptr: *mut u8, len: usize| -> &'a mut [T] {
-        if len == 0 || ptr.is_null() {
-            &mut []
-        } else {
-            // SAFETY: the caller's contract.
-            unsafe { std::slice::from_raw_parts_mut(ptr.cast::<T>(), len) }
-        }
-    };
     entries
         .iter()
         .map(|e| {
-            // the gradient is only read (and may be the same memory as another gradient)
-            let grad: &'a [T] = if e.len == 0 || e.grad.is_null() {
-                &[]
-            } else {
-                // SAFETY: the caller's contract.
-                unsafe { std::slice::from_raw_parts(e.grad.cast::<T>(), e.len) }
-            };
-            TensorSlices::new(mk(e.param, e.len), grad, (0..MAX_BUFFERS).map(|k| mk(e.buffers[k], e.lens[k])))
+            // SAFETY: the caller's contract; the gradient is only read (and may be the
+            // same memory as another parameter's gradient).
+            unsafe {
+                TensorSlices::new(
+                    slice(e.param, e.len),
+                    read_slice(e.grad, e.len),
+                    (0..MAX_BUFFERS).map(|k| slice(e.buffers[k], e.lens[k])),
+                )
+            }
         })
         .collect()
 }
@@ -644,23 +637,11 @@ impl Layout for ProdigyHyper {
 /// # Safety
 /// As [`slices`].
 unsafe fn prodigy_tensor<'a, T: Element>(e: &'a mut Entry) -> (usize, ProdigyTensor<'a, T>) {
-    let mk = |k: usize| -> &'a mut [T] {
-        let (ptr, len) = (e.buffers[k], e.lens[k]);
-        if len == 0 || ptr.is_null() {
-            &mut []
-        } else {
-            // SAFETY: the caller's contract.
-            unsafe { std::slice::from_raw_parts_mut(ptr.cast::<T>(), len) }
-        }
-    };
-    let (s, p0, v, m) = (mk(0), mk(1), mk(2), mk(3));
+    let (b, l) = (e.buffers, e.lens);
     // SAFETY: the caller's contract.
-    let (param, grad) = unsafe {
-        (
-            std::slice::from_raw_parts_mut(e.param.cast::<T>(), if e.param.is_null() { 0 } else { e.len }),
-            std::slice::from_raw_parts(e.grad.cast::<T>().cast_const(), if e.grad.is_null() { 0 } else { e.len }),
-        )
-    };
+    let (s, p0, v, m) = unsafe { (slice(b[0], l[0]), slice(b[1], l[1]), slice(b[2], l[2]), slice(b[3], l[3])) };
+    // SAFETY: the caller's contract.
+    let (param, grad) = unsafe { (slice(e.param, e.len), read_slice(e.grad, e.len)) };
     let tensor = ProdigyTensor { param, grad, exp_avg: m, exp_avg_sq: v, s, p0, step: &mut e.scalars[0] };
     (e.group as usize, tensor)
 }

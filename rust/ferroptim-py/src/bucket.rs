@@ -8,9 +8,9 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::arrays::{param_operand, read_operand, Dtype};
+use crate::held::slice;
 use crate::held::Held;
 use crate::step::KERNEL_LOCK;
-use crate::tensorwise::slice;
 
 /// The bucket and the parts, checked (one dtype; the written ones writeable and
 /// apart from every other) and held: (held, dtype, bucket pointer and length, parts'

@@ -18,6 +18,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::arrays::{is_uint8, Dtype, Elem};
 use crate::beyond::{buckets, detached};
+use crate::held::{read_slice, slice};
 use crate::hyper::Group;
 use crate::plan::StepPlan;
 use crate::step::{step, Entry, Init, Layout, Slot, StateKeys, SLOTS};
@@ -217,27 +218,17 @@ unsafe fn map_at<'a>(ptr: *mut u8, len: usize) -> Option<&'a [f32; MAP_SIZE]> {
 /// As in [`run_bucket`], the parameter of type `P`; `q` holds the entry's quantizers
 /// when its state is 8-bit.
 unsafe fn tensor<'a, P: Element>(e: &'a mut Entry, q: &'a [Option<Arc<Quantizer>>; 2]) -> EightBitTensor<'a, P> {
-    /// # Safety
-    /// `ptr` is null or points to `len` values of T, exclusively for `'a`.
-    unsafe fn mk<'a, T>(ptr: *mut u8, len: usize) -> &'a mut [T] {
-        if len == 0 || ptr.is_null() {
-            &mut []
-        } else {
-            // SAFETY: this function's contract.
-            unsafe { std::slice::from_raw_parts_mut(ptr.cast::<T>(), len) }
-        }
-    }
     let b = e.buffers;
     let l = e.lens;
     // SAFETY: the contract of this function, slot by slot (codes u8, the rest f32).
     unsafe {
         let state = if b[2].is_null() {
-            EightBitState::Full { state1: mk(b[0], l[0]), state2: mk(b[1], l[1]) }
+            EightBitState::Full { state1: slice(b[0], l[0]), state2: slice(b[1], l[1]) }
         } else {
             let quantized = |j: usize, codes: usize, absmax: usize| {
                 q[j].as_deref().map(|quantizer| Quantized {
-                    codes: mk(b[codes], l[codes]),
-                    absmax: mk(b[absmax], l[absmax]),
+                    codes: slice(b[codes], l[codes]),
+                    absmax: slice(b[absmax], l[absmax]),
                     quantizer,
                 })
             };
@@ -246,6 +237,6 @@ unsafe fn tensor<'a, P: Element>(e: &'a mut Entry, q: &'a [Option<Arc<Quantizer>
                 state2: if b[1].is_null() { None } else { quantized(1, 1, 3) },
             }
         };
-        EightBitTensor { param: mk(e.param, e.len), grad: mk::<P>(e.grad, e.len), step: e.scalars[0], state }
+        EightBitTensor { param: slice(e.param, e.len), grad: read_slice::<P>(e.grad, e.len), step: e.scalars[0], state }
     }
 }

@@ -9,9 +9,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::arrays::{param_operand, read_operand, Dtype};
+use crate::held::slice;
 use crate::held::Held;
 use crate::step::KERNEL_LOCK;
-use crate::tensorwise::slice;
 
 /// (dtype, pointer, length) of each array of one call, in order.
 struct Items(Vec<(Dtype, usize, usize)>);

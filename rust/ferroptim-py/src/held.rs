@@ -73,3 +73,34 @@ impl<'a, E> Work<'a, E> {
         self.0
     }
 }
+
+/// The `len` elements at `ptr` that a kernel writes (empty when `ptr` is null or
+/// `len` is 0: a slot the tensor does not use).
+///
+/// # Safety
+/// `ptr` is null or points to `len` elements of `T` in an array a [`Held`] keeps
+/// alive (or a fresh scratch copy), checked to hold `T`, C-contiguous and aligned,
+/// overlapping no other array the step reads or writes; no other Rust code uses it
+/// meanwhile (`KERNEL_LOCK`).
+pub(crate) unsafe fn slice<'a, T>(ptr: *mut u8, len: usize) -> &'a mut [T] {
+    if len == 0 || ptr.is_null() {
+        &mut []
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(ptr.cast::<T>(), len) }
+    }
+}
+
+/// The `len` elements at `ptr` that a kernel only reads (a gradient, which other
+/// parameters may read too), empty as [`slice`].
+///
+/// # Safety
+/// As [`slice`], but the memory may be read by others meanwhile; nothing writes it.
+pub(crate) unsafe fn read_slice<'a, T>(ptr: *const u8, len: usize) -> &'a [T] {
+    if len == 0 || ptr.is_null() {
+        &[]
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts(ptr.cast::<T>(), len) }
+    }
+}

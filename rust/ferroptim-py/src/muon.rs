@@ -7,9 +7,9 @@ use pyo3::prelude::*;
 
 use crate::arrays::{type_name, Dtype};
 use crate::beyond::step_function;
+use crate::held::{read_slice, slice};
 use crate::hyper::{FromGroup, Group};
 use crate::step::{Entry, Init, Layout, Slot};
-use crate::tensorwise::slice;
 
 impl FromGroup for MuonHyper {
     fn from_group(g: &Group<'_, '_>) -> PyResult<Self> {
@@ -86,7 +86,7 @@ unsafe fn view<T: Element>(e: &mut Entry) -> MuonTensor<'_, T> {
     unsafe {
         MuonTensor {
             param: slice(e.param, e.len),
-            grad: slice(e.grad, e.len),
+            grad: read_slice(e.grad, e.len),
             momentum_buffer: slice(e.buffers[0], e.lens[0]),
             rows,
             cols,

@@ -7,9 +7,10 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::arrays::type_name;
+use crate::held::{read_slice, slice};
 use crate::hyper::Group;
 use crate::step::param_label;
-use crate::tensorwise::{gather, hypers, run_by_group, slice, zip_given, Tensor};
+use crate::tensorwise::{gather, hypers, run_by_group, zip_given, Tensor};
 
 fn hyper(g: &Group<'_, '_>) -> PyResult<SparseAdamHyper> {
     let h = SparseAdamHyper {
@@ -38,7 +39,7 @@ fn row_indices(grad: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<V
 /// The kernel's view of one checked tensor.
 ///
 /// # Safety
-/// `t` comes from `gather` and its arrays are still held; see `tensorwise::slice`.
+/// `t` comes from `gather` and its arrays are still held; see `held::slice`.
 unsafe fn view<'a, T: Element>(t: &'a mut Tensor, indices: &'a [i64]) -> SparseAdamTensor<'a, T> {
     let (&[(m, nm), (v, nv)], Some(step)) = (&t.state[..], t.step) else { unreachable!("checked by sparse_adam_step") };
     let values = indices.len() * (t.len.checked_div(t.shape[0]).unwrap_or(0));
@@ -50,7 +51,7 @@ unsafe fn view<'a, T: Element>(t: &'a mut Tensor, indices: &'a [i64]) -> SparseA
             exp_avg: slice(m, nm),
             exp_avg_sq: slice(v, nv),
             rows: t.shape[0],
-            grad: SparseRows { indices, values: slice(t.grad, values) },
+            grad: SparseRows { indices, values: read_slice(t.grad, values) },
         }
     }
 }

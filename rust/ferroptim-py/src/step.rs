@@ -27,7 +27,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use crate::arrays::{
     buffer_operand, grad_operand, param_operand, scalar_array, scalar_slot, type_name, zeros, Dtype, Elem, Operand,
 };
-use crate::held::{Held, Work};
+use crate::held::{read_slice, slice, Held, Work};
 use crate::hyper::Group;
 use crate::plan::{state_of, StepPlan, StepView};
 
@@ -724,24 +724,12 @@ unsafe fn slices<'a, T: Element>(
     buffers: &[*mut u8],
 ) -> TensorSlices<'a, T> {
     assert!(buffers.len() <= MAX_BUFFERS, "more than {MAX_BUFFERS} state buffers");
-    let mk = |ptr: *mut u8| -> &'a mut [T] {
-        if len == 0 || ptr.is_null() {
-            &mut []
-        } else {
-            // SAFETY: the caller's contract.
-            unsafe { std::slice::from_raw_parts_mut(ptr.cast::<T>(), len) }
-        }
-    };
-    // the gradient is only read (and may be the same memory as another gradient)
-    let grad: &'a [T] = if len == 0 || grad.is_null() {
-        &[]
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { std::slice::from_raw_parts(grad.cast::<T>(), len) }
-    };
     let mut slots: [&'a mut [T]; MAX_BUFFERS] = Default::default();
     for (slot, &b) in slots.iter_mut().zip(buffers) {
-        *slot = mk(b);
+        // SAFETY: the caller's contract.
+        *slot = unsafe { slice(b, len) };
     }
-    TensorSlices { param: mk(param), grad, buffers: slots }
+    // SAFETY: the caller's contract; the gradient is only read (and may be the same
+    // memory as another parameter's gradient).
+    unsafe { TensorSlices { param: slice(param, len), grad: read_slice(grad, len), buffers: slots } }
 }

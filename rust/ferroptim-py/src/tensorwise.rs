@@ -124,21 +124,6 @@ pub(crate) fn gather<'py>(
     Ok(Gathered { tensors, held })
 }
 
-/// A slice over `len` elements at `ptr`.
-///
-/// # Safety
-/// `ptr` points to `len` elements of `T` in an array `Gathered::held` keeps alive,
-/// checked to hold `T`, C-contiguous and aligned, overlapping no other array the
-/// step writes; no other Rust code uses it meanwhile (`KERNEL_LOCK`).
-pub(crate) unsafe fn slice<'a, T>(ptr: *mut u8, len: usize) -> &'a mut [T] {
-    if len == 0 {
-        &mut []
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { std::slice::from_raw_parts_mut(ptr.cast::<T>(), len) }
-    }
-}
-
 /// Reads every group's hyperparameters with `hyper`.
 pub(crate) fn hypers<H>(
     groups: &[Bound<'_, PyDict>],
