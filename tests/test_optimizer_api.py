@@ -215,6 +215,40 @@ def test_results_do_not_depend_on_thread_count():
         fo.set_num_threads(old)
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ps: fo.Adam(ps, lr=0.01, weight_decay=0.1),
+        lambda ps: fo.SGD(ps, lr=0.01, momentum=0.9, nesterov=True),
+        lambda ps: fo.RMSprop(ps, lr=0.01, centered=True),
+    ],
+    ids=["Adam", "SGD", "RMSprop"],
+)
+def test_steps_shared_with_the_pool_do_not_depend_on_thread_count(make):
+    # 65,536 to a million elements: the calling thread shares the kernels with a
+    # crew of the pool's threads, woken ahead when the step replays its plan
+    old = fo.get_num_threads()
+    try:
+        out = []
+        for threads in (1, 2, 3):
+            fo.set_num_threads(threads)
+            rng = np.random.default_rng(7)
+            shapes = [(64,)] * 1500 + [(50_001,), (3, 7)]
+            params = [fo.Parameter(rng.standard_normal(s).astype(np.float32)) for s in shapes]
+            params += [fo.Parameter(rng.standard_normal((80, 81))) for _ in range(3)]  # float64
+            opt = make(params)
+            for _ in range(4):
+                for p in params:
+                    p.grad = rng.standard_normal(p.data.shape).astype(p.data.dtype)
+                opt.step()
+            out.append([p.data.copy() for p in params] + [np.array(v) for p in params for v in opt.state[p].values()])
+        for other in out[1:]:
+            for a, b in zip(out[0], other):
+                np.testing.assert_array_equal(a, b)
+    finally:
+        fo.set_num_threads(old)
+
+
 def test_set_num_threads_validates():
     with pytest.raises(ValueError, match="at least 1"):
         fo.set_num_threads(0)

@@ -60,6 +60,11 @@ impl StepPlan {
         self.recorded = None;
     }
 
+    /// The elements a replay of the recorded plan hands the kernels (0 without one).
+    pub(crate) fn elements(&self) -> usize {
+        self.recorded.as_ref().map_or(0, |r| r.elements)
+    }
+
     /// Whether a plan is recorded (for tests).
     #[getter]
     fn recorded(&self) -> bool {
@@ -236,6 +241,8 @@ struct Recorded {
     state_version: u64,
     /// The memory of every written array, `[lo, hi)`, disjoint, in address order.
     writes: Vec<(usize, usize)>,
+    /// The elements of every entry: the work a replay hands the kernels.
+    elements: usize,
 }
 
 /// What a recording collects, parameter by parameter (see [`Recorded`]).
@@ -492,6 +499,7 @@ impl StepPlan {
             seen,
             dims,
             writes,
+            elements: entries.iter().map(|e| e.len).sum(),
             state_version: DictVersions::current(s.state.py()).map_or(0, |v| v.of(s.state)),
         }))
     }

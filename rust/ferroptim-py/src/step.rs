@@ -17,6 +17,8 @@
 use std::cell::Cell;
 use std::sync::Mutex;
 
+use ferroptim::crew;
+use ferroptim::exec::shared;
 use ferroptim::{Batch, Element, Elementwise, TensorSlices, MAX_BUFFERS, MAX_SCALARS};
 use numpy::{PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -41,6 +43,9 @@ pub(crate) trait Layout {
     const SCALARS: usize;
     /// How many buffer slots this configuration spans.
     fn buffers(&self) -> usize;
+    /// Whether its kernels run through a `Batch`, which shares a big enough step's
+    /// work with the pool's threads (`exec::shared`): the elementwise kernels.
+    const SHARES: bool = false;
     /// Whether this configuration uses buffer slot `k`.
     fn uses_buffer(&self, k: usize) -> bool {
         k < self.buffers()
@@ -129,6 +134,7 @@ macro_rules! elementwise_layout {
     ($($k:ty),*) => {$(
         impl Layout for $k {
             const SCALARS: usize = <$k as Elementwise>::SCALARS;
+            const SHARES: bool = true;
             fn buffers(&self) -> usize {
                 Elementwise::buffers(self)
             }
@@ -344,6 +350,9 @@ pub(crate) fn step<'py, K: Layout>(
     // The last step's verified plan, unless another step is using it (a step
     // re-entered from Python code it calls, or one from another thread).
     let mut verified = verified.and_then(|v| v.try_borrow_mut().ok());
+    // A replay whose kernels will share their work with the pool's threads wakes
+    // them now, to be awake when the kernels run (a stale plan only wastes their wait).
+    let _crew = verified.as_ref().filter(|v| K::SHARES && shared(v.elements())).map(|_| crew::wake_ahead());
     let s = StepView {
         kernel: std::any::type_name::<K>(),
         state,

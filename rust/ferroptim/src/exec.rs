@@ -14,6 +14,9 @@
 
 use rayon::prelude::*;
 
+use std::sync::Mutex;
+
+use crate::crew;
 use crate::element::Element;
 use crate::threads;
 
@@ -27,11 +30,24 @@ pub const CHUNK: usize = 1 << 15;
 /// takes well under a millisecond on one core, less than waking sleeping workers
 /// costs on some machines (measured on a 2-vCPU VM: one thread wins up to ~1M
 /// elements). The thread count never changes a result, only the time.
-const SERIAL_BELOW: usize = 1 << 20;
+pub const SERIAL_BELOW: usize = 1 << 20;
+/// From this many elements (and below [`SERIAL_BELOW`]) a batch shares its updates
+/// between the calling thread and the pool's threads ([`Crew`](crew::Crew)), which costs no
+/// sleeping thread a wake-up on the way.
+pub const SHARE_FROM: usize = 1 << 16;
+/// The fewest elements in a share of a [`Crew`]'s work.
+const SHARE_MIN: usize = 1 << 12;
 
 /// Whether `elements` elements of work run on the calling thread (see [`SERIAL_BELOW`]).
 pub(crate) fn serial(elements: usize) -> bool {
     elements < SERIAL_BELOW || threads::get_num_threads() <= 1
+}
+
+/// Whether a batch of `elements` elements shares its updates between the calling
+/// thread and the pool's threads (a [`Crew`](crew::Crew)): from [`SHARE_FROM`]
+/// elements, below [`SERIAL_BELOW`], with more than one thread.
+pub fn shared(elements: usize) -> bool {
+    (SHARE_FROM..SERIAL_BELOW).contains(&elements) && threads::get_num_threads() > 1
 }
 
 /// `f` over every job, in order: on the pool when `elements` (the work the jobs
@@ -155,10 +171,47 @@ pub trait Elementwise: Sync {
     }
 }
 
-struct Job<'a, K: Elementwise, T> {
+/// Tensors (or chunks of one) with the same step constants, updated in one
+/// [`Elementwise::update_all`] call.
+struct Run<'a, K: Elementwise, T> {
     kernel: &'a K,
     step: K::Step,
-    tensor: TensorSlices<'a, T>,
+    elements: usize,
+    tensors: Vec<TensorSlices<'a, T>>,
+}
+
+impl<'a, K: Elementwise, T> Run<'a, K, T> {
+    fn update(mut self)
+    where
+        T: Element,
+    {
+        self.kernel.update_all(&self.step, &mut self.tensors);
+    }
+
+    /// The same updates as runs of at most `size` elements: its big tensors cut
+    /// into chunks, its small ones gathered in order.
+    fn split(self, size: usize, out: &mut Vec<Self>) {
+        let Run { kernel, step, tensors, .. } = self;
+        let piece = |elements, tensors| Run { kernel, step, elements, tensors };
+        let mut small = Vec::new();
+        let mut elements = 0;
+        for mut t in tensors {
+            while t.len() > size {
+                let (head, tail) = t.split_at(size);
+                out.push(piece(size, vec![head]));
+                t = tail;
+            }
+            if elements + t.len() > size {
+                out.push(piece(elements, std::mem::take(&mut small)));
+                elements = 0;
+            }
+            elements += t.len();
+            small.push(t);
+        }
+        if !small.is_empty() {
+            out.push(piece(elements, small));
+        }
+    }
 }
 
 struct Memo<'a, K: Elementwise> {
@@ -169,43 +222,45 @@ struct Memo<'a, K: Elementwise> {
     step: K::Step,
 }
 
-/// How many tensors with the same step constants a batch on the calling thread
-/// gathers before it updates them together ([`Elementwise::update_all`]).
-const RUN: usize = 64;
+/// How many tensors with the same step constants a batch gathers into one run
+/// ([`Elementwise::update_all`]).
+pub const RUN: usize = 64;
 
-/// The tensors of one optimizer step, of one element type, run together on the pool.
+/// The tensors of one optimizer step, of one element type, updated together.
 ///
-/// A batch known to be small ([`Batch::with_size`]) runs its updates on the calling
-/// thread as they are pushed, a run of up to [`RUN`] tensors with the same step
-/// constants at a time, and so stores only that run. Every update has run when
-/// [`Batch::run`] returns.
+/// Pushed tensors are gathered into runs of up to [`RUN`] tensors with the same step
+/// constants. A batch known to be small ([`Batch::with_size`]) updates each run on
+/// the calling thread as soon as it is complete, and so stores only that run; any
+/// other keeps its runs for [`Batch::run`], which hands them to other threads too.
+/// Every update has run when [`Batch::run`] returns.
 pub struct Batch<'a, K: Elementwise, T> {
-    jobs: Vec<Job<'a, K, T>>,
+    runs: Vec<Run<'a, K, T>>,
     elements: usize,
     memo: Option<Memo<'a, K>>,
     immediate: bool,
-    /// Tensors pushed on the calling thread, not yet updated: all with the memo's
-    /// kernel and step.
+    /// The run being gathered: tensors with the memo's kernel and step.
     pending: Vec<TensorSlices<'a, T>>,
+    /// The elements of `pending`.
+    pending_elements: usize,
 }
 
 impl<K: Elementwise, T> Default for Batch<'_, K, T> {
     fn default() -> Self {
-        Batch { jobs: Vec::new(), elements: 0, memo: None, immediate: false, pending: Vec::new() }
+        Batch { runs: Vec::new(), elements: 0, memo: None, immediate: false, pending: Vec::new(), pending_elements: 0 }
     }
 }
 
 impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
-    /// An empty batch that queues its updates for [`Batch::run`].
+    /// An empty batch that keeps its runs for [`Batch::run`].
     pub fn new() -> Self {
         Self::default()
     }
 
     /// An empty batch for about `elements` elements in all: below the size worth
-    /// the pool (or with one thread) the updates run on the calling thread as they
-    /// are pushed, a run of tensors at a time (see [`Batch`]).
+    /// sharing with other threads (or with one thread) the updates run on the calling
+    /// thread as they are pushed, a run of tensors at a time (see [`Batch`]).
     pub fn with_size(elements: usize) -> Self {
-        Batch { immediate: serial(elements), ..Self::default() }
+        Batch { immediate: serial(elements) && !shared(elements), ..Self::default() }
     }
 
     /// Adds one parameter: advances its scalar state now (see [`Elementwise::begin`])
@@ -219,10 +274,9 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
         if !tensor.is_empty() {
             assert!(tensor.fits(kernel), "the state buffers are not the slots this configuration uses");
         }
-        let step = match &self.memo {
+        match &self.memo {
             Some(m) if std::ptr::eq(m.kernel, kernel) && m.fresh == fresh && m.before[..K::SCALARS] == *scalars => {
                 scalars.copy_from_slice(&m.after[..K::SCALARS]);
-                m.step
             }
             _ => {
                 self.flush(); // the pending run has the old step's constants
@@ -232,32 +286,39 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
                 let mut after = [0.0; MAX_SCALARS];
                 after[..K::SCALARS].copy_from_slice(scalars);
                 self.memo = Some(Memo { kernel, fresh, before, after, step });
-                step
             }
-        };
+        }
         if tensor.is_empty() {
             return;
         }
         self.elements += tensor.len();
-        if self.immediate {
-            if self.pending.capacity() == 0 {
-                self.pending.reserve_exact(RUN);
-            }
-            self.pending.push(tensor);
-            if self.pending.len() == RUN {
-                self.flush();
-            }
-        } else {
-            self.jobs.push(Job { kernel, step, tensor });
+        self.pending_elements += tensor.len();
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(RUN);
+        }
+        self.pending.push(tensor);
+        if self.pending.len() == RUN {
+            self.flush();
         }
     }
 
-    /// Updates the pending tensors (see [`Batch::with_size`]).
+    /// Completes the pending run: updates it now on the calling thread, or keeps it
+    /// for [`Batch::run`] (see [`Batch::with_size`]).
     fn flush(&mut self) {
-        if let (Some(m), false) = (&self.memo, self.pending.is_empty()) {
+        let Some(m) = &self.memo else {
+            return;
+        };
+        if self.pending.is_empty() {
+            return;
+        }
+        if self.immediate {
             m.kernel.update_all(&m.step, &mut self.pending);
             self.pending.clear();
+        } else {
+            let tensors = std::mem::replace(&mut self.pending, Vec::with_capacity(RUN));
+            self.runs.push(Run { kernel: m.kernel, step: m.step, elements: self.pending_elements, tensors });
         }
+        self.pending_elements = 0;
     }
 
     /// The number of elements pushed.
@@ -265,13 +326,17 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
         self.elements
     }
 
-    /// Runs every queued update, on the pool when there is enough work.
+    /// Runs every queued update: on the calling thread below [`SHARE_FROM`]
+    /// elements (or with one thread), shared between the calling thread and the
+    /// pool's ([`Crew`](crew::Crew)) from there, on the pool from [`SERIAL_BELOW`].
     pub fn run(mut self) {
+        self.flush();
         if self.immediate {
-            self.flush(); // the rest already done, run by run
-            return;
+            return; // every run already done
         }
-        if serial(self.elements) {
+        if shared(self.elements) {
+            self.run_shared();
+        } else if serial(self.elements) {
             self.run_serial();
         } else {
             self.run_parallel();
@@ -279,28 +344,43 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
     }
 
     /// Runs every update on the calling thread.
-    pub(crate) fn run_serial(self) {
-        for j in self.jobs {
-            j.kernel.update(&j.step, j.tensor);
-        }
+    pub(crate) fn run_serial(mut self) {
+        self.flush();
+        self.runs.into_iter().for_each(Run::update);
     }
 
-    /// Runs the updates on the pool, big tensors cut into chunks of [`CHUNK`].
-    pub(crate) fn run_parallel(self) {
-        if self.jobs.is_empty() {
-            return;
-        }
-        let mut work = Vec::with_capacity(self.jobs.len() + self.elements / CHUNK);
-        for Job { kernel, step, mut tensor } in self.jobs {
-            while tensor.len() > CHUNK {
-                let (head, tail) = tensor.split_at(CHUNK);
-                work.push(Job { kernel, step, tensor: head });
-                tensor = tail;
+    /// The runs, none above `size` elements.
+    fn pieces(mut self, size: usize) -> Vec<Run<'a, K, T>> {
+        self.flush();
+        let mut pieces = Vec::with_capacity(self.runs.len() + self.elements / size);
+        for run in self.runs {
+            if run.elements <= size {
+                pieces.push(run);
+            } else {
+                run.split(size, &mut pieces);
             }
-            work.push(Job { kernel, step, tensor });
         }
-        threads::install(|| {
-            work.into_par_iter().for_each(|j| j.kernel.update(&j.step, j.tensor));
+        pieces
+    }
+
+    /// Runs the updates on the pool, in pieces of at most [`CHUNK`] elements.
+    pub(crate) fn run_parallel(self) {
+        let pieces = self.pieces(CHUNK);
+        threads::install(|| pieces.into_par_iter().for_each(Run::update));
+    }
+
+    /// Runs the updates on the calling thread and a [`Crew`](crew::Crew) of the
+    /// pool's threads (the one woken ahead on this thread, if any), in pieces small
+    /// enough for every thread to take several.
+    pub(crate) fn run_shared(self) {
+        let size = (self.elements / (4 * threads::get_num_threads())).clamp(SHARE_MIN, CHUNK);
+        let pieces: Vec<Mutex<Option<Run<'a, K, T>>>> =
+            self.pieces(size).into_iter().map(|r| Mutex::new(Some(r))).collect();
+        crew::woken().share(pieces.len(), &|i| {
+            // each piece is taken once: its lock is never contended
+            if let Some(piece) = pieces[i].lock().unwrap_or_else(|e| e.into_inner()).take() {
+                piece.update();
+            }
         });
     }
 }

@@ -8,13 +8,15 @@
 //! - [`kernels`]: stateless functions over slices, e.g. [`kernels::adam::adam`], each
 //!   compiled for AVX-512, AVX2+FMA, NEON and a portable fallback, picked at run time.
 //! - [`exec`]: [`Batch`] runs one step of an [`Elementwise`] optimizer over many
-//!   tensors on the thread pool ([`set_num_threads`]).
+//!   tensors on the thread pool ([`set_num_threads`]), a mid-sized one shared between
+//!   the calling thread and a [`crew`] of pool threads woken ahead.
 //! - [`optim`]: [`Optimizer`] keeps the per-parameter state for you ([`Sgd`], [`Adam`]).
 //!
 //! Every kernel is compared in `cargo test` with a scalar reference written as torch
 //! writes it, one tensor operation at a time, bit for bit.
 
 pub mod checkpoint;
+pub mod crew;
 pub mod element;
 pub mod exec;
 pub mod kernels;

@@ -97,7 +97,7 @@ fn forget_if_foreign(old: Option<Pool>) {
     }
 }
 
-fn current() -> Arc<ThreadPool> {
+pub(crate) fn current() -> Arc<ThreadPool> {
     let mut guard = lock();
     let pid = std::process::id();
     match guard.as_ref() {

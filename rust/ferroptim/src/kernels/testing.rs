@@ -220,17 +220,20 @@ pub(crate) fn check_against_reference<K: Elementwise, T: Element>(kernel: &K, re
         for (threads, params, bufs, scalars) in &mut runs {
             set_num_threads(*threads).unwrap();
             // One thread: updates run on this thread, a run of tensors at a time; more:
-            // queued for the pool.
+            // queued, then shared with a crew of the pool's threads (even steps) or
+            // handed to the pool (odd steps).
             let mut batch = if *threads == 1 { Batch::with_size(0) } else { Batch::new() };
             for (((p, g), b), s) in params.iter_mut().zip(&grads).zip(bufs.iter_mut()).zip(scalars.iter_mut()) {
                 let slices = TensorSlices::new(p.as_mut_slice(), g.as_slice(), b.iter_mut().map(|v| v.as_mut_slice()));
                 batch.push(kernel, &mut s[..K::SCALARS], fresh, slices);
             }
             // The lengths add up to less than the serial threshold: ask for the pool.
-            if *threads > 1 {
-                batch.run_parallel();
-            } else {
+            if *threads == 1 {
                 batch.run();
+            } else if step % 2 == 0 {
+                batch.run_shared();
+            } else {
+                batch.run_parallel();
             }
         }
         for t in 0..LENGTHS.len() {
