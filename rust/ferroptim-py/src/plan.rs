@@ -60,11 +60,6 @@ impl StepPlan {
         self.recorded = None;
     }
 
-    /// The elements a replay of the recorded plan hands the kernels (0 without one).
-    pub(crate) fn elements(&self) -> usize {
-        self.recorded.as_ref().map_or(0, |r| r.elements)
-    }
-
     /// Whether a plan is recorded (for tests).
     #[getter]
     fn recorded(&self) -> bool {
@@ -306,6 +301,11 @@ fn attr<'py>(p: &Bound<'py, PyAny>, slots: Option<&ParamSlots>, slot: Slot) -> P
 }
 
 impl StepPlan {
+    /// The elements a replay of the recorded plan hands the kernels (0 without one).
+    pub(crate) fn elements(&self) -> usize {
+        self.recorded.as_ref().map_or(0, |r| r.elements)
+    }
+
     /// Gathers this step's entries into `entries` (and the gradients they read into
     /// `held`) from the recorded plan, if nothing it recorded has changed. False, with
     /// `entries` and `held` to be cleared, sends the step through the full checks.
