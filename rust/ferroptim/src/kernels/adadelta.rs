@@ -44,26 +44,29 @@ struct Coef<T> {
 }
 
 simd_targets! {
-fn adadelta_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
+/// The update of every element of each tensor (buffers: square_avg, acc_delta), set up
+/// once for all of them.
+fn adadelta_tensors<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
     c: &Coef<T>,
-    param: &mut [T],
-    grad: &[T],
-    square_avg: &mut [T],
-    acc_delta: &mut [T],
+    tensors: &mut [TensorSlices<'_, T>],
 ) {
-    let n = param.len();
-    let (grad, square_avg, acc_delta) = (&grad[..n], &mut square_avg[..n], &mut acc_delta[..n]);
-    for i in 0..n {
-        let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
-        if DECAY {
-            g = c.weight_decay.mul_add(param[i], g); // grad.add(param, alpha=wd): one fma
+    for t in tensors {
+        let n = t.param.len();
+        let [square_avg, acc_delta, ..] = &mut t.buffers;
+        let (param, grad) = (&mut t.param[..], &t.grad[..n]);
+        let (square_avg, acc_delta) = (&mut square_avg[..n], &mut acc_delta[..n]);
+        for i in 0..n {
+            let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
+            if DECAY {
+                g = c.weight_decay.mul_add(param[i], g); // grad.add(param, alpha=wd): one fma
+            }
+            // torch 2.15's addcmul_ and add_(alpha=...) are fused multiply-adds
+            let v = (c.one_minus_rho * g).mul_add(g, square_avg[i] * c.rho);
+            square_avg[i] = v;
+            let delta = (acc_delta[i] + c.eps).sqrt() / (v + c.eps).sqrt() * g;
+            acc_delta[i] = (c.one_minus_rho * delta).mul_add(delta, acc_delta[i] * c.rho);
+            param[i] = c.neg_lr.mul_add(delta, param[i]);
         }
-        // torch 2.15's addcmul_ and add_(alpha=...) are fused multiply-adds
-        let v = (c.one_minus_rho * g).mul_add(g, square_avg[i] * c.rho);
-        square_avg[i] = v;
-        let delta = (acc_delta[i] + c.eps).sqrt() / (v + c.eps).sqrt() * g;
-        acc_delta[i] = (c.one_minus_rho * delta).mul_add(delta, acc_delta[i] * c.rho);
-        param[i] = c.neg_lr.mul_add(delta, param[i]);
     }
 }
 }
@@ -91,8 +94,11 @@ impl Elementwise for AdadeltaHyper {
         scalars[0] += 1.0;
     }
 
-    fn update<T: Element>(&self, _: &(), t: TensorSlices<'_, T>) {
-        let [v, u, _, _] = t.buffers;
+    fn update<T: Element>(&self, step: &(), mut t: TensorSlices<'_, T>) {
+        self.update_all(step, std::slice::from_mut(&mut t));
+    }
+
+    fn update_all<T: Element>(&self, _: &(), tensors: &mut [TensorSlices<'_, T>]) {
         let c = Coef {
             weight_decay: T::of(self.weight_decay),
             rho: T::of(self.rho),
@@ -101,7 +107,7 @@ impl Elementwise for AdadeltaHyper {
             neg_lr: T::of(-self.lr),
         };
         with_const_bool!(self.maximize, MAX => with_const_bool!(self.weight_decay != 0.0, DECAY =>
-            adadelta_loop::<T, MAX, DECAY>(&c, t.param, t.grad, v, u)))
+            adadelta_tensors::<T, MAX, DECAY>(&c, tensors)))
     }
 }
 

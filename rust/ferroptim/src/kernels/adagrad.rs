@@ -59,17 +59,23 @@ struct Coef<T> {
 }
 
 simd_targets! {
-fn adagrad_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool>(c: &Coef<T>, param: &mut [T], grad: &[T], sum: &mut [T]) {
-    let n = param.len();
-    let (grad, sum) = (&grad[..n], &mut sum[..n]);
-    for i in 0..n {
-        let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
-        if DECAY {
-            g = c.weight_decay.mul_add(param[i], g); // grad.add(param, alpha=wd): one fma
+/// The update of every element of each tensor (buffer: sum), set up once for all of them.
+fn adagrad_tensors<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
+    c: &Coef<T>,
+    tensors: &mut [TensorSlices<'_, T>],
+) {
+    for t in tensors {
+        let n = t.param.len();
+        let (param, grad, sum) = (&mut t.param[..], &t.grad[..n], &mut t.buffers[0][..n]);
+        for i in 0..n {
+            let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
+            if DECAY {
+                g = c.weight_decay.mul_add(param[i], g); // grad.add(param, alpha=wd): one fma
+            }
+            let s = g.mul_add(g, sum[i]); // addcmul_(g, g, value=1): one fma
+            sum[i] = s;
+            param[i] = param[i] + c.neg_clr * g / (s.sqrt() + c.eps);
         }
-        let s = g.mul_add(g, sum[i]); // addcmul_(g, g, value=1): one fma
-        sum[i] = s;
-        param[i] = param[i] + c.neg_clr * g / (s.sqrt() + c.eps);
     }
 }
 }
@@ -101,14 +107,19 @@ impl Elementwise for AdagradHyper {
         AdagradStep { neg_clr: -(self.lr / (1.0 + (scalars[0] - 1.0) * self.lr_decay)), fresh }
     }
 
-    fn update<T: Element>(&self, step: &AdagradStep, t: TensorSlices<'_, T>) {
-        let [sum, ..] = t.buffers;
+    fn update<T: Element>(&self, step: &AdagradStep, mut t: TensorSlices<'_, T>) {
+        self.update_all(step, std::slice::from_mut(&mut t));
+    }
+
+    fn update_all<T: Element>(&self, step: &AdagradStep, tensors: &mut [TensorSlices<'_, T>]) {
         if step.fresh {
-            sum.fill(T::of(self.initial_accumulator_value));
+            for t in tensors.iter_mut() {
+                t.buffers[0].fill(T::of(self.initial_accumulator_value));
+            }
         }
         let c = Coef { weight_decay: T::of(self.weight_decay), eps: T::of(self.eps), neg_clr: T::of(step.neg_clr) };
         with_const_bool!(self.maximize, MAX => with_const_bool!(self.weight_decay != 0.0, DECAY =>
-            adagrad_loop::<T, MAX, DECAY>(&c, t.param, t.grad, sum)))
+            adagrad_tensors::<T, MAX, DECAY>(&c, tensors)))
     }
 }
 

@@ -44,25 +44,28 @@ struct Coef<T> {
 }
 
 simd_targets! {
-fn adamax_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
+/// The update of every element of each tensor (buffers: exp_avg, exp_inf), set up
+/// once for all of them.
+fn adamax_tensors<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
     c: &Coef<T>,
-    param: &mut [T],
-    grad: &[T],
-    exp_avg: &mut [T],
-    exp_inf: &mut [T],
+    tensors: &mut [TensorSlices<'_, T>],
 ) {
-    let n = param.len();
-    let (grad, exp_avg, exp_inf) = (&grad[..n], &mut exp_avg[..n], &mut exp_inf[..n]);
-    for i in 0..n {
-        let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
-        if DECAY {
-            g = c.weight_decay.mul_add(param[i], g); // grad.add(param, alpha=wd): one fma
+    for t in tensors {
+        let n = t.param.len();
+        let [exp_avg, exp_inf, ..] = &mut t.buffers;
+        let (param, grad) = (&mut t.param[..], &t.grad[..n]);
+        let (exp_avg, exp_inf) = (&mut exp_avg[..n], &mut exp_inf[..n]);
+        for i in 0..n {
+            let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
+            if DECAY {
+                g = c.weight_decay.mul_add(param[i], g); // grad.add(param, alpha=wd): one fma
+            }
+            let m = lerp(exp_avg[i], g, c.beta1);
+            exp_avg[i] = m;
+            let u = (exp_inf[i] * c.beta2).nan_max(g.abs() + c.eps);
+            exp_inf[i] = u;
+            param[i] = param[i] + c.neg_clr * m / u;
         }
-        let m = lerp(exp_avg[i], g, c.beta1);
-        exp_avg[i] = m;
-        let u = (exp_inf[i] * c.beta2).nan_max(g.abs() + c.eps);
-        exp_inf[i] = u;
-        param[i] = param[i] + c.neg_clr * m / u;
     }
 }
 }
@@ -92,8 +95,11 @@ impl Elementwise for AdamaxHyper {
         -(self.lr / (1.0 - self.betas.0.powf(scalars[0])))
     }
 
-    fn update<T: Element>(&self, neg_clr: &f64, t: TensorSlices<'_, T>) {
-        let [m, u, _, _] = t.buffers;
+    fn update<T: Element>(&self, step: &f64, mut t: TensorSlices<'_, T>) {
+        self.update_all(step, std::slice::from_mut(&mut t));
+    }
+
+    fn update_all<T: Element>(&self, neg_clr: &f64, tensors: &mut [TensorSlices<'_, T>]) {
         let c = Coef {
             weight_decay: T::of(self.weight_decay),
             beta1: Lerp::new(1.0 - self.betas.0),
@@ -102,7 +108,7 @@ impl Elementwise for AdamaxHyper {
             neg_clr: T::of(*neg_clr),
         };
         with_const_bool!(self.maximize, MAX => with_const_bool!(self.weight_decay != 0.0, DECAY =>
-            adamax_loop::<T, MAX, DECAY>(&c, t.param, t.grad, m, u)))
+            adamax_tensors::<T, MAX, DECAY>(&c, tensors)))
     }
 }
 

@@ -70,20 +70,24 @@ struct Coef<T> {
 }
 
 simd_targets! {
-fn nadam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8>(
+/// The update of every element of each tensor (buffers: exp_avg, exp_avg_sq), set up
+/// once for all of them.
+fn nadam_tensors<T: Element, const MAXIMIZE: bool, const DECAY: u8>(
     c: &Coef<T>,
-    param: &mut [T],
-    grad: &[T],
-    exp_avg: &mut [T],
-    exp_avg_sq: &mut [T],
+    tensors: &mut [TensorSlices<'_, T>],
 ) {
-    let n = param.len();
-    let (grad, exp_avg, exp_avg_sq) = (&grad[..n], &mut exp_avg[..n], &mut exp_avg_sq[..n]);
-    for i in 0..n {
-        let (mut p, g, m, v) = c.moments.step::<MAXIMIZE, DECAY>(param[i], grad[i], &mut exp_avg[i], &mut exp_avg_sq[i]);
-        let denom = (v / c.bias_correction2).sqrt() + c.eps;
-        p = p + c.grad_step * g / denom;
-        param[i] = p + c.exp_avg_step * m / denom;
+    for t in tensors {
+        let n = t.param.len();
+        let [exp_avg, exp_avg_sq, ..] = &mut t.buffers;
+        let (param, grad) = (&mut t.param[..], &t.grad[..n]);
+        let (exp_avg, exp_avg_sq) = (&mut exp_avg[..n], &mut exp_avg_sq[..n]);
+        for i in 0..n {
+            let (mut p, g, m, v) =
+                c.moments.step::<MAXIMIZE, DECAY>(param[i], grad[i], &mut exp_avg[i], &mut exp_avg_sq[i]);
+            let denom = (v / c.bias_correction2).sqrt() + c.eps;
+            p = p + c.grad_step * g / denom;
+            param[i] = p + c.exp_avg_step * m / denom;
+        }
     }
 }
 }
@@ -127,8 +131,11 @@ impl Elementwise for NadamHyper {
         }
     }
 
-    fn update<T: Element>(&self, s: &NadamStep, t: TensorSlices<'_, T>) {
-        let [m, v, _, _] = t.buffers;
+    fn update<T: Element>(&self, step: &NadamStep, mut t: TensorSlices<'_, T>) {
+        self.update_all(step, std::slice::from_mut(&mut t));
+    }
+
+    fn update_all<T: Element>(&self, s: &NadamStep, tensors: &mut [TensorSlices<'_, T>]) {
         let c = Coef {
             moments: Moments::new(self.lr, self.weight_decay, self.betas),
             bias_correction2: T::of(s.bias_correction2),
@@ -136,9 +143,8 @@ impl Elementwise for NadamHyper {
             grad_step: T::of(s.grad_step),
             exp_avg_step: T::of(s.exp_avg_step),
         };
-        let (p, g) = (t.param, t.grad);
         with_const_bool!(self.maximize, MAX => with_decay!(Decay::of(self.weight_decay, self.decoupled_weight_decay), D =>
-            nadam_loop::<T, MAX, D>(&c, p, g, m, v)))
+            nadam_tensors::<T, MAX, D>(&c, tensors)))
     }
 }
 

@@ -83,25 +83,29 @@ struct Coef<T> {
 }
 
 simd_targets! {
-fn radam_loop<T: Element, const MAXIMIZE: bool, const DECAY: u8, const RECTIFY: bool>(
+/// The update of every element of each tensor (buffers: exp_avg, exp_avg_sq), set up
+/// once for all of them.
+fn radam_tensors<T: Element, const MAXIMIZE: bool, const DECAY: u8, const RECTIFY: bool>(
     c: &Coef<T>,
-    param: &mut [T],
-    grad: &[T],
-    exp_avg: &mut [T],
-    exp_avg_sq: &mut [T],
+    tensors: &mut [TensorSlices<'_, T>],
 ) {
-    let n = param.len();
-    let (grad, exp_avg, exp_avg_sq) = (&grad[..n], &mut exp_avg[..n], &mut exp_avg_sq[..n]);
-    for i in 0..n {
-        let (p, _, m, v) = c.moments.step::<MAXIMIZE, DECAY>(param[i], grad[i], &mut exp_avg[i], &mut exp_avg_sq[i]);
-        let update = m / c.bias_correction1 * c.lr;
-        param[i] = if RECTIFY {
-            // torch's `scalar / tensor` is `tensor.reciprocal() * scalar`
-            let adaptive = T::one() / (v.sqrt() + c.eps) * c.bias_correction2_sqrt;
-            p - update * adaptive * c.rect
-        } else {
-            p - update
-        };
+    for t in tensors {
+        let n = t.param.len();
+        let [exp_avg, exp_avg_sq, ..] = &mut t.buffers;
+        let (param, grad) = (&mut t.param[..], &t.grad[..n]);
+        let (exp_avg, exp_avg_sq) = (&mut exp_avg[..n], &mut exp_avg_sq[..n]);
+        for i in 0..n {
+            let (p, _, m, v) =
+                c.moments.step::<MAXIMIZE, DECAY>(param[i], grad[i], &mut exp_avg[i], &mut exp_avg_sq[i]);
+            let update = m / c.bias_correction1 * c.lr;
+            param[i] = if RECTIFY {
+                // torch's `scalar / tensor` is `tensor.reciprocal() * scalar`
+                let adaptive = T::one() / (v.sqrt() + c.eps) * c.bias_correction2_sqrt;
+                p - update * adaptive * c.rect
+            } else {
+                p - update
+            };
+        }
     }
 }
 }
@@ -130,8 +134,11 @@ impl Elementwise for RadamHyper {
         self.at_step(scalars[0])
     }
 
-    fn update<T: Element>(&self, s: &RadamStep, t: TensorSlices<'_, T>) {
-        let [m, v, _, _] = t.buffers;
+    fn update<T: Element>(&self, step: &RadamStep, mut t: TensorSlices<'_, T>) {
+        self.update_all(step, std::slice::from_mut(&mut t));
+    }
+
+    fn update_all<T: Element>(&self, s: &RadamStep, tensors: &mut [TensorSlices<'_, T>]) {
         let c = Coef {
             moments: Moments::new(self.lr, self.weight_decay, self.betas),
             bias_correction1: T::of(s.bias_correction1),
@@ -140,10 +147,9 @@ impl Elementwise for RadamHyper {
             lr: T::of(self.lr),
             rect: T::of(s.rect.unwrap_or(1.0)),
         };
-        let (p, g) = (t.param, t.grad);
         with_const_bool!(self.maximize, MAX => with_const_bool!(s.rect.is_some(), RECT =>
             with_decay!(Decay::of(self.weight_decay, self.decoupled_weight_decay), D =>
-                radam_loop::<T, MAX, D, RECT>(&c, p, g, m, v))))
+                radam_tensors::<T, MAX, D, RECT>(&c, tensors))))
     }
 }
 

@@ -58,38 +58,39 @@ struct Coef<T> {
 }
 
 simd_targets! {
-fn rmsprop_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool, const MOMENTUM: bool, const CENTERED: bool>(
+/// The update of every element of each tensor (buffers: square_avg,
+/// momentum_buffer, grad_avg), set up once for all of them.
+fn rmsprop_tensors<T: Element, const MAXIMIZE: bool, const DECAY: bool, const MOMENTUM: bool, const CENTERED: bool>(
     c: &Coef<T>,
-    param: &mut [T],
-    grad: &[T],
-    square_avg: &mut [T],
-    momentum_buffer: &mut [T],
-    grad_avg: &mut [T],
+    tensors: &mut [TensorSlices<'_, T>],
 ) {
-    let n = param.len();
-    let (grad, square_avg) = (&grad[..n], &mut square_avg[..n]);
-    let momentum_buffer = if MOMENTUM { &mut momentum_buffer[..n] } else { momentum_buffer };
-    let grad_avg = if CENTERED { &mut grad_avg[..n] } else { grad_avg };
-    for i in 0..n {
-        let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
-        if DECAY {
-            g = c.weight_decay.mul_add(param[i], g); // grad.add(param, alpha=wd): one fma
-        }
-        let v = (c.one_minus_alpha * g).mul_add(g, square_avg[i] * c.alpha); // mul_ + addcmul_ (fma)
-        square_avg[i] = v;
-        let avg = if CENTERED {
-            let ga = lerp(grad_avg[i], g, c.one_minus_alpha_lerp);
-            grad_avg[i] = ga;
-            (-ga).mul_add(ga, v).sqrt() + c.eps // addcmul(ga, ga, value=-1): one fma
-        } else {
-            v.sqrt() + c.eps
-        };
-        if MOMENTUM {
-            let b = momentum_buffer[i] * c.momentum + g / avg;
-            momentum_buffer[i] = b;
-            param[i] = c.neg_lr.mul_add(b, param[i]);
-        } else {
-            param[i] = param[i] + c.neg_lr * g / avg;
+    for t in tensors {
+        let n = t.param.len();
+        let [square_avg, momentum_buffer, grad_avg, _] = &mut t.buffers;
+        let (param, grad, square_avg) = (&mut t.param[..], &t.grad[..n], &mut square_avg[..n]);
+        let momentum_buffer = if MOMENTUM { &mut momentum_buffer[..n] } else { &mut [] };
+        let grad_avg = if CENTERED { &mut grad_avg[..n] } else { &mut [] };
+        for i in 0..n {
+            let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
+            if DECAY {
+                g = c.weight_decay.mul_add(param[i], g); // grad.add(param, alpha=wd): one fma
+            }
+            let v = (c.one_minus_alpha * g).mul_add(g, square_avg[i] * c.alpha); // mul_ + addcmul_ (fma)
+            square_avg[i] = v;
+            let avg = if CENTERED {
+                let ga = lerp(grad_avg[i], g, c.one_minus_alpha_lerp);
+                grad_avg[i] = ga;
+                (-ga).mul_add(ga, v).sqrt() + c.eps // addcmul(ga, ga, value=-1): one fma
+            } else {
+                v.sqrt() + c.eps
+            };
+            if MOMENTUM {
+                let b = momentum_buffer[i] * c.momentum + g / avg;
+                momentum_buffer[i] = b;
+                param[i] = c.neg_lr.mul_add(b, param[i]);
+            } else {
+                param[i] = param[i] + c.neg_lr * g / avg;
+            }
         }
     }
 }
@@ -134,8 +135,11 @@ impl Elementwise for RmspropHyper {
         scalars[0] += 1.0;
     }
 
-    fn update<T: Element>(&self, _: &(), t: TensorSlices<'_, T>) {
-        let [v, b, ga, _] = t.buffers;
+    fn update<T: Element>(&self, step: &(), mut t: TensorSlices<'_, T>) {
+        self.update_all(step, std::slice::from_mut(&mut t));
+    }
+
+    fn update_all<T: Element>(&self, _: &(), tensors: &mut [TensorSlices<'_, T>]) {
         let c = Coef {
             weight_decay: T::of(self.weight_decay),
             alpha: T::of(self.alpha),
@@ -145,10 +149,9 @@ impl Elementwise for RmspropHyper {
             momentum: T::of(self.momentum),
             neg_lr: T::of(-self.lr),
         };
-        let (p, g) = (t.param, t.grad);
         with_const_bool!(self.maximize, MAX => with_const_bool!(self.weight_decay != 0.0, DECAY =>
             with_const_bool!(self.momentum > 0.0, MOM => with_const_bool!(self.centered, CEN =>
-                rmsprop_loop::<T, MAX, DECAY, MOM, CEN>(&c, p, g, v, b, ga)))))
+                rmsprop_tensors::<T, MAX, DECAY, MOM, CEN>(&c, tensors)))))
     }
 }
 
