@@ -3,9 +3,12 @@
 //! An [`Elementwise`] optimizer updates each element of a parameter from the same
 //! element of its gradient and of its state buffers, with a few constants per tensor
 //! and step (a bias correction, a learning rate). A [`Batch`] collects the tensors of
-//! one step, computes those constants once per tensor, and runs the update on the
-//! thread pool: big tensors are cut into chunks of [`CHUNK`] elements, small ones are
-//! handed out whole, so 2000 tiny tensors cost as little as one big one.
+//! one step, computes those constants once per tensor, and gathers tensors with the
+//! same constants into runs updated in one call. A small step runs on the calling
+//! thread; a mid-sized one is shared between the calling thread and a [`crew`] of
+//! the pool's threads; a big one goes to the pool. Work is handed out in pieces:
+//! big tensors cut into chunks, small ones in runs, so 2000 tiny tensors cost little
+//! more than one big one.
 //!
 //! Chunking never changes a number: the update of an element depends on nothing but
 //! that element, and the vectorized loop and its scalar tail compute the same
@@ -26,16 +29,17 @@ pub const MAX_BUFFERS: usize = 4;
 pub const MAX_SCALARS: usize = 3;
 /// Elements per work item when a tensor is split across threads.
 pub const CHUNK: usize = 1 << 15;
-/// Below this many elements a batch runs on the calling thread: a step that small
-/// takes well under a millisecond on one core, less than waking sleeping workers
-/// costs on some machines (measured on a 2-vCPU VM: one thread wins up to ~1M
-/// elements). The thread count never changes a result, only the time.
+/// Below this many elements a batch stays off the pool (it runs on the calling
+/// thread, shared with a crew from [`SHARE_FROM`]): handing the pool a step that
+/// takes well under a millisecond costs more in waking sleeping threads, the caller
+/// among them, than it saves (measured on a 2-vCPU VM). The thread count never
+/// changes a result, only the time.
 pub const SERIAL_BELOW: usize = 1 << 20;
 /// From this many elements (and below [`SERIAL_BELOW`]) a batch shares its updates
-/// between the calling thread and the pool's threads ([`Crew`](crew::Crew)), which costs no
-/// sleeping thread a wake-up on the way.
+/// between the calling thread and the pool's threads ([`Crew`](crew::Crew)), whose
+/// helpers wait awake and whose caller never sleeps.
 pub const SHARE_FROM: usize = 1 << 16;
-/// The fewest elements in a share of a [`Crew`]'s work.
+/// The fewest elements in a piece of a [`Crew`](crew::Crew)'s work.
 const SHARE_MIN: usize = 1 << 12;
 
 /// Whether `elements` elements of work run on the calling thread (see [`SERIAL_BELOW`]).
