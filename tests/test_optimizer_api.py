@@ -224,16 +224,18 @@ def test_results_do_not_depend_on_thread_count():
     ],
     ids=["Adam", "SGD", "RMSprop"],
 )
-def test_steps_shared_with_the_pool_do_not_depend_on_thread_count(make):
+@pytest.mark.parametrize("big", [50_001, None], ids=["one-big", "all-small"])
+def test_steps_shared_with_the_pool_do_not_depend_on_thread_count(make, big):
     # 65,536 to a million elements: the calling thread shares the kernels with a
-    # crew of the pool's threads, woken ahead when the step replays its plan
+    # crew of the pool's threads, woken ahead when the step replays its plan; in
+    # pieces of whole parameters when all are small, else in runs and chunks
     old = fo.get_num_threads()
     try:
         out = []
         for threads in (1, 2, 3):
             fo.set_num_threads(threads)
             rng = np.random.default_rng(7)
-            shapes = [(64,)] * 1500 + [(50_001,), (3, 7)]
+            shapes = [(64,)] * 1500 + ([(big,)] if big else []) + [(3, 7)]
             params = [fo.Parameter(rng.standard_normal(s).astype(np.float32)) for s in shapes]
             params += [fo.Parameter(rng.standard_normal((80, 81))) for _ in range(3)]  # float64
             opt = make(params)

@@ -18,7 +18,7 @@ use std::cell::Cell;
 use std::sync::Mutex;
 
 use ferroptim::crew;
-use ferroptim::exec::shared;
+use ferroptim::exec::{piece_size, shared};
 use ferroptim::{Batch, Element, Elementwise, TensorSlices, MAX_BUFFERS, MAX_SCALARS};
 use numpy::{PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -693,25 +693,59 @@ pub(crate) unsafe fn run_entries<K: Elementwise>(py: Python<'_>, kernels: &[K], 
     py.detach(move || {
         let entries = work.into_inner();
         let _exclusive = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let mut b32 = Batch::<K, f32>::with_size(n32);
-        let mut b64 = Batch::<K, f64>::with_size(n64);
-        for e in entries.iter_mut() {
-            let kernel = &kernels[e.group as usize];
-            let scalars = &mut e.scalars[..K::SCALARS];
-            let nb = kernel.buffers();
-            match e.dtype {
-                // SAFETY: this function's contract.
-                Dtype::F32 => {
-                    b32.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers[..nb]) })
-                }
-                Dtype::F64 => {
-                    b64.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers[..nb]) })
-                }
+        let size = piece_size(n32 + n64);
+        if !shared(n32 + n64) || entries.iter().any(|e| e.len > size) {
+            // SAFETY: this function's contract.
+            unsafe { update_entries(kernels, entries, n32, n64) };
+            return;
+        }
+        // Shared with a crew, in pieces of whole entries: each thread builds its own
+        // entries' slices, and each entry's scalar state advances on one thread.
+        let mut pieces = Vec::new();
+        let mut rest = entries;
+        while !rest.is_empty() {
+            let (mut k, mut elements) = (0, 0);
+            while k < rest.len() && elements < size {
+                elements += rest[k].len;
+                k += 1;
+            }
+            let (piece, tail) = rest.split_at_mut(k);
+            pieces.push(Mutex::new(Some(Work(piece))));
+            rest = tail;
+        }
+        crew::woken().share(pieces.len(), &|i| {
+            if let Some(piece) = pieces[i].lock().unwrap_or_else(|e| e.into_inner()).take() {
+                // SAFETY: this function's contract; the pieces are disjoint.
+                unsafe { update_entries(kernels, piece.into_inner(), 0, 0) };
+            }
+        });
+    });
+}
+
+/// The updates of `entries`, float32 and float64 each in its own batch for about
+/// `n32` and `n64` elements ([`Batch::with_size`]).
+///
+/// # Safety
+/// Every entry satisfies the contract of [`slices`].
+unsafe fn update_entries<K: Elementwise>(kernels: &[K], entries: &mut [Entry], n32: usize, n64: usize) {
+    let mut b32 = Batch::<K, f32>::with_size(n32);
+    let mut b64 = Batch::<K, f64>::with_size(n64);
+    for e in entries.iter_mut() {
+        let kernel = &kernels[e.group as usize];
+        let scalars = &mut e.scalars[..K::SCALARS];
+        let nb = kernel.buffers();
+        match e.dtype {
+            // SAFETY: this function's contract.
+            Dtype::F32 => {
+                b32.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers[..nb]) })
+            }
+            Dtype::F64 => {
+                b64.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers[..nb]) })
             }
         }
-        b32.run();
-        b64.run();
-    });
+    }
+    b32.run();
+    b64.run();
 }
 
 /// Slices over an entry's arrays; a null buffer pointer (a slot the configuration

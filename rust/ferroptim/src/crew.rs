@@ -197,7 +197,7 @@ impl Drop for Ahead {
 }
 
 /// The crew woken ahead on this thread, else one woken now.
-pub(crate) fn woken() -> Crew {
+pub fn woken() -> Crew {
     AHEAD.with(|a| a.borrow_mut().take()).unwrap_or_else(Crew::wake)
 }
 

@@ -54,6 +54,13 @@ pub fn shared(elements: usize) -> bool {
     (SHARE_FROM..SERIAL_BELOW).contains(&elements) && threads::get_num_threads() > 1
 }
 
+/// How many elements a piece of a shared batch of `elements` elements holds at
+/// most: small enough for every thread to take several, big enough to be worth
+/// taking.
+pub fn piece_size(elements: usize) -> usize {
+    (elements / (4 * threads::get_num_threads())).clamp(SHARE_MIN, CHUNK)
+}
+
 /// `f` over every job, in order: on the pool when `elements` (the work the jobs
 /// cover) is worth it, else on the calling thread. The results come back in job
 /// order either way, so a sum over them never depends on the thread count.
@@ -377,7 +384,7 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
     /// pool's threads (the one woken ahead on this thread, if any), in pieces small
     /// enough for every thread to take several.
     pub(crate) fn run_shared(self) {
-        let size = (self.elements / (4 * threads::get_num_threads())).clamp(SHARE_MIN, CHUNK);
+        let size = piece_size(self.elements);
         let pieces: Vec<Mutex<Option<Run<'a, K, T>>>> =
             self.pieces(size).into_iter().map(|r| Mutex::new(Some(r))).collect();
         crew::woken().share(pieces.len(), &|i| {
