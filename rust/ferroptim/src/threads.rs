@@ -1,15 +1,16 @@
 //! The thread pool every kernel runs on.
 //!
 //! One rayon pool, sized by [`set_num_threads`], else by the environment variable
-//! `FERROPTIM_NUM_THREADS`, else by the number of CPUs. Results never depend on the
-//! thread count: every element takes the same arithmetic path whichever thread runs it.
+//! `FERROPTIM_NUM_THREADS`, else by the number of CPUs (both read once, when first
+//! needed). Results never depend on the thread count: every element takes the same
+//! arithmetic path whichever thread runs it.
 //!
 //! A forked child process cannot use its parent's worker threads (they do not exist
 //! in the child), so the pool remembers the process id that built it and is rebuilt,
 //! with the same size, the first time a child uses it.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
@@ -45,13 +46,22 @@ impl fmt::Display for ThreadsError {
 impl std::error::Error for ThreadsError {}
 
 /// The thread count used when none was set: `FERROPTIM_NUM_THREADS` if it holds a
-/// positive integer, else the number of CPUs available to this process.
+/// positive integer, else the number of CPUs available to this process. Read afresh
+/// on each call; the pool reads it once, when first asked for its size.
 pub fn default_num_threads() -> usize {
     std::env::var(NUM_THREADS_ENV)
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n >= 1)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// [`default_num_threads`], found on first use and kept: asking how many CPUs the
+/// process may use reads several files (its CPU set, its cgroup's quota), which costs
+/// far more than a small step.
+fn default_threads() -> usize {
+    static DEFAULT: OnceLock<usize> = OnceLock::new();
+    *DEFAULT.get_or_init(default_num_threads)
 }
 
 fn build(threads: usize) -> Result<Pool, ThreadsError> {
@@ -83,7 +93,7 @@ pub fn set_num_threads(threads: usize) -> Result<(), ThreadsError> {
 pub fn get_num_threads() -> usize {
     match lock().as_ref() {
         Some(p) => p.threads,
-        None => default_num_threads(),
+        None => default_threads(),
     }
 }
 
@@ -104,7 +114,7 @@ pub(crate) fn current() -> Arc<ThreadPool> {
         Some(p) if p.pid == pid => return Arc::clone(&p.pool),
         _ => {}
     }
-    let threads = guard.as_ref().map_or_else(default_num_threads, |p| p.threads);
+    let threads = guard.as_ref().map_or_else(default_threads, |p| p.threads);
     // Building can only fail if the OS refuses threads; fall back to one thread,
     // which rayon builds without spawning more than it must.
     let fresh = build(threads).or_else(|_| build(1)).expect("cannot start a worker thread");
