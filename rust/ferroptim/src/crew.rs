@@ -9,9 +9,11 @@
 //! known (while the step is still checking its arrays, say), where they wait awake;
 //! [`Crew::share`] then posts the work as numbered pieces that the caller and the
 //! helpers take one at a time, the caller included, and the caller waits only for the
-//! pieces a helper is still finishing, without sleeping. A helper that wakes too late
-//! finds nothing left and goes; a crew that is dropped unused sends its helpers away.
-//! Which thread runs which piece never changes a result.
+//! pieces a helper is still finishing, without sleeping. A crew may share several
+//! times (a replayed step shares its checks, then its kernels); its helpers wait awake
+//! in between, and a helper late for one share never takes a piece of the next. A
+//! crew that is dropped sends its helpers away. Which thread runs which piece never
+//! changes a result.
 
 use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
@@ -21,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use crate::threads;
 
-/// How long a helper waits for work before it goes (a step that posts none drops
-/// its crew, which sends the helpers away at once; this only bounds a forgotten one).
+/// How long a helper waits for work before it goes (a step drops its crew when done,
+/// which sends the helpers away at once; this only bounds a forgotten one).
 const PATIENCE: Duration = Duration::from_millis(50);
 
 /// Spins a helper makes between two yields of its thread while it waits.
@@ -33,19 +35,23 @@ struct Posted<'a> {
     run: &'a (dyn Fn(usize) + Sync),
 }
 
+/// The most pieces one share may have (see [`Board::left`]).
+const MAX_PIECES: usize = 1 << 24;
+
 /// What the caller and its helpers share.
 #[derive(Default)]
 struct Board {
-    /// The posted work (null until posted). Read by a helper only after it has taken
-    /// a piece, which the caller waits for before the work goes out of scope.
+    /// The work of the current share (null until the first). Read by a helper only
+    /// after it has taken one of the share's pieces, which the caller waits for
+    /// before the work goes out of scope or the next share is posted.
     posted: AtomicPtr<Posted<'static>>,
-    /// How many pieces there are (set before `posted`).
-    total: AtomicUsize,
-    /// The pieces not yet taken, `[front, back)`, packed as `front | back << 32`:
-    /// the caller takes from the front, helpers from the back, so that a thread
-    /// tends to get the same pieces step after step (their memory in its cache).
+    /// The pieces of the current share not yet taken, `[front, back)`, and the
+    /// share's number (from 1), packed as `front | back << 24 | share << 48`. The
+    /// caller takes from the front, helpers from the back, so that a thread tends to
+    /// get the same pieces step after step (their memory in its cache); a take names
+    /// its share, so a helper late for one never takes a piece of the next.
     left: AtomicU64,
-    /// How many pieces taken by a helper are finished.
+    /// How many pieces taken by a helper in the current share are finished.
     helped: AtomicUsize,
     /// The caller is done with the crew: helpers still waiting go.
     closed: AtomicBool,
@@ -53,38 +59,69 @@ struct Board {
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
-/// `Board::left` as `(front, back)`.
-fn unpack(left: u64) -> (usize, usize) {
-    (left as u32 as usize, (left >> 32) as usize)
+/// `Board::left` as `(share, front, back)`.
+fn unpack(left: u64) -> (u64, usize, usize) {
+    const PIECES: u64 = (1 << 24) - 1;
+    (left >> 48, (left & PIECES) as usize, ((left >> 24) & PIECES) as usize)
+}
+
+/// `Board::left` for `[front, back)` of share `share`.
+fn pack(share: u64, front: usize, back: usize) -> u64 {
+    front as u64 | (back as u64) << 24 | share << 48
 }
 
 impl Board {
-    /// Takes a piece, if one is left: the first for the caller, the last for a helper.
-    fn take(&self, caller: bool) -> Option<usize> {
+    /// Takes a piece of share `share`, if one is left: the first for the caller, the
+    /// last for a helper.
+    fn take(&self, share: u64, caller: bool) -> Option<usize> {
         let old = self
             .left
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-                let (front, back) = unpack(v);
-                (front < back).then(|| if caller { v + 1 } else { v - (1 << 32) })
+                let (now, front, back) = unpack(v);
+                (now == share && front < back).then(|| {
+                    if caller {
+                        pack(share, front + 1, back)
+                    } else {
+                        pack(share, front, back - 1)
+                    }
+                })
             })
             .ok()?;
-        let (front, back) = unpack(old);
+        let (_, front, back) = unpack(old);
         Some(if caller { front } else { back - 1 })
     }
 
-    /// Stops the taking; returns how many pieces were taken.
-    fn stop(&self) -> usize {
-        let (front, back) = unpack(self.left.swap(0, Ordering::AcqRel));
-        front + self.total.load(Ordering::Acquire) - back
+    /// Stops the taking of share `share` of `total` pieces; returns how many of
+    /// them helpers took.
+    fn stop(&self, share: u64, total: usize) -> usize {
+        let (_, _, back) = unpack(self.left.swap(pack(share, 0, 0), Ordering::AcqRel));
+        total - back
     }
 
-    /// A helper: waits for work (or for the crew to close), then takes pieces until
-    /// none is left.
+    /// A helper: waits for a share (or for the crew to close), takes pieces of it
+    /// until none is left, and waits for the next.
     fn help(&self) {
-        let since = Instant::now();
-        let mut posted = self.posted.load(Ordering::Acquire);
+        let mut since = Instant::now();
+        let mut done = 0; // the last share this helper took part in (shares count from 1)
         let mut spins = 0u32;
-        while posted.is_null() {
+        loop {
+            let (share, _, _) = unpack(self.left.load(Ordering::Acquire));
+            if share != done {
+                while let Some(i) = self.take(share, false) {
+                    // SAFETY: piece `i` of the current share is taken and not yet
+                    // counted in `helped`, so the caller is still in `share`, waiting,
+                    // and the work `posted` points to (stored before the share's pieces
+                    // were) is alive.
+                    let work = unsafe { &*self.posted.load(Ordering::Acquire) };
+                    if let Err(e) = panic::catch_unwind(AssertUnwindSafe(|| (work.run)(i))) {
+                        self.panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
+                    }
+                    self.helped.fetch_add(1, Ordering::AcqRel);
+                }
+                done = share;
+                since = Instant::now();
+                continue;
+            }
             if self.closed.load(Ordering::Acquire) {
                 return;
             }
@@ -97,23 +134,16 @@ impl Board {
             } else {
                 std::hint::spin_loop();
             }
-            posted = self.posted.load(Ordering::Acquire);
-        }
-        while let Some(i) = self.take(false) {
-            // SAFETY: piece `i` is taken and not yet counted in `helped`, so the caller
-            // is still in `share`, waiting, and the work `posted` points to is alive.
-            let work = unsafe { &*posted };
-            if let Err(e) = panic::catch_unwind(AssertUnwindSafe(|| (work.run)(i))) {
-                self.panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
-            }
-            self.helped.fetch_add(1, Ordering::AcqRel);
         }
     }
 }
 
-/// Helpers woken in the pool for one [`share`](Crew::share) (see the module docs).
+/// Helpers woken in the pool for the [`share`](Crew::share)s of one step (see the
+/// module docs).
 pub struct Crew {
     board: Arc<Board>,
+    /// The number of the last share.
+    shares: std::cell::Cell<u64>,
 }
 
 impl Crew {
@@ -129,26 +159,34 @@ impl Crew {
                 pool.spawn(move || board.help());
             }
         }
-        Crew { board }
+        Crew { board, shares: std::cell::Cell::new(0) }
     }
 
     /// Runs `run(i)` for every `i < total`, on this thread and on the crew's helpers,
     /// each `i` once; returns when all have run. A panic in any of them is resumed
-    /// here, once the others have finished.
-    pub fn share(self, total: usize, run: &(dyn Fn(usize) + Sync)) {
+    /// here, once the others have finished. A crew may share any number of times;
+    /// its helpers wait awake in between.
+    ///
+    /// # Panics
+    /// With `MAX_PIECES` (2²⁴) pieces or more, or past 2¹⁶ − 1 shares.
+    pub fn share(&self, total: usize, run: &(dyn Fn(usize) + Sync)) {
+        assert!(total < MAX_PIECES, "fewer than 2^24 pieces");
+        let share = self.shares.get() + 1;
+        assert!(share < 1 << 16, "fewer than 2^16 shares per crew");
+        self.shares.set(share);
         let board = &*self.board;
         let posted = Posted { run };
-        let total32 = u32::try_from(total).expect("fewer than 2^32 pieces");
-        board.total.store(total, Ordering::Release);
-        board.left.store(u64::from(total32) << 32, Ordering::Release);
+        // The last share's pieces are all finished (its `share` waited for them).
+        board.helped.store(0, Ordering::Release);
         // The lifetime is erased only for the board; see `Board::posted`.
         board.posted.store((&posted as *const Posted<'_>).cast_mut().cast(), Ordering::Release);
+        board.left.store(pack(share, 0, total), Ordering::Release);
         // On the way out, normal or not, no piece is left to take and every piece a
         // helper took is finished: only then may `posted` go out of scope.
-        struct Finish<'a>(&'a Board, usize);
+        struct Finish<'a>(&'a Board, u64, usize);
         impl Drop for Finish<'_> {
             fn drop(&mut self) {
-                let by_helpers = self.0.stop() - self.1;
+                let by_helpers = self.0.stop(self.1, self.2);
                 let mut spins = 0u32;
                 while self.0.helped.load(Ordering::Acquire) < by_helpers {
                     spins = spins.wrapping_add(1);
@@ -160,9 +198,8 @@ impl Crew {
                 }
             }
         }
-        let mut finish = Finish(board, 0);
-        while let Some(i) = board.take(true) {
-            finish.1 += 1; // taken by the caller (counted before it runs: a panic leaves it unfinished)
+        let finish = Finish(board, share, total);
+        while let Some(i) = board.take(share, true) {
             run(i);
         }
         drop(finish);
@@ -194,6 +231,24 @@ impl Drop for Ahead {
     fn drop(&mut self) {
         AHEAD.with(|a| a.borrow_mut().take());
     }
+}
+
+/// Whether a crew woken ahead ([`wake_ahead`]) waits on this thread.
+pub fn is_ahead() -> bool {
+    AHEAD.with(|a| a.borrow().is_some())
+}
+
+/// Shares `run(i)` for every `i < total` with the crew [`wake_ahead`] woke on this
+/// thread, keeping it for later shares: true once all have run; false, running
+/// none, when there is no such crew. `run` must not wake or take crews itself.
+pub fn share_ahead(total: usize, run: &(dyn Fn(usize) + Sync)) -> bool {
+    AHEAD.with(|a| match a.borrow().as_ref() {
+        Some(crew) => {
+            crew.share(total, run);
+            true
+        }
+        None => false,
+    })
 }
 
 /// The crew woken ahead on this thread, else one woken now.
@@ -230,6 +285,45 @@ mod tests {
                 assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1), "{threads} threads, {total} pieces");
             }
         }
+    }
+
+    #[test]
+    fn a_crew_shares_again_and_again() {
+        let _g = lock();
+        for threads in [1, 2, 3] {
+            set_num_threads(threads).unwrap();
+            let crew = Crew::wake();
+            for total in [5, 0, 1, 64, 3, 200] {
+                let counts: Vec<AtomicUsize> = (0..total).map(|_| AtomicUsize::new(0)).collect();
+                crew.share(total, &|i| {
+                    counts[i].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1), "{threads} threads, {total} pieces");
+            }
+        }
+    }
+
+    #[test]
+    fn a_crew_woken_ahead_shares_in_place_until_taken() {
+        let _g = lock();
+        set_num_threads(2).unwrap();
+        let counts: Vec<AtomicUsize> = (0..30).map(|_| AtomicUsize::new(0)).collect();
+        assert!(!share_ahead(30, &|i| {
+            counts[i].fetch_add(1, Ordering::Relaxed);
+        }));
+        assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 0), "no crew: nothing runs");
+        let ahead = wake_ahead();
+        for _ in 0..3 {
+            assert!(share_ahead(30, &|i| {
+                counts[i].fetch_add(1, Ordering::Relaxed);
+            }));
+        }
+        woken().share(30, &|i| {
+            counts[i].fetch_add(1, Ordering::Relaxed);
+        });
+        assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 4));
+        assert!(AHEAD.with(|a| a.borrow().is_none()), "taken by the last share");
+        drop(ahead);
     }
 
     #[test]
