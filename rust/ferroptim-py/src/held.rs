@@ -44,9 +44,11 @@ impl Held {
         op.ptr
     }
 
-    /// The labels of two held arrays that share memory where one is written.
+    /// The labels of two held arrays that share memory where one is written, in the
+    /// order the step met them (whatever the order of their addresses, so that the
+    /// same step refuses with the same message every time).
     pub(crate) fn find_overlap(&mut self, py: Python<'_>) -> PyResult<Option<(u32, u32)>> {
-        self.overlaps.find(py, &self.keep)
+        Ok(self.overlaps.find(py, &self.keep)?.map(|(a, b)| (a.min(b), a.max(b))))
     }
 
     /// Writes the scratch copies back into the caller's arrays.
