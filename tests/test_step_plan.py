@@ -273,6 +273,69 @@ def test_replayed_steps_are_the_full_steps(name, cls, kw):
         assert worlds[0][0]._plan.recorded or t == 0
 
 
+# A step big enough to share its work with a crew of pool threads (2**16 elements or
+# more, under 2**20), whose replays gather in pieces on two threads: the parameters the
+# mutations touch come last in the group, in the pieces the helper thread takes.
+FILLER = ((256,),) * 260
+SHARED = [c for c in REPLAYED if c[0] in ("SGD-nesterov", "Adam-amsgrad", "RMSprop-momentum", "ASGD")]
+
+
+@pytest.fixture
+def two_threads():
+    before = fo.get_num_threads()
+    fo.set_num_threads(2)
+    yield
+    fo.set_num_threads(before)
+
+
+def shared_world(cls, kw, planned):
+    params = make_params(np.float64, shapes=FILLER + SHAPES)
+    opt = cls(params, **kw)
+    if not planned:
+        opt._step_plan = lambda: None
+    return opt, params[len(FILLER):] + params[:len(FILLER)]
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+@pytest.mark.parametrize("name,cls,kw", SHARED, ids=[c[0] for c in SHARED])
+def test_a_stale_plan_is_noticed_when_its_gather_is_shared(name, cls, kw, mutation, two_threads):
+    worlds = [shared_world(cls, kw, planned) for planned in (True, False)]
+    for t in range(3):
+        assert step_both(worlds, t) is None
+    plan = worlds[0][0]._plan
+    assert plan.recorded and plan.shared_replays >= 1
+    step_both(worlds, 3, MUTATIONS[mutation])
+    for t in range(4, 7):
+        step_both(worlds, t)
+
+
+@pytest.mark.parametrize("name,cls,kw", SHARED, ids=[c[0] for c in SHARED])
+def test_shared_gathers_replay_the_full_steps(name, cls, kw, two_threads):
+    """Replays gathered in pieces on two threads agree bit for bit with full steps."""
+    worlds = [shared_world(cls, kw, planned) for planned in (True, False)]
+    for t in range(12):
+        step_both(worlds, t)
+    assert worlds[0][0]._plan.shared_replays >= 10
+
+
+def test_a_duck_typed_parameter_ends_the_shared_gather(two_threads):
+    """A parameter that is not a ``Parameter`` needs attribute calls: the replay
+    gathers on the calling thread alone, from then on, with the same numbers."""
+    def build(planned):
+        params = make_params(np.float64, shapes=FILLER + SHAPES)
+        params[-1] = _Watched(params[-1].data)
+        opt = fo.Adam(params, lr=0.1)
+        if not planned:
+            opt._step_plan = lambda: None
+        return opt, params
+
+    worlds = [build(planned) for planned in (True, False)]
+    for t in range(6):
+        step_both(worlds, t)
+    plan = worlds[0][0]._plan
+    assert plan.recorded and plan.shared_replays == 0
+
+
 class _Watched:
     """A parameter whose ``grad`` property runs ``on_read`` once (then forgets it)."""
 

@@ -86,9 +86,19 @@ impl DictVersions {
     /// changed the dict in between (for a dict held meanwhile).
     #[inline]
     pub(crate) fn of(&self, dict: &Bound<'_, PyDict>) -> u64 {
-        // SAFETY: `dict` is a live dict (or a subclass, which begins as one), whose
-        // version tag is at `at` on this Python (found by `find`); read with the GIL
-        // held, only compared.
-        unsafe { *dict.as_ptr().cast::<u8>().add(self.at).cast::<u64>() }
+        // SAFETY: `dict` is a live dict, read with the GIL held.
+        unsafe { self.at(dict.as_ptr()) }
+    }
+
+    /// [`of`](Self::of) for the dict at `dict`.
+    ///
+    /// # Safety
+    /// `dict` is a live dict (or a subclass, which begins as one) that no one
+    /// changes meanwhile.
+    #[inline]
+    pub(crate) unsafe fn at(&self, dict: *mut ffi::PyObject) -> u64 {
+        // SAFETY: the function's contract; the version tag is at `at` on this Python
+        // (found by `find`), only read and compared.
+        unsafe { *dict.cast::<u8>().add(self.at).cast::<u64>() }
     }
 }

@@ -23,8 +23,13 @@
 //! made read-only, a parameter gaining or losing its gradient, a group added or
 //! reconfigured, another state dict — sends the step through the full checks
 //! ([`crate::step`]), which record a new plan.
+//!
+//! A replay whose kernels will share their work with the pool's threads also shares
+//! its comparisons with them, in pieces of parameters ([`shared`]), as long as they
+//! are plain reads of memory.
 
 use std::os::raw::c_int;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use numpy::npyffi::{self, NPY_ARRAY_ALIGNED, NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_WRITEABLE};
 use numpy::{PyUntypedArray, PyUntypedArrayMethods};
@@ -39,6 +44,8 @@ use crate::dict_version::DictVersions;
 use crate::held::Held;
 use crate::slots::{ParamSlots, Slot};
 use crate::step::{Entry, StateKeys, NONE};
+
+mod shared;
 
 /// The plan of an optimizer's last fully checked step (see the module docs). Empty
 /// until a step records one; steps with nothing to reuse record none.
@@ -64,6 +71,13 @@ impl StepPlan {
     #[getter]
     fn recorded(&self) -> bool {
         self.recorded.is_some()
+    }
+
+    /// How many replays of the recorded plan shared their gather with the pool's
+    /// threads (see `shared`; for tests).
+    #[getter]
+    fn shared_replays(&self) -> u64 {
+        self.recorded.as_ref().map_or(0, |r| r.shared_replays.load(Ordering::Relaxed))
     }
 
     /// Whether a replay tells unchanged dicts by their version tags on this Python
@@ -94,10 +108,38 @@ const FLAGS: c_int = NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_WRIT
 
 /// An ndarray's data pointer, descriptor and flags.
 fn layout(a: &Bound<'_, PyUntypedArray>) -> (usize, usize, c_int) {
-    // SAFETY: `a` is an ndarray, whose PyArrayObject fields numpy keeps valid while it
-    // is alive; they are only read.
-    let f = unsafe { &*npyffi::_PyArray_GET_ITEM_DATA(a.as_array_ptr()) };
+    // SAFETY: `a` is a live ndarray, read with the GIL held.
+    unsafe { layout_at(a.as_ptr()) }
+}
+
+/// The data pointer, descriptor and flags of the ndarray at `obj`.
+///
+/// # Safety
+/// `obj` is a live ndarray whose fields no one writes meanwhile (numpy keeps them
+/// valid while it is alive); they are only read.
+#[inline(always)]
+unsafe fn layout_at(obj: *mut ffi::PyObject) -> (usize, usize, c_int) {
+    // SAFETY: the function's contract.
+    let f = unsafe { &*npyffi::_PyArray_GET_ITEM_DATA(obj.cast()) };
     (f.data as usize, f.descr as usize, f.flags & FLAGS)
+}
+
+/// The shape of the ndarray at `obj`.
+///
+/// # Safety
+/// As [`layout_at`]; the slice is used before anything can change the array.
+#[inline(always)]
+unsafe fn shape_at<'a>(obj: *mut ffi::PyObject) -> &'a [usize] {
+    // SAFETY: the function's contract; numpy keeps `nd` dimensions (non-negative
+    // `npy_intp`s, the size of `usize`) at `dimensions`, which is dangling only when
+    // `nd` is 0.
+    unsafe {
+        let f = &*npyffi::_PyArray_GET_ITEM_DATA(obj.cast());
+        match f.nd {
+            0 => &[],
+            nd => std::slice::from_raw_parts(f.dimensions.cast::<usize>(), nd as usize),
+        }
+    }
 }
 
 impl Seen {
@@ -127,32 +169,52 @@ impl Seen {
         dims: &[usize],
         dtype: Dtype,
     ) -> Option<InPlace<'py>> {
-        const READ: c_int = NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED;
         // SAFETY: Py_TYPE and PyArray_Check read the type of a live object.
         if unsafe { ffi::Py_TYPE(grad.as_ptr()) != ndarray && npyffi::PyArray_Check(py, grad.as_ptr()) == 0 } {
             return None;
         }
-        // SAFETY: checked to be an ndarray just above.
-        let a = unsafe { grad.cast_unchecked::<PyUntypedArray>() };
-        let (data, descr, flags) = layout(a);
+        // SAFETY: checked to be an ndarray just above; read with the GIL held.
+        let (ptr, span) = unsafe { self.twin_at(grad.as_ptr(), dims, dtype) }?;
+        // SAFETY: an ndarray, as above.
+        Some((unsafe { grad.cast_unchecked::<PyUntypedArray>() }.clone(), ptr, span))
+    }
+
+    /// [`twin`](Self::twin) for an object known to be an ndarray: its elements and
+    /// memory.
+    ///
+    /// # Safety
+    /// `grad` is a live ndarray whose fields no one writes meanwhile.
+    #[inline(always)]
+    unsafe fn twin_at(
+        &self,
+        grad: *mut ffi::PyObject,
+        dims: &[usize],
+        dtype: Dtype,
+    ) -> Option<(*mut u8, Option<(usize, usize)>)> {
+        const READ: c_int = NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED;
+        // SAFETY: the function's contract.
+        let (data, descr, flags) = unsafe { layout_at(grad) };
         let shape = self.shape(dims);
-        if descr != self.descr || flags & READ != READ || !same_shape(a.shape(), shape) {
+        // SAFETY: as above.
+        if descr != self.descr || flags & READ != READ || !same_shape(unsafe { shape_at(grad) }, shape) {
             return None;
         }
         // C-contiguous and of the parameter's dtype and shape: its bytes are the
         // parameter's count times the element size (none when empty)
         let bytes = shape.iter().product::<usize>() * dtype.size();
-        Some((a.clone(), data as *mut u8, (bytes > 0).then_some((data, data + bytes))))
+        Some((data as *mut u8, (bytes > 0).then_some((data, data + bytes))))
     }
 
-    /// Whether `obj` is this array, unchanged.
+    /// Whether `obj` is this array, unchanged. Reads only memory of objects the plan
+    /// holds: callable wherever no one writes them meanwhile (see [`shared`]).
     #[inline(always)]
-    fn holds(&self, py: Python<'_>, obj: *mut ffi::PyObject, dims: &[usize]) -> bool {
+    fn holds(&self, obj: *mut ffi::PyObject, dims: &[usize]) -> bool {
         if obj != self.array.as_ptr() {
             return false;
         }
-        let a = self.array.bind(py);
-        layout(a) == (self.data, self.descr, self.flags) && same_shape(a.shape(), self.shape(dims))
+        // SAFETY: `obj` is the array the plan holds (alive); nothing writes its fields
+        // while a step gathers (the GIL is held and only this code runs).
+        unsafe { layout_at(obj) == (self.data, self.descr, self.flags) && same_shape(shape_at(obj), self.shape(dims)) }
     }
 }
 
@@ -194,6 +256,8 @@ fn state_array(
 /// state and the state arrays of the slots its entry uses, in slot order.
 struct Param {
     param: Py<PyAny>,
+    /// Where its arrays start in `Recorded::seen`.
+    seen_at: u32,
     /// Its state dict (None: the kernel keeps no state, and the step looks none up).
     dict: Option<Py<PyDict>>,
     /// The parameter has no hash: its state is looked up through the mapping.
@@ -238,6 +302,11 @@ struct Recorded {
     writes: Vec<(usize, usize)>,
     /// The elements of every entry: the work a replay hands the kernels.
     elements: usize,
+    /// Whether a replay shares its gather with a crew woken ahead ([`shared`]):
+    /// until one found something that needs more than reads.
+    shared: AtomicBool,
+    /// How many replays did.
+    shared_replays: AtomicU64,
 }
 
 /// What a recording collects, parameter by parameter (see [`Recorded`]).
@@ -334,6 +403,14 @@ impl StepPlan {
                 return false;
             }
         }
+        match shared::gather(r, s, entries, held) {
+            shared::Shared::Gathered => {
+                r.shared_replays.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            shared::Shared::Unsure => r.shared.store(false, Ordering::Relaxed),
+            shared::Shared::Skipped => {}
+        }
         self.gather(r, s, entries, held).unwrap_or(false)
     }
 
@@ -373,18 +450,22 @@ impl StepPlan {
                     Some(now) => now,
                     None => attr(p, slots, Slot::Data)?.as_ptr(),
                 };
-                if grad.is_none() || !data.holds(py, now, dims) {
+                if grad.is_none() || !data.holds(now, dims) {
                     return Ok(false);
                 }
-                entries.extend_from_slice(std::slice::from_ref(&rec.entry.0)); // one copy, in place
+                // One copy, in place. What the step reads of the entry it reads from the
+                // plan's: a read of the fresh copy would wait for the copy's stores to reach
+                // the cache (they are wider than the field and cannot be forwarded to it).
+                entries.extend_from_slice(std::slice::from_ref(&rec.entry.0));
                 let entry = entries.last_mut().expect("just pushed");
+                let recorded = &rec.entry.0;
                 // The gradient: an array of the parameter's own dtype object, shape and
                 // layout is used as it is; anything else is checked as a full step
                 // checks it (errors: the full step raises them, naming the parameter).
-                let (array, ptr, span) = match data.twin(py, ndarray, &grad, dims, entry.dtype) {
+                let (array, ptr, span) = match data.twin(py, ndarray, &grad, dims, recorded.dtype) {
                     Some(twin) => twin,
                     None => {
-                        let Ok(op) = grad_operand(grad, data.shape(dims), entry.dtype, &String::new) else {
+                        let Ok(op) = grad_operand(grad, data.shape(dims), recorded.dtype, &String::new) else {
                             return Ok(false);
                         };
                         let span = match op.origin {
@@ -421,19 +502,19 @@ impl StepPlan {
                 let same_dict = versions.is_some_and(|v| v.of(dict.bind(py)) == rec.version);
                 for (k, key) in s.keys.scalars.iter().enumerate() {
                     let a = seen.next().expect("scalar state is recorded");
-                    if !a.holds(py, state_array(py, a, dict, key, same_dict)?, dims) {
+                    if !a.holds(state_array(py, a, dict, key, same_dict)?, dims) {
                         return Ok(false);
                     }
                     // SAFETY: the 0-d float64 array the recorded step checked (aligned),
                     // unchanged and held by the plan.
                     entry.scalars[k] = unsafe { *(a.data as *const f64) };
                 }
-                for (key, b) in s.keys.buffers.iter().zip(&entry.buffers) {
+                for (key, b) in s.keys.buffers.iter().zip(&recorded.buffers) {
                     if b.is_null() {
                         continue;
                     }
                     let a = seen.next().expect("the state arrays an entry uses are recorded");
-                    if !a.holds(py, state_array(py, a, dict, key, same_dict)?, dims) {
+                    if !a.holds(state_array(py, a, dict, key, same_dict)?, dims) {
                         return Ok(false);
                     }
                 }
@@ -501,6 +582,8 @@ impl StepPlan {
             writes,
             elements: entries.iter().map(|e| e.len).sum(),
             state_version: DictVersions::current(s.state.py()).map_or(0, |v| v.of(s.state)),
+            shared: AtomicBool::new(true),
+            shared_replays: AtomicU64::new(0),
         }))
     }
 
@@ -517,6 +600,7 @@ impl StepPlan {
         if entry.target != NONE || entry.fresh {
             return Ok(None);
         }
+        let seen_at = seen.len() as u32;
         // `v`, if it is a writeable array whose elements are at `ptr`
         let mut array = |v: Option<Bound<'_, PyAny>>, ptr: *mut u8, written: bool| -> bool {
             let Some(a) = v.as_ref().and_then(|v| v.cast::<PyUntypedArray>().ok()) else {
@@ -539,7 +623,7 @@ impl StepPlan {
         template.grad = std::ptr::null_mut();
         let (param, entry) = (p.clone().unbind(), Template(template));
         if s.keys.scalars.is_empty() && entry.0.buffers.iter().all(|b| b.is_null()) {
-            return Ok(Some(Param { param, dict: None, by_identity: false, version: 0, entry }));
+            return Ok(Some(Param { param, seen_at, dict: None, by_identity: false, version: 0, entry }));
         }
         let (Some(found), by_identity) = state_of(s.state, p)? else {
             return Ok(None);
@@ -559,7 +643,7 @@ impl StepPlan {
             }
         }
         let version = DictVersions::current(p.py()).map_or(0, |v| v.of(&dict));
-        Ok(Some(Param { param, dict: Some(dict.unbind()), by_identity, version, entry }))
+        Ok(Some(Param { param, seen_at, dict: Some(dict.unbind()), by_identity, version, entry }))
     }
 }
 

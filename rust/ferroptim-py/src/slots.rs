@@ -120,8 +120,18 @@ impl ParamSlots {
     /// code may run before it is used).
     #[inline]
     pub(crate) fn peek(&self, p: &Bound<'_, PyAny>, slot: Slot) -> Option<*mut ffi::PyObject> {
+        // SAFETY: `p` is alive, read with the GIL held.
+        unsafe { self.peek_at(p.as_ptr(), slot) }
+    }
+
+    /// [`peek`](Self::peek) for the object at `p`.
+    ///
+    /// # Safety
+    /// `p` is a live object that no one changes meanwhile.
+    #[inline]
+    pub(crate) unsafe fn peek_at(&self, p: *mut ffi::PyObject, slot: Slot) -> Option<*mut ffi::PyObject> {
         // SAFETY: Py_TYPE reads the type of a live object.
-        if unsafe { ffi::Py_TYPE(p.as_ptr()) } != self.ty.as_ptr().cast() {
+        if unsafe { ffi::Py_TYPE(p) } != self.ty.as_ptr().cast() {
             return None;
         }
         let at = match slot {
@@ -130,8 +140,8 @@ impl ParamSlots {
         };
         // SAFETY: `p`'s type is exactly `Parameter`, whose instances hold the slot at
         // `at` (found inside its instance size, on an instance of it); the word is a
-        // borrowed reference or null (slot unset), read with the GIL held.
-        let word = unsafe { *(p.as_ptr().cast::<u8>().add(at).cast::<*mut ffi::PyObject>()) };
+        // borrowed reference or null (slot unset), only read.
+        let word = unsafe { *(p.cast::<u8>().add(at).cast::<*mut ffi::PyObject>()) };
         (!word.is_null()).then_some(word)
     }
 }

@@ -1,0 +1,272 @@
+//! A replay's gather shared with the crew woken for the step's kernels.
+//!
+//! A replay over many small parameters ([`super`]) spends its time reading memory:
+//! for each parameter its two slots, its state dict's version tag and the fields of
+//! four or five arrays, most of them out of cache. A step whose kernels will share
+//! their work with the pool's threads has woken them already
+//! ([`crew::wake_ahead`]), and they would wait while the calling thread checks. Here
+//! they check too: the parameters are cut into pieces, and each thread compares its
+//! pieces' objects with the plan and builds their entries in place.
+//!
+//! Only what is a plain read of memory is done this way: a `Parameter`'s slots
+//! ([`ParamSlots`]), array fields, dict version tags ([`DictVersions`]), the plan's
+//! own records. The calling thread holds the GIL throughout and runs no Python code
+//! while the pieces are checked, so no object changes under the readers and none is
+//! freed (each is held by the plan, or by the slot of a parameter the plan holds).
+//! No thread changes a reference count meanwhile: the calling thread takes its
+//! references to the gradients afterwards. (The extension is built for the limited
+//! API, which free-threaded Pythons do not load: there is always a GIL.)
+//!
+//! Anything else — a parameter that is not exactly a `Parameter`, a gradient that is
+//! not an ndarray of its parameter's layout, a state mapping or state dict that
+//! changed (which needs lookups), a parameter without a hash — ends the shared
+//! gather: the replay checks every parameter again on the calling thread, as it does
+//! without a crew, and a plan that needed that once is not shared again.
+
+use std::mem::MaybeUninit;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use ferroptim::{crew, threads};
+use numpy::npyffi;
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use super::{overlaps, Param, Recorded, StepView};
+use crate::dict_version::DictVersions;
+use crate::held::Held;
+use crate::slots::{ParamSlots, Slot};
+use crate::step::{Entry, NONE};
+
+/// The fewest parameters in a piece.
+const PIECE_MIN: usize = 64;
+/// Pieces per thread: enough for the threads to even out.
+const PIECES_PER_THREAD: usize = 6;
+
+/// How a shared gather ended.
+pub(super) enum Shared {
+    /// Every entry gathered, every gradient held.
+    Gathered,
+    /// Something needs more than reads of memory, or has changed: the calling
+    /// thread checks alone (and finds which).
+    Unsure,
+    /// Not tried (no crew woken, gradients given as a list, a plan not shared).
+    Skipped,
+}
+
+/// Gathers the step's entries into `entries` (empty) and its gradients into `held`
+/// with the crew woken ahead on this thread (see the module docs).
+pub(super) fn gather(r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry>, held: &mut Held) -> Shared {
+    let py = s.state.py();
+    if !r.shared.load(Ordering::Relaxed) || s.grads.is_some() || !crew::is_ahead() {
+        return Shared::Skipped;
+    }
+    let (Some(slots), Some(versions)) = (ParamSlots::current(py), DictVersions::current(py)) else {
+        return Shared::Unsure;
+    };
+    // The state mapping as recorded: no parameter's state needs a lookup.
+    // SAFETY: the mapping is alive (the step holds it), read with the GIL held.
+    if unsafe { versions.at(s.state.as_ptr()) } != r.state_version {
+        return Shared::Unsure;
+    }
+    let none = py.None();
+    // The lists' items, read here: those with a gradient last step for the pieces to
+    // compare with the plan's parameters, the others checked to have none still.
+    let n = r.params.len();
+    let mut items = Vec::with_capacity(n);
+    let mut flat = 0;
+    for (g, (_, _, len, _)) in r.group_dicts.iter().enumerate() {
+        for i in 0..*len {
+            // SAFETY: the list is alive (the step holds it) and has `len` items
+            // (compared by `replay`); the borrowed item is only compared.
+            let item = unsafe { ffi::PyList_GetItem(s.lists[g].as_ptr(), i as ffi::Py_ssize_t) };
+            if r.positions[flat] != NONE {
+                items.push(item as usize);
+            // SAFETY: a live item of a live list, read with the GIL held.
+            } else if unsafe { slots.peek_at(item, Slot::Grad) } != Some(none.as_ptr()) {
+                return Shared::Unsure; // a gradient now, or not a `Parameter`
+            }
+            flat += 1;
+        }
+    }
+    let size = (n / (PIECES_PER_THREAD * threads::get_num_threads())).max(PIECE_MIN);
+    debug_assert!(entries.is_empty() && items.len() == n);
+    entries.reserve(n);
+    let mut grads: Vec<*mut ffi::PyObject> = Vec::with_capacity(n);
+    let outs: Vec<Mutex<Option<Out<'_>>>> = (entries.spare_capacity_mut()[..n].chunks_mut(size))
+        .zip(grads.spare_capacity_mut()[..n].chunks_mut(size))
+        .map(|(entries, grads)| Mutex::new(Some(Out { entries, grads })))
+        .collect();
+    // Per piece: how many parameters it gathered, and whether the calling thread ran
+    // it (and took its references to their gradients there, while in its cache).
+    let done: Vec<(AtomicUsize, AtomicBool)> = outs.iter().map(|_| Default::default()).collect();
+    let context = Context {
+        r,
+        items: &items,
+        slots,
+        versions,
+        // SAFETY: reads numpy's ndarray type object (numpy is imported: the plan holds arrays)
+        ndarray: unsafe { npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type) },
+        none: none.as_ptr(),
+    };
+    let caller = std::thread::current().id();
+    let shared = crew::share_ahead(outs.len(), &|k| {
+        let Some(mut out) = outs[k].lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let start = k * size;
+        // SAFETY: this thread's piece, while the calling thread holds the GIL and
+        // waits in `share_ahead` (see `Context::piece`).
+        let got = unsafe { context.piece(start..(start + size).min(n), &mut out) };
+        if std::thread::current().id() == caller {
+            for grad in &out.grads[..got] {
+                // SAFETY: on the thread that holds the GIL: a live ndarray (a slot of a
+                // parameter the plan holds keeps it) whose count no other thread
+                // touches (the helpers only read other fields of objects).
+                unsafe { ffi::Py_IncRef(grad.assume_init()) };
+            }
+            done[k].1.store(true, Ordering::Relaxed);
+        }
+        done[k].0.store(got, Ordering::Release);
+    });
+    drop(outs);
+    // SAFETY: each piece wrote the first `got` of its slots.
+    let piece_grads = |k: usize| unsafe {
+        std::slice::from_raw_parts(grads.as_ptr().add(k * size), done[k].0.load(Ordering::Acquire))
+    };
+    let gathered = done.iter().enumerate().all(|(k, d)| d.0.load(Ordering::Acquire) == size.min(n - k * size));
+    if !shared || !gathered {
+        for (k, d) in done.iter().enumerate() {
+            if d.1.load(Ordering::Relaxed) {
+                for &grad in piece_grads(k) {
+                    // SAFETY: a reference taken above, with the GIL held.
+                    unsafe { ffi::Py_DecRef(grad) };
+                }
+            }
+        }
+        return Shared::Unsure;
+    }
+    for (k, d) in done.iter().enumerate() {
+        let taken = d.1.load(Ordering::Relaxed);
+        for &grad in piece_grads(k) {
+            // SAFETY: an ndarray a parameter's slot holds; no Python code ran since it
+            // was read. `keep` takes the reference the piece took, else a new one.
+            let grad = unsafe {
+                if taken {
+                    Bound::from_owned_ptr(py, grad)
+                } else {
+                    Bound::from_borrowed_ptr(py, grad)
+                }
+            };
+            // SAFETY: an ndarray (its exact type was compared).
+            held.keep.push(unsafe { grad.cast_into_unchecked() }.unbind());
+        }
+    }
+    // SAFETY: every piece wrote each of its slots (its count is its length).
+    unsafe {
+        entries.set_len(n);
+        grads.set_len(n);
+    }
+    Shared::Gathered
+}
+
+/// What the threads read besides the plan.
+struct Context<'a> {
+    r: &'a Recorded,
+    /// The lists' items with a gradient last step, in the plan's order.
+    items: &'a [usize],
+    slots: &'a ParamSlots,
+    versions: &'a DictVersions,
+    ndarray: *mut ffi::PyTypeObject,
+    none: *mut ffi::PyObject,
+}
+
+// SAFETY: the pointers are of objects alive through the gather (numpy's type, None),
+// only compared; the rest is only read (see `Context::piece`).
+unsafe impl Sync for Context<'_> {}
+
+/// Where a piece writes: one entry and one gradient per parameter.
+struct Out<'a> {
+    entries: &'a mut [MaybeUninit<Entry>],
+    grads: &'a mut [MaybeUninit<*mut ffi::PyObject>],
+}
+
+// SAFETY: the thread that takes a piece only stores pointer values into it; nothing
+// is dereferenced through them until the step has every piece back.
+unsafe impl Send for Out<'_> {}
+
+impl Context<'_> {
+    /// Gathers the parameters `range` of the plan into `out`, in order; returns how
+    /// many it gathered before one that needs more than reads (or has changed).
+    ///
+    /// # Safety
+    /// The step's thread holds the GIL from before the call until after it returns,
+    /// and runs no Python code and changes no object meanwhile: every object read is
+    /// alive and unchanged (see the module docs).
+    unsafe fn piece(&self, range: Range<usize>, out: &mut Out<'_>) -> usize {
+        let mut finger = 0;
+        let items = &self.items[range.clone()];
+        for (j, rec) in self.r.params[range].iter().enumerate() {
+            if items[j] != rec.param.as_ptr() as usize {
+                return j;
+            }
+            // SAFETY: the function's contract.
+            let Some((entry, grad)) = (unsafe { self.param(rec, &mut finger) }) else {
+                return j;
+            };
+            out.entries[j].write(entry);
+            out.grads[j].write(grad);
+        }
+        out.entries.len()
+    }
+
+    /// One parameter's entry and gradient, as `StepPlan::gather` finds them along its
+    /// fast path; None wherever it would do more or find a change.
+    ///
+    /// # Safety
+    /// As [`piece`](Self::piece).
+    #[inline(always)]
+    unsafe fn param(&self, rec: &Param, finger: &mut usize) -> Option<(Entry, *mut ffi::PyObject)> {
+        let (r, p) = (self.r, rec.param.as_ptr());
+        let dims = &r.dims[..];
+        // SAFETY (all below): the function's contract; `p` is held by the plan.
+        let now = unsafe { self.slots.peek_at(p, Slot::Data) }?;
+        let grad = unsafe { self.slots.peek_at(p, Slot::Grad) }?;
+        let mut seen = r.seen[rec.seen_at as usize..].iter();
+        let data = seen.next()?;
+        if grad == self.none || !data.holds(now, dims) || unsafe { ffi::Py_TYPE(grad) } != self.ndarray {
+            return None;
+        }
+        let mut entry = rec.entry.0;
+        // an ndarray (its exact type), held by the parameter's slot
+        let (ptr, span) = unsafe { data.twin_at(grad, dims, entry.dtype) }?;
+        if span.is_some_and(|(lo, hi)| overlaps(&r.writes, lo, hi, finger)) {
+            return None;
+        }
+        entry.grad = ptr;
+        if let Some(dict) = &rec.dict {
+            if rec.by_identity || unsafe { self.versions.at(dict.as_ptr()) } != rec.version {
+                return None;
+            }
+            // the dict unchanged: it holds the arrays the recording found
+            for k in 0..r.scalar_keys.len() {
+                let a = seen.next()?;
+                if !a.holds(a.array.as_ptr(), dims) {
+                    return None;
+                }
+                // the 0-d float64 array the recorded step checked (aligned), unchanged
+                entry.scalars[k] = unsafe { *(a.data as *const f64) };
+            }
+            for b in &rec.entry.0.buffers {
+                if !b.is_null() {
+                    let a = seen.next()?;
+                    if !a.holds(a.array.as_ptr(), dims) {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some((entry, grad))
+    }
+}
