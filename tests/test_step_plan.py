@@ -183,12 +183,18 @@ MUTATIONS = {
 }
 
 
-def world(cls, kw, planned, shapes=SHAPES):
-    params = make_params(np.float64, shapes=shapes)
+def optimizer(cls, params, kw, planned):
+    """``cls(params, **kw)``, stepping through its plan or (not ``planned``) checking
+    every step in full."""
     opt = cls(params, **kw)
     if not planned:
-        opt._step_plan = lambda: None  # every step checked in full
-    return opt, params
+        opt._step_plan = lambda: None
+    return opt
+
+
+def world(cls, kw, planned, shapes=SHAPES):
+    params = make_params(np.float64, shapes=shapes)
+    return optimizer(cls, params, kw, planned), params
 
 
 def step_both(worlds, t, mutate=None):
@@ -290,10 +296,7 @@ def two_threads():
 
 def shared_world(cls, kw, planned):
     params = make_params(np.float64, shapes=FILLER + SHAPES)
-    opt = cls(params, **kw)
-    if not planned:
-        opt._step_plan = lambda: None
-    return opt, params[len(FILLER):] + params[:len(FILLER)]
+    return optimizer(cls, params, kw, planned), params[len(FILLER):] + params[:len(FILLER)]
 
 
 @pytest.mark.parametrize("mutation", list(MUTATIONS))
@@ -324,10 +327,7 @@ def test_a_duck_typed_parameter_ends_the_shared_gather(two_threads):
     def build(planned):
         params = make_params(np.float64, shapes=FILLER + SHAPES)
         params[-1] = _Watched(params[-1].data)
-        opt = fo.Adam(params, lr=0.1)
-        if not planned:
-            opt._step_plan = lambda: None
-        return opt, params
+        return optimizer(fo.Adam, params, dict(lr=0.1), planned), params
 
     worlds = [build(planned) for planned in (True, False)]
     for t in range(6):
@@ -364,10 +364,7 @@ def test_state_changed_by_a_gradient_read_mid_step_replays_as_the_full_step(how)
     its version tag, asked for each parameter after its attributes are read)."""
     def build(planned):
         params = [_Watched(p.data) for p in make_params(np.float64, shapes=SHAPES)]
-        opt = fo.Adam(params, lr=0.1)
-        if not planned:
-            opt._step_plan = lambda: None
-        return opt, params
+        return optimizer(fo.Adam, params, dict(lr=0.1), planned), params
 
     worlds = [build(planned) for planned in (True, False)]
     for t in range(3):

@@ -91,7 +91,8 @@ pub(super) fn gather(r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry
         }
     }
     let size = (n / (PIECES_PER_THREAD * threads::get_num_threads())).max(PIECE_MIN);
-    debug_assert!(entries.is_empty() && items.len() == n);
+    assert!(entries.is_empty(), "a replay gathers into an empty list");
+    debug_assert_eq!(items.len(), n);
     entries.reserve(n);
     let mut grads: Vec<*mut ffi::PyObject> = Vec::with_capacity(n);
     let outs: Vec<Mutex<Option<Out<'_>>>> = (entries.spare_capacity_mut()[..n].chunks_mut(size))
