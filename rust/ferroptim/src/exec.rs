@@ -110,6 +110,19 @@ impl<'a, T> TensorSlices<'a, T> {
         self.param.is_empty()
     }
 
+    /// The parameter, the gradient and the first two state buffers, each cut to the
+    /// parameter's length, so that a loop over `0..len` indexes them without bounds
+    /// checks (the opening of a kernel's loop over the elements of a tensor).
+    ///
+    /// # Panics
+    /// If the gradient or either buffer is shorter than the parameter.
+    #[inline(always)]
+    pub fn with_two_buffers(&mut self) -> (&mut [T], &[T], &mut [T], &mut [T]) {
+        let n = self.param.len();
+        let [first, second, ..] = &mut self.buffers;
+        (&mut self.param[..], &self.grad[..n], &mut first[..n], &mut second[..n])
+    }
+
     /// The same slices, borrowed for a shorter time (one pass of several).
     pub fn reborrow(&mut self) -> TensorSlices<'_, T> {
         let mut buffers: [&mut [T]; MAX_BUFFERS] = Default::default();

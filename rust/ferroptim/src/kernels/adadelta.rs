@@ -51,10 +51,8 @@ fn adadelta_tensors<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
     tensors: &mut [TensorSlices<'_, T>],
 ) {
     for t in tensors {
-        let n = t.param.len();
-        let [square_avg, acc_delta, ..] = &mut t.buffers;
-        let (param, grad) = (&mut t.param[..], &t.grad[..n]);
-        let (square_avg, acc_delta) = (&mut square_avg[..n], &mut acc_delta[..n]);
+        let (param, grad, square_avg, acc_delta) = t.with_two_buffers();
+        let n = param.len();
         for i in 0..n {
             let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
             if DECAY {

@@ -51,10 +51,8 @@ fn adamax_tensors<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
     tensors: &mut [TensorSlices<'_, T>],
 ) {
     for t in tensors {
-        let n = t.param.len();
-        let [exp_avg, exp_inf, ..] = &mut t.buffers;
-        let (param, grad) = (&mut t.param[..], &t.grad[..n]);
-        let (exp_avg, exp_inf) = (&mut exp_avg[..n], &mut exp_inf[..n]);
+        let (param, grad, exp_avg, exp_inf) = t.with_two_buffers();
+        let n = param.len();
         for i in 0..n {
             let mut g = if MAXIMIZE { -grad[i] } else { grad[i] };
             if DECAY {

@@ -77,10 +77,8 @@ fn nadam_tensors<T: Element, const MAXIMIZE: bool, const DECAY: u8>(
     tensors: &mut [TensorSlices<'_, T>],
 ) {
     for t in tensors {
-        let n = t.param.len();
-        let [exp_avg, exp_avg_sq, ..] = &mut t.buffers;
-        let (param, grad) = (&mut t.param[..], &t.grad[..n]);
-        let (exp_avg, exp_avg_sq) = (&mut exp_avg[..n], &mut exp_avg_sq[..n]);
+        let (param, grad, exp_avg, exp_avg_sq) = t.with_two_buffers();
+        let n = param.len();
         for i in 0..n {
             let (mut p, g, m, v) =
                 c.moments.step::<MAXIMIZE, DECAY>(param[i], grad[i], &mut exp_avg[i], &mut exp_avg_sq[i]);
