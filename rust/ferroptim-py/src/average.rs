@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 
 use crate::arrays::{grad_operand, param_operand};
 use crate::held::Held;
-use crate::step::{run_entries, Entry};
+use crate::step::{run_entries, Entry, Sizes};
 
 /// `averaged[i] ← averaged[i] + (current[i] − averaged[i]) / value` (`how="mean"`) or
 /// `lerp(averaged[i], current[i], value)` (`how="lerp"`), for every i, in place.
@@ -49,10 +49,11 @@ pub(crate) fn average_(
         let name = |w: u32| format!("{}[{}]", if w.is_multiple_of(2) { "averaged" } else { "current" }, w / 2);
         return Err(PyValueError::new_err(format!("{} and {} share memory", name(a), name(b))));
     }
+    let sizes = Sizes::of(&entries);
     // SAFETY: every pointer comes from an operand checked above (dtype, shape,
     // writeability; a scratch copy where the array could not be used in place), no
     // written array overlaps another, and `held` keeps them all alive until the
     // kernels are done.
-    unsafe { run_entries(py, &[kernel], &mut entries) };
+    unsafe { run_entries(py, &[kernel], &mut entries, sizes) };
     held.copy_back(py)
 }

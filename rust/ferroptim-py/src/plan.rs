@@ -43,7 +43,7 @@ use crate::arrays::{grad_operand, same_shape, span, Dtype, Origin};
 use crate::dict_version::DictVersions;
 use crate::held::Held;
 use crate::slots::{ParamSlots, Slot};
-use crate::step::{Entry, StateKeys, NONE};
+use crate::step::{Entry, Sizes, StateKeys, NONE};
 
 mod shared;
 
@@ -300,8 +300,11 @@ struct Recorded {
     state_version: u64,
     /// The memory of every written array, `[lo, hi)`, disjoint, in address order.
     writes: Vec<(usize, usize)>,
-    /// The elements of every entry: the work a replay hands the kernels.
-    elements: usize,
+    /// The float32 and float64 elements of the entries: the work a replay hands the
+    /// kernels.
+    elements: [usize; 2],
+    /// Each entry's length, in order.
+    lens: Vec<usize>,
     /// Whether a replay shares its gather with a crew woken ahead ([`shared`]):
     /// until one found something that needs more than reads.
     shared: AtomicBool,
@@ -370,9 +373,13 @@ fn attr<'py>(p: &Bound<'py, PyAny>, slots: Option<&ParamSlots>, slot: Slot) -> P
 }
 
 impl StepPlan {
-    /// The elements a replay of the recorded plan hands the kernels (0 without one).
-    pub(crate) fn elements(&self) -> usize {
-        self.recorded.as_ref().map_or(0, |r| r.elements)
+    /// The work a replay of the recorded plan hands the kernels (none without one).
+    pub(crate) fn sizes(&self) -> Sizes<'_> {
+        self.recorded.as_ref().map_or_else(Sizes::default, |r| Sizes {
+            n32: r.elements[0],
+            n64: r.elements[1],
+            lens: Some(&r.lens),
+        })
     }
 
     /// Gathers this step's entries into `entries` (and the gradients they read into
@@ -580,7 +587,11 @@ impl StepPlan {
             seen,
             dims,
             writes,
-            elements: entries.iter().map(|e| e.len).sum(),
+            elements: {
+                let sizes = Sizes::of(entries);
+                [sizes.n32, sizes.n64]
+            },
+            lens: entries.iter().map(|e| e.len).collect(),
             state_version: DictVersions::current(s.state.py()).map_or(0, |v| v.of(s.state)),
             shared: AtomicBool::new(true),
             shared_replays: AtomicU64::new(0),

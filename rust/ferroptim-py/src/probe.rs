@@ -7,7 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::arrays::{buffer_operand, grad_operand, param_operand, Dtype, Operand, Overlaps};
-use crate::step::{run_entries, Entry};
+use crate::step::{run_entries, Entry, Sizes};
 use numpy::PyUntypedArrayMethods;
 
 /// A pass's access pattern, or several passes', run in turn.
@@ -77,10 +77,11 @@ pub(crate) fn stream(
     if let Some((a, b)) = overlaps.find(py, &keep)? {
         return Err(PyValueError::new_err(format!("arrays {a} and {b} of the probe share memory")));
     }
+    let sizes = Sizes::of(&entries);
     for kernel in passes {
         // SAFETY: the arrays were checked (dtype, contiguity via the operands' copies,
         // overlap above) and `keep` holds them alive until this function returns.
-        unsafe { run_entries(py, &[kernel], &mut entries) };
+        unsafe { run_entries(py, &[kernel], &mut entries, sizes) };
     }
     Ok(())
 }

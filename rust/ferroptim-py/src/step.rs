@@ -322,6 +322,22 @@ pub(crate) fn step<'py, K: Layout>(
     make: impl Fn(&Group<'_, 'py>) -> PyResult<K>,
     run: impl FnOnce(Python<'py>, &[K], &mut [Entry]),
 ) -> PyResult<Vec<K>> {
+    step_sized(py, state, groups, keys, grads, verified, make, |py, kernels, entries, _| run(py, kernels, entries))
+}
+
+/// [`step`], with `run` also told the entries' [`Sizes`] (from the plan when the step
+/// replayed one, so that splitting the work need not read the entries).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn step_sized<'py, K: Layout>(
+    py: Python<'py>,
+    state: &Bound<'py, PyDict>,
+    groups: &Bound<'py, PyList>,
+    keys: &StateKeys<'py>,
+    grads: Option<&Bound<'py, PyList>>,
+    verified: Option<&Bound<'py, StepPlan>>,
+    make: impl Fn(&Group<'_, 'py>) -> PyResult<K>,
+    run: impl FnOnce(Python<'py>, &[K], &mut [Entry], Sizes<'_>),
+) -> PyResult<Vec<K>> {
     let dicts: Vec<Bound<'py, PyDict>> =
         groups.iter().map(|g| Ok(g.cast_into::<PyDict>()?)).collect::<PyResult<_>>()?;
     let mut kernels = Vec::with_capacity(dicts.len());
@@ -352,7 +368,7 @@ pub(crate) fn step<'py, K: Layout>(
     let mut verified = verified.and_then(|v| v.try_borrow_mut().ok());
     // A replay whose kernels will share their work with the pool's threads wakes
     // them now, to be awake when the kernels run (a stale plan only wastes their wait).
-    let _crew = verified.as_ref().filter(|v| K::SHARES && shared(v.elements())).map(|_| crew::wake_ahead());
+    let _crew = verified.as_ref().filter(|v| K::SHARES && shared(v.sizes().elements())).map(|_| crew::wake_ahead());
     let s = StepView {
         kernel: std::any::type_name::<K>(),
         state,
@@ -364,7 +380,8 @@ pub(crate) fn step<'py, K: Layout>(
         grads,
     };
     let scratch = &mut plan.s.0;
-    if !verified.as_ref().is_some_and(|v| v.replay(&s, &mut scratch.entries, &mut scratch.held)) {
+    let replayed = verified.as_ref().is_some_and(|v| v.replay(&s, &mut scratch.entries, &mut scratch.held));
+    if !replayed {
         scratch.entries.clear();
         scratch.held.clear();
         if let Some(v) = verified.as_mut() {
@@ -392,9 +409,14 @@ pub(crate) fn step<'py, K: Layout>(
             v.record(&s, &plan.s.0.entries);
         }
     }
+    let entries = &mut plan.s.0.entries;
+    let sizes = match &verified {
+        Some(v) if replayed => v.sizes(),
+        _ => Sizes::of(entries),
+    };
     // every entry was gathered from checked, non-overlapping arrays that `keep`
     // holds alive until the plan is dropped
-    run(py, &plan.kernels, &mut plan.s.0.entries);
+    run(py, &plan.kernels, entries, sizes);
     plan.store(py, state, keys)
 }
 
@@ -675,43 +697,75 @@ unsafe fn any_nonzero(entry: &Entry) -> bool {
         }
 }
 
+/// The work of a step's entries, known without reading them: a replayed step's
+/// entries were built by other threads, and reading them back to split the work
+/// would miss the cache once for each.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Sizes<'a> {
+    /// Their float32 elements.
+    pub(crate) n32: usize,
+    /// Their float64 elements.
+    pub(crate) n64: usize,
+    /// Each entry's length, in order; None: read from the entries.
+    pub(crate) lens: Option<&'a [usize]>,
+}
+
+impl Sizes<'_> {
+    /// The sizes of `entries`, read from them.
+    pub(crate) fn of(entries: &[Entry]) -> Self {
+        let (mut n32, mut n64) = (0, 0);
+        for e in entries {
+            *match e.dtype {
+                Dtype::F32 => &mut n32,
+                Dtype::F64 => &mut n64,
+            } += e.len;
+        }
+        Sizes { n32, n64, lens: None }
+    }
+
+    pub(crate) fn elements(&self) -> usize {
+        self.n32 + self.n64
+    }
+}
+
 /// Advances the entries' scalar state and runs their kernels (`kernels[e.group]`),
 /// float32 and float64 each in its own batch, with the GIL released and
-/// `KERNEL_LOCK` held.
+/// `KERNEL_LOCK` held. `sizes`: the entries' (they decide only how the work is
+/// split between threads).
 ///
 /// # Safety
 /// Every entry satisfies the contract of [`slices`].
-pub(crate) unsafe fn run_entries<K: Elementwise>(py: Python<'_>, kernels: &[K], entries: &mut [Entry]) {
-    let (mut n32, mut n64) = (0, 0);
-    for e in entries.iter() {
-        *match e.dtype {
-            Dtype::F32 => &mut n32,
-            Dtype::F64 => &mut n64,
-        } += e.len;
-    }
+pub(crate) unsafe fn run_entries<K: Elementwise>(py: Python<'_>, kernels: &[K], entries: &mut [Entry], sizes: Sizes) {
+    let Sizes { n32, n64, lens } = sizes;
     let work = Work(entries);
     py.detach(move || {
         let entries = work.into_inner();
         let _exclusive = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let size = piece_size(n32 + n64);
-        if !shared(n32 + n64) || entries.iter().any(|e| e.len > size) {
+        let len = |k: usize| lens.map_or_else(|| entries[k].len, |lens| lens[k]);
+        if !shared(n32 + n64) || (0..entries.len()).any(|k| len(k) > size) {
             // SAFETY: this function's contract.
             unsafe { update_entries(kernels, entries, n32, n64) };
             return;
         }
         // Shared with a crew, in pieces of whole entries: each thread builds its own
         // entries' slices, and each entry's scalar state advances on one thread.
-        let mut pieces = Vec::new();
-        let mut rest = entries;
-        while !rest.is_empty() {
-            let (mut k, mut elements) = (0, 0);
-            while k < rest.len() && elements < size {
-                elements += rest[k].len;
+        let mut ends = Vec::new();
+        let mut k = 0;
+        while k < entries.len() {
+            let mut elements = 0;
+            while k < entries.len() && elements < size {
+                elements += len(k);
                 k += 1;
             }
-            let (piece, tail) = rest.split_at_mut(k);
+            ends.push(k);
+        }
+        let mut pieces = Vec::with_capacity(ends.len());
+        let (mut rest, mut at) = (entries, 0);
+        for end in ends {
+            let (piece, tail) = rest.split_at_mut(end - at);
             pieces.push(Mutex::new(Some(Work(piece))));
-            rest = tail;
+            (rest, at) = (tail, end);
         }
         crew::woken().share(pieces.len(), &|i| {
             if let Some(piece) = pieces[i].lock().unwrap_or_else(|e| e.into_inner()).take() {
