@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -319,6 +320,55 @@ def test_shared_gathers_replay_the_full_steps(name, cls, kw, two_threads):
     for t in range(12):
         step_both(worlds, t)
     assert worlds[0][0]._plan.shared_replays >= 10
+
+
+def test_a_shared_replay_keeps_the_gil_and_no_reference_to_a_gradient(two_threads):
+    """A shared replay's kernels run with the GIL kept, which keeps its gradients
+    alive: it takes no reference to them, and leaves their counts as they were."""
+    opt, params = shared_world(fo.Adam, dict(lr=0.1), True)
+    for p, g in zip(params, grads_for(params, 0)):
+        p.grad = g
+    for _ in range(3):
+        opt.step()
+    counts = [sys.getrefcount(p.grad) for p in params]
+    for _ in range(3):
+        opt.step()
+    assert [sys.getrefcount(p.grad) for p in params] == counts
+    plan = opt._plan
+    assert plan.shared_replays >= 3 and plan.attached_replays == plan.shared_replays
+
+
+def test_a_shared_replay_waiting_for_another_threads_kernels_releases_the_gil(two_threads):
+    """While another thread's kernels run (a step of millions of elements, the GIL
+    released), a shared replay does not wait for them holding the GIL: it takes its
+    references to the gradients and releases it, with the same numbers."""
+    worlds = [shared_world(fo.Adam, dict(lr=0.1), planned) for planned in (True, False)]
+    for t in range(3):
+        step_both(worlds, t)
+    big = fo.Parameter(np.zeros(1 << 23, np.float32))
+    big.grad = np.ones_like(big.data)
+    big_opt = fo.SGD([big], lr=0.1, momentum=0.9)
+    stop = threading.Event()
+
+    def step_big():
+        while not stop.is_set():
+            big_opt.step()
+
+    thread = threading.Thread(target=step_big)
+    thread.start()
+    plan = worlds[0][0]._plan
+    try:
+        for t in range(3, 200):
+            step_both(worlds, t)
+            if t >= 10 and plan.attached_replays < plan.shared_replays:
+                break
+    finally:
+        stop.set()
+        thread.join()
+    assert plan.recorded and plan.attached_replays < plan.shared_replays, "no replay met the other's kernels"
+    counts = [sys.getrefcount(p.grad) for p in worlds[0][1]]
+    worlds[0][0].step()
+    assert [sys.getrefcount(p.grad) for p in worlds[0][1]] == counts
 
 
 def test_a_duck_typed_parameter_ends_the_shared_gather(two_threads):

@@ -54,6 +54,7 @@ class StepPlan:
     """What an optimizer's last fully checked step verified of its arrays (see rust/ferroptim-py/src/plan.rs)."""
     recorded: bool
     shared_replays: int
+    attached_replays: int
     dict_versions: bool
     def clear(self) -> None: ...
 

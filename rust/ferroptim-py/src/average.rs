@@ -54,6 +54,6 @@ pub(crate) fn average_(
     // writeability; a scratch copy where the array could not be used in place), no
     // written array overlaps another, and `held` keeps them all alive until the
     // kernels are done.
-    unsafe { run_entries(py, &[kernel], &mut entries, sizes) };
+    unsafe { run_entries(py, &[kernel], &mut entries, sizes.into()) };
     held.copy_back(py)
 }

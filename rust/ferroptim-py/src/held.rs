@@ -2,6 +2,7 @@
 //! overlap check and the copy-backs need to know about them.
 
 use numpy::PyUntypedArray;
+use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::arrays::{copy_back, Operand, Origin, Overlaps};
@@ -14,6 +15,10 @@ pub(crate) struct Held {
     /// Scratch copies to write back into the caller's arrays (indices into `keep`).
     pub(crate) copy_backs: Vec<(usize, usize)>,
     pub(crate) overlaps: Overlaps,
+    /// Gradients a shared replay read in place without taking a reference to them
+    /// (see `plan::shared`): alive only while the step holds the GIL and runs no
+    /// Python code, as it does when its kernels keep the GIL.
+    pub(crate) unheld: Vec<*mut ffi::PyObject>,
 }
 
 impl Held {
@@ -22,6 +27,18 @@ impl Held {
         self.keep.clear();
         self.copy_backs.clear();
         self.overlaps.clear();
+        self.unheld.clear();
+    }
+
+    /// Takes a reference to every gradient in `unheld`, into `keep`, for kernels that
+    /// release the GIL.
+    pub(crate) fn hold_unheld(&mut self, py: Python<'_>) {
+        for grad in self.unheld.drain(..) {
+            // SAFETY: an ndarray that a parameter's slot held when the step read it,
+            // with the GIL held since and no Python code run (see `unheld`).
+            let grad = unsafe { Bound::from_borrowed_ptr(py, grad).cast_into_unchecked::<PyUntypedArray>() };
+            self.keep.push(grad.unbind());
+        }
     }
 
     /// Keeps an operand alive for the kernels and records the memory it touches for

@@ -80,6 +80,13 @@ impl StepPlan {
         self.recorded.as_ref().map_or(0, |r| r.shared_replays.load(Ordering::Relaxed))
     }
 
+    /// How many of those ran their kernels with the GIL kept (see `step::Dispatch`;
+    /// for tests).
+    #[getter]
+    fn attached_replays(&self) -> u64 {
+        self.recorded.as_ref().map_or(0, |r| r.attached_replays.load(Ordering::Relaxed))
+    }
+
     /// Whether a replay tells unchanged dicts by their version tags on this Python
     /// (see `DictVersions`; for tests).
     #[getter]
@@ -310,6 +317,8 @@ struct Recorded {
     shared: AtomicBool,
     /// How many replays did.
     shared_replays: AtomicU64,
+    /// How many of those kept the GIL for their kernels.
+    attached_replays: AtomicU64,
 }
 
 /// What a recording collects, parameter by parameter (see [`Recorded`]).
@@ -373,6 +382,13 @@ fn attr<'py>(p: &Bound<'py, PyAny>, slots: Option<&ParamSlots>, slot: Slot) -> P
 }
 
 impl StepPlan {
+    /// Counts a replay whose kernels keep the GIL.
+    pub(crate) fn count_attached(&self) {
+        if let Some(r) = &self.recorded {
+            r.attached_replays.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// The work a replay of the recorded plan hands the kernels (none without one).
     pub(crate) fn sizes(&self) -> Sizes<'_> {
         self.recorded.as_ref().map_or_else(Sizes::default, |r| Sizes {
@@ -595,6 +611,7 @@ impl StepPlan {
             state_version: DictVersions::current(s.state.py()).map_or(0, |v| v.of(s.state)),
             shared: AtomicBool::new(true),
             shared_replays: AtomicU64::new(0),
+            attached_replays: AtomicU64::new(0),
         }))
     }
 

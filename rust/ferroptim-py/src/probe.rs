@@ -81,7 +81,7 @@ pub(crate) fn stream(
     for kernel in passes {
         // SAFETY: the arrays were checked (dtype, contiguity via the operands' copies,
         // overlap above) and `keep` holds them alive until this function returns.
-        unsafe { run_entries(py, &[kernel], &mut entries, sizes) };
+        unsafe { run_entries(py, &[kernel], &mut entries, sizes.into()) };
     }
     Ok(())
 }

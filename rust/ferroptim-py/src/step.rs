@@ -3,7 +3,8 @@
 //! 1. Read each group's hyperparameters and, for each parameter with a gradient, its
 //!    arrays and its state (`optimizer.state[p]`); check everything (see `arrays`).
 //! 2. Refuse arrays that share memory where one is written.
-//! 3. Advance the scalar state, release the GIL and run the kernels on the pool.
+//! 3. Advance the scalar state, release the GIL and run the kernels on the pool (a
+//!    replay whose gradients only the GIL keeps alive keeps it: [`Dispatch`]).
 //! 4. Store: scalar state, state created by this step, scratch copies written back.
 //!
 //! Nothing is changed before step 3, so a step that raises leaves every parameter
@@ -15,7 +16,7 @@
 //! else runs the full checks, which record a new plan.
 
 use std::cell::Cell;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use ferroptim::crew;
 use ferroptim::exec::{piece_size, shared};
@@ -322,13 +323,15 @@ pub(crate) fn step<'py, K: Layout>(
     make: impl Fn(&Group<'_, 'py>) -> PyResult<K>,
     run: impl FnOnce(Python<'py>, &[K], &mut [Entry]),
 ) -> PyResult<Vec<K>> {
-    step_sized(py, state, groups, keys, grads, verified, make, |py, kernels, entries, _| run(py, kernels, entries))
+    let run = |py, kernels: &[K], entries: &mut [Entry], _: Dispatch<'_>| run(py, kernels, entries);
+    step_with(py, state, groups, keys, grads, verified, make, false, run)
 }
 
-/// [`step`], with `run` also told the entries' [`Sizes`] (from the plan when the step
-/// replayed one, so that splitting the work need not read the entries).
+/// [`step`] for kernels run by [`run_entries`]: `run` is also handed the step's
+/// [`Dispatch`] (the entries' sizes, from the plan when the step replayed one, and
+/// whether the kernels keep the GIL).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn step_sized<'py, K: Layout>(
+pub(crate) fn step_dispatched<'py, K: Layout>(
     py: Python<'py>,
     state: &Bound<'py, PyDict>,
     groups: &Bound<'py, PyList>,
@@ -336,7 +339,24 @@ pub(crate) fn step_sized<'py, K: Layout>(
     grads: Option<&Bound<'py, PyList>>,
     verified: Option<&Bound<'py, StepPlan>>,
     make: impl Fn(&Group<'_, 'py>) -> PyResult<K>,
-    run: impl FnOnce(Python<'py>, &[K], &mut [Entry], Sizes<'_>),
+    run: impl FnOnce(Python<'py>, &[K], &mut [Entry], Dispatch<'_>),
+) -> PyResult<Vec<K>> {
+    step_with(py, state, groups, keys, grads, verified, make, true, run)
+}
+
+/// [`step`]; `attach`: whether `run` honours [`Dispatch::attached`] (else a replay's
+/// kernels always release the GIL).
+#[allow(clippy::too_many_arguments)]
+fn step_with<'py, K: Layout>(
+    py: Python<'py>,
+    state: &Bound<'py, PyDict>,
+    groups: &Bound<'py, PyList>,
+    keys: &StateKeys<'py>,
+    grads: Option<&Bound<'py, PyList>>,
+    verified: Option<&Bound<'py, StepPlan>>,
+    make: impl Fn(&Group<'_, 'py>) -> PyResult<K>,
+    attach: bool,
+    run: impl FnOnce(Python<'py>, &[K], &mut [Entry], Dispatch<'_>),
 ) -> PyResult<Vec<K>> {
     let dicts: Vec<Bound<'py, PyDict>> =
         groups.iter().map(|g| Ok(g.cast_into::<PyDict>()?)).collect::<PyResult<_>>()?;
@@ -409,14 +429,27 @@ pub(crate) fn step_sized<'py, K: Layout>(
             v.record(&s, &plan.s.0.entries);
         }
     }
-    let entries = &mut plan.s.0.entries;
+    let Scratch { entries, held } = &mut plan.s.0;
     let sizes = match &verified {
         Some(v) if replayed => v.sizes(),
         _ => Sizes::of(entries),
     };
+    // A replay that read its gradients without taking references to them (see
+    // `plan::shared`) runs its kernels with the GIL kept, unless another thread's
+    // kernels are running (it would wait for them holding the GIL): then it takes
+    // the references and releases the GIL, as every other step does.
+    let attached = match held.unheld.is_empty() {
+        true => None,
+        false => attach.then(kernel_lock_now).flatten(),
+    };
+    match (&attached, &verified) {
+        (None, _) => held.hold_unheld(py),
+        (Some(_), Some(v)) => v.count_attached(),
+        (Some(_), None) => {}
+    }
     // every entry was gathered from checked, non-overlapping arrays that `keep`
-    // holds alive until the plan is dropped
-    run(py, &plan.kernels, entries, sizes);
+    // holds alive until the plan is dropped (or, with the GIL kept, their objects)
+    run(py, &plan.kernels, entries, Dispatch { sizes, attached });
     plan.store(py, state, keys)
 }
 
@@ -728,51 +761,96 @@ impl Sizes<'_> {
     }
 }
 
+/// How [`run_entries`] runs a step's kernels.
+pub(crate) struct Dispatch<'a> {
+    pub(crate) sizes: Sizes<'a>,
+    /// `KERNEL_LOCK`, taken by a step whose kernels keep the GIL: a replay that
+    /// read its gradients without taking references to them (`plan::shared`), which
+    /// only the GIL keeps alive. Its kernels run for under a millisecond (fewer than
+    /// `exec::SERIAL_BELOW` elements, shared between the threads), a fraction of
+    /// Python's switch interval, while references to its thousands of gradients
+    /// would cost a fifth of the step. None: the kernels release the GIL.
+    pub(crate) attached: Option<MutexGuard<'static, ()>>,
+}
+
+impl<'a> From<Sizes<'a>> for Dispatch<'a> {
+    fn from(sizes: Sizes<'a>) -> Self {
+        Dispatch { sizes, attached: None }
+    }
+}
+
+/// `KERNEL_LOCK` if no other step holds it.
+fn kernel_lock_now() -> Option<MutexGuard<'static, ()>> {
+    match KERNEL_LOCK.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
 /// Advances the entries' scalar state and runs their kernels (`kernels[e.group]`),
-/// float32 and float64 each in its own batch, with the GIL released and
-/// `KERNEL_LOCK` held. `sizes`: the entries' (they decide only how the work is
-/// split between threads).
+/// float32 and float64 each in its own batch, with `KERNEL_LOCK` held and the GIL
+/// released (or kept, as `dispatch` says). The sizes decide only how the work is
+/// split between threads.
 ///
 /// # Safety
 /// Every entry satisfies the contract of [`slices`].
-pub(crate) unsafe fn run_entries<K: Elementwise>(py: Python<'_>, kernels: &[K], entries: &mut [Entry], sizes: Sizes) {
-    let Sizes { n32, n64, lens } = sizes;
+pub(crate) unsafe fn run_entries<K: Elementwise>(
+    py: Python<'_>,
+    kernels: &[K],
+    entries: &mut [Entry],
+    dispatch: Dispatch<'_>,
+) {
+    let Dispatch { sizes, attached } = dispatch;
+    if let Some(_exclusive) = attached {
+        // SAFETY: this function's contract.
+        return unsafe { update_shared(kernels, entries, sizes) };
+    }
     let work = Work(entries);
     py.detach(move || {
-        let entries = work.into_inner();
         let _exclusive = KERNEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let size = piece_size(n32 + n64);
-        let len = |k: usize| lens.map_or_else(|| entries[k].len, |lens| lens[k]);
-        if !shared(n32 + n64) || (0..entries.len()).any(|k| len(k) > size) {
-            // SAFETY: this function's contract.
-            unsafe { update_entries(kernels, entries, n32, n64) };
-            return;
+        // SAFETY: this function's contract.
+        unsafe { update_shared(kernels, work.into_inner(), sizes) }
+    });
+}
+
+/// The updates of `entries`, shared with the pool's threads when big enough.
+///
+/// # Safety
+/// As [`run_entries`], with `KERNEL_LOCK` held.
+unsafe fn update_shared<K: Elementwise>(kernels: &[K], entries: &mut [Entry], sizes: Sizes<'_>) {
+    let Sizes { n32, n64, lens } = sizes;
+    let size = piece_size(n32 + n64);
+    let len = |k: usize| lens.map_or_else(|| entries[k].len, |lens| lens[k]);
+    if !shared(n32 + n64) || (0..entries.len()).any(|k| len(k) > size) {
+        // SAFETY: this function's contract.
+        unsafe { update_entries(kernels, entries, n32, n64) };
+        return;
+    }
+    // Shared with a crew, in pieces of whole entries: each thread builds its own
+    // entries' slices, and each entry's scalar state advances on one thread.
+    let mut ends = Vec::new();
+    let mut k = 0;
+    while k < entries.len() {
+        let mut elements = 0;
+        while k < entries.len() && elements < size {
+            elements += len(k);
+            k += 1;
         }
-        // Shared with a crew, in pieces of whole entries: each thread builds its own
-        // entries' slices, and each entry's scalar state advances on one thread.
-        let mut ends = Vec::new();
-        let mut k = 0;
-        while k < entries.len() {
-            let mut elements = 0;
-            while k < entries.len() && elements < size {
-                elements += len(k);
-                k += 1;
-            }
-            ends.push(k);
+        ends.push(k);
+    }
+    let mut pieces = Vec::with_capacity(ends.len());
+    let (mut rest, mut at) = (entries, 0);
+    for end in ends {
+        let (piece, tail) = rest.split_at_mut(end - at);
+        pieces.push(Mutex::new(Some(Work(piece))));
+        (rest, at) = (tail, end);
+    }
+    crew::woken().share(pieces.len(), &|i| {
+        if let Some(piece) = pieces[i].lock().unwrap_or_else(|e| e.into_inner()).take() {
+            // SAFETY: this function's contract; the pieces are disjoint.
+            unsafe { update_entries(kernels, piece.into_inner(), 0, 0) };
         }
-        let mut pieces = Vec::with_capacity(ends.len());
-        let (mut rest, mut at) = (entries, 0);
-        for end in ends {
-            let (piece, tail) = rest.split_at_mut(end - at);
-            pieces.push(Mutex::new(Some(Work(piece))));
-            (rest, at) = (tail, end);
-        }
-        crew::woken().share(pieces.len(), &|i| {
-            if let Some(piece) = pieces[i].lock().unwrap_or_else(|e| e.into_inner()).take() {
-                // SAFETY: this function's contract; the pieces are disjoint.
-                unsafe { update_entries(kernels, piece.into_inner(), 0, 0) };
-            }
-        });
     });
 }
 

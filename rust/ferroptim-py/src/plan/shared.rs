@@ -13,9 +13,13 @@
 //! own records. The calling thread holds the GIL throughout and runs no Python code
 //! while the pieces are checked, so no object changes under the readers and none is
 //! freed (each is held by the plan, or by the slot of a parameter the plan holds).
-//! No thread changes a reference count meanwhile: the calling thread takes its
-//! references to the gradients afterwards. (The extension is built for the limited
-//! API, which free-threaded Pythons do not load: there is always a GIL.)
+//! No thread changes a reference count: the gradients found are listed in
+//! `Held::unheld`, without references, and the step runs its kernels with the GIL
+//! kept, which keeps them alive (see `step::Dispatch`). A reference to each of
+//! thousands of gradients read on other threads would cost the calling thread a
+//! cache miss apiece, about a fifth of the step; a step that must release the GIL
+//! takes them then. (The extension is built for the limited API, which
+//! free-threaded Pythons do not load: there is always a GIL.)
 //!
 //! Anything else — a parameter that is not exactly a `Parameter`, a gradient that is
 //! not an ndarray of its parameter's layout, a state mapping or state dict that
@@ -25,13 +29,12 @@
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use ferroptim::{crew, threads};
 use numpy::npyffi;
 use pyo3::ffi;
-use pyo3::prelude::*;
 
 use super::{overlaps, Param, Recorded, StepView};
 use crate::dict_version::DictVersions;
@@ -46,7 +49,7 @@ const PIECES_PER_THREAD: usize = 6;
 
 /// How a shared gather ended.
 pub(super) enum Shared {
-    /// Every entry gathered, every gradient held.
+    /// Every entry gathered, every gradient listed in `held.unheld`.
     Gathered,
     /// Something needs more than reads of memory, or has changed: the calling
     /// thread checks alone (and finds which).
@@ -55,8 +58,9 @@ pub(super) enum Shared {
     Skipped,
 }
 
-/// Gathers the step's entries into `entries` (empty) and its gradients into `held`
-/// with the crew woken ahead on this thread (see the module docs).
+/// Gathers the step's entries into `entries` (empty) and its gradients, without
+/// references, into `held.unheld` (empty), with the crew woken ahead on this thread
+/// (see the module docs).
 pub(super) fn gather(r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry>, held: &mut Held) -> Shared {
     let py = s.state.py();
     if !r.shared.load(Ordering::Relaxed) || s.grads.is_some() || !crew::is_ahead() {
@@ -91,17 +95,16 @@ pub(super) fn gather(r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry
         }
     }
     let size = (n / (PIECES_PER_THREAD * threads::get_num_threads())).max(PIECE_MIN);
-    assert!(entries.is_empty(), "a replay gathers into an empty list");
+    assert!(entries.is_empty() && held.unheld.is_empty(), "a replay gathers into empty lists");
     debug_assert_eq!(items.len(), n);
     entries.reserve(n);
-    let mut grads: Vec<*mut ffi::PyObject> = Vec::with_capacity(n);
+    held.unheld.reserve(n);
     let outs: Vec<Mutex<Option<Out<'_>>>> = (entries.spare_capacity_mut()[..n].chunks_mut(size))
-        .zip(grads.spare_capacity_mut()[..n].chunks_mut(size))
+        .zip(held.unheld.spare_capacity_mut()[..n].chunks_mut(size))
         .map(|(entries, grads)| Mutex::new(Some(Out { entries, grads })))
         .collect();
-    // Per piece: how many parameters it gathered, and whether the calling thread ran
-    // it (and took its references to their gradients there, while in its cache).
-    let done: Vec<(AtomicUsize, AtomicBool)> = outs.iter().map(|_| Default::default()).collect();
+    // Per piece: whether it gathered every parameter.
+    let done: Vec<AtomicBool> = outs.iter().map(|_| AtomicBool::new(false)).collect();
     let context = Context {
         r,
         items: &items,
@@ -111,7 +114,6 @@ pub(super) fn gather(r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry
         ndarray: unsafe { npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type) },
         none: none.as_ptr(),
     };
-    let caller = std::thread::current().id();
     let shared = crew::share_ahead(outs.len(), &|k| {
         let Some(mut out) = outs[k].lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
@@ -120,54 +122,16 @@ pub(super) fn gather(r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry
         // SAFETY: this thread's piece, while the calling thread holds the GIL and
         // waits in `share_ahead` (see `Context::piece`).
         let got = unsafe { context.piece(start..(start + size).min(n), &mut out) };
-        if std::thread::current().id() == caller {
-            for grad in &out.grads[..got] {
-                // SAFETY: on the thread that holds the GIL: a live ndarray (a slot of a
-                // parameter the plan holds keeps it) whose count no other thread
-                // touches (the helpers only read other fields of objects).
-                unsafe { ffi::Py_IncRef(grad.assume_init()) };
-            }
-            done[k].1.store(true, Ordering::Relaxed);
-        }
-        done[k].0.store(got, Ordering::Release);
+        done[k].store(got == out.entries.len(), Ordering::Release);
     });
     drop(outs);
-    // SAFETY: each piece wrote the first `got` of its slots.
-    let piece_grads = |k: usize| unsafe {
-        std::slice::from_raw_parts(grads.as_ptr().add(k * size), done[k].0.load(Ordering::Acquire))
-    };
-    let gathered = done.iter().enumerate().all(|(k, d)| d.0.load(Ordering::Acquire) == size.min(n - k * size));
-    if !shared || !gathered {
-        for (k, d) in done.iter().enumerate() {
-            if d.1.load(Ordering::Relaxed) {
-                for &grad in piece_grads(k) {
-                    // SAFETY: a reference taken above, with the GIL held.
-                    unsafe { ffi::Py_DecRef(grad) };
-                }
-            }
-        }
+    if !shared || !done.iter().all(|d| d.load(Ordering::Acquire)) {
         return Shared::Unsure;
     }
-    for (k, d) in done.iter().enumerate() {
-        let taken = d.1.load(Ordering::Relaxed);
-        for &grad in piece_grads(k) {
-            // SAFETY: an ndarray a parameter's slot holds; no Python code ran since it
-            // was read. `keep` takes the reference the piece took, else a new one.
-            let grad = unsafe {
-                if taken {
-                    Bound::from_owned_ptr(py, grad)
-                } else {
-                    Bound::from_borrowed_ptr(py, grad)
-                }
-            };
-            // SAFETY: an ndarray (its exact type was compared).
-            held.keep.push(unsafe { grad.cast_into_unchecked() }.unbind());
-        }
-    }
-    // SAFETY: every piece wrote each of its slots (its count is its length).
+    // SAFETY: every piece wrote each of its slots.
     unsafe {
         entries.set_len(n);
-        grads.set_len(n);
+        held.unheld.set_len(n);
     }
     Shared::Gathered
 }
