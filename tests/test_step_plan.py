@@ -157,6 +157,8 @@ MUTATIONS = {
     "scalar a float": lambda o, ps: o.state[ps[0]].__setitem__(
         scalar_key(o, ps[0]), float(o.state[ps[0]][scalar_key(o, ps[0])])),
     "scalar read-only": lambda o, ps: _readonly(o.state[ps[0]][scalar_key(o, ps[0])]),
+    "scalar is another's": lambda o, ps: o.state[ps[1]].__setitem__(
+        scalar_key(o, ps[1]), o.state[ps[3]][scalar_key(o, ps[3])]),
     "state array set by dict.__setitem__": _replace_by(dict.__setitem__),
     "state array set by update": _replace_by(lambda st, k, v: st.update({k: v})),
     "state array popped and set anew": _replace_by(lambda st, k, v: (st.pop(k), st.__setitem__(k, v))),
@@ -369,6 +371,34 @@ def test_a_shared_replay_waiting_for_another_threads_kernels_releases_the_gil(tw
     counts = [sys.getrefcount(p.grad) for p in worlds[0][1]]
     worlds[0][0].step()
     assert [sys.getrefcount(p.grad) for p in worlds[0][1]] == counts
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_gradient_holding_a_scalar_is_read_before_the_scalar_is_stored(threads):
+    """A replay's kernels store each parameter's scalar state as they go, unless a
+    gradient holds one: a kernel reading it must read it as it was, as in a full step
+    (the gradients here are the same arrays every step, so the replay meets it)."""
+    before = fo.get_num_threads()
+    fo.set_num_threads(threads)
+    try:
+        def build(planned):
+            params = make_params(np.float64, shapes=FILLER + SHAPES)
+            opt = optimizer(fo.Adam, params, dict(lr=0.1), planned)
+            for p, g in zip(params, grads_for(params, 0)):
+                p.grad = g
+            opt.step()
+            p, q = params[-4], params[-3]
+            q.grad.reshape(-1)[0] = opt.state[p]["step"]
+            opt.state[p]["step"] = q.grad.reshape(-1)[:1].reshape(())  # `q.grad[0]` is `p`'s step
+            return opt, params
+
+        worlds = [build(planned) for planned in (True, False)]
+        for _ in range(6):
+            for opt, _ in worlds:
+                opt.step()
+            assert_same(worlds)
+    finally:
+        fo.set_num_threads(before)
 
 
 def test_a_duck_typed_parameter_ends_the_shared_gather(two_threads):

@@ -305,13 +305,17 @@ struct Recorded {
     dims: Vec<usize>,
     /// The version tag of `state` ([`DictVersions`]; 0 without them).
     state_version: u64,
-    /// The memory of every written array, `[lo, hi)`, disjoint, in address order.
+    /// The memory of every written array, `[lo, hi)`, disjoint, in address order
+    /// (with the scalars' homes, when the kernels write them: `homes_apart`).
     writes: Vec<(usize, usize)>,
     /// The float32 and float64 elements of the entries: the work a replay hands the
     /// kernels.
     elements: [usize; 2],
     /// Each entry's length, in order.
     lens: Vec<usize>,
+    /// No two entries' scalar homes are the same memory, and none lies in a written
+    /// array: the kernels may store the scalar state as they go (`Sizes::homes`).
+    homes_apart: bool,
     /// Whether a replay shares its gather with a crew woken ahead ([`shared`]):
     /// until one found something that needs more than reads.
     shared: AtomicBool,
@@ -395,6 +399,7 @@ impl StepPlan {
             n32: r.elements[0],
             n64: r.elements[1],
             lens: Some(&r.lens),
+            homes: r.homes_apart,
         })
     }
 
@@ -588,6 +593,21 @@ impl StepPlan {
         if writes.windows(2).any(|w| w[1].0 < w[0].1) {
             return Ok(None); // cannot be: the overlap check passed
         }
+        // The scalars' homes, written by the kernels if apart from each other and from
+        // the written arrays; then counted among them, so that a replay's gradient
+        // read there (which a kernel would read as it is written) needs a full step.
+        let mut homes: Vec<(usize, usize)> = (entries.iter().flat_map(|e| e.homes))
+            .filter(|h| !h.is_null())
+            .map(|h| (h as usize, h as usize + std::mem::size_of::<f64>()))
+            .collect();
+        homes.sort_unstable();
+        let mut finger = 0;
+        let homes_apart = homes.windows(2).all(|w| w[0].1 <= w[1].0)
+            && homes.iter().all(|&(lo, hi)| !overlaps(&writes, lo, hi, &mut finger));
+        if homes_apart && !homes.is_empty() {
+            writes.extend(homes);
+            writes.sort_unstable();
+        }
         let unbind = |keys: &[Bound<'_, PyString>]| keys.iter().map(|k| k.clone().unbind()).collect();
         Ok(Some(Recorded {
             kernel: s.kernel,
@@ -608,6 +628,7 @@ impl StepPlan {
                 [sizes.n32, sizes.n64]
             },
             lens: entries.iter().map(|e| e.len).collect(),
+            homes_apart,
             state_version: DictVersions::current(s.state.py()).map_or(0, |v| v.of(s.state)),
             shared: AtomicBool::new(true),
             shared_replays: AtomicU64::new(0),

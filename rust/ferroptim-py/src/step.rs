@@ -450,7 +450,7 @@ fn step_with<'py, K: Layout>(
     // every entry was gathered from checked, non-overlapping arrays that `keep`
     // holds alive until the plan is dropped (or, with the GIL kept, their objects)
     run(py, &plan.kernels, entries, Dispatch { sizes, attached });
-    plan.store(py, state, keys)
+    plan.store(py, state, keys, sizes.homes && attach)
 }
 
 impl<'py, K: Layout> Plan<'py, K> {
@@ -621,8 +621,19 @@ impl<'py, K: Layout> Plan<'py, K> {
     }
 
     /// Writes back what the step changed outside the arrays the kernels wrote.
-    fn store(self, py: Python<'py>, state: &Bound<'py, PyDict>, keys: &StateKeys<'py>) -> PyResult<Vec<K>> {
+    /// `homes`: the kernels wrote the scalar state back to its homes.
+    fn store(
+        self,
+        py: Python<'py>,
+        state: &Bound<'py, PyDict>,
+        keys: &StateKeys<'py>,
+        homes: bool,
+    ) -> PyResult<Vec<K>> {
         let entries = &self.s.0.entries;
+        if homes && self.targets.is_empty() {
+            self.s.0.held.copy_back(py)?;
+            return Ok(self.kernels);
+        }
         for e in entries {
             for k in 0..K::SCALARS {
                 if !e.homes[k].is_null() {
@@ -741,6 +752,11 @@ pub(crate) struct Sizes<'a> {
     pub(crate) n64: usize,
     /// Each entry's length, in order; None: read from the entries.
     pub(crate) lens: Option<&'a [usize]>,
+    /// Whether the kernels write each entry's scalar state back to its homes, as soon
+    /// as it has advanced (on the thread that runs the entry, while its entry is in
+    /// cache): a replay's, when no two homes are the same memory and none is in an
+    /// array the kernels write (see `plan`). Else [`Plan::store`] does, afterwards.
+    pub(crate) homes: bool,
 }
 
 impl Sizes<'_> {
@@ -753,7 +769,7 @@ impl Sizes<'_> {
                 Dtype::F64 => &mut n64,
             } += e.len;
         }
-        Sizes { n32, n64, lens: None }
+        Sizes { n32, n64, lens: None, homes: false }
     }
 
     pub(crate) fn elements(&self) -> usize {
@@ -819,12 +835,12 @@ pub(crate) unsafe fn run_entries<K: Elementwise>(
 /// # Safety
 /// As [`run_entries`], with `KERNEL_LOCK` held.
 unsafe fn update_shared<K: Elementwise>(kernels: &[K], entries: &mut [Entry], sizes: Sizes<'_>) {
-    let Sizes { n32, n64, lens } = sizes;
+    let Sizes { n32, n64, lens, homes } = sizes;
     let size = piece_size(n32 + n64);
     let len = |k: usize| lens.map_or_else(|| entries[k].len, |lens| lens[k]);
     if !shared(n32 + n64) || (0..entries.len()).any(|k| len(k) > size) {
         // SAFETY: this function's contract.
-        unsafe { update_entries(kernels, entries, n32, n64) };
+        unsafe { update_entries(kernels, entries, n32, n64, homes) };
         return;
     }
     // Shared with a crew, in pieces of whole entries: each thread builds its own
@@ -849,17 +865,25 @@ unsafe fn update_shared<K: Elementwise>(kernels: &[K], entries: &mut [Entry], si
     crew::woken().share(pieces.len(), &|i| {
         if let Some(piece) = pieces[i].lock().unwrap_or_else(|e| e.into_inner()).take() {
             // SAFETY: this function's contract; the pieces are disjoint.
-            unsafe { update_entries(kernels, piece.into_inner(), 0, 0) };
+            unsafe { update_entries(kernels, piece.into_inner(), 0, 0, homes) };
         }
     });
 }
 
 /// The updates of `entries`, float32 and float64 each in its own batch for about
-/// `n32` and `n64` elements ([`Batch::with_size`]).
+/// `n32` and `n64` elements ([`Batch::with_size`]); with `homes`, each entry's
+/// advanced scalar state is written to its homes.
 ///
 /// # Safety
-/// Every entry satisfies the contract of [`slices`].
-unsafe fn update_entries<K: Elementwise>(kernels: &[K], entries: &mut [Entry], n32: usize, n64: usize) {
+/// Every entry satisfies the contract of [`slices`]; with `homes`, each non-null home
+/// is a float64 that nothing else reads or writes meanwhile ([`Sizes::homes`]).
+unsafe fn update_entries<K: Elementwise>(
+    kernels: &[K],
+    entries: &mut [Entry],
+    n32: usize,
+    n64: usize,
+    homes: bool,
+) {
     let mut b32 = Batch::<K, f32>::with_size(n32);
     let mut b64 = Batch::<K, f64>::with_size(n64);
     for e in entries.iter_mut() {
@@ -873,6 +897,14 @@ unsafe fn update_entries<K: Elementwise>(kernels: &[K], entries: &mut [Entry], n
             }
             Dtype::F64 => {
                 b64.push(kernel, scalars, e.fresh, unsafe { slices(e.len, e.param, e.grad, &e.buffers[..nb]) })
+            }
+        }
+        if homes {
+            for k in 0..K::SCALARS {
+                if !e.homes[k].is_null() {
+                    // SAFETY: this function's contract.
+                    unsafe { *e.homes[k] = e.scalars[k] };
+                }
             }
         }
     }
