@@ -358,6 +358,13 @@ fn step_with<'py, K: Layout>(
     attach: bool,
     run: impl FnOnce(Python<'py>, &[K], &mut [Entry], Dispatch<'_>),
 ) -> PyResult<Vec<K>> {
+    // The last step's verified plan, unless another step is using it (a step
+    // re-entered from Python code it calls, or one from another thread).
+    let mut verified = verified.and_then(|v| v.try_borrow_mut().ok());
+    // A replay whose kernels will share their work with the pool's threads wakes
+    // them first, to be awake when the kernels run (a stale plan only wastes their
+    // wait).
+    let _crew = verified.as_ref().filter(|v| K::SHARES && shared(v.sizes().elements())).map(|_| crew::wake_ahead());
     let dicts: Vec<Bound<'py, PyDict>> =
         groups.iter().map(|g| Ok(g.cast_into::<PyDict>()?)).collect::<PyResult<_>>()?;
     let mut kernels = Vec::with_capacity(dicts.len());
@@ -383,12 +390,6 @@ fn step_with<'py, K: Layout>(
     }
     let layouts: Vec<Option<u64>> = kernels.iter().map(Layout::layout_key).collect();
     let mut plan = Plan { kernels, targets: Vec::new(), s: Lease::take(), maps: [None, None] };
-    // The last step's verified plan, unless another step is using it (a step
-    // re-entered from Python code it calls, or one from another thread).
-    let mut verified = verified.and_then(|v| v.try_borrow_mut().ok());
-    // A replay whose kernels will share their work with the pool's threads wakes
-    // them now, to be awake when the kernels run (a stale plan only wastes their wait).
-    let _crew = verified.as_ref().filter(|v| K::SHARES && shared(v.sizes().elements())).map(|_| crew::wake_ahead());
     let s = StepView {
         kernel: std::any::type_name::<K>(),
         state,
