@@ -200,7 +200,8 @@ impl<'a, 'py> Call<'a, 'py> {
         make: impl Fn(&Group<'_, 'py>) -> PyResult<K>,
         f: impl FnOnce(Python<'py>, &[K], &mut [Entry]),
     ) -> PyResult<Vec<K>> {
-        step::<K>(self.py, self.state, self.groups, &self.keys, self.grads.as_ref(), self.plan.as_ref(), make, f)
+        let (grads, plan) = (self.grads.as_ref(), self.plan.as_ref());
+        step::<K>(self.py, self.state, self.groups, &self.keys, grads, plan, make, false, |py, k, e, _| f(py, k, e))
     }
 
     /// Each group's dict.

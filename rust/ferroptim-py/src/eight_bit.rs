@@ -156,7 +156,8 @@ pub(crate) fn eight_bit_step<'py>(
     let rule = rule_of(rule)?;
     let keys = StateKeys::new(scalar_keys, buffer_keys)?;
     let make = |g: &Group<'_, 'py>| EightBit::from_group(g, rule, min_8bit_size);
-    step(py, state, param_groups, &keys, grads.as_ref(), plan.as_ref(), make, |py, kernels: &[EightBit], entries| {
+    let (grads, plan) = (grads.as_ref(), plan.as_ref());
+    step(py, state, param_groups, &keys, grads, plan, make, false, |py, kernels: &[EightBit], entries, _| {
         detached(py, entries, |entries| {
             for b in buckets(kernels.len(), entries) {
                 let h = &kernels[b.group].h;

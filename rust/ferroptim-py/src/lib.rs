@@ -34,7 +34,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::hyper::FromGroup;
 use crate::plan::StepPlan;
-use crate::step::{run_entries, step_dispatched, StateKeys};
+use crate::step::{run_entries, step, StateKeys};
 
 /// Defines `_core.<name>(state, param_groups, scalar_keys, buffer_keys, grads=None,
 /// plan=None)`: one step of an elementwise optimizer over every param group (see
@@ -58,8 +58,9 @@ macro_rules! step_function {
             let keys = StateKeys::new(scalar_keys, buffer_keys)?;
             let (grads, plan) = (grads.as_ref(), plan.as_ref());
             // SAFETY: `step` hands `run` only the entries it gathered and checked.
-            step_dispatched::<$hyper>(py, state, param_groups, &keys, grads, plan, <$hyper>::from_group, |py, k, e, n| unsafe {
-                run_entries(py, k, e, n)
+            let make = <$hyper>::from_group;
+            step::<$hyper>(py, state, param_groups, &keys, grads, plan, make, true, |py, k, e, d| unsafe {
+                run_entries(py, k, e, d)
             })?;
             Ok(())
         }

@@ -305,49 +305,18 @@ pub(crate) fn param_label(group: &Bound<'_, PyDict>, g: usize, i: usize) -> Stri
 }
 
 /// Runs one step of kernel `K` over every group; see the module docs. `make` reads
-/// a group's kernel from its dict (usually `K::from_group`). `run(py,
-/// kernels, entries)` runs the kernels (`kernels[e.group]` for entry `e`): it gets
+/// a group's kernel from its dict (usually `K::from_group`). `run(py, kernels,
+/// entries, dispatch)` runs the kernels (`kernels[e.group]` for entry `e`): it gets
 /// only entries gathered here, whose pointers satisfy the contract of [`slices`]
-/// (`lens[k]` elements in buffer k).
+/// (`lens[k]` elements in buffer k). `attach`: whether `run` honours the
+/// [`Dispatch`] it is handed (the entries' sizes, from the plan when the step
+/// replayed one, and whether the kernels keep the GIL), as [`run_entries`] does;
+/// else a replay's kernels always release the GIL.
 /// `verified`: the optimizer's plan (see the module docs).
 /// Returns each group's kernel (the optimizers beyond torch.optim write group-level
 /// counters from them once the step succeeded).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn step<'py, K: Layout>(
-    py: Python<'py>,
-    state: &Bound<'py, PyDict>,
-    groups: &Bound<'py, PyList>,
-    keys: &StateKeys<'py>,
-    grads: Option<&Bound<'py, PyList>>,
-    verified: Option<&Bound<'py, StepPlan>>,
-    make: impl Fn(&Group<'_, 'py>) -> PyResult<K>,
-    run: impl FnOnce(Python<'py>, &[K], &mut [Entry]),
-) -> PyResult<Vec<K>> {
-    let run = |py, kernels: &[K], entries: &mut [Entry], _: Dispatch<'_>| run(py, kernels, entries);
-    step_with(py, state, groups, keys, grads, verified, make, false, run)
-}
-
-/// [`step`] for kernels run by [`run_entries`]: `run` is also handed the step's
-/// [`Dispatch`] (the entries' sizes, from the plan when the step replayed one, and
-/// whether the kernels keep the GIL).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn step_dispatched<'py, K: Layout>(
-    py: Python<'py>,
-    state: &Bound<'py, PyDict>,
-    groups: &Bound<'py, PyList>,
-    keys: &StateKeys<'py>,
-    grads: Option<&Bound<'py, PyList>>,
-    verified: Option<&Bound<'py, StepPlan>>,
-    make: impl Fn(&Group<'_, 'py>) -> PyResult<K>,
-    run: impl FnOnce(Python<'py>, &[K], &mut [Entry], Dispatch<'_>),
-) -> PyResult<Vec<K>> {
-    step_with(py, state, groups, keys, grads, verified, make, true, run)
-}
-
-/// [`step`]; `attach`: whether `run` honours [`Dispatch::attached`] (else a replay's
-/// kernels always release the GIL).
-#[allow(clippy::too_many_arguments)]
-fn step_with<'py, K: Layout>(
     py: Python<'py>,
     state: &Bound<'py, PyDict>,
     groups: &Bound<'py, PyList>,
@@ -878,13 +847,7 @@ unsafe fn update_shared<K: Elementwise>(kernels: &[K], entries: &mut [Entry], si
 /// # Safety
 /// Every entry satisfies the contract of [`slices`]; with `homes`, each non-null home
 /// is a float64 that nothing else reads or writes meanwhile ([`Sizes::homes`]).
-unsafe fn update_entries<K: Elementwise>(
-    kernels: &[K],
-    entries: &mut [Entry],
-    n32: usize,
-    n64: usize,
-    homes: bool,
-) {
+unsafe fn update_entries<K: Elementwise>(kernels: &[K], entries: &mut [Entry], n32: usize, n64: usize, homes: bool) {
     let mut b32 = Batch::<K, f32>::with_size(n32);
     let mut b64 = Batch::<K, f64>::with_size(n64);
     for e in entries.iter_mut() {
