@@ -776,11 +776,12 @@ fn kernel_lock_now() -> Option<MutexGuard<'static, ()>> {
 
 /// Advances the entries' scalar state and runs their kernels (`kernels[e.group]`),
 /// float32 and float64 each in its own batch, with `KERNEL_LOCK` held and the GIL
-/// released (or kept, as `dispatch` says). The sizes decide only how the work is
-/// split between threads.
+/// released (or kept, as `dispatch` says). The sizes decide how the work is split
+/// between threads; with [`Sizes::homes`], the kernels also store the scalar state.
 ///
 /// # Safety
-/// Every entry satisfies the contract of [`slices`].
+/// Every entry satisfies the contract of [`slices`]; with `homes`, its homes that of
+/// [`update_entries`].
 pub(crate) unsafe fn run_entries<K: Elementwise>(
     py: Python<'_>,
     kernels: &[K],
