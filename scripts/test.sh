@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Every test of ferroptim: the Rust crates (kernels against their scalar references,
-# the executor, the Rust API, the example); then the release files — the sdist, the
-# wheel built from it (manylinux2014, linked by zig) and their checks; the wheel
-# installed, type-checked (mypy --strict, stubtest of the extension's stubs), smoke-run
-# on the oldest and newest Pythons with NumPy 1.x and 2.x; the documentation site
-# built with --strict; then pytest (torch reference replays, API, bad input).
+# the executor, the Rust API, the example) and their documentation (rustdoc without
+# warnings); then the release files — the sdist, the wheel built from it
+# (manylinux2014, linked by zig) and their checks; the wheel installed, type-checked
+# (mypy --strict, stubtest of the extension's stubs), smoke-run on the oldest and
+# newest Pythons with NumPy 1.x and 2.x; the documentation site built with --strict;
+# then pytest (torch reference replays, API, bad input).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -14,6 +15,8 @@ cargo test --workspace --all-targets
 # the doc examples are the core crate's (the bindings crate has none, and building
 # its rlib for them would cost minutes)
 cargo test -p ferroptim --doc
+echo "== cargo doc (no warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 echo "== the sdist, and the wheel built from it"
 "$PYTHON" -m pip install --quiet "maturin>=1.5,<2" ziglang auditwheel twine

@@ -2,7 +2,7 @@
 //! `SGD8bit`, `RMSprop8bit`, `Adagrad8bit`, `AdEMAMix8bit`; Dettmers et al., "8-bit
 //! Optimizers via Block-wise Quantization", ICLR 2022), as bitsandbytes' CPU path
 //! computes them, in one fused pass: each block of [`BLOCK`] elements is dequantized
-//! into registers, updated in float32 and requantized (see [`blockwise`]).
+//! into registers, updated in float32 and requantized (see [`blockwise`](super::blockwise)).
 //!
 //! Update rules, per element, with `t` the parameter's step count after this step,
 //! `c₁ = 1 − β₁ᵗ`, `c₂ = √(1 − β₂ᵗ)`, and decay `θ ← θ·(1 − lr·wd)` where marked:

@@ -15,7 +15,7 @@
 //! ```
 //!
 //! State: `momentum_buffer` (b, slot 0) when momentum ≠ 0. The two norms are one
-//! pass over θ and g ([`norms_loop`]), summed as `grad_norm::norms` sums (float64, the
+//! pass over θ and g (`norms_loop`), summed as `grad_norm::norms` sums (float64, the
 //! same chunks and lanes) and rounded to the element type.
 
 use crate::element::Element;

@@ -22,7 +22,7 @@
 //!
 //! The step's scalars follow torch's Python code exactly: a dot product or a norm is a
 //! 0-d tensor of the parameters' dtype, a loss or an lr a Python float, and they mix
-//! as torch promotes them ([`crate::kernels::scalar`]) — so float32 parameters get
+//! as torch promotes them (`kernels::scalar`) — so float32 parameters get
 //! torch's float32 line-search tests, not sharper float64 ones that branch elsewhere.
 //!
 //! The loss and gradient come from an [`Objective`] (a Python closure, in the

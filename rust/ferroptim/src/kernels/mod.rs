@@ -1,6 +1,6 @@
 //! The optimizer kernels: stateless functions over slices, one file per optimizer.
 //!
-//! Each kernel is written once, generically over [`Element`](crate::Element), and
+//! Each kernel is written once, generically over [`Element`], and
 //! compiled several times by `multiversion` (AVX-512, AVX2+FMA, NEON and a portable
 //! fallback), the best version being picked at run time. The loops are plain Rust
 //! that the compiler vectorizes; they use no fused multiply-add, so every version

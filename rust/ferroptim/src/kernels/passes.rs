@@ -1,12 +1,12 @@
 //! What the optimizers beyond torch.optim share: passes over many tensors
-//! ([`TensorSlices`]) cut into chunks on the pool ([`over_chunks`]), and sums taken in
-//! lanes ([`lane_sums`]).
+//! ([`TensorSlices`]) cut into chunks on the pool (`over_chunks`), and sums taken in
+//! lanes (`lane_sums`).
 //!
 //! Some of these optimizers need a reduction before their elementwise update: a norm
 //! per tensor (LAMB, LARS), a count per tensor (the cautious mask of Lion, ADOPT,
 //! Adan, LAMB), a sum over every tensor of every group (LAMB's global gradient norm,
 //! Prodigy's D estimate). A reduction sums each chunk of [`CHUNK`] elements in
-//! [`LANES`] interleaved float64 lanes and then the chunks in order, so its value
+//! `LANES` interleaved float64 lanes and then the chunks in order, so its value
 //! depends on the tensor's length alone, never on the thread count.
 
 use std::mem::MaybeUninit;

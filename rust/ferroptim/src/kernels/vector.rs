@@ -2,7 +2,7 @@
 //! gradient): dot products, sums, the largest magnitude and `x + a·y`.
 //!
 //! Each runs on the pool in chunks of [`CHUNK`] elements. A reduction sums each chunk in
-//! [`LANES`] interleaved lanes (so it vectorizes) and then adds the chunks' sums in
+//! `LANES` interleaved lanes (so it vectorizes) and then adds the chunks' sums in
 //! chunk order: the result depends on the length alone, never on the thread count or
 //! the instruction set (no fused multiply-add), like torch's own blocked BLAS dot.
 
