@@ -240,24 +240,6 @@ fn lookup(py: Python<'_>, dict: &Py<PyDict>, key: *mut ffi::PyObject) -> PyResul
     Ok(v)
 }
 
-/// The object `dict` holds under `key` now, borrowed, to compare with the state
-/// array `a` the recorded step found there: `a` itself when the dict has not changed
-/// since (`same`, see [`DictVersions`]), else looked up.
-#[inline(always)]
-fn state_array(
-    py: Python<'_>,
-    a: &Seen,
-    dict: &Py<PyDict>,
-    key: &Bound<'_, PyString>,
-    same: bool,
-) -> PyResult<*mut ffi::PyObject> {
-    if same {
-        Ok(a.array.as_ptr())
-    } else {
-        lookup(py, dict, key.as_ptr())
-    }
-}
-
 /// A parameter with a gradient, as the recorded step used it. Its arrays are the
 /// next ones in [`Recorded::seen`]: its `.data`, then (with a state dict) its scalar
 /// state and the state arrays of the slots its entry uses, in slot order.
@@ -323,6 +305,43 @@ struct Recorded {
     shared_replays: AtomicU64,
     /// How many of those kept the GIL for their kernels.
     attached_replays: AtomicU64,
+}
+
+impl Recorded {
+    /// Compares the state arrays of the parameter whose entry's template is
+    /// `template` — the next in `seen`: its scalar state, then each buffer the entry
+    /// uses — with the objects `now(array, key)` finds under their keys now (the
+    /// array itself from a dict unchanged since the recording), and reads the scalar
+    /// state into `entry`. Ok(false) at the first that changed.
+    #[inline(always)]
+    fn state_unchanged<E>(
+        &self,
+        seen: &mut std::slice::Iter<'_, Seen>,
+        template: &Entry,
+        entry: &mut Entry,
+        mut now: impl FnMut(&Seen, *mut ffi::PyObject) -> Result<*mut ffi::PyObject, E>,
+    ) -> Result<bool, E> {
+        let dims = &self.dims[..];
+        for (k, key) in self.scalar_keys.iter().enumerate() {
+            let Some(a) = seen.next() else { return Ok(false) };
+            if !a.holds(now(a, key.as_ptr())?, dims) {
+                return Ok(false);
+            }
+            // SAFETY: the 0-d float64 array the recorded step checked (aligned),
+            // unchanged and held by the plan.
+            entry.scalars[k] = unsafe { *(a.data as *const f64) };
+        }
+        for (key, b) in self.buffer_keys.iter().zip(&template.buffers) {
+            if b.is_null() {
+                continue;
+            }
+            let Some(a) = seen.next() else { return Ok(false) };
+            if !a.holds(now(a, key.as_ptr())?, dims) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// What a recording collects, parameter by parameter (see [`Recorded`]).
@@ -528,23 +547,9 @@ impl StepPlan {
                 // Each state array: the one the dict holds under its key, unchanged. In a
                 // dict that has not changed since the recording, the one found then.
                 let same_dict = versions.is_some_and(|v| v.of(dict.bind(py)) == rec.version);
-                for (k, key) in s.keys.scalars.iter().enumerate() {
-                    let a = seen.next().expect("scalar state is recorded");
-                    if !a.holds(state_array(py, a, dict, key, same_dict)?, dims) {
-                        return Ok(false);
-                    }
-                    // SAFETY: the 0-d float64 array the recorded step checked (aligned),
-                    // unchanged and held by the plan.
-                    entry.scalars[k] = unsafe { *(a.data as *const f64) };
-                }
-                for (key, b) in s.keys.buffers.iter().zip(&recorded.buffers) {
-                    if b.is_null() {
-                        continue;
-                    }
-                    let a = seen.next().expect("the state arrays an entry uses are recorded");
-                    if !a.holds(state_array(py, a, dict, key, same_dict)?, dims) {
-                        return Ok(false);
-                    }
+                let now = |a: &Seen, key| if same_dict { Ok(a.array.as_ptr()) } else { lookup(py, dict, key) };
+                if !r.state_unchanged(&mut seen, recorded, entry, now)? {
+                    return Ok(false);
                 }
             }
         }

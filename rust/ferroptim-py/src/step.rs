@@ -412,10 +412,10 @@ pub(crate) fn step<'py, K: Layout>(
         true => None,
         false => attach.then(kernel_lock_now).flatten(),
     };
-    match (&attached, &verified) {
-        (None, _) => held.hold_unheld(py),
-        (Some(_), Some(v)) => v.count_attached(),
-        (Some(_), None) => {}
+    if attached.is_none() {
+        held.hold_unheld(py);
+    } else if let Some(v) = &verified {
+        v.count_attached();
     }
     // every entry was gathered from checked, non-overlapping arrays that `keep`
     // holds alive until the plan is dropped (or, with the GIL kept, their objects)
@@ -816,22 +816,17 @@ unsafe fn update_shared<K: Elementwise>(kernels: &[K], entries: &mut [Entry], si
     }
     // Shared with a crew, in pieces of whole entries: each thread builds its own
     // entries' slices, and each entry's scalar state advances on one thread.
-    let mut ends = Vec::new();
-    let mut k = 0;
-    while k < entries.len() {
-        let mut elements = 0;
-        while k < entries.len() && elements < size {
-            elements += len(k);
+    let mut pieces = Vec::new();
+    let (mut rest, mut at) = (entries, 0);
+    while !rest.is_empty() {
+        let (mut k, mut elements) = (0, 0);
+        while k < rest.len() && elements < size {
+            elements += lens.map_or(rest[k].len, |lens| lens[at + k]);
             k += 1;
         }
-        ends.push(k);
-    }
-    let mut pieces = Vec::with_capacity(ends.len());
-    let (mut rest, mut at) = (entries, 0);
-    for end in ends {
-        let (piece, tail) = rest.split_at_mut(end - at);
+        let (piece, tail) = rest.split_at_mut(k);
         pieces.push(Mutex::new(Some(Work(piece))));
-        (rest, at) = (tail, end);
+        (rest, at) = (tail, at + k);
     }
     crew::woken().share(pieces.len(), &|i| {
         if let Some(piece) = pieces[i].lock().unwrap_or_else(|e| e.into_inner()).take() {

@@ -36,7 +36,7 @@ use ferroptim::{crew, threads};
 use numpy::npyffi;
 use pyo3::ffi;
 
-use super::{overlaps, Param, Recorded, StepView};
+use super::{overlaps, Param, Recorded, Seen, StepView};
 use crate::dict_version::DictVersions;
 use crate::held::Held;
 use crate::slots::{ParamSlots, Slot};
@@ -219,21 +219,9 @@ impl Context<'_> {
                 return None;
             }
             // the dict unchanged: it holds the arrays the recording found
-            for k in 0..r.scalar_keys.len() {
-                let a = seen.next()?;
-                if !a.holds(a.array.as_ptr(), dims) {
-                    return None;
-                }
-                // the 0-d float64 array the recorded step checked (aligned), unchanged
-                entry.scalars[k] = unsafe { *(a.data as *const f64) };
-            }
-            for b in &template.buffers {
-                if !b.is_null() {
-                    let a = seen.next()?;
-                    if !a.holds(a.array.as_ptr(), dims) {
-                        return None;
-                    }
-                }
+            let now = |a: &Seen, _| Ok::<_, ()>(a.array.as_ptr());
+            if r.state_unchanged(&mut seen, template, entry, now) != Ok(true) {
+                return None;
             }
         }
         Some(grad)
