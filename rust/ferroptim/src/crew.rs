@@ -12,16 +12,21 @@
 //! pieces a helper is still finishing, without sleeping. A crew may share several
 //! times (a replayed step shares its checks, then its kernels); its helpers wait awake
 //! in between, and a helper late for one share never takes a piece of the next. A
-//! crew that is dropped sends its helpers away. Which thread runs which piece never
-//! changes a result.
+//! crew that is dropped sends its helpers away, to linger awake for the next crew a
+//! while ([`standby`]) before they sleep. Which thread runs which piece never changes
+//! a result.
+
+mod standby;
 
 use std::any::Any;
+use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::threads;
+pub(crate) use standby::Standby;
 
 /// How long a helper waits for work before it goes (a step drops its crew when done,
 /// which sends the helpers away at once; this only bounds a forgotten one).
@@ -40,7 +45,7 @@ const MAX_PIECES: usize = 1 << 24;
 
 /// What the caller and its helpers share.
 #[derive(Default)]
-struct Board {
+pub(crate) struct Board {
     /// The work of the current share (null until the first). Read by a helper only
     /// after it has taken one of the share's pieces, which the caller waits for
     /// before the work goes out of scope or the next share is posted.
@@ -138,28 +143,58 @@ impl Board {
     }
 }
 
+thread_local! {
+    /// This thread lingers on its pool's standby (see [`serve`]).
+    static LINGERING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A helper's life in the pool: it serves `board`'s crew, then lingers on the pool's
+/// `standby` and serves each crew handed to it there, until none comes for
+/// [`standby::LINGER`]. A helper run from inside another's lingering (which runs the
+/// jobs arriving in the pool) serves its crew only: one lingers per thread.
+fn serve(board: Arc<Board>, standby: Arc<Standby<Board>>) {
+    board.help();
+    drop(board);
+    if LINGERING.replace(true) {
+        return;
+    }
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            LINGERING.set(false);
+        }
+    }
+    let _done = Done;
+    while let Some(board) = standby.linger(standby::LINGER) {
+        board.help();
+    }
+}
+
 /// Helpers woken in the pool for the [`share`](Crew::share)s of one step (see the
 /// module docs).
 pub struct Crew {
     board: Arc<Board>,
     /// The number of the last share.
-    shares: std::cell::Cell<u64>,
+    shares: Cell<u64>,
 }
 
 impl Crew {
     /// Sends one helper for each pool thread but one (the caller is the other) to
-    /// wait for work; with one thread, none.
+    /// wait for work, a lingering one if there is one (see [`standby`]); with one
+    /// thread, none.
     pub fn wake() -> Self {
         let board = Arc::new(Board::default());
         let helpers = threads::get_num_threads().saturating_sub(1);
         if helpers > 0 {
-            let pool = threads::current();
+            let (pool, standby) = threads::workers();
             for _ in 0..helpers {
-                let board = Arc::clone(&board);
-                pool.spawn(move || board.help());
+                if let Err(board) = standby.hand(Arc::clone(&board)) {
+                    let standby = Arc::clone(&standby);
+                    pool.spawn(move || serve(board, standby));
+                }
             }
         }
-        Crew { board, shares: std::cell::Cell::new(0) }
+        Crew { board, shares: Cell::new(0) }
     }
 
     /// Runs `run(i)` for every `i < total`, on this thread and on the crew's helpers,

@@ -14,11 +14,15 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
+use crate::crew::{Board, Standby};
+
 /// The environment variable that sets the default number of threads.
 pub const NUM_THREADS_ENV: &str = "FERROPTIM_NUM_THREADS";
 
 struct Pool {
     pool: Arc<ThreadPool>,
+    /// The pool's helpers lingering for the next crew.
+    standby: Arc<Standby<Board>>,
     threads: usize,
     pid: u32,
 }
@@ -70,7 +74,7 @@ fn build(threads: usize) -> Result<Pool, ThreadsError> {
         .thread_name(|i| format!("ferroptim-{i}"))
         .build()
         .map_err(|e| ThreadsError::Spawn(e.to_string()))?;
-    Ok(Pool { pool: Arc::new(pool), threads, pid: std::process::id() })
+    Ok(Pool { pool: Arc::new(pool), standby: Arc::new(Standby::new(threads)), threads, pid: std::process::id() })
 }
 
 fn lock() -> MutexGuard<'static, Option<Pool>> {
@@ -108,21 +112,26 @@ fn forget_if_foreign(old: Option<Pool>) {
 }
 
 pub(crate) fn current() -> Arc<ThreadPool> {
+    workers().0
+}
+
+/// The pool, and its helpers lingering for the next crew.
+pub(crate) fn workers() -> (Arc<ThreadPool>, Arc<Standby<Board>>) {
     let mut guard = lock();
     let pid = std::process::id();
     match guard.as_ref() {
-        Some(p) if p.pid == pid => return Arc::clone(&p.pool),
+        Some(p) if p.pid == pid => return (Arc::clone(&p.pool), Arc::clone(&p.standby)),
         _ => {}
     }
     let threads = guard.as_ref().map_or_else(default_threads, |p| p.threads);
     // Building can only fail if the OS refuses threads; fall back to one thread,
     // which rayon builds without spawning more than it must.
     let fresh = build(threads).or_else(|_| build(1)).expect("cannot start a worker thread");
-    let pool = Arc::clone(&fresh.pool);
+    let workers = (Arc::clone(&fresh.pool), Arc::clone(&fresh.standby));
     let old = guard.replace(fresh);
     drop(guard);
     forget_if_foreign(old);
-    pool
+    workers
 }
 
 /// Runs `f` inside the pool, so that rayon's parallel iterators in it use the pool.
