@@ -324,6 +324,31 @@ def test_shared_gathers_replay_the_full_steps(name, cls, kw, two_threads):
     assert worlds[0][0]._plan.shared_replays >= 10
 
 
+@pytest.mark.parametrize("name,cls,kw", SHARED, ids=[c[0] for c in SHARED])
+def test_parameters_without_gradients_in_a_shared_gather(name, cls, kw, two_threads):
+    """Parameters without a gradient, one early in the group and one in the helper's
+    pieces, leave the gather shared; one that gets a gradient again, or one that
+    loses its own, is noticed (and the plan recorded anew). Bit for bit with full
+    steps throughout."""
+    worlds = [shared_world(cls, kw, planned) for planned in (True, False)]
+    gradless = {id(p) for p in (worlds[0][1][0], worlds[0][1][-1])} | {id(p) for p in (worlds[1][1][0], worlds[1][1][-1])}
+
+    def drop(opt, params):
+        for p in params:
+            if id(p) in gradless:
+                p.grad = None
+
+    for t in range(6):
+        step_both(worlds, t, drop)
+    plan = worlds[0][0]._plan
+    assert plan.recorded and plan.shared_replays >= 3
+    step_both(worlds, 6)  # the gradients are back
+    step_both(worlds, 7, lambda o, ps: setattr(ps[2], "grad", None))
+    for t in range(8, 12):  # recorded anew at the first, replayed after
+        step_both(worlds, t, drop)
+    assert worlds[0][0]._plan.shared_replays >= 2
+
+
 def test_a_shared_replay_keeps_the_gil_and_no_reference_to_a_gradient(two_threads):
     """A shared replay's kernels run with the GIL kept, which keeps its gradients
     alive: it takes no reference to them, and leaves their counts as they were."""

@@ -16,6 +16,7 @@ mod grad_utils;
 mod held;
 mod hyper;
 mod lbfgs;
+mod list_items;
 mod muon;
 mod plan;
 mod probe;

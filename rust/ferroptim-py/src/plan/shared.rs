@@ -9,8 +9,8 @@
 //! pieces' objects with the plan and builds their entries in place.
 //!
 //! Only what is a plain read of memory is done this way: a `Parameter`'s slots
-//! ([`ParamSlots`]), array fields, dict version tags ([`DictVersions`]), the plan's
-//! own records. The calling thread holds the GIL throughout and runs no Python code
+//! ([`ParamSlots`]), array fields, dict version tags ([`DictVersions`]), the items of
+//! the groups' `params` lists ([`ListItems`]), the plan's own records. The calling thread holds the GIL throughout and runs no Python code
 //! while the pieces are checked, so no object changes under the readers and none is
 //! freed (each is held by the plan, or by the slot of a parameter the plan holds).
 //! No thread changes a reference count: the gradients found are listed in
@@ -39,6 +39,7 @@ use pyo3::ffi;
 use super::{overlaps, Param, Recorded, Seen, StepView};
 use crate::dict_version::DictVersions;
 use crate::held::Held;
+use crate::list_items::ListItems;
 use crate::slots::{ParamSlots, Slot};
 use crate::step::{Entry, NONE};
 
@@ -66,7 +67,9 @@ pub(super) fn gather(r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry
     if !r.shared.load(Ordering::Relaxed) || s.grads.is_some() || !crew::is_ahead() {
         return Shared::Skipped;
     }
-    let (Some(slots), Some(versions)) = (ParamSlots::current(py), DictVersions::current(py)) else {
+    let (Some(slots), Some(versions), Some(list_items)) =
+        (ParamSlots::current(py), DictVersions::current(py), ListItems::current(py))
+    else {
         return Shared::Unsure;
     };
     // The state mapping as recorded: no parameter's state needs a lookup.
@@ -75,28 +78,30 @@ pub(super) fn gather(r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry
         return Shared::Unsure;
     }
     let none = py.None();
-    // The lists' items, read here: those with a gradient last step for the pieces to
-    // compare with the plan's parameters, the others checked to have none still.
     let n = r.params.len();
-    let mut items = Vec::with_capacity(n);
-    let mut flat = 0;
-    for (g, (_, _, len, _)) in r.group_dicts.iter().enumerate() {
-        for i in 0..*len {
-            // SAFETY: the list is alive (the step holds it) and has `len` items
-            // (compared by `replay`); the borrowed item is only compared.
-            let item = unsafe { ffi::PyList_GetItem(s.lists[g].as_ptr(), i as ffi::Py_ssize_t) };
-            if r.positions[flat] != NONE {
-                items.push(item as usize);
-            // SAFETY: a live item of a live list, read with the GIL held.
-            } else if unsafe { slots.peek_at(item, Slot::Grad) } != Some(none.as_ptr()) {
-                return Shared::Unsure; // a gradient now, or not a `Parameter`
+    // Each group's items, for the pieces to compare with the plan's parameters.
+    // SAFETY: each list is alive (the step holds it), has the length the plan
+    // recorded (compared by `replay`) and does not change while the GIL is held
+    // and no Python code runs.
+    let lists: Vec<_> = s.lists.iter().map(|l| unsafe { list_items.items(l.as_ptr()) }).collect();
+    // The parameters without a gradient last step must have none still.
+    if n < r.positions.len() {
+        let mut flat = 0;
+        for (g, (_, _, len, _)) in r.group_dicts.iter().enumerate() {
+            for i in 0..*len {
+                // SAFETY: as above, `i` < `len`; the item is only compared, and read
+                // as a `Parameter` only if it is one (`peek_at`).
+                if r.positions[flat] == NONE
+                    && unsafe { slots.peek_at(*lists[g].add(i), Slot::Grad) } != Some(none.as_ptr())
+                {
+                    return Shared::Unsure; // a gradient now, or not a `Parameter`
+                }
+                flat += 1;
             }
-            flat += 1;
         }
     }
     let size = (n / (PIECES_PER_THREAD * threads::get_num_threads())).max(PIECE_MIN);
     assert!(entries.is_empty() && held.unheld.is_empty(), "a replay gathers into empty lists");
-    debug_assert_eq!(items.len(), n);
     entries.reserve(n);
     held.unheld.reserve(n);
     let outs: Vec<Mutex<Option<Out<'_>>>> = (entries.spare_capacity_mut()[..n].chunks_mut(size))
@@ -107,7 +112,7 @@ pub(super) fn gather(r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry
     let done: Vec<AtomicBool> = outs.iter().map(|_| AtomicBool::new(false)).collect();
     let context = Context {
         r,
-        items: &items,
+        lists: &lists,
         slots,
         versions,
         // SAFETY: reads numpy's ndarray type object (numpy is imported: the plan holds arrays)
@@ -139,8 +144,8 @@ pub(super) fn gather(r: &Recorded, s: &StepView<'_, '_>, entries: &mut Vec<Entry
 /// What the threads read besides the plan.
 struct Context<'a> {
     r: &'a Recorded,
-    /// The lists' items with a gradient last step, in the plan's order.
-    items: &'a [usize],
+    /// Each group's `params` list's items.
+    lists: &'a [*const *mut ffi::PyObject],
     slots: &'a ParamSlots,
     versions: &'a DictVersions,
     ndarray: *mut ffi::PyTypeObject,
@@ -148,7 +153,8 @@ struct Context<'a> {
 }
 
 // SAFETY: the pointers are of objects alive through the gather (numpy's type, None),
-// only compared; the rest is only read (see `Context::piece`).
+// only compared, and of the groups' lists' items, only read, unchanged meanwhile;
+// the rest is only read (see `Context::piece`).
 unsafe impl Sync for Context<'_> {}
 
 /// Where a piece writes: one entry and one gradient per parameter.
@@ -171,9 +177,11 @@ impl Context<'_> {
     /// alive and unchanged (see the module docs).
     unsafe fn piece(&self, range: Range<usize>, out: &mut Out<'_>) -> usize {
         let mut finger = 0;
-        let items = &self.items[range.clone()];
         for (j, rec) in self.r.params[range].iter().enumerate() {
-            if items[j] != rec.param.as_ptr() as usize {
+            let (g, i) = (rec.entry.0.group as usize, rec.entry.0.index as usize);
+            // SAFETY: the function's contract; the recorded step found the parameter
+            // at `i` of its group's list, which has the length it had then.
+            if unsafe { *self.lists[g].add(i) } != rec.param.as_ptr() {
                 return j;
             }
             // Built in its slot: a copy made on the stack and moved would be read back
