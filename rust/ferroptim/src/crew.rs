@@ -12,9 +12,9 @@
 //! pieces a helper is still finishing, without sleeping. A crew may share several
 //! times (a replayed step shares its checks, then its kernels); its helpers wait awake
 //! in between, and a helper late for one share never takes a piece of the next. A
-//! crew that is dropped sends its helpers away, to linger awake for the next crew a
-//! while ([`standby`]) before they sleep. Which thread runs which piece never changes
-//! a result.
+//! crew that is dropped sends its helpers away; they linger awake for a while, and
+//! the next crew takes them on instead of waking sleeping pool threads (the private
+//! `standby` module). Which thread runs which piece never changes a result.
 
 mod standby;
 
@@ -180,7 +180,7 @@ pub struct Crew {
 
 impl Crew {
     /// Sends one helper for each pool thread but one (the caller is the other) to
-    /// wait for work, a lingering one if there is one (see [`standby`]); with one
+    /// wait for work, a lingering one if there is one (see the module docs); with one
     /// thread, none.
     pub fn wake() -> Self {
         let board = Arc::new(Board::default());
