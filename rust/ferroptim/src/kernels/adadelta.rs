@@ -21,10 +21,15 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of Adadelta, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdadeltaHyper {
+    /// Coefficient that scales the delta before it is applied (torch's `lr`, default 1).
     pub lr: f64,
+    /// Coefficient of the running averages of the squared gradients and deltas.
     pub rho: f64,
+    /// Added to the denominator for numerical stability (torch's `eps`).
     pub eps: f64,
+    /// Weight decay: `weight_decay·θ` added to the gradient (torch's `weight_decay`; 0 for none).
     pub weight_decay: f64,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 

@@ -30,13 +30,17 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of Adafactor, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdafactorHyper {
+    /// Learning rate; the relative step is `min(lr, 1/√t)`.
     pub lr: f64,
+    /// The exponent of the second-moment decay `β̂ = t^beta2_decay`.
     pub beta2_decay: f64,
     /// (ε₁, ε₂); ε₁ `None` means the dtype's machine epsilon.
     pub eps: (Option<f64>, f64),
     /// The clipping threshold.
     pub d: f64,
+    /// Decoupled weight decay: `θ ← θ·(1 − lr·weight_decay)`.
     pub weight_decay: f64,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 
@@ -70,9 +74,13 @@ pub enum Variance<'a, T> {
 
 /// One parameter of an Adafactor step: its `step` count, values, gradient and state.
 pub struct AdafactorTensor<'a, T> {
+    /// Its `step` count, advanced by the step.
     pub step: &'a mut f64,
+    /// The parameter, updated in place.
     pub param: &'a mut [T],
+    /// Its gradient.
     pub grad: &'a [T],
+    /// Its second-moment state: factored (`row_var`, `col_var`) or full (`variance`).
     pub variance: Variance<'a, T>,
 }
 

@@ -21,11 +21,17 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of Adagrad, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdagradHyper {
+    /// Learning rate (torch's `lr`).
     pub lr: f64,
+    /// Learning rate decay: step `t` uses `lr / (1 + (t − 1)·lr_decay)`.
     pub lr_decay: f64,
+    /// Weight decay: `weight_decay·θ` added to the gradient (torch's `weight_decay`; 0 for none).
     pub weight_decay: f64,
+    /// The value `sum` starts at.
     pub initial_accumulator_value: f64,
+    /// Added to the denominator for numerical stability (torch's `eps`).
     pub eps: f64,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 

@@ -25,12 +25,19 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of Adam / AdamW.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamHyper {
+    /// Learning rate (torch's `lr`).
     pub lr: f64,
+    /// Coefficients of the running averages of the gradient and of its square (torch's `betas`).
     pub betas: (f64, f64),
+    /// Added to the denominator for numerical stability (torch's `eps`).
     pub eps: f64,
+    /// Weight decay (0 for none): added to the gradient as `weight_decay·θ`, or decoupled (AdamW).
     pub weight_decay: f64,
+    /// The AMSGrad variant: the running maximum of `exp_avg_sq` in the denominator.
     pub amsgrad: bool,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
+    /// AdamW's decay: `θ ← θ·(1 − lr·weight_decay)` instead of adding it to the gradient.
     pub decoupled_weight_decay: bool,
 }
 
@@ -71,7 +78,9 @@ impl Default for AdamHyper {
 /// The constants of one Adam step: `lr / (1 − β₁ᵗ)` and `√(1 − β₂ᵗ)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamStep {
+    /// `lr / (1 − β₁ᵗ)`.
     pub step_size: f64,
+    /// `√(1 − β₂ᵗ)`.
     pub bias_correction2_sqrt: f64,
 }
 

@@ -21,10 +21,15 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of Adamax, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamaxHyper {
+    /// Learning rate (torch's `lr`).
     pub lr: f64,
+    /// Coefficients of the running average of the gradient and of the infinity norm (torch's `betas`).
     pub betas: (f64, f64),
+    /// Added to the denominator for numerical stability (torch's `eps`).
     pub eps: f64,
+    /// Weight decay: `weight_decay·θ` added to the gradient (torch's `weight_decay`; 0 for none).
     pub weight_decay: f64,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 

@@ -29,11 +29,20 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of Adan (timm's names).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdanHyper {
+    /// Learning rate.
     pub lr: f64,
+    /// (β₁, β₂, β₃): of the gradient's average, of the gradient difference's average, of the
+    /// squared term's average.
     pub betas: (f64, f64, f64),
+    /// Added to the denominator for numerical stability.
     pub eps: f64,
+    /// Weight decay, applied as `no_prox` says.
     pub weight_decay: f64,
+    /// Decay as `θ·(1 − lr·wd)` before the update; otherwise the proximal form `(θ − u)/(1 +
+    /// lr·wd)`.
     pub no_prox: bool,
+    /// The "Cautious Optimizers" mask (arXiv:2411.16085): update elements whose sign disagrees with
+    /// the gradient's are zeroed, the rest rescaled.
     pub caution: bool,
 }
 

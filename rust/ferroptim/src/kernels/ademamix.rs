@@ -25,14 +25,23 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of AdEMAMix (pytorch-optimizer's names).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdemamixHyper {
+    /// Learning rate.
     pub lr: f64,
+    /// (β₁, β₂, β₃): of the fast average, of the squared gradient's average, of the slow average.
     pub betas: (f64, f64, f64),
+    /// Weight decay (0 for none), decoupled or added to the gradient as `weight_decouple` says.
     pub weight_decay: f64,
+    /// Decoupled decay `θ ← θ·(1 − wd·lr)`; otherwise `g ← g + wd·θ`.
     pub weight_decouple: bool,
+    /// With `weight_decouple`: decay by `wd` alone, not `wd·lr`.
     pub fixed_decay: bool,
+    /// The weight `α` of the slow average in the update.
     pub alpha: f64,
+    /// `Some(T)`: warm `α` and `β₃` up over `T` steps (see the module docs); `None`: constant.
     pub t_alpha_beta3: Option<f64>,
+    /// Added to the denominator for numerical stability.
     pub eps: f64,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 

@@ -27,15 +27,24 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of ADOPT (timm's names).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdoptHyper {
+    /// Learning rate.
     pub lr: f64,
+    /// (β₁, β₂): of the normalized gradient's average and of the squared gradient's average.
     pub betas: (f64, f64),
+    /// The floor of `√v` the gradient is divided by.
     pub eps: f64,
+    /// `Some(c)`: the normalized gradient is clamped to `±(t − 1)^c`; `None`: no clamping.
     pub clip_exp: Option<f64>,
+    /// Weight decay (0 for none), decoupled or added to the gradient as `decoupled` says.
     pub weight_decay: f64,
+    /// Decoupled decay `θ ← θ − s·weight_decay·θ`; otherwise `g ← g + weight_decay·θ`.
     pub decoupled: bool,
     /// `Some(max_lr)` with `corrected_weight_decay`.
     pub max_lr: Option<f64>,
+    /// The "Cautious Optimizers" mask (arXiv:2411.16085): update elements whose sign disagrees with
+    /// the gradient's are zeroed, the rest rescaled.
     pub caution: bool,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 

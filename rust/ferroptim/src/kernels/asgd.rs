@@ -21,11 +21,17 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of ASGD, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AsgdHyper {
+    /// Learning rate (torch's `lr`).
     pub lr: f64,
+    /// Decay term.
     pub lambd: f64,
+    /// Power for the `eta` update.
     pub alpha: f64,
+    /// The step at which averaging starts.
     pub t0: f64,
+    /// Weight decay: `weight_decay·θ` added to the gradient (torch's `weight_decay`; 0 for none).
     pub weight_decay: f64,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 
@@ -38,7 +44,9 @@ impl Default for AsgdHyper {
 /// The η and μ one ASGD step uses (the values from before the step).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AsgdStep {
+    /// The step size of this step (torch's state `eta`).
     pub eta: f64,
+    /// The averaging coefficient of this step (torch's state `mu`).
     pub mu: f64,
 }
 

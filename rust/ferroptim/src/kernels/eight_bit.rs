@@ -76,15 +76,23 @@ impl EightBitRule {
 /// SGD8bit, (alpha, momentum) for RMSprop8bit (the second value unused).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EightBitHyper {
+    /// Which optimizer's update.
     pub rule: EightBitRule,
+    /// Learning rate.
     pub lr: f64,
+    /// (β₁, β₂), as the rule uses them (RMSprop's smoothing constant is `alpha`).
     pub betas: (f64, f64),
+    /// AdEMAMix's β₃, of the slow average.
     pub beta3: f64,
+    /// AdEMAMix's weight of the slow average; RMSprop's smoothing constant.
     pub alpha: f64,
     /// AdEMAMix's warm-up lengths; `None` (or 0): none.
     pub t_alpha: Option<f64>,
+    /// AdEMAMix's warm-up length of β₃; `None` (or 0): none.
     pub t_beta3: Option<f64>,
+    /// Added to the denominator for numerical stability.
     pub eps: f64,
+    /// Weight decay, decoupled or added to the gradient as the rule says (see the module docs).
     pub weight_decay: f64,
 }
 
@@ -161,8 +169,11 @@ impl Validate for EightBitHyper {
 
 /// One state buffer in 8 bits: a code per element, an absmax per block, the map.
 pub struct Quantized<'a> {
+    /// One 8-bit code per element.
     pub codes: &'a mut [u8],
+    /// The scale of each block of `BLOCK` elements.
     pub absmax: &'a mut [f32],
+    /// The code book the codes index (signed or unsigned dynamic map).
     pub quantizer: &'a Quantizer,
 }
 
@@ -188,9 +199,13 @@ pub enum EightBitState<'a> {
 /// One parameter (float32, or float64 updated in float32): its slices, its state and
 /// its step count after this step.
 pub struct EightBitTensor<'a, P> {
+    /// The parameter, updated in place.
     pub param: &'a mut [P],
+    /// Its gradient.
     pub grad: &'a [P],
+    /// Its step count after this step.
     pub step: f64,
+    /// Its optimizer state, 8-bit or float32.
     pub state: EightBitState<'a>,
 }
 

@@ -34,15 +34,26 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of LAMB (timm's names).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LambHyper {
+    /// Learning rate.
     pub lr: f64,
+    /// Divide the moments by `1 − βᵗ`.
     pub bias_correction: bool,
+    /// Coefficients of the running averages of the gradient and of its square.
     pub betas: (f64, f64),
+    /// Added to the denominator for numerical stability.
     pub eps: f64,
+    /// Weight decay (0 for none), decoupled or added to the update as `decoupled_decay` says.
     pub weight_decay: f64,
+    /// `m ← lerp(m, g, 1 − β₁)`; otherwise `m ← β₁·m + g`.
     pub grad_averaging: bool,
+    /// Clip the trust ratio at 1 (LAMBC).
     pub trust_clip: bool,
+    /// Apply the trust ratio even without weight decay.
     pub always_adapt: bool,
+    /// The "Cautious Optimizers" mask (arXiv:2411.16085): update elements whose sign disagrees with
+    /// the gradient's are zeroed, the rest rescaled.
     pub caution: bool,
+    /// Decoupled decay `θ ← θ − s·wd·θ`; otherwise `wd·θ` is added to the update.
     pub decoupled_decay: bool,
     /// `Some(max_lr)` with decoupled decay and `corrected_weight_decay`.
     pub max_lr: Option<f64>,

@@ -28,14 +28,23 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of LARS (timm's names).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LarsHyper {
+    /// Learning rate.
     pub lr: f64,
+    /// Momentum factor (0: no `momentum_buffer`).
     pub momentum: f64,
+    /// Dampening of the momentum: the gradient enters the buffer times `1 − dampening`.
     pub dampening: f64,
+    /// Weight decay, added to the gradient before it is scaled by the trust ratio.
     pub weight_decay: f64,
+    /// Nesterov momentum.
     pub nesterov: bool,
+    /// The trust coefficient the ratio `‖θ‖ / (‖g‖ + wd·‖θ‖ + ε)` is scaled by.
     pub trust_coeff: f64,
+    /// Added to the trust ratio's denominator.
     pub eps: f64,
+    /// LARC: the trust ratio over `lr`, clipped at 1.
     pub trust_clip: bool,
+    /// Apply the trust ratio even without weight decay.
     pub always_adapt: bool,
 }
 

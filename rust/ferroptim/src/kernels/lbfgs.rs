@@ -42,12 +42,17 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of L-BFGS, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LbfgsHyper {
+    /// Learning rate: the step length (scaled on the first iteration).
     pub lr: f64,
+    /// The most iterations per `step`.
     pub max_iter: u64,
     /// Defaults to `max_iter · 5 / 4`.
     pub max_eval: u64,
+    /// Stop when the largest gradient element is at most this.
     pub tolerance_grad: f64,
+    /// Stop when the step or the loss changes by at most this.
     pub tolerance_change: f64,
+    /// How many curvature pairs are kept.
     pub history_size: usize,
     /// The strong-Wolfe line search (`line_search_fn="strong_wolfe"`), else a fixed step.
     pub strong_wolfe: bool,
@@ -81,16 +86,25 @@ impl Validate for LbfgsHyper {
 /// caller may lend its own (`Cow::Borrowed`) for the length of a step.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LbfgsState<'a, T: Clone> {
+    /// Objective evaluations so far.
     pub func_evals: u64,
+    /// Iterations so far.
     pub n_iter: u64,
+    /// The last search direction.
     pub d: Option<Cow<'a, [T]>>,
+    /// The last step length.
     pub t: Option<f64>,
+    /// The kept differences of gradients (y).
     pub old_dirs: Vec<Cow<'a, [T]>>,
+    /// The kept steps (s).
     pub old_stps: Vec<Cow<'a, [T]>>,
+    /// `1 / (yᵀs)` of each kept pair.
     pub ro: Vec<T>,
     /// `None` until the first curvature pair (torch's integer 1).
     pub h_diag: Option<T>,
+    /// The gradient of the last iteration.
     pub prev_flat_grad: Option<Cow<'a, [T]>>,
+    /// The loss of the last iteration.
     pub prev_loss: Option<f64>,
     /// The two-loop coefficients (`history_size` slots), once the recursion ran.
     pub al: Option<Vec<Option<T>>>,

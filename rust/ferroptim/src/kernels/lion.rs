@@ -24,13 +24,19 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of Lion (timm's names).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LionHyper {
+    /// Learning rate.
     pub lr: f64,
+    /// (β₁, β₂): β₁ mixes the momentum and the gradient for the sign, β₂ updates the momentum.
     pub betas: (f64, f64),
+    /// Decoupled weight decay: `θ ← θ·(1 − s·weight_decay)`, `s` being lr (or lr²/max_lr).
     pub weight_decay: f64,
+    /// The "Cautious Optimizers" mask (arXiv:2411.16085): update elements whose sign disagrees with
+    /// the gradient's are zeroed, the rest rescaled.
     pub caution: bool,
     /// `Some(max_lr)`: decay scaled by lr²/max_lr (timm's `corrected_weight_decay`,
     /// `max_lr_snapshot`).
     pub max_lr: Option<f64>,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 

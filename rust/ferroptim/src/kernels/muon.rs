@@ -44,13 +44,21 @@ pub enum AdjustLr {
 /// The hyperparameters of Muon, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MuonHyper {
+    /// Learning rate.
     pub lr: f64,
+    /// Decoupled weight decay: `θ ← θ·(1 − lr·weight_decay)`.
     pub weight_decay: f64,
+    /// Momentum factor: `b ← lerp(b, g, 1 − momentum)`.
     pub momentum: f64,
+    /// Nesterov momentum: orthogonalize `lerp(g, b, momentum)` rather than `b`.
     pub nesterov: bool,
+    /// The coefficients (a, b, c) of the quintic Newton–Schulz iteration.
     pub ns_coefficients: (f64, f64, f64),
+    /// The floor of the Frobenius norm the update is divided by before the iteration.
     pub eps: f64,
+    /// Newton–Schulz iterations.
     pub ns_steps: usize,
+    /// How the learning rate is scaled by the matrix's shape.
     pub adjust_lr_fn: AdjustLr,
 }
 
@@ -93,10 +101,15 @@ impl MuonHyper {
 
 /// One 2-D parameter of a Muon step (row-major `rows × cols`).
 pub struct MuonTensor<'a, T> {
+    /// The parameter, updated in place.
     pub param: &'a mut [T],
+    /// Its gradient.
     pub grad: &'a [T],
+    /// Its `momentum_buffer`, updated in place.
     pub momentum_buffer: &'a mut [T],
+    /// Rows of the matrix the parameter is seen as (A).
     pub rows: usize,
+    /// Columns of the matrix the parameter is seen as (B).
     pub cols: usize,
 }
 

@@ -27,12 +27,20 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of NAdam, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NadamHyper {
+    /// Learning rate (torch's `lr`).
     pub lr: f64,
+    /// Coefficients of the running averages of the gradient and of its square (torch's `betas`).
     pub betas: (f64, f64),
+    /// Added to the denominator for numerical stability (torch's `eps`).
     pub eps: f64,
+    /// Weight decay (0 for none): added to the gradient as `weight_decay·θ`, or decoupled.
     pub weight_decay: f64,
+    /// Momentum decay `ψ` of the momentum schedule `μₜ = β₁·(1 − ½·0.96^(t·ψ))`.
     pub momentum_decay: f64,
+    /// Decoupled decay (NAdamW): `θ ← θ·(1 − lr·weight_decay)` instead of adding it to
+    /// the gradient.
     pub decoupled_weight_decay: bool,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 
@@ -53,6 +61,7 @@ impl Default for NadamHyper {
 /// The constants of one NAdam step, computed in `f64` as torch computes them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NadamStep {
+    /// `1 − β₂ᵗ`.
     pub bias_correction2: f64,
     /// `−lr·(1 − μₜ)/(1 − Π)`
     pub grad_step: f64,

@@ -33,17 +33,29 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of one Prodigy param group (prodigyopt's names).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ProdigyHyper {
+    /// Learning rate, a multiplier of the estimated step size `d` (1 in the paper).
     pub lr: f64,
+    /// (β₁, β₂): of the gradient's and the squared gradient's running averages.
     pub betas: (f64, f64),
+    /// Of the running averages in the `d` estimate; `None`: √β₂.
     pub beta3: Option<f64>,
+    /// Added to the denominator for numerical stability.
     pub eps: f64,
+    /// Weight decay (0 for none), decoupled or added to the gradient as `decouple` says.
     pub weight_decay: f64,
+    /// AdamW-style decoupled decay; otherwise added to the gradient.
     pub decouple: bool,
+    /// Adam's bias correction of the step size.
     pub use_bias_correction: bool,
+    /// Leave the learning rate out of the `d` estimate's denominator (for warm-up schedules).
     pub safeguard_warmup: bool,
+    /// The initial estimate of `d`.
     pub d0: f64,
+    /// A multiplier of the estimated `d`.
     pub d_coef: f64,
+    /// The most `d` may grow by in one step.
     pub growth_rate: f64,
+    /// Estimate `d` from every `slice_p`-th element (1: all).
     pub slice_p: usize,
 }
 
@@ -92,10 +104,15 @@ impl Validate for ProdigyHyper {
 /// ones it reads).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ProdigyGlobal {
+    /// The current step size estimate `d`.
     pub d: f64,
+    /// The largest `d` so far.
     pub d_max: f64,
+    /// The running numerator of the `d` estimate.
     pub d_numerator: f64,
+    /// The denominator of the last `d` estimate.
     pub d_denom: f64,
+    /// The last unclamped `d` estimate.
     pub d_hat: f64,
     /// Steps taken (group 0's `k`).
     pub k: f64,
@@ -112,11 +129,17 @@ impl ProdigyGlobal {
 /// one value: prodigyopt's 0-d `p0` of a parameter that was all zeros); `exp_avg`
 /// is empty when β₁ = 0.
 pub struct ProdigyTensor<'a, T> {
+    /// The parameter, updated in place.
     pub param: &'a mut [T],
+    /// Its gradient.
     pub grad: &'a [T],
+    /// Its `exp_avg`, updated in place.
     pub exp_avg: &'a mut [T],
+    /// Its `exp_avg_sq`, updated in place.
     pub exp_avg_sq: &'a mut [T],
+    /// Its `s` (the weighted sum of gradients for the `d` estimate), every `slice_p`-th element.
     pub s: &'a mut [T],
+    /// Its initial value `p0`, every `slice_p`-th element.
     pub p0: &'a [T],
     /// Its `step` count, advanced by pass 2.
     pub step: &'a mut f64,

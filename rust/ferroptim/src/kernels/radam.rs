@@ -27,11 +27,17 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of RAdam, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RadamHyper {
+    /// Learning rate (torch's `lr`).
     pub lr: f64,
+    /// Coefficients of the running averages of the gradient and of its square (torch's `betas`).
     pub betas: (f64, f64),
+    /// Added to the denominator for numerical stability (torch's `eps`).
     pub eps: f64,
+    /// Weight decay (0 for none): added to the gradient as `weight_decay·θ`, or decoupled.
     pub weight_decay: f64,
+    /// Decoupled decay: `θ ← θ·(1 − lr·weight_decay)` instead of adding it to the gradient.
     pub decoupled_weight_decay: bool,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 
@@ -51,7 +57,9 @@ impl Default for RadamHyper {
 /// The constants of one RAdam step, computed in `f64` as torch computes them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RadamStep {
+    /// `1 − β₁ᵗ`.
     pub bias_correction1: f64,
+    /// `√(1 − β₂ᵗ)`.
     pub bias_correction2_sqrt: f64,
     /// The rectification term `r`, when `ρₜ > 5`.
     pub rect: Option<f64>,

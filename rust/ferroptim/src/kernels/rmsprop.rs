@@ -23,12 +23,20 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of RMSprop, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RmspropHyper {
+    /// Learning rate (torch's `lr`).
     pub lr: f64,
+    /// Smoothing constant of the running average of the squared gradient.
     pub alpha: f64,
+    /// Added to the denominator for numerical stability (torch's `eps`).
     pub eps: f64,
+    /// Weight decay: `weight_decay·θ` added to the gradient (torch's `weight_decay`; 0 for none).
     pub weight_decay: f64,
+    /// Momentum factor (0: no `momentum_buffer`).
     pub momentum: f64,
+    /// Centered RMSprop: the variance estimate subtracts the square of the running
+    /// average of the gradient (`grad_avg`).
     pub centered: bool,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 

@@ -21,11 +21,13 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of Rprop, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RpropHyper {
+    /// The step size every element starts with (torch's `lr`).
     pub lr: f64,
     /// (η₋, η₊)
     pub etas: (f64, f64),
     /// (step_size_min, step_size_max)
     pub step_sizes: (f64, f64),
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 

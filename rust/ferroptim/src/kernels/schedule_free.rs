@@ -45,10 +45,15 @@ pub enum ScheduleFreeKind {
 /// The hyperparameters of a schedule-free optimizer (the package's names).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScheduleFreeHyper {
+    /// SGD, AdamW or RAdam, with their own hyperparameters.
     pub kind: ScheduleFreeKind,
+    /// Learning rate.
     pub lr: f64,
+    /// Weight decay: `weight_decay·y` added to the (normalized) gradient.
     pub weight_decay: f64,
+    /// The power of the step count in the averaging weights (0: uniform).
     pub r: f64,
+    /// The power of the learning rate in the averaging weights.
     pub weight_lr_power: f64,
 }
 
@@ -141,9 +146,13 @@ impl ScheduleFreeHyper {
 /// A group's running values, kept in its param group as the package keeps them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScheduleFreeGroup {
+    /// Steps taken by the group.
     pub k: f64,
+    /// The sum of the averaging weights so far.
     pub weight_sum: f64,
+    /// The largest `lr_t` so far.
     pub lr_max: f64,
+    /// `lr_t` of the last step: after warm-up, or rectified (RAdam).
     pub scheduled_lr: f64,
 }
 
@@ -161,12 +170,19 @@ pub struct ScheduleFreeStep {
     pub adaptive: bool,
     /// Divides the gradient by the second moment this step.
     pub normalize: bool,
+    /// β₂ of `exp_avg_sq`.
     pub beta2: f64,
+    /// Added to the denominator for numerical stability.
     pub eps: f64,
+    /// `1 − β₂ᵗ`.
     pub bias_correction2: f64,
+    /// `c`, the weight of this step's point in the average.
     pub ckp1: f64,
+    /// `lr_t·(β·(1 − c) − 1)`, the gradient's coefficient in `y`'s update.
     pub y_lr: f64,
+    /// `lr_t`, the step of `z`.
     pub z_lr: f64,
+    /// Weight decay.
     pub weight_decay: f64,
 }
 

@@ -21,11 +21,17 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of SGD, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdHyper {
+    /// Learning rate (torch's `lr`).
     pub lr: f64,
+    /// Momentum factor (0: plain SGD, no `momentum_buffer`).
     pub momentum: f64,
+    /// Dampening of the momentum: the gradient enters the buffer times `1 − dampening`.
     pub dampening: f64,
+    /// Weight decay: `weight_decay·θ` added to the gradient (torch's `weight_decay`; 0 for none).
     pub weight_decay: f64,
+    /// Nesterov momentum (needs momentum > 0 and dampening 0).
     pub nesterov: bool,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 

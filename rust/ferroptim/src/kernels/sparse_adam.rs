@@ -29,9 +29,13 @@ use crate::{HyperError, Validate};
 /// The hyperparameters of SparseAdam, with torch's defaults.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SparseAdamHyper {
+    /// Learning rate.
     pub lr: f64,
+    /// Coefficients of the running averages of the gradient and of its square.
     pub betas: (f64, f64),
+    /// Added to the denominator for numerical stability.
     pub eps: f64,
+    /// Maximize the objective instead of minimizing it: the gradient is negated.
     pub maximize: bool,
 }
 
@@ -53,7 +57,9 @@ impl Validate for SparseAdamHyper {
 /// parameter's row length, row `k` belonging to parameter row `indices[k]`.
 #[derive(Clone, Copy, Debug)]
 pub struct SparseRows<'a, T> {
+    /// The row of each slice of values (repeats are summed, as torch coalesces).
     pub indices: &'a [i64],
+    /// The rows of values, one per index.
     pub values: &'a [T],
 }
 
@@ -61,12 +67,17 @@ pub struct SparseRows<'a, T> {
 /// `param`, `exp_avg` and `exp_avg_sq` hold `rows` rows of equal length (the product
 /// of the parameter's dims after the first).
 pub struct SparseAdamTensor<'a, T> {
+    /// Its `step` count, advanced by the step.
     pub step: &'a mut f64,
+    /// The parameter, updated in place.
     pub param: &'a mut [T],
+    /// Its `exp_avg`, updated in place (the rows the gradient touches).
     pub exp_avg: &'a mut [T],
+    /// Its `exp_avg_sq`, updated in place (the rows the gradient touches).
     pub exp_avg_sq: &'a mut [T],
     /// The parameter's first dim.
     pub rows: usize,
+    /// Its gradient, as rows.
     pub grad: SparseRows<'a, T>,
 }
 
