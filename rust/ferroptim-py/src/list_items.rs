@@ -9,10 +9,11 @@
 //! limited API does not name the field); so the threads sharing the gather
 //! ([`crate::plan`]) read the items there, each those of its own parameters.
 //!
-//! The field is found rather than assumed: the word after the header of a probe
-//! list must point to its items, in order, and follow them as the list is changed
-//! and grows. Where it does not, [`ListItems::current`] is None and a replay reads
-//! each item through `PyList_GetItem`.
+//! The field is checked rather than assumed: on the Pythons whose lists are known to
+//! be laid out so (CPython 3.9 to 3.14), the word after the header of a probe list
+//! must point to its items, in order, and follow them as the list is changed and
+//! grows. Elsewhere, or where it does not, [`ListItems::current`] is None and a
+//! replay gathers on the calling thread alone, as it does without a crew.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -33,6 +34,10 @@ impl ListItems {
     }
 
     fn find(py: Python<'_>) -> PyResult<Option<ListItems>> {
+        let version = py.version_info();
+        if !((3, 9)..(3, 15)).contains(&(version.major, version.minor)) {
+            return Ok(None);
+        }
         // PyListObject: the variable-size header, then `ob_item`
         let found = ListItems { at: std::mem::size_of::<ffi::PyObject>() + std::mem::size_of::<ffi::Py_ssize_t>() };
         let list = PyList::empty(py);
@@ -42,10 +47,9 @@ impl ListItems {
             if n % 3 == 0 {
                 list.set_item(0, n)?; // an item replaced
             }
-            // SAFETY: `list` is a live list, at least as large as its header and
-            // `ob_item` on every CPython; only its first `len` items are read.
-            ok &=
-                (0..list.len()).all(|i| unsafe { found.item(list.as_ptr(), i) } == list.get_item(i).unwrap().as_ptr());
+            // SAFETY: `list` is a live list, laid out on these versions as the header,
+            // then `ob_item`, its items' array; only its first `len` items are read.
+            ok &= list.iter().enumerate().all(|(i, item)| unsafe { found.item(list.as_ptr(), i) } == item.as_ptr());
         }
         Ok(ok.then_some(found))
     }
