@@ -10,9 +10,11 @@
 //!
 //! Only what is a plain read of memory is done this way: a `Parameter`'s slots
 //! ([`ParamSlots`]), array fields, dict version tags ([`DictVersions`]), the items of
-//! the groups' `params` lists ([`ListItems`]), the plan's own records. The calling thread holds the GIL throughout and runs no Python code
-//! while the pieces are checked, so no object changes under the readers and none is
-//! freed (each is held by the plan, or by the slot of a parameter the plan holds).
+//! the groups' `params` lists ([`ListItems`]), the plan's own records. The calling
+//! thread holds the GIL throughout and runs no Python code while the pieces are
+//! checked, so no object changes under the readers and none is freed (each is held
+//! by the plan, by a list the step holds, or by the slot of a parameter the plan
+//! holds).
 //! No thread changes a reference count: the gradients found are listed in
 //! `Held::unheld`, without references, and the step runs its kernels with the GIL
 //! kept, which keeps them alive (see `step::Dispatch`). A reference to each of
