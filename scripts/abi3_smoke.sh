@@ -57,7 +57,7 @@ for pair in "${PAIRS[@]}"; do
     fi
     venv="$WORK/py$version-${numpy//[^0-9a-z]/}"
     "$py" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$numpy" pytest "$WHEEL"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$numpy" pytest pytest-xdist "$WHEEL"
     echo "abi3 smoke: $("$venv/bin/python" -c 'import sys, numpy, ferroptim; print(f"Python {sys.version.split()[0]}, NumPy {numpy.__version__}, ferroptim {ferroptim.__version__}")')"
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider "${TESTS[@]}" | tail -1
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider --numprocesses=auto "${TESTS[@]}" | tail -1
 done

@@ -43,5 +43,5 @@ echo "== the abi3 wheel on Python 3.9 and 3.13, NumPy 1.x and 2.x"
 echo "== the documentation site"
 NO_MKDOCS_2_WARNING=1 "$PYTHON" -m mkdocs build --strict --site-dir "$(mktemp -d)"
 
-echo "== pytest"
-"$PYTHON" -m pytest tests "$@"
+echo "== pytest (one worker per core: pytest-xdist)"
+"$PYTHON" -m pytest tests --numprocesses=auto "$@"
