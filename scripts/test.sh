@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Every test of ferroptim: the Rust crates (kernels against their scalar references,
-# the executor, the Rust API, the example) and their documentation (rustdoc without
-# warnings); then the release files — the sdist, the wheel built from it
-# (manylinux2014, linked by zig) and their checks; the wheel installed, type-checked
-# (mypy --strict, stubtest of the extension's stubs), smoke-run on the oldest and
-# newest Pythons with NumPy 1.x and 2.x; the documentation site built with --strict;
-# then pytest (torch reference replays, API, bad input).
+# the executor, the Rust API, the example), their documentation (rustdoc without
+# warnings), clippy and the core crate's package; then the release files — the sdist,
+# the wheel built from it (manylinux2014, linked by zig) and their checks; the wheel
+# installed, type-checked (mypy --strict, stubtest of the extension's stubs),
+# smoke-run on the oldest and newest Pythons with NumPy 1.x and 2.x; the
+# documentation site built with --strict; then pytest (torch reference replays, API,
+# bad input), one worker per core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -15,8 +16,11 @@ cargo test --workspace --all-targets
 # the doc examples are the core crate's (the bindings crate has none, and building
 # its rlib for them would cost minutes)
 cargo test -p ferroptim --doc
-echo "== cargo doc (no warnings)"
+echo "== cargo doc (no warnings), clippy (no warnings), the core crate's package"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+# what `cargo publish` would upload, built on its own (--allow-dirty: also before a commit)
+cargo package -p ferroptim --allow-dirty --quiet
 
 echo "== the sdist, and the wheel built from it"
 "$PYTHON" -m pip install --quiet "maturin>=1.5,<2" ziglang auditwheel twine

@@ -33,9 +33,13 @@ const KEY_SHA: &str = "ferroptim.sha256";
 /// One array of a checkpoint: its name, dtype, shape and bytes (little-endian, C order).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entry<'a> {
+    /// The name the array is stored under (its path in the state tree).
     pub name: String,
+    /// The element type.
     pub dtype: Dtype,
+    /// The dims, outermost first (empty for a 0-d array).
     pub shape: Vec<usize>,
+    /// The elements, little-endian, C order: as many bytes as the shape and dtype say.
     pub data: &'a [u8],
 }
 

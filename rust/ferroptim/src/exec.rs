@@ -76,8 +76,11 @@ pub(crate) fn map_jobs<J: Send, R: Send>(elements: usize, jobs: Vec<J>, f: impl 
 /// the parameter, its gradient, and the optimizer's state buffers in the order the
 /// optimizer documents; unused buffer slots are empty.
 pub struct TensorSlices<'a, T> {
+    /// The parameter, updated in place.
     pub param: &'a mut [T],
+    /// Its gradient, as long as `param`.
     pub grad: &'a [T],
+    /// The state buffers, each as long as `param`; the unused ones empty.
     pub buffers: [&'a mut [T]; MAX_BUFFERS],
 }
 

@@ -15,6 +15,8 @@
 //! Every kernel is compared in `cargo test` with a scalar reference written as torch
 //! writes it, one tensor operation at a time, bit for bit.
 
+#![deny(missing_docs)]
+
 pub mod checkpoint;
 pub mod crew;
 pub mod element;
@@ -25,6 +27,11 @@ pub mod optim;
 pub mod threads;
 
 use std::fmt;
+
+/// The crate README's examples, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub use element::Element;
 pub use exec::{Batch, Elementwise, TensorSlices, MAX_BUFFERS, MAX_SCALARS};

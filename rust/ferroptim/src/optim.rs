@@ -30,7 +30,9 @@ use crate::{
 /// the order the kernel documents (Adam: `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamState<T> {
+    /// The scalars, in the kernel's order; the unused ones 0.
     pub scalars: [f64; MAX_SCALARS],
+    /// The buffers, each as long as the parameter.
     pub buffers: Vec<Vec<T>>,
 }
 
@@ -38,11 +40,30 @@ pub struct ParamState<T> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StepError {
     /// `params` and `grads` differ in length.
-    Count { params: usize, grads: usize },
+    Count {
+        /// The parameters given.
+        params: usize,
+        /// The gradients given.
+        grads: usize,
+    },
     /// A gradient is not as long as its parameter.
-    GradLength { index: usize, param: usize, grad: usize },
+    GradLength {
+        /// The parameter's position.
+        index: usize,
+        /// Its length.
+        param: usize,
+        /// The gradient's length.
+        grad: usize,
+    },
     /// A parameter's length changed since its state was created.
-    StateLength { index: usize, param: usize, state: usize },
+    StateLength {
+        /// The parameter's position.
+        index: usize,
+        /// Its length now.
+        param: usize,
+        /// Its state buffers' length.
+        state: usize,
+    },
 }
 
 impl fmt::Display for StepError {

@@ -67,7 +67,16 @@ impl Validate for AdafactorHyper {
 pub enum Variance<'a, T> {
     /// A parameter of ≥ 2 dims seen as `numel / (rows·cols)` matrices of `rows × cols`:
     /// `row_var` holds one value per row, `col_var` one per column of each matrix.
-    Factored { row_var: &'a mut [T], col_var: &'a mut [T], rows: usize, cols: usize },
+    Factored {
+        /// One value per row of each matrix: `numel / cols` values.
+        row_var: &'a mut [T],
+        /// One value per column of each matrix: `numel / rows` values.
+        col_var: &'a mut [T],
+        /// The rows of each matrix (the parameter's second-to-last dim).
+        rows: usize,
+        /// The columns of each matrix (the parameter's last dim).
+        cols: usize,
+    },
     /// A vector: one value per element.
     Full(&'a mut [T]),
 }

@@ -19,9 +19,15 @@ use crate::kernels::simd_targets;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Average {
     /// The running mean: `a + (c − a) / count`.
-    Mean { count: f64 },
+    Mean {
+        /// The number of parameters averaged so far, this one included.
+        count: f64,
+    },
     /// torch's `lerp(a, c, weight)`.
-    Lerp { weight: f64 },
+    Lerp {
+        /// The weight of the current parameter (`1 − decay` of an EMA).
+        weight: f64,
+    },
 }
 
 simd_targets! {

@@ -191,9 +191,19 @@ impl<'a> Quantized<'a> {
 pub enum EightBitState<'a> {
     /// `state1` / `state2` as codes and absmax (AdEMAMix's state1: its two EMAs one
     /// after the other, codes `2n`, absmax `2 × blocks`); `state2` for 2-state rules.
-    Blockwise { state1: Quantized<'a>, state2: Option<Quantized<'a>> },
+    Blockwise {
+        /// The first state (signed map).
+        state1: Quantized<'a>,
+        /// The second state (unsigned map), for the rules that keep two.
+        state2: Option<Quantized<'a>>,
+    },
     /// float32 `state1` / `state2` (AdEMAMix's state1 `2n`); `state2` empty for 1-state rules.
-    Full { state1: &'a mut [f32], state2: &'a mut [f32] },
+    Full {
+        /// The first state.
+        state1: &'a mut [f32],
+        /// The second state, or empty.
+        state2: &'a mut [f32],
+    },
 }
 
 /// One parameter (float32, or float64 updated in float32): its slices, its state and

@@ -112,6 +112,7 @@ pub struct LbfgsState<'a, T: Clone> {
 
 /// The function L-BFGS minimizes, over flattened parameters.
 pub trait Objective<T> {
+    /// What a failed evaluation returns; [`lbfgs`] returns it at once.
     type Error;
     /// Re-evaluates the loss at the current parameters, setting their gradients.
     fn evaluate(&mut self) -> Result<f64, Self::Error>;

@@ -34,12 +34,31 @@ use crate::kernels::{simd_targets, with_const_bool};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ScheduleFreeKind {
     /// `SGDScheduleFree`: β is `momentum`.
-    Sgd { momentum: f64, warmup_steps: f64 },
+    Sgd {
+        /// The interpolation β between the iterate and the average.
+        momentum: f64,
+        /// The steps of the linear LR warm-up.
+        warmup_steps: f64,
+    },
     /// `AdamWScheduleFree`.
-    AdamW { betas: (f64, f64), eps: f64, warmup_steps: f64 },
+    AdamW {
+        /// (β₁, the interpolation; β₂, the second moment's decay).
+        betas: (f64, f64),
+        /// Added to the denominator.
+        eps: f64,
+        /// The steps of the linear LR warm-up.
+        warmup_steps: f64,
+    },
     /// `RAdamScheduleFree`: learning rate rectified as RAdam's; during the first steps
     /// (ρ_t ≤ 4) an SGD step of lr, or none (`silent_sgd_phase`).
-    RAdam { betas: (f64, f64), eps: f64, silent_sgd_phase: bool },
+    RAdam {
+        /// (β₁, the interpolation; β₂, the second moment's decay).
+        betas: (f64, f64),
+        /// Added to the denominator.
+        eps: f64,
+        /// No step at all while ρ_t ≤ 4 (else an SGD step).
+        silent_sgd_phase: bool,
+    },
 }
 
 /// The hyperparameters of a schedule-free optimizer (the package's names).

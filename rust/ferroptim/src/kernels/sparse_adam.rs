@@ -85,11 +85,28 @@ pub struct SparseAdamTensor<'a, T> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SparseError {
     /// The parameter, `exp_avg` and `exp_avg_sq` do not hold the same whole number of rows.
-    Shape { tensor: usize },
+    Shape {
+        /// The tensor's position in the step.
+        tensor: usize,
+    },
     /// `values` does not hold one row per index.
-    Values { tensor: usize, indices: usize, values: usize },
+    Values {
+        /// The tensor's position in the step.
+        tensor: usize,
+        /// The number of row indices.
+        indices: usize,
+        /// The number of values given.
+        values: usize,
+    },
     /// A row index outside `0..rows`.
-    Index { tensor: usize, index: i64, rows: usize },
+    Index {
+        /// The tensor's position in the step.
+        tensor: usize,
+        /// The index out of range.
+        index: i64,
+        /// The tensor's rows.
+        rows: usize,
+    },
 }
 
 impl std::fmt::Display for SparseError {

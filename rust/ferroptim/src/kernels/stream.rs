@@ -67,8 +67,11 @@ impl Touch {
 /// is added.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stream {
+    /// The state buffers the rule keeps.
     pub buffers: usize,
+    /// How each array is touched: θ, g, then each buffer.
     pub touch: [Touch; 2 + MAX_BUFFERS],
+    /// The factor of what is added to the arrays written.
     pub scale: f64,
 }
 

@@ -16,8 +16,11 @@ fn step_one(s: &mut Boxed, metric: Option<f64>, groups: &mut [ParamGroup]) {
 /// and so on (torch's `SequentialLR`; a `ReduceLrOnPlateau` may be one of them and
 /// starts over from the groups' initial LR at its milestone).
 pub struct SequentialLr {
+    /// The schedulers, in the order they run.
     pub schedulers: Vec<Boxed>,
+    /// The epochs at which the next scheduler takes over (one fewer than schedulers).
     pub milestones: Vec<i64>,
+    /// The epochs stepped since the start.
     pub last_epoch: i64,
     last_lr: Vec<f64>,
 }
@@ -106,6 +109,7 @@ impl LrScheduler for SequentialLr {
 /// Steps every scheduler in order at each step: their factors multiply (torch's
 /// `ChainedScheduler`; a `ReduceLrOnPlateau` may be one of them).
 pub struct ChainedScheduler {
+    /// The schedulers, each stepped in this order at every step.
     pub schedulers: Vec<Boxed>,
     last_lr: Vec<f64>,
 }

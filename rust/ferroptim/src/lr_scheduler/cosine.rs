@@ -8,7 +8,9 @@ use super::{require, Context, LrScheduler, ParamGroup, Rule, SchedulerError};
 /// recursive form (closed form: `η_min + (η₀ − η_min)(1 + cos(π·epoch/T_max))/2`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CosineAnnealingLr {
+    /// The half-period, in epochs.
     pub t_max: i64,
+    /// The lowest LR.
     pub eta_min: f64,
 }
 
@@ -47,12 +49,19 @@ impl Rule for CosineAnnealingLr {
 /// fractional epochs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CosineAnnealingWarmRestarts {
+    /// The epochs until the first restart.
     pub t_0: i64,
+    /// The current period, in epochs.
     pub t_i: f64,
+    /// The growth of the period at each restart.
     pub t_mult: i64,
+    /// The lowest LR.
     pub eta_min: f64,
+    /// The epochs since the last restart (fractional after a fractional `step_to`).
     pub t_cur: f64,
+    /// Each group's `initial_lr`.
     pub base_lrs: Vec<f64>,
+    /// The epochs stepped since the start (the floor of the last `step_to` epoch).
     pub last_epoch: i64,
     last_lr: Vec<f64>,
 }

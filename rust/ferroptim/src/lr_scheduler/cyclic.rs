@@ -12,7 +12,10 @@ pub enum CyclicMode {
     /// The amplitude halves every cycle.
     Triangular2,
     /// The amplitude is `gamma^iteration`.
-    ExpRange { gamma: f64 },
+    ExpRange {
+        /// The amplitude's factor per iteration.
+        gamma: f64,
+    },
     /// A custom factor of the cycle or iteration number (see [`ScaleMode`]).
     Custom(Box<dyn FnMut(f64) -> f64 + Send>, ScaleMode),
 }
@@ -20,7 +23,9 @@ pub enum CyclicMode {
 /// Whether a custom scale function gets the cycle number or the iteration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScaleMode {
+    /// The cycle number, from 1.
     Cycle,
+    /// The iterations since the start.
     Iterations,
 }
 
@@ -30,13 +35,19 @@ pub enum ScaleMode {
 pub struct CyclicLr {
     /// One value, or one per group.
     pub base_lr: Vec<f64>,
+    /// The upper bound of the cycle: one value, or one per group.
     pub max_lr: Vec<f64>,
+    /// The iterations of the rising half of a cycle.
     pub step_size_up: f64,
     /// `None`: as `step_size_up`.
     pub step_size_down: Option<f64>,
+    /// The amplitude policy.
     pub mode: CyclicMode,
+    /// Whether the groups' momentum cycles too (inversely to the LR).
     pub cycle_momentum: bool,
+    /// The momentum at the LR's peak: one value, or one per group.
     pub base_momentum: Vec<f64>,
+    /// The momentum at the LR's base: one value, or one per group.
     pub max_momentum: Vec<f64>,
     bounds: Vec<[f64; 4]>,
 }
@@ -122,7 +133,9 @@ impl Rule for CyclicLr {
 /// How [`OneCycleLr`] anneals within a phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Anneal {
+    /// Along a cosine.
     Cos,
+    /// Along a straight line.
     Linear,
 }
 
@@ -132,14 +145,23 @@ pub enum Anneal {
 pub struct OneCycleLr {
     /// One value, or one per group.
     pub max_lr: Vec<f64>,
+    /// The steps of the whole cycle.
     pub total_steps: i64,
+    /// The fraction of the steps spent rising.
     pub pct_start: f64,
+    /// How each phase anneals.
     pub anneal: Anneal,
+    /// Whether the groups' momentum cycles too (inversely to the LR).
     pub cycle_momentum: bool,
+    /// The momentum at the LR's peak: one value, or one per group.
     pub base_momentum: Vec<f64>,
+    /// The momentum at the start and the end: one value, or one per group.
     pub max_momentum: Vec<f64>,
+    /// The starting LR is `max_lr / div_factor`.
     pub div_factor: f64,
+    /// The final LR is the starting LR `/ final_div_factor`.
     pub final_div_factor: f64,
+    /// A third phase that anneals to the final LR (else the second does).
     pub three_phase: bool,
     /// Per group: initial, max and min LR, max and base momentum.
     points: Vec<[f64; 5]>,

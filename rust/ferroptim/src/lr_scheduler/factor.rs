@@ -15,7 +15,9 @@ fn scaled(groups: &[ParamGroup], f: f64) -> Vec<f64> {
 /// `lr = initial_lr · gamma^⌊epoch / step_size⌋`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepLr {
+    /// The period of the decay, in epochs.
     pub step_size: i64,
+    /// The decay factor.
     pub gamma: f64,
 }
 
@@ -36,7 +38,9 @@ impl Rule for StepLr {
 /// `lr = initial_lr · gamma^(milestones reached)`; a milestone listed twice counts twice.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MultiStepLr {
+    /// The epochs of the decays, increasing.
     pub milestones: Vec<i64>,
+    /// The decay factor.
     pub gamma: f64,
 }
 
@@ -58,7 +62,9 @@ impl Rule for MultiStepLr {
 /// `lr = initial_lr · (factor until total_iters, then 1)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConstantLr {
+    /// The factor, in [0, 1].
     pub factor: f64,
+    /// The scaled epochs.
     pub total_iters: i64,
 }
 
@@ -94,8 +100,11 @@ impl Rule for ConstantLr {
 /// `lr = initial_lr · (start + (end − start) · min(epoch, total_iters) / total_iters)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinearLr {
+    /// The factor at epoch 0, in (0, 1].
     pub start_factor: f64,
+    /// The factor from `total_iters` on, in [0, 1].
     pub end_factor: f64,
+    /// The epochs of the ramp.
     pub total_iters: i64,
 }
 
@@ -137,6 +146,7 @@ impl Rule for LinearLr {
 /// `lr = initial_lr · gamma^epoch`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExponentialLr {
+    /// The decay factor per epoch.
     pub gamma: f64,
 }
 
@@ -156,7 +166,9 @@ impl Rule for ExponentialLr {
 /// `lr = initial_lr · (1 − min(epoch, total_iters) / total_iters)^power`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolynomialLr {
+    /// The decaying epochs.
     pub total_iters: i64,
+    /// The power of the polynomial.
     pub power: f64,
 }
 

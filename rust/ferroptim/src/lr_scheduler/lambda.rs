@@ -19,6 +19,7 @@ fn lambda_of(lambdas: &mut [LrLambda], i: usize) -> &mut LrLambda {
 
 /// `lr = initial_lr · f(epoch)`.
 pub struct LambdaLr {
+    /// `f`: one for every group, or one per group.
     pub lr_lambdas: Vec<LrLambda>,
 }
 
@@ -34,6 +35,7 @@ impl Rule for LambdaLr {
 
 /// `lr ← lr · f(epoch)` at every step after the first.
 pub struct MultiplicativeLr {
+    /// `f`: one for every group, or one per group.
     pub lr_lambdas: Vec<LrLambda>,
 }
 

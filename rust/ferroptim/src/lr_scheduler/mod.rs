@@ -42,6 +42,7 @@ use std::fmt;
 /// What a scheduler reads and sets in one param group of an optimizer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ParamGroup {
+    /// The learning rate the optimizer steps with.
     pub lr: f64,
     /// torch's `initial_lr`: set by the first scheduler built on the group.
     pub initial_lr: Option<f64>,
@@ -161,8 +162,11 @@ pub trait Rule {
 /// `base_lrs`, `last_epoch`, the construction step, `step`, `step(epoch)`).
 #[derive(Clone, Debug)]
 pub struct Schedule<R> {
+    /// The LR formula.
     pub rule: R,
+    /// Each group's `initial_lr` (or the rule's own bases, as CyclicLR's `base_lr`).
     pub base_lrs: Vec<f64>,
+    /// The epochs stepped since the start (0 right after construction).
     pub last_epoch: i64,
     step_count: u64,
     last_lr: Vec<f64>,

@@ -5,31 +5,47 @@ use super::{per_group, require, LrScheduler, ParamGroup, SchedulerError};
 /// Whether lower or higher metrics are better.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlateauMode {
+    /// Lower is better (a loss).
     Min,
+    /// Higher is better (an accuracy).
     Max,
 }
 
 /// Whether the threshold is relative or absolute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ThresholdMode {
+    /// Better by a fraction `threshold` of the best.
     Rel,
+    /// Better by `threshold`.
     Abs,
 }
 
 /// torch's `ReduceLROnPlateau` (see the Python docstring): `step_with(metric, groups)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReduceLrOnPlateau {
+    /// Whether lower or higher metrics are better.
     pub mode: PlateauMode,
+    /// The factor of each reduction, below 1.
     pub factor: f64,
+    /// The epochs without improvement tolerated before a reduction.
     pub patience: u64,
+    /// How much better than the best a metric must be to count.
     pub threshold: f64,
+    /// Whether `threshold` is relative or absolute.
     pub threshold_mode: ThresholdMode,
+    /// The epochs after a reduction during which bad epochs are not counted.
     pub cooldown: u64,
+    /// Each group's lowest LR.
     pub min_lrs: Vec<f64>,
+    /// A reduction smaller than this is not made.
     pub eps: f64,
+    /// The best metric so far.
     pub best: f64,
+    /// The epochs since the last improvement (outside cooldowns).
     pub num_bad_epochs: u64,
+    /// The cooldown epochs left.
     pub cooldown_counter: u64,
+    /// The epochs stepped since the start.
     pub last_epoch: i64,
     last_lr: Vec<f64>,
 }

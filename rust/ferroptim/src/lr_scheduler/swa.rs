@@ -11,6 +11,7 @@ use super::{per_group, Context, ParamGroup, Rule, SchedulerError};
 pub struct SwaLr {
     /// One value, or one per group.
     pub swa_lr: Vec<f64>,
+    /// The epochs of the annealing (0: the SWA LR at once).
     pub anneal_epochs: i64,
     /// Cosine annealing (else linear).
     pub cos: bool,
@@ -18,6 +19,8 @@ pub struct SwaLr {
 }
 
 impl SwaLr {
+    /// Anneals to `swa_lr` (one value, or one per group) over `anneal_epochs`, along a
+    /// cosine if `cos`, else linearly.
     pub fn new(swa_lr: Vec<f64>, anneal_epochs: i64, cos: bool) -> Self {
         SwaLr { swa_lr, anneal_epochs, cos, swa_lrs: Vec::new() }
     }
