@@ -314,3 +314,109 @@ def test_a_subclass_written_like_a_torch_one():
         sched.step()
     assert lrs(opt) == pytest.approx([0.0125, 0.00125])
     assert sched.get_last_lr() == lrs(opt)
+
+
+# ---------------------------------------------------------------- formulas in the core
+# The schedulers below take their formulas from the core crate (ferroptim::lr_scheduler)
+# through _core.lr_rule; the class keeps torch's attributes.
+
+
+def test_an_attribute_changed_between_steps_takes_effect_as_in_torch():
+    opt = sgd()
+    sched = S.StepLR(opt, step_size=1, gamma=0.5)
+    opt.step()
+    sched.step()
+    sched.gamma = 0.1
+    opt.step()
+    sched.step()
+    assert lrs(opt) == pytest.approx([0.1 * 0.5 * 0.1, 0.01 * 0.5 * 0.1], rel=1e-15)
+    sched.step(5)  # the closed form reads the attributes too
+    assert lrs(opt) == pytest.approx([0.1 * 0.1**5, 0.01 * 0.1**5], rel=1e-15)
+
+
+def test_a_subclass_of_a_core_scheduler_overrides_get_lr():
+    class Floored(S.ExponentialLR):
+        def get_lr(self):
+            return [max(lr, 0.05) for lr in super().get_lr()]
+
+    opt = sgd()
+    sched = Floored(opt, gamma=0.5)
+    seen = []
+    for _ in range(3):
+        opt.step()
+        sched.step()
+        seen.append(lrs(opt))
+    assert seen == [[0.05, 0.05], [0.05, 0.05], [0.05, 0.05]]
+
+
+def test_an_lr_lambda_that_raises_stops_the_step_with_its_exception():
+    calls = []
+
+    def fine(epoch):
+        calls.append(epoch)
+        return 1.0
+
+    def fails(epoch):
+        if epoch == 2:
+            raise RuntimeError("no factor for epoch 2")
+        return np.float32(0.5)  # any real number type
+
+    opt = sgd()
+    sched = S.LambdaLR(opt, [fails, fine])
+    opt.step()
+    sched.step()
+    assert lrs(opt) == [0.05, 0.01] and calls == [0, 1]
+    opt.step()
+    with pytest.raises(RuntimeError, match="no factor for epoch 2"):
+        sched.step()
+    assert calls == [0, 1], "the functions after the one that raised are not called"
+    assert lrs(opt) == [0.05, 0.01], "no LR changed"
+
+
+@pytest.mark.parametrize(
+    "make, steps",
+    [
+        # torch raises ZeroDivisionError at the first; at the second it steps on with an
+        # infinite LR, which is refused here
+        (lambda o: S.ConstantLR(o, factor=0.0, total_iters=2), 2),
+        (lambda o: S.ExponentialLR(o, gamma=1e10), 40),
+    ],
+)
+def test_an_lr_a_formula_makes_infinite_is_an_arithmetic_error(make, steps):
+    opt = sgd()
+    sched = make(opt)
+    with pytest.raises(ArithmeticError, match="division by zero or an overflow"):
+        for _ in range(steps):
+            opt.step()
+            sched.step()
+    assert all(math.isfinite(lr) for lr in lrs(opt))
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda o: S.StepLR(o, step_size=0), "Expected nonzero integer step_size, but got 0"),
+        (lambda o: S.CosineAnnealingLR(o, T_max=0), "Expected nonzero integer T_max, but got 0"),
+    ],
+)
+def test_a_divisor_of_zero_is_refused_before_the_groups_change(make, match):
+    """torch would divide by zero at the second step; here the constructor refuses,
+    leaving the groups as they were (no initial_lr recorded)."""
+    opt = sgd()
+    with pytest.raises(ValueError, match=match):
+        make(opt)
+    assert all("initial_lr" not in g for g in opt.param_groups)
+
+
+def test_a_scheduler_refused_by_the_rules_checks_leaves_the_groups_as_they_were():
+    opt = sgd()
+    with pytest.raises(ValueError, match="Constant multiplicative factor"):
+        S.ConstantLR(opt, factor=1.5)
+    assert all("initial_lr" not in g for g in opt.param_groups)
+
+
+def test_step_lr_with_a_negative_step_size_jumps_by_floor_division():
+    opt = sgd(lrs=(1.0, 1.0))
+    sched = S.StepLR(opt, step_size=-3, gamma=0.5)
+    sched.step(4)  # torch: gamma ** (4 // -3) = gamma ** -2
+    assert lrs(opt) == [4.0, 4.0]

@@ -161,6 +161,24 @@ def checkpoint_dumps(entries: Sequence[Tuple[str, str, Sequence[int], bytes]], t
 def checkpoint_loads(data: bytes) -> Tuple[str, List[Tuple[str, str, List[int], int, int]]]:
     """A checkpoint's tree and entries as (name, dtype, shape, start, end) into data, checksum verified."""
 
+def lr_rule(
+    kind: str,
+    hyper: Dict[str, Any],
+    last_epoch: int,
+    step_count: int,
+    is_initial: bool,
+    base_lrs: Sequence[float],
+    lrs: Sequence[float],
+    closed_form: bool = False,
+) -> Optional[List[float]]:
+    """The new LR of each param group by the scheduler rule `kind` (torch's class name)
+    with the attributes `hyper`: torch's get_lr, or with closed_form its
+    _get_closed_form_lr (None where the rule has none)."""
+
+def lr_rule_check(kind: str, hyper: Dict[str, Any], groups: int) -> None:
+    """Checks the attributes of the scheduler rule `kind` for `groups` param groups
+    (ValueError with torch's message)."""
+
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...
 def stream(

@@ -14,9 +14,10 @@ import weakref
 from functools import wraps
 from typing import Any, Dict, List, Optional, Sequence
 
+from .. import _core
 from ..optimizer import Optimizer
 
-__all__ = ["LRScheduler", "EPOCH_DEPRECATION_WARNING"]
+__all__ = ["LRScheduler", "RuleScheduler", "EPOCH_DEPRECATION_WARNING"]
 
 EPOCH_DEPRECATION_WARNING = (
     "The epoch parameter in `scheduler.step()` was not necessary and is being "
@@ -192,6 +193,52 @@ def warn_get_lr_called_within_step(scheduler: LRScheduler) -> None:
             UserWarning,
             stacklevel=3,
         )
+
+
+class RuleScheduler(LRScheduler):
+    """A scheduler whose LR formula is the core crate's rule ``_rule`` (torch's class
+    name), given the attributes ``_hyper()`` returns: the formula is written once, in
+    Rust (``ferroptim::lr_scheduler``), and the class keeps torch's attributes, step
+    counting and warnings. A subclass may still override ``get_lr``."""
+
+    _rule: str
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
+        if isinstance(optimizer, Optimizer):
+            # the rule's checks (torch's), before the groups change
+            _core.lr_rule_check(self._rule, self._hyper(), len(optimizer.param_groups))
+        super().__init__(optimizer, last_epoch)
+
+    def _hyper(self) -> Dict[str, Any]:
+        """The attributes the rule reads, by torch's names."""
+        raise NotImplementedError
+
+    def _rule_lrs(self, closed_form: bool = False) -> Optional[List[float]]:
+        return _core.lr_rule(
+            self._rule,
+            self._hyper(),
+            self.last_epoch,
+            self._step_count,
+            self._is_initial,
+            self.base_lrs,
+            self._current_lrs(),
+            closed_form,
+        )
+
+    def get_lr(self) -> List[float]:
+        warn_get_lr_called_within_step(self)
+        lrs = self._rule_lrs()
+        assert lrs is not None
+        return lrs
+
+
+class ClosedFormRuleScheduler(RuleScheduler):
+    """A :class:`RuleScheduler` whose rule has a closed form, which ``step(epoch)`` uses."""
+
+    def _get_closed_form_lr(self) -> List[float]:
+        lrs = self._rule_lrs(closed_form=True)
+        assert lrs is not None
+        return lrs
 
 
 class _LRScheduler(LRScheduler):

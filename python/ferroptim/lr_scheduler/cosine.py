@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from ..optimizer import Optimizer
-from ._base import LRScheduler, _Flag, warn_get_lr_called_within_step
+from ._base import ClosedFormRuleScheduler, LRScheduler, _Flag, warn_get_lr_called_within_step
 
 __all__ = ["CosineAnnealingLR", "CosineAnnealingWarmRestarts"]
 
 
-class CosineAnnealingLR(LRScheduler):
+class CosineAnnealingLR(ClosedFormRuleScheduler):
     r"""Anneals each group's LR along a cosine from its initial LR to ``eta_min`` over
     ``T_max`` epochs (and back up, periodically, past ``T_max``), with torch's
     recursive form
@@ -29,39 +29,15 @@ class CosineAnnealingLR(LRScheduler):
         last_epoch (int): the index of the last epoch. Default: -1.
     """
 
+    _rule = "CosineAnnealingLR"
+
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> List[float]:
-        warn_get_lr_called_within_step(self)
-        groups = self.optimizer.param_groups
-        if self._is_initial:
-            return self._current_lrs()
-        if self._step_count == 1 and self.last_epoch > 0:
-            return [
-                self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(self.last_epoch * math.pi / self.T_max)) / 2
-                for base_lr in self.base_lrs
-            ]
-        if (self.last_epoch - 1 - self.T_max) % (2 * self.T_max) == 0:
-            return [
-                group["lr"] + (base_lr - self.eta_min) * (1 - math.cos(math.pi / self.T_max)) / 2
-                for base_lr, group in zip(self.base_lrs, groups)
-            ]
-        return [
-            (1 + math.cos(math.pi * self.last_epoch / self.T_max))
-            / (1 + math.cos(math.pi * (self.last_epoch - 1) / self.T_max))
-            * (group["lr"] - self.eta_min)
-            + self.eta_min
-            for group in groups
-        ]
-
-    def _get_closed_form_lr(self) -> List[float]:
-        return [
-            self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-            for base_lr in self.base_lrs
-        ]
+    def _hyper(self) -> Dict[str, Any]:
+        return {"T_max": self.T_max, "eta_min": self.eta_min}
 
 
 class CosineAnnealingWarmRestarts(LRScheduler):

@@ -6,7 +6,7 @@ import types
 from typing import Any, Callable, Dict, List, Sequence, Union, cast
 
 from ..optimizer import Optimizer
-from ._base import LRScheduler, warn_get_lr_called_within_step
+from ._base import RuleScheduler
 
 __all__ = ["LambdaLR", "MultiplicativeLR"]
 
@@ -21,7 +21,7 @@ def _lambdas(optimizer: Optimizer, lr_lambda: Union[Lambda, Sequence[Lambda]]) -
     return list(lr_lambda)
 
 
-class _LambdaState(LRScheduler):
+class _LambdaState(RuleScheduler):
     """The ``state_dict`` of a scheduler holding functions: a plain function or lambda
     is left out (None), a callable object keeps its ``__dict__``, as torch does — so
     the state dict always pickles."""
@@ -51,14 +51,15 @@ class LambdaLR(_LambdaState):
         last_epoch (int): the index of the last epoch. Default: -1.
     """
 
+    _rule = "LambdaLR"
+
     def __init__(self, optimizer: Optimizer, lr_lambda: Union[Lambda, Sequence[Lambda]], last_epoch: int = -1) -> None:
         self.optimizer = optimizer
         self.lr_lambdas = _lambdas(optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> List[float]:
-        warn_get_lr_called_within_step(self)
-        return [base_lr * lmbda(self.last_epoch) for lmbda, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+    def _hyper(self) -> Dict[str, Any]:
+        return {"lr_lambdas": self.lr_lambdas}
 
 
 class MultiplicativeLR(_LambdaState):
@@ -71,6 +72,8 @@ class MultiplicativeLR(_LambdaState):
         last_epoch (int): the index of the last epoch. Default: -1.
     """
 
+    _rule = "MultiplicativeLR"
+
     def __init__(self, optimizer: Optimizer, lr_lambda: Union[Lambda, Sequence[Lambda]], last_epoch: int = -1) -> None:
         self.optimizer = optimizer
         self.lr_lambdas = _lambdas(optimizer, lr_lambda)
@@ -79,8 +82,5 @@ class MultiplicativeLR(_LambdaState):
                 raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> List[float]:
-        warn_get_lr_called_within_step(self)
-        if self._is_initial:
-            return self._current_lrs()
-        return [group["lr"] * lmbda(self.last_epoch) for lmbda, group in zip(self.lr_lambdas, self.optimizer.param_groups)]
+    def _hyper(self) -> Dict[str, Any]:
+        return {"lr_lambdas": self.lr_lambdas}

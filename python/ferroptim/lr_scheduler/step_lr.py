@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import Counter
-from typing import Iterable, List
+from typing import Any, Dict, Iterable
 
 from ..optimizer import Optimizer
-from ._base import LRScheduler, warn_get_lr_called_within_step
+from ._base import ClosedFormRuleScheduler
 
 __all__ = ["StepLR", "MultiStepLR"]
 
 
-class StepLR(LRScheduler):
+class StepLR(ClosedFormRuleScheduler):
     r"""Multiplies each group's LR by ``gamma`` every ``step_size`` epochs:
     ``lr = initial_lr · gamma^⌊epoch / step_size⌋``.
 
@@ -23,22 +22,18 @@ class StepLR(LRScheduler):
         last_epoch (int): the index of the last epoch. Default: -1.
     """
 
+    _rule = "StepLR"
+
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> List[float]:
-        warn_get_lr_called_within_step(self)
-        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
-            return self._current_lrs()
-        return [lr * self.gamma for lr in self._current_lrs()]
-
-    def _get_closed_form_lr(self) -> List[float]:
-        return [base_lr * self.gamma ** (self.last_epoch // self.step_size) for base_lr in self.base_lrs]
+    def _hyper(self) -> Dict[str, Any]:
+        return {"step_size": self.step_size, "gamma": self.gamma}
 
 
-class MultiStepLR(LRScheduler):
+class MultiStepLR(ClosedFormRuleScheduler):
     r"""Multiplies each group's LR by ``gamma`` at each milestone (twice at a milestone
     listed twice): ``lr = initial_lr · gamma^(milestones passed)``.
 
@@ -49,17 +44,12 @@ class MultiStepLR(LRScheduler):
         last_epoch (int): the index of the last epoch. Default: -1.
     """
 
+    _rule = "MultiStepLR"
+
     def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1, last_epoch: int = -1) -> None:
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> List[float]:
-        warn_get_lr_called_within_step(self)
-        if self.last_epoch not in self.milestones:
-            return self._current_lrs()
-        return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in self._current_lrs()]
-
-    def _get_closed_form_lr(self) -> List[float]:
-        milestones = sorted(self.milestones.elements())
-        return [base_lr * self.gamma ** bisect_right(milestones, self.last_epoch) for base_lr in self.base_lrs]
+    def _hyper(self) -> Dict[str, Any]:
+        return {"milestones": list(self.milestones.elements()), "gamma": self.gamma}

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import Any, Dict
 
 from ..optimizer import Optimizer
-from ._base import LRScheduler, warn_get_lr_called_within_step
+from ._base import ClosedFormRuleScheduler
 
 __all__ = ["ConstantLR", "LinearLR"]
 
 
-class ConstantLR(LRScheduler):
+class ConstantLR(ClosedFormRuleScheduler):
     r"""Multiplies each group's LR by ``factor`` until epoch ``total_iters``:
     ``lr = initial_lr · (factor if epoch < total_iters else 1)``.
 
@@ -21,29 +21,18 @@ class ConstantLR(LRScheduler):
         last_epoch (int): the index of the last epoch. Default: -1.
     """
 
+    _rule = "ConstantLR"
+
     def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch: int = -1) -> None:
-        if factor > 1.0 or factor < 0:
-            raise ValueError("Constant multiplicative factor expected to be between 0 and 1.")
         self.factor = factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> List[float]:
-        warn_get_lr_called_within_step(self)
-        if self.last_epoch == 0:
-            return [lr * self.factor for lr in self._current_lrs()]
-        if self.last_epoch != self.total_iters:
-            return self._current_lrs()
-        return [lr * (1.0 / self.factor) for lr in self._current_lrs()]
-
-    def _get_closed_form_lr(self) -> List[float]:
-        return [
-            base_lr * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
-            for base_lr in self.base_lrs
-        ]
+    def _hyper(self) -> Dict[str, Any]:
+        return {"factor": self.factor, "total_iters": self.total_iters}
 
 
-class LinearLR(LRScheduler):
+class LinearLR(ClosedFormRuleScheduler):
     r"""Scales each group's LR by a factor going linearly from ``start_factor`` to
     ``end_factor`` over ``total_iters`` epochs:
     ``lr = initial_lr · (start + (end − start) · min(epoch, total_iters) / total_iters)``.
@@ -56,6 +45,8 @@ class LinearLR(LRScheduler):
         last_epoch (int): the index of the last epoch. Default: -1.
     """
 
+    _rule = "LinearLR"
+
     def __init__(
         self,
         optimizer: Optimizer,
@@ -64,28 +55,10 @@ class LinearLR(LRScheduler):
         total_iters: int = 5,
         last_epoch: int = -1,
     ) -> None:
-        if start_factor > 1.0 or start_factor <= 0:
-            raise ValueError("Starting multiplicative factor expected to be greater than 0 and less or equal to 1.")
-        if end_factor > 1.0 or end_factor < 0:
-            raise ValueError("Ending multiplicative factor expected to be between 0 and 1.")
         self.start_factor = start_factor
         self.end_factor = end_factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> List[float]:
-        warn_get_lr_called_within_step(self)
-        if self.last_epoch == 0:
-            return [lr * self.start_factor for lr in self._current_lrs()]
-        if self._is_initial or self.last_epoch > self.total_iters:
-            return self._current_lrs()
-        delta = self.end_factor - self.start_factor
-        factor = 1.0 + delta / (self.total_iters * self.start_factor + (self.last_epoch - 1) * delta)
-        return [lr * factor for lr in self._current_lrs()]
-
-    def _get_closed_form_lr(self) -> List[float]:
-        delta = self.end_factor - self.start_factor
-        return [
-            base_lr * (self.start_factor + delta * min(self.total_iters, self.last_epoch) / self.total_iters)
-            for base_lr in self.base_lrs
-        ]
+    def _hyper(self) -> Dict[str, Any]:
+        return {"start_factor": self.start_factor, "end_factor": self.end_factor, "total_iters": self.total_iters}

@@ -17,6 +17,7 @@ mod held;
 mod hyper;
 mod lbfgs;
 mod list_items;
+mod lr_rule;
 mod muon;
 mod plan;
 mod probe;
@@ -142,6 +143,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(probe::stream, m)?)?;
+    m.add_function(wrap_pyfunction!(lr_rule::lr_rule, m)?)?;
+    m.add_function(wrap_pyfunction!(lr_rule::lr_rule_check, m)?)?;
     m.add("NUM_THREADS_ENV", ferroptim::threads::NUM_THREADS_ENV)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

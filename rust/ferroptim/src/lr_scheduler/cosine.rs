@@ -15,6 +15,11 @@ pub struct CosineAnnealingLr {
 }
 
 impl Rule for CosineAnnealingLr {
+    /// Refuses a `t_max` of 0 (torch's formula would divide by zero).
+    fn attach(&mut self, _: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
+        require(self.t_max != 0, || format!("Expected nonzero integer T_max, but got {}", self.t_max))
+    }
+
     fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
         let (e, t_max, eta_min) = (c.last_epoch as f64, self.t_max as f64, self.eta_min);
         if c.is_initial {
@@ -23,7 +28,8 @@ impl Rule for CosineAnnealingLr {
         if c.step_count == 1 && c.last_epoch > 0 {
             return c.base_lrs.iter().map(|b| eta_min + (b - eta_min) * (1.0 + (e * PI / t_max).cos()) / 2.0).collect();
         }
-        if (c.last_epoch - 1 - self.t_max).rem_euclid(2 * self.t_max) == 0 {
+        let (epoch, half) = (i128::from(c.last_epoch), i128::from(self.t_max));
+        if (epoch - 1 - half) % (2 * half) == 0 {
             return groups
                 .iter()
                 .zip(c.base_lrs)

@@ -22,15 +22,22 @@ pub struct StepLr {
 }
 
 impl Rule for StepLr {
+    /// Refuses a `step_size` of 0 (torch's `epoch % step_size` would divide by zero).
+    fn attach(&mut self, _: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
+        require(self.step_size != 0, || format!("Expected nonzero integer step_size, but got {}", self.step_size))
+    }
+
     fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
-        if c.last_epoch == 0 || c.last_epoch.rem_euclid(self.step_size) != 0 {
+        if c.last_epoch == 0 || i128::from(c.last_epoch) % i128::from(self.step_size) != 0 {
             return current(groups);
         }
         scaled(groups, self.gamma)
     }
 
     fn closed_form(&self, c: &Context<'_>) -> Option<Vec<f64>> {
-        let k = c.last_epoch.div_euclid(self.step_size);
+        // Python's floor division: rounded down whatever the signs
+        let (e, s) = (i128::from(c.last_epoch), i128::from(self.step_size));
+        let k = e.div_euclid(s) - i128::from(s < 0 && e.rem_euclid(s) != 0);
         Some(c.base_lrs.iter().map(|b| b * self.gamma.powf(k as f64)).collect())
     }
 }
@@ -76,7 +83,8 @@ impl Default for ConstantLr {
 
 impl Rule for ConstantLr {
     fn attach(&mut self, _: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
-        require((0.0..=1.0).contains(&self.factor), || {
+        // torch's test, which lets NaN through
+        require(!(self.factor > 1.0 || self.factor < 0.0), || {
             "Constant multiplicative factor expected to be between 0 and 1.".into()
         })
     }
@@ -116,10 +124,11 @@ impl Default for LinearLr {
 
 impl Rule for LinearLr {
     fn attach(&mut self, _: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
-        require(self.start_factor <= 1.0 && self.start_factor > 0.0, || {
+        // torch's tests, which let NaN through
+        require(!(self.start_factor > 1.0 || self.start_factor <= 0.0), || {
             "Starting multiplicative factor expected to be greater than 0 and less or equal to 1.".into()
         })?;
-        require((0.0..=1.0).contains(&self.end_factor), || {
+        require(!(self.end_factor > 1.0 || self.end_factor < 0.0), || {
             "Ending multiplicative factor expected to be between 0 and 1.".into()
         })
     }

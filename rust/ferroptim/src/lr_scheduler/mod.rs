@@ -33,7 +33,7 @@ pub use composite::{ChainedScheduler, SequentialLr};
 pub use cosine::{CosineAnnealingLr, CosineAnnealingWarmRestarts};
 pub use cyclic::{Anneal, CyclicLr, CyclicMode, OneCycleLr, ScaleMode};
 pub use factor::{ConstantLr, ExponentialLr, LinearLr, MultiStepLr, PolynomialLr, StepLr};
-pub use lambda::{LambdaLr, MultiplicativeLr};
+pub use lambda::{LambdaLr, LrLambda, MultiplicativeLr};
 pub use plateau::{PlateauMode, ReduceLrOnPlateau, ThresholdMode};
 pub use swa::SwaLr;
 

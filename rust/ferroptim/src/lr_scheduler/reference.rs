@@ -193,6 +193,23 @@ fn refuses_what_torch_refuses() {
     assert!(e.0.starts_with("optimizer must support momentum"));
     assert!(CosineAnnealingWarmRestarts::new(&mut groups, 0, 1, 0.0).is_err());
     assert!(ReduceLrOnPlateau::new(&groups, 1.0, 2, &[0.0]).is_err());
+    // where torch's formula would divide by zero at a later step
+    let e = Schedule::new(StepLr { step_size: 0, gamma: 0.5 }, &mut groups, -1).err().unwrap();
+    assert_eq!(e.0, "Expected nonzero integer step_size, but got 0");
+    let e = Schedule::new(CosineAnnealingLr { t_max: 0, eta_min: 0.0 }, &mut groups, -1).err().unwrap();
+    assert_eq!(e.0, "Expected nonzero integer T_max, but got 0");
+}
+
+#[test]
+fn step_lr_jumps_by_pythons_floor_division() {
+    // torch's closed form is `gamma ** (epoch // step_size)`, rounded down whatever
+    // the signs; (epoch, step_size, epoch // step_size)
+    for (epoch, step_size, k) in [(7, 3, 2), (6, 3, 2), (4, -3, -2), (3, -3, -1), (0, -3, 0), (5, 1, 5)] {
+        let mut groups = [ParamGroup::new(1.0)];
+        let mut s = Schedule::new(StepLr { step_size, gamma: 0.5 }, &mut groups, -1).unwrap();
+        s.step_to(epoch, &mut groups);
+        assert_eq!(groups[0].lr, 0.5f64.powf(k as f64), "epoch {epoch}, step_size {step_size}");
+    }
 }
 
 #[test]
