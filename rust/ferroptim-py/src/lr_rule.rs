@@ -11,8 +11,8 @@
 use std::sync::{Arc, Mutex};
 
 use ferroptim::lr_scheduler::{
-    ConstantLr, Context, CosineAnnealingLr, ExponentialLr, LambdaLr, LinearLr, LrLambda, MultiStepLr,
-    MultiplicativeLr, ParamGroup, PolynomialLr, Rule, StepLr,
+    ConstantLr, Context, CosineAnnealingLr, ExponentialLr, LambdaLr, LinearLr, LrLambda, MultiStepLr, MultiplicativeLr,
+    ParamGroup, PolynomialLr, Rule, StepLr,
 };
 use pyo3::exceptions::{PyArithmeticError, PyKeyError, PyValueError};
 use pyo3::prelude::*;
@@ -70,8 +70,12 @@ fn rule(kind: &str, hyper: &Bound<'_, PyDict>, raised: &Raised) -> PyResult<Box<
             total_iters: get(hyper, "total_iters")?,
         }),
         "ExponentialLR" => Box::new(ExponentialLr { gamma: get(hyper, "gamma")? }),
-        "PolynomialLR" => Box::new(PolynomialLr { total_iters: get(hyper, "total_iters")?, power: get(hyper, "power")? }),
-        "CosineAnnealingLR" => Box::new(CosineAnnealingLr { t_max: get(hyper, "T_max")?, eta_min: get(hyper, "eta_min")? }),
+        "PolynomialLR" => {
+            Box::new(PolynomialLr { total_iters: get(hyper, "total_iters")?, power: get(hyper, "power")? })
+        }
+        "CosineAnnealingLR" => {
+            Box::new(CosineAnnealingLr { t_max: get(hyper, "T_max")?, eta_min: get(hyper, "eta_min")? })
+        }
         "LambdaLR" => Box::new(LambdaLr { lr_lambdas: lambdas(hyper, raised)? }),
         "MultiplicativeLR" => Box::new(MultiplicativeLr { lr_lambdas: lambdas(hyper, raised)? }),
         _ => return Err(PyValueError::new_err(format!("lr_rule: no rule '{kind}'"))),
