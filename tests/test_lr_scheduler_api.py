@@ -420,3 +420,47 @@ def test_step_lr_with_a_negative_step_size_jumps_by_floor_division():
     sched = S.StepLR(opt, step_size=-3, gamma=0.5)
     sched.step(4)  # torch: gamma ** (4 // -3) = gamma ** -2
     assert lrs(opt) == [4.0, 4.0]
+
+
+def test_cyclic_lr_asks_its_scale_fn_as_torch_does():
+    """A subclass's scale_fn is used; it gets ints (the cycle), once per group for the
+    LRs and once per group for the momenta; an exception it raises stops the step."""
+    calls = []
+
+    class Quartered(S.CyclicLR):
+        def scale_fn(self, x):
+            calls.append(x)
+            if x == 3:
+                raise RuntimeError("no scale for cycle 3")
+            return 0.25
+
+    opt = sgd(momentum=0.9)
+    sched = Quartered(opt, 0.01, 0.1, step_size_up=1)
+    assert calls == [1, 1, 1, 1] and all(type(x) is int for x in calls)
+    opt.step()
+    sched.step()  # the peak: base + (max - base) * 1 * 0.25
+    assert lrs(opt) == pytest.approx([0.01 + 0.09 * 0.25] * 2, rel=1e-15)
+    assert opt.param_groups[0]["momentum"] == pytest.approx(0.9 - 0.1 * 0.25, rel=1e-15)
+    for _ in range(2):
+        opt.step()
+        sched.step()
+    opt.step()
+    with pytest.raises(RuntimeError, match="no scale for cycle 3"):
+        sched.step()
+
+
+def test_cyclic_lr_builtin_scale_fn_is_the_modes():
+    opt = sgd(momentum=0.9)
+    assert S.CyclicLR(opt, 0.01, 0.1, mode="triangular2").scale_fn(3) == 0.25
+    assert S.CyclicLR(sgd(momentum=0.9), 0.01, 0.1, mode="exp_range", gamma=0.5).scale_fn(3) == 0.125
+    assert S.CyclicLR(sgd(momentum=0.9), 0.01, 0.1).scale_fn(7) == 1.0
+
+
+def test_one_cycle_keeps_torchs_phases():
+    sched = S.OneCycleLR(sgd(momentum=0.9), max_lr=0.1, total_steps=10, three_phase=True)
+    assert sched.state_dict()["_schedule_phases"] == [
+        {"end_step": 2.0, "start_lr": "initial_lr", "end_lr": "max_lr", "start_momentum": "max_momentum", "end_momentum": "base_momentum"},
+        {"end_step": 4.0, "start_lr": "max_lr", "end_lr": "initial_lr", "start_momentum": "base_momentum", "end_momentum": "max_momentum"},
+        {"end_step": 9, "start_lr": "initial_lr", "end_lr": "min_lr", "start_momentum": "max_momentum", "end_momentum": "max_momentum"},
+    ]
+    assert [type(p["end_step"]) for p in sched._schedule_phases] == [float, float, int]

@@ -170,10 +170,17 @@ def lr_rule(
     base_lrs: Sequence[float],
     lrs: Sequence[float],
     closed_form: bool = False,
-) -> Optional[List[float]]:
+) -> Tuple[Optional[List[float]], Optional[List[float]]]:
     """The new LR of each param group by the scheduler rule `kind` (torch's class name)
     with the attributes `hyper`: torch's get_lr, or with closed_form its
-    _get_closed_form_lr (None where the rule has none)."""
+    _get_closed_form_lr (None where the rule has none); and each group's momentum for
+    the rules that cycle it (else None)."""
+
+def cyclic_scale(mode: str, gamma: float, x: float) -> float:
+    """CyclicLR's scale_fn(x) for a built-in mode."""
+
+def one_cycle_phases(total_steps: int, pct_start: float, three_phase: bool) -> List[Tuple[Union[float, int], str, str, str, str]]:
+    """OneCycleLR's phases: (end step, start LR, end LR, start momentum, end momentum)."""
 
 def lr_rule_check(kind: str, hyper: Dict[str, Any], groups: int) -> None:
     """Checks the attributes of the scheduler rule `kind` for `groups` param groups

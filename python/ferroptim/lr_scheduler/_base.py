@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 import weakref
 from functools import wraps
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .. import _core
 from ..optimizer import Optimizer
@@ -213,7 +213,9 @@ class RuleScheduler(LRScheduler):
         """The attributes the rule reads, by torch's names."""
         raise NotImplementedError
 
-    def _rule_lrs(self, closed_form: bool = False) -> Optional[List[float]]:
+    def _rule_lrs(self, closed_form: bool = False) -> Tuple[Optional[List[float]], Optional[List[float]]]:
+        """The rule's LRs (None: it has no closed form) and, for the rules that cycle
+        it, each group's momentum."""
         return _core.lr_rule(
             self._rule,
             self._hyper(),
@@ -227,16 +229,22 @@ class RuleScheduler(LRScheduler):
 
     def get_lr(self) -> List[float]:
         warn_get_lr_called_within_step(self)
-        lrs = self._rule_lrs()
+        lrs, momenta = self._rule_lrs()
         assert lrs is not None
+        if momenta is not None:
+            self._set_momenta(momenta)
         return lrs
+
+    def _set_momenta(self, momenta: List[float]) -> None:
+        """Sets each group's cycled momentum (the rules that cycle it override this)."""
+        raise NotImplementedError
 
 
 class ClosedFormRuleScheduler(RuleScheduler):
     """A :class:`RuleScheduler` whose rule has a closed form, which ``step(epoch)`` uses."""
 
     def _get_closed_form_lr(self) -> List[float]:
-        lrs = self._rule_lrs(closed_form=True)
+        lrs, _ = self._rule_lrs(closed_form=True)
         assert lrs is not None
         return lrs
 

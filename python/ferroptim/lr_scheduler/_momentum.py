@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Tuple
 from ..optimizer import Optimizer
 from ._base import format_param
 
-__all__ = ["momentum_bounds", "start_momentum", "set_momentum"]
+__all__ = ["momentum_bounds", "start_momentum", "set_momentum", "cycled_momenta"]
 
 
 def momentum_bounds(optimizer: Optimizer, base: Any, top: Any) -> Tuple[bool, List[Any], List[Any]]:
@@ -36,3 +36,9 @@ def set_momentum(group: Dict[str, Any], momentum: float, use_beta1: bool) -> Non
         group["betas"] = (momentum, *group["betas"][1:])
     else:
         group["momentum"] = momentum
+
+
+def cycled_momenta(optimizer: Optimizer, momenta: List[float], use_beta1: bool) -> None:
+    """Sets each group's momentum (or ``betas[0]``) to its cycled value."""
+    for group, m in zip(optimizer.param_groups, momenta):
+        set_momentum(group, m, use_beta1)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import types
 from typing import Any, Callable, Dict, List, Optional, Union
 
+from .. import _core
 from ..optimizer import Optimizer
-from ._base import LRScheduler, check_optimizer, format_param, warn_get_lr_called_within_step
-from ._momentum import momentum_bounds, set_momentum, start_momentum
+from ._base import RuleScheduler, check_optimizer, format_param
+from ._momentum import cycled_momenta, momentum_bounds, start_momentum
 
 __all__ = ["CyclicLR"]
 
 
-class CyclicLR(LRScheduler):
+class CyclicLR(RuleScheduler):
     r"""Cycles each group's LR between ``base_lr`` and ``max_lr`` (step after every
     batch). With ``cycle = ⌊1 + t / (up + down)⌋`` and ``x`` the position in the cycle::
 
@@ -41,6 +41,8 @@ class CyclicLR(LRScheduler):
         max_momentum (float or list): the upper momentum. Default: 0.9.
         last_epoch (int): the index of the last batch. Default: -1.
     """
+
+    _rule = "CyclicLR"
 
     def __init__(
         self,
@@ -95,30 +97,24 @@ class CyclicLR(LRScheduler):
         """The amplitude factor f of cycle (or iteration) ``x``."""
         if self._scale_fn_custom is not None:
             return self._scale_fn_custom(x)
-        if self.mode == "triangular":
-            return 1.0
-        if self.mode == "triangular2":
-            return float(1 / (2.0 ** (x - 1)))
-        return float(self.gamma**x)
+        return _core.cyclic_scale(self.mode, self.gamma, x)
 
-    def get_lr(self) -> List[float]:
-        """The LRs at batch ``last_epoch``; also sets the cycled momentum."""
-        warn_get_lr_called_within_step(self)
-        cycle = math.floor(1 + self.last_epoch / self.total_size)
-        x = 1.0 + self.last_epoch / self.total_size - cycle
-        if x <= self.step_ratio:
-            scale_factor = x / self.step_ratio
-        else:
-            scale_factor = (x - 1) / (self.step_ratio - 1)
-        at = cycle if self.scale_mode == "cycle" else self.last_epoch
-        lrs = [
-            base_lr + (max_lr - base_lr) * scale_factor * self.scale_fn(at)
-            for base_lr, max_lr in zip(self.base_lrs, self.max_lrs)
-        ]
-        if self.cycle_momentum:
-            for group, base_m, max_m in zip(self.optimizer.param_groups, self.base_momentums, self.max_momentums):
-                set_momentum(group, max_m - (max_m - base_m) * scale_factor * self.scale_fn(at), self.use_beta1)
-        return lrs
+    def _hyper(self) -> Dict[str, Any]:
+        # the built-in mode in Rust, unless scale_fn is a custom function or overridden
+        custom = self._scale_fn_custom is not None or type(self).scale_fn is not CyclicLR.scale_fn
+        return {
+            "max_lrs": self.max_lrs,
+            "total_size": self.total_size,
+            "step_ratio": self.step_ratio,
+            "mode": self.mode,
+            "gamma": self.gamma,
+            "scale_fn": self.scale_fn if custom else None,
+            "scale_mode": self.scale_mode,
+            "momentum": (self.base_momentums, self.max_momentums) if self.cycle_momentum else None,
+        }
+
+    def _set_momenta(self, momenta: List[float]) -> None:
+        cycled_momenta(self.optimizer, momenta, self.use_beta1)
 
     def state_dict(self) -> Dict[str, Any]:
         """The scheduler's state; a custom ``scale_fn`` that is a function or lambda is

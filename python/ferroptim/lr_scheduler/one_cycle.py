@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, List, Optional, Union
 
+from .. import _core
 from ..optimizer import Optimizer
-from ._base import LRScheduler, check_optimizer, format_param, warn_get_lr_called_within_step
-from ._momentum import momentum_bounds, set_momentum, start_momentum
+from ._base import RuleScheduler, check_optimizer, format_param
+from ._momentum import cycled_momenta, momentum_bounds, start_momentum
 
 __all__ = ["OneCycleLR"]
 
 
-class OneCycleLR(LRScheduler):
+class OneCycleLR(RuleScheduler):
     r"""The 1cycle policy (step after every batch). Each group's LR goes from
     ``initial_lr = max_lr / div_factor`` up to ``max_lr`` over the first ``pct_start``
     of ``total_steps``, then down to ``min_lr = initial_lr / final_div_factor``
@@ -36,6 +36,8 @@ class OneCycleLR(LRScheduler):
         three_phase (bool): the three-phase schedule of the paper. Default: False.
         last_epoch (int): the index of the last batch. Default: -1.
     """
+
+    _rule = "OneCycleLR"
 
     def __init__(
         self,
@@ -68,9 +70,10 @@ class OneCycleLR(LRScheduler):
             self.total_steps = epochs * steps_per_epoch
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
-        self._schedule_phases = self._phases(pct_start, three_phase)
         if pct_start < 0 or pct_start > 1 or not isinstance(pct_start, float):
             raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
+        keys = ("end_step", "start_lr", "end_lr", "start_momentum", "end_momentum")
+        self._schedule_phases = [dict(zip(keys, p)) for p in _core.one_cycle_phases(self.total_steps, pct_start, three_phase)]
         if anneal_strategy not in ["cos", "linear"]:
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
         self._anneal_func_type = anneal_strategy
@@ -88,53 +91,14 @@ class OneCycleLR(LRScheduler):
                 start_momentum(optimizer, bases, tops, self.use_beta1)
         super().__init__(optimizer, last_epoch)
 
-    def _phases(self, pct_start: float, three_phase: bool) -> List[Dict[str, Any]]:
-        def phase(end_step: float, lr: str, end_lr: str, momentum: str, end_momentum: str) -> Dict[str, Any]:
-            return {
-                "end_step": end_step,
-                "start_lr": lr,
-                "end_lr": end_lr,
-                "start_momentum": momentum,
-                "end_momentum": end_momentum,
-            }
+    def _hyper(self) -> Dict[str, Any]:
+        return {
+            "total_steps": self.total_steps,
+            "phases": self._schedule_phases,
+            "anneal_strategy": self._anneal_func_type,
+            "groups": self.optimizer.param_groups,
+            "cycle_momentum": self.cycle_momentum,
+        }
 
-        up = float(pct_start * self.total_steps) - 1
-        last = self.total_steps - 1
-        if three_phase:
-            return [
-                phase(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
-                phase(float(2 * pct_start * self.total_steps) - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
-                phase(last, "initial_lr", "min_lr", "max_momentum", "max_momentum"),
-            ]
-        return [
-            phase(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
-            phase(last, "max_lr", "min_lr", "base_momentum", "max_momentum"),
-        ]
-
-    def _anneal_func(self, start: float, end: float, pct: float) -> float:
-        if self._anneal_func_type == "cos":
-            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
-        return (end - start) * pct + start
-
-    def get_lr(self) -> List[float]:
-        """The LRs at step ``last_epoch``; also sets the cycled momentum."""
-        warn_get_lr_called_within_step(self)
-        step_num = self.last_epoch
-        if step_num > self.total_steps:
-            raise ValueError(f"Tried to step {step_num} times. The specified number of total steps is {self.total_steps}")
-        lrs = []
-        for group in self.optimizer.param_groups:
-            start_step = 0.0
-            for i, phase in enumerate(self._schedule_phases):
-                end_step = phase["end_step"]
-                if step_num <= end_step or i == len(self._schedule_phases) - 1:
-                    pct = (step_num - start_step) / (end_step - start_step)
-                    lr = self._anneal_func(group[phase["start_lr"]], group[phase["end_lr"]], pct)
-                    if self.cycle_momentum:
-                        m = self._anneal_func(group[phase["start_momentum"]], group[phase["end_momentum"]], pct)
-                    break
-                start_step = phase["end_step"]
-            lrs.append(lr)
-            if self.cycle_momentum:
-                set_momentum(group, m, self.use_beta1)
-        return lrs
+    def _set_momenta(self, momenta: List[float]) -> None:
+        cycled_momenta(self.optimizer, momenta, self.use_beta1)

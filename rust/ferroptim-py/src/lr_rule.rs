@@ -11,12 +11,13 @@
 use std::sync::{Arc, Mutex};
 
 use ferroptim::lr_scheduler::{
-    ConstantLr, Context, CosineAnnealingLr, ExponentialLr, LambdaLr, LinearLr, LrLambda, MultiStepLr, MultiplicativeLr,
-    ParamGroup, PolynomialLr, Rule, StepLr,
+    cyclic_lrs, one_cycle_lrs, Anneal, ConstantLr, Context, CosineAnnealingLr, CyclicMode, ExponentialLr, LambdaLr,
+    LinearLr, LrLambda, MultiStepLr, MultiplicativeLr, OneCyclePoints, ParamGroup, PolynomialLr, Rule, ScaleMode,
+    StepLr, ONE_CYCLE_POINTS,
 };
 use pyo3::exceptions::{PyArithmeticError, PyKeyError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 /// `hyper[key]`, as a `T`.
 fn get<'py, T: FromPyObjectOwned<'py>>(hyper: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
@@ -82,11 +83,155 @@ fn rule(kind: &str, hyper: &Bound<'_, PyDict>, raised: &Raised) -> PyResult<Box<
     })
 }
 
+/// A Python function of one number (CyclicLR's `scale_fn`), called with it as an
+/// `int` (a cycle or iteration number, as torch passes it); NaN once a call has
+/// raised, the error kept in `raised`.
+fn scale_fn(f: Py<PyAny>, raised: &Raised) -> Box<dyn FnMut(f64) -> f64 + Send> {
+    let raised = Arc::clone(raised);
+    Box::new(move |x: f64| -> f64 {
+        let mut slot = raised.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return f64::NAN;
+        }
+        // Called inside `lr_rule`, on the thread that holds the GIL.
+        Python::attach(|py| match f.call1(py, (x as i64,)).and_then(|v| v.extract::<f64>(py)) {
+            Ok(v) => v,
+            Err(e) => {
+                *slot = Some(e);
+                f64::NAN
+            }
+        })
+    })
+}
+
+/// CyclicLR's amplitude policy: `hyper["scale_fn"]` (a Python callable, given the
+/// cycle or the iteration as `hyper["scale_mode"]` says), or with None the built-in
+/// `hyper["mode"]`.
+fn cyclic_mode(hyper: &Bound<'_, PyDict>, raised: &Raised) -> PyResult<CyclicMode> {
+    if let Some(f) = get::<Option<Py<PyAny>>>(hyper, "scale_fn")? {
+        let mode = match get::<String>(hyper, "scale_mode")?.as_str() {
+            "cycle" => ScaleMode::Cycle,
+            _ => ScaleMode::Iterations,
+        };
+        return Ok(CyclicMode::Custom(scale_fn(f, raised), mode));
+    }
+    builtin_mode(&get::<String>(hyper, "mode")?, get(hyper, "gamma")?)
+}
+
+fn builtin_mode(mode: &str, gamma: f64) -> PyResult<CyclicMode> {
+    Ok(match mode {
+        "triangular" => CyclicMode::Triangular,
+        "triangular2" => CyclicMode::Triangular2,
+        "exp_range" => CyclicMode::ExpRange { gamma },
+        _ => return Err(PyValueError::new_err("mode is invalid and scale_fn is None")),
+    })
+}
+
+/// CyclicLR's `scale_fn(x)` for its built-in `mode` (x the cycle number, or the
+/// iteration for "exp_range").
+#[pyfunction]
+pub(crate) fn cyclic_scale(mode: &str, gamma: f64, x: f64) -> PyResult<f64> {
+    Ok(builtin_mode(mode, gamma)?.scale(x, x))
+}
+
+/// torch's `CyclicLR.get_lr` from the class's attributes in `hyper`.
+fn cyclic(hyper: &Bound<'_, PyDict>, last_epoch: i64, base_lrs: &[f64], raised: &Raised) -> PyResult<Lrs> {
+    let mut mode = cyclic_mode(hyper, raised)?;
+    let max_lrs: Vec<f64> = get(hyper, "max_lrs")?;
+    let momentum: Option<(Vec<f64>, Vec<f64>)> = get(hyper, "momentum")?;
+    let momentum = momentum.as_ref().map(|(b, m)| (&b[..], &m[..]));
+    let (total, ratio) = (get(hyper, "total_size")?, get(hyper, "step_ratio")?);
+    Ok(cyclic_lrs(last_epoch, total, ratio, &mut mode, base_lrs, &max_lrs, momentum))
+}
+
+/// The index of a [`OneCyclePoints`] name.
+fn point(name: &str) -> PyResult<usize> {
+    ONE_CYCLE_POINTS
+        .iter()
+        .position(|&n| n == name)
+        .ok_or_else(|| PyValueError::new_err(format!("OneCycleLR: no point '{name}'")))
+}
+
+/// torch's `OneCycleLR.get_lr` from the class's attributes in `hyper` (its
+/// `_schedule_phases`, and the points read from its optimizer's param groups).
+fn one_cycle(hyper: &Bound<'_, PyDict>, last_epoch: i64) -> PyResult<Lrs> {
+    let cycle_momentum: bool = get(hyper, "cycle_momentum")?;
+    let mut phases = Vec::new();
+    for p in get::<Vec<Bound<'_, PyDict>>>(hyper, "phases")? {
+        let name = |key: &str| get::<String>(&p, key).and_then(|n| point(&n));
+        phases.push((
+            get(&p, "end_step")?,
+            (name("start_lr")?, name("start_momentum")?),
+            (name("end_lr")?, name("end_momentum")?),
+        ));
+    }
+    let mut points = Vec::new();
+    for g in get::<Vec<Bound<'_, PyDict>>>(hyper, "groups")? {
+        let mut p: OneCyclePoints = [0.0; 5];
+        // the momentum points are in the groups only when the momentum cycles
+        let used = if cycle_momentum { 5 } else { 3 };
+        for (value, key) in p.iter_mut().zip(ONE_CYCLE_POINTS).take(used) {
+            *value = get(&g, key)?;
+        }
+        points.push(p);
+    }
+    let anneal = match get::<String>(hyper, "anneal_strategy")?.as_str() {
+        "cos" => Anneal::Cos,
+        _ => Anneal::Linear,
+    };
+    one_cycle_lrs(last_epoch, get(hyper, "total_steps")?, &phases, anneal, &points, cycle_momentum)
+        .map_err(|e| PyValueError::new_err(e.0))
+}
+
+/// OneCycleLR's `_schedule_phases` for `total_steps` steps rising for the fraction
+/// `pct_start`: (end step, start LR, end LR, start momentum, end momentum), the last
+/// four naming values in the param groups. The last phase ends at the int
+/// `total_steps - 1`, the others at floats, as in torch's state dict.
+#[pyfunction]
+pub(crate) fn one_cycle_phases<'py>(
+    py: Python<'py>,
+    total_steps: i64,
+    pct_start: f64,
+    three_phase: bool,
+) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+    let phases = ferroptim::lr_scheduler::one_cycle_phases(total_steps, pct_start, three_phase);
+    let last = phases.len() - 1;
+    let n = |i: usize| ONE_CYCLE_POINTS[i];
+    phases
+        .into_iter()
+        .enumerate()
+        .map(|(i, (end, from, to))| {
+            let end = if i == last {
+                (total_steps - 1).into_pyobject(py)?.into_any()
+            } else {
+                end.into_pyobject(py)?.into_any()
+            };
+            PyTuple::new(
+                py,
+                [
+                    end,
+                    n(from.0).into_pyobject(py)?.into_any(),
+                    n(to.0).into_pyobject(py)?.into_any(),
+                    n(from.1).into_pyobject(py)?.into_any(),
+                    n(to.1).into_pyobject(py)?.into_any(),
+                ],
+            )
+        })
+        .collect()
+}
+
+/// New LRs and momenta (None: the rule sets none).
+type Lrs = (Vec<f64>, Option<Vec<f64>>);
+
+/// What [`lr_rule`] returns: the LRs (None: the rule has no closed form) and momenta.
+type RuleOut = (Option<Vec<f64>>, Option<Vec<f64>>);
+
 /// The new LR of each param group by the rule `kind` (a torch scheduler's class name)
 /// with the attributes `hyper`: torch's `get_lr`, or with `closed_form` its
-/// `_get_closed_form_lr` (None where the rule has none). `lrs` are the groups'
-/// current LRs; `last_epoch`, `step_count` and `is_initial` the scheduler's
-/// `last_epoch`, `_step_count` and `_is_initial`.
+/// `_get_closed_form_lr`; and the momentum of each group, for the rules that cycle it
+/// (CyclicLR, OneCycleLR). None where the rule has no closed form, or sets no
+/// momentum. `lrs` are the groups' current LRs; `last_epoch`, `step_count` and
+/// `is_initial` the scheduler's `last_epoch`, `_step_count` and `_is_initial`.
 #[pyfunction]
 #[pyo3(signature = (kind, hyper, last_epoch, step_count, is_initial, base_lrs, lrs, closed_form=false))]
 #[allow(clippy::too_many_arguments)]
@@ -99,20 +244,33 @@ pub(crate) fn lr_rule(
     base_lrs: Vec<f64>,
     lrs: Vec<f64>,
     closed_form: bool,
-) -> PyResult<Option<Vec<f64>>> {
+) -> PyResult<RuleOut> {
     let raised: Raised = Arc::default();
-    let mut rule = rule(kind, hyper, &raised)?;
-    let mut groups: Vec<ParamGroup> = lrs.iter().map(|&lr| ParamGroup::new(lr)).collect();
-    // Not a fresh start (last_epoch -1 would set the groups' starting LRs): the
-    // rule's own checks and per-group values only.
-    rule.attach(&mut groups, 0).map_err(|e| PyValueError::new_err(e.0))?;
-    let c = Context { last_epoch, step_count, is_initial, base_lrs: &base_lrs };
-    let out = if closed_form { rule.closed_form(&c) } else { Some(rule.lrs(&c, &mut groups)) };
+    let out = match kind {
+        "CyclicLR" | "OneCycleLR" if closed_form => (None, None),
+        "CyclicLR" => {
+            let (new, momenta) = cyclic(hyper, last_epoch, &base_lrs, &raised)?;
+            (Some(new), momenta)
+        }
+        "OneCycleLR" => {
+            let (new, momenta) = one_cycle(hyper, last_epoch)?;
+            (Some(new), momenta)
+        }
+        _ => {
+            let mut rule = rule(kind, hyper, &raised)?;
+            let mut groups: Vec<ParamGroup> = lrs.iter().map(|&lr| ParamGroup::new(lr)).collect();
+            // Not a fresh start (last_epoch -1 would set the groups' starting LRs):
+            // the rule's own checks and per-group values only.
+            rule.attach(&mut groups, 0).map_err(|e| PyValueError::new_err(e.0))?;
+            let c = Context { last_epoch, step_count, is_initial, base_lrs: &base_lrs };
+            (if closed_form { rule.closed_form(&c) } else { Some(rule.lrs(&c, &mut groups)) }, None)
+        }
+    };
     let error = raised.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(e) = error {
         return Err(e);
     }
-    if let Some(new) = &out {
+    if let Some(new) = &out.0 {
         finite(kind, &lrs, &base_lrs, new)?;
     }
     Ok(out)
@@ -123,6 +281,11 @@ pub(crate) fn lr_rule(
 /// `ValueError` with torch's message.
 #[pyfunction]
 pub(crate) fn lr_rule_check(kind: &str, hyper: &Bound<'_, PyDict>, groups: usize) -> PyResult<()> {
+    if matches!(kind, "CyclicLR" | "OneCycleLR") {
+        // their arguments (per-group lists, the optimizer's momentum) are the Python
+        // class's to check, before it sets the groups' starting values
+        return Ok(());
+    }
     let raised: Raised = Arc::default();
     let mut groups = vec![ParamGroup::new(0.0); groups];
     rule(kind, hyper, &raised)?.attach(&mut groups, 0).map_err(|e| PyValueError::new_err(e.0))
@@ -132,9 +295,10 @@ pub(crate) fn lr_rule_check(kind: &str, hyper: &Bound<'_, PyDict>, groups: usize
 /// divides by zero or its power overflows (a `T_max` or `total_iters` of 0, a `factor`
 /// of 0, `gamma^epoch` past the largest float), torch's Python arithmetic raises
 /// `ZeroDivisionError` or `OverflowError`, both `ArithmeticError`s. A function of the
-/// user's (`LambdaLR`, `MultiplicativeLR`) may return any factor, as in torch.
+/// user's (`LambdaLR`, `MultiplicativeLR`, CyclicLR's `scale_fn`) may return any
+/// factor, as in torch.
 fn finite(kind: &str, lrs: &[f64], base_lrs: &[f64], new: &[f64]) -> PyResult<()> {
-    let user_factor = matches!(kind, "LambdaLR" | "MultiplicativeLR");
+    let user_factor = matches!(kind, "LambdaLR" | "MultiplicativeLR" | "CyclicLR");
     let inputs_finite = lrs.iter().chain(base_lrs).all(|x| x.is_finite());
     match new.iter().position(|x| !x.is_finite()) {
         Some(i) if inputs_finite && !user_factor => Err(PyArithmeticError::new_err(format!(

@@ -95,48 +95,64 @@ impl CosineAnnealingWarmRestarts {
         Ok(s)
     }
 
-    /// Goes to `epoch` (fractional epochs allowed: `epoch + i / iters` within one).
-    ///
-    /// # Panics
-    /// If `epoch` is negative.
-    pub fn step_to(&mut self, epoch: f64, groups: &mut [ParamGroup]) {
-        assert!(epoch >= 0.0, "Expected non-negative epoch, but got {epoch}");
-        let (t_0, m) = (self.t_0 as f64, self.t_mult as f64);
-        if epoch >= t_0 {
-            if self.t_mult == 1 {
-                self.t_cur = epoch % t_0;
-            } else {
-                let n = ((epoch / t_0 * (m - 1.0) + 1.0).ln() / m.ln()) as i64;
-                self.t_cur = epoch - t_0 * (m.powf(n as f64) - 1.0) / (m - 1.0);
-                self.t_i = t_0 * m.powf(n as f64);
-            }
-        } else {
-            self.t_i = t_0;
-            self.t_cur = epoch;
-        }
+    /// Goes to `epoch` (fractional epochs allowed: `epoch + i / iters` within one);
+    /// a negative one is refused with torch's message, changing nothing.
+    pub fn step_to(&mut self, epoch: f64, groups: &mut [ParamGroup]) -> Result<(), SchedulerError> {
+        (self.t_cur, self.t_i) = warm_restarts_position(self.t_0, self.t_mult, self.t_i, self.t_cur, Some(epoch))?;
         self.set(epoch.floor() as i64, groups);
+        Ok(())
     }
 
     fn set(&mut self, last_epoch: i64, groups: &mut [ParamGroup]) {
         self.last_epoch = last_epoch;
-        let (eta_min, cos) = (self.eta_min, (PI * self.t_cur / self.t_i).cos());
-        for (g, b) in groups.iter_mut().zip(&self.base_lrs) {
-            g.lr = eta_min + (b - eta_min) * (1.0 + cos) / 2.0;
+        for (g, lr) in groups.iter_mut().zip(warm_restarts_lrs(self.eta_min, self.t_cur, self.t_i, &self.base_lrs)) {
+            g.lr = lr;
         }
         self.last_lr = groups.iter().map(|g| g.lr).collect();
     }
 }
 
+/// Where SGDR stands after one more epoch (`epoch` None) or at `epoch` (fractional
+/// epochs allowed), from `t_cur` epochs into a period of `t_i`: the new (`T_cur`,
+/// `T_i`), as torch's `CosineAnnealingWarmRestarts.step` computes them. A negative
+/// epoch is refused with torch's message.
+pub fn warm_restarts_position(
+    t_0: i64,
+    t_mult: i64,
+    t_i: f64,
+    t_cur: f64,
+    epoch: Option<f64>,
+) -> Result<(f64, f64), SchedulerError> {
+    let Some(epoch) = epoch else {
+        let t_cur = t_cur + 1.0;
+        return Ok(if t_cur >= t_i { (t_cur % t_i, t_i * t_mult as f64) } else { (t_cur, t_i) });
+    };
+    require(epoch >= 0.0, || format!("Expected non-negative epoch, but got {epoch}"))?;
+    let (t_0, m) = (t_0 as f64, t_mult as f64);
+    Ok(if epoch < t_0 {
+        (epoch, t_0)
+    } else if t_mult == 1 {
+        (epoch % t_0, t_i)
+    } else {
+        let n = ((epoch / t_0 * (m - 1.0) + 1.0).ln() / m.ln()) as i64;
+        (epoch - t_0 * (m.powf(n as f64) - 1.0) / (m - 1.0), t_0 * m.powf(n as f64))
+    })
+}
+
+/// SGDR's LRs `T_cur` epochs into a period of `T_i`: `η_min + (b − η_min)(1 +
+/// cos(π·T_cur/T_i))/2` for each `b` of `base_lrs`.
+pub fn warm_restarts_lrs(eta_min: f64, t_cur: f64, t_i: f64, base_lrs: &[f64]) -> Vec<f64> {
+    let cos = (PI * t_cur / t_i).cos();
+    base_lrs.iter().map(|b| eta_min + (b - eta_min) * (1.0 + cos) / 2.0).collect()
+}
+
 impl LrScheduler for CosineAnnealingWarmRestarts {
     fn step(&mut self, groups: &mut [ParamGroup]) {
         if self.last_epoch < 0 {
-            return self.step_to(0.0, groups);
+            return self.step_to(0.0, groups).expect("epoch 0 is not negative");
         }
-        self.t_cur += 1.0;
-        if self.t_cur >= self.t_i {
-            self.t_cur %= self.t_i;
-            self.t_i *= self.t_mult as f64;
-        }
+        (self.t_cur, self.t_i) = warm_restarts_position(self.t_0, self.t_mult, self.t_i, self.t_cur, None)
+            .expect("only an epoch given can be negative");
         self.set(self.last_epoch + 1, groups);
     }
 

@@ -67,9 +67,13 @@ impl CyclicLr {
             bounds: Vec::new(),
         }
     }
+}
 
-    fn scale(&mut self, cycle: f64, iteration: f64) -> f64 {
-        match &mut self.mode {
+impl CyclicMode {
+    /// The amplitude factor at cycle `cycle` (from 1) and iteration `iteration`
+    /// (torch's `scale_fn`, given the one its `scale_mode` names).
+    pub fn scale(&mut self, cycle: f64, iteration: f64) -> f64 {
+        match self {
             CyclicMode::Triangular => 1.0,
             CyclicMode::Triangular2 => 1.0 / 2f64.powf(cycle - 1.0),
             CyclicMode::ExpRange { gamma } => gamma.powf(iteration),
@@ -77,6 +81,31 @@ impl CyclicLr {
             CyclicMode::Custom(f, ScaleMode::Iterations) => f(iteration),
         }
     }
+}
+
+/// torch's `CyclicLR.get_lr` from its attributes: at iteration `last_epoch` of
+/// cycles of `total_size` iterations rising for the fraction `step_ratio`, each
+/// group's LR between its `base_lrs` and `max_lrs` entries and, with `momentum`
+/// (each group's base and max momentum), its momentum, which goes the other way. The
+/// scale factor is asked of `mode` once per value, as torch asks its `scale_fn`.
+pub fn cyclic_lrs(
+    last_epoch: i64,
+    total_size: f64,
+    step_ratio: f64,
+    mode: &mut CyclicMode,
+    base_lrs: &[f64],
+    max_lrs: &[f64],
+    momentum: Option<(&[f64], &[f64])>,
+) -> (Vec<f64>, Option<Vec<f64>>) {
+    let e = last_epoch as f64;
+    let cycle = (1.0 + e / total_size).floor();
+    let x = 1.0 + e / total_size - cycle;
+    let scale_factor = if x <= step_ratio { x / step_ratio } else { (x - 1.0) / (step_ratio - 1.0) };
+    let lrs = base_lrs.iter().zip(max_lrs).map(|(&b, &m)| b + (m - b) * scale_factor * mode.scale(cycle, e)).collect();
+    let momenta = momentum.map(|(base, max)| {
+        base.iter().zip(max).map(|(&b, &m)| m - (m - b) * scale_factor * mode.scale(cycle, e)).collect()
+    });
+    (lrs, momenta)
 }
 
 impl Rule for CyclicLr {
@@ -111,20 +140,14 @@ impl Rule for CyclicLr {
     fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
         let up = self.step_size_up;
         let total = up + self.step_size_down.unwrap_or(up);
-        let ratio = up / total;
-        let e = c.last_epoch as f64;
-        let cycle = (1.0 + e / total).floor();
-        let x = 1.0 + e / total - cycle;
-        let scale_factor = if x <= ratio { x / ratio } else { (x - 1.0) / (ratio - 1.0) };
-        let f = self.scale(cycle, e);
+        let max: Vec<f64> = self.bounds.iter().map(|b| b[1]).collect();
+        let (base_m, max_m): (Vec<f64>, Vec<f64>) = self.bounds.iter().map(|b| (b[2], b[3])).unzip();
+        let momentum = self.cycle_momentum.then_some((&base_m[..], &max_m[..]));
         // `base_lrs` are the groups' `initial_lr` in the construction step (as in
         // torch), the cycle's `base_lr` afterwards
-        let lrs =
-            self.bounds.iter().zip(c.base_lrs).map(|(b, &base)| base + (b[1] - base) * scale_factor * f).collect();
-        if self.cycle_momentum {
-            for (g, b) in groups.iter_mut().zip(&self.bounds) {
-                g.momentum = Some(b[3] - (b[3] - b[2]) * scale_factor * f);
-            }
+        let (lrs, momenta) = cyclic_lrs(c.last_epoch, total, up / total, &mut self.mode, c.base_lrs, &max, momentum);
+        for (g, m) in groups.iter_mut().zip(momenta.iter().flatten()) {
+            g.momentum = Some(*m);
         }
         lrs
     }
@@ -164,12 +187,78 @@ pub struct OneCycleLr {
     /// A third phase that anneals to the final LR (else the second does).
     pub three_phase: bool,
     /// Per group: initial, max and min LR, max and base momentum.
-    points: Vec<[f64; 5]>,
+    points: Vec<OneCyclePoints>,
 }
 
 /// A phase of [`OneCycleLr`]: its last step, and where it starts and ends, as
-/// (LR, momentum) indices into a group's points.
-type Phase = (f64, (usize, usize), (usize, usize));
+/// (LR, momentum) indices into a group's [`OneCyclePoints`].
+pub type Phase = (f64, (usize, usize), (usize, usize));
+
+/// The values a group's [`OneCycleLr`] phases run between, in this order (torch keeps
+/// them in the group under these names): `initial_lr`, `max_lr`, `min_lr`,
+/// `max_momentum`, `base_momentum`.
+pub type OneCyclePoints = [f64; 5];
+
+/// The names of the [`OneCyclePoints`], in their order.
+pub const ONE_CYCLE_POINTS: [&str; 5] = ["initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum"];
+
+/// torch's `OneCycleLR` phases for `total_steps` steps rising for the fraction
+/// `pct_start` of them: (end step, start point, end point), points indexing a group's
+/// [`OneCyclePoints`] as (LR index, momentum index).
+pub fn one_cycle_phases(total_steps: i64, pct_start: f64, three_phase: bool) -> Vec<Phase> {
+    let n = total_steps as f64;
+    let (initial, max, min, max_m, base_m) = (0, 1, 2, 3, 4);
+    if three_phase {
+        vec![
+            (pct_start * n - 1.0, (initial, max_m), (max, base_m)),
+            (2.0 * pct_start * n - 2.0, (max, base_m), (initial, max_m)),
+            (n - 1.0, (initial, max_m), (min, max_m)),
+        ]
+    } else {
+        vec![(pct_start * n - 1.0, (initial, max_m), (max, base_m)), (n - 1.0, (max, base_m), (min, max_m))]
+    }
+}
+
+/// torch's `OneCycleLR.get_lr` from its attributes: each group's LR (and, with
+/// `cycle_momentum`, momentum) at `step` of `total_steps`, along `phases` between the
+/// group's `points`, annealed by `anneal`. Stepping past `total_steps` is refused with
+/// torch's message.
+pub fn one_cycle_lrs(
+    step: i64,
+    total_steps: i64,
+    phases: &[Phase],
+    anneal: Anneal,
+    points: &[OneCyclePoints],
+    cycle_momentum: bool,
+) -> Result<(Vec<f64>, Option<Vec<f64>>), SchedulerError> {
+    require(step <= total_steps, || {
+        format!("Tried to step {step} times. The specified number of total steps is {total_steps}")
+    })?;
+    let (mut lrs, mut momenta) = (Vec::with_capacity(points.len()), Vec::with_capacity(points.len()));
+    for p in points {
+        let mut start_step = 0.0;
+        for (i, &(end_step, from, to)) in phases.iter().enumerate() {
+            if step as f64 <= end_step || i == phases.len() - 1 {
+                let pct = (step as f64 - start_step) / (end_step - start_step);
+                lrs.push(anneal.at(p[from.0], p[to.0], pct));
+                momenta.push(anneal.at(p[from.1], p[to.1], pct));
+                break;
+            }
+            start_step = end_step;
+        }
+    }
+    Ok((lrs, cycle_momentum.then_some(momenta)))
+}
+
+impl Anneal {
+    /// The value `pct` of the way from `start` to `end`.
+    pub fn at(self, start: f64, end: f64, pct: f64) -> f64 {
+        match self {
+            Anneal::Cos => end + (start - end) / 2.0 * ((PI * pct).cos() + 1.0),
+            Anneal::Linear => (end - start) * pct + start,
+        }
+    }
+}
 
 impl OneCycleLr {
     /// torch's defaults for `max_lr` over `total_steps`.
@@ -186,29 +275,6 @@ impl OneCycleLr {
             final_div_factor: 1e4,
             three_phase: false,
             points: Vec::new(),
-        }
-    }
-
-    fn anneal(&self, start: f64, end: f64, pct: f64) -> f64 {
-        match self.anneal {
-            Anneal::Cos => end + (start - end) / 2.0 * ((PI * pct).cos() + 1.0),
-            Anneal::Linear => (end - start) * pct + start,
-        }
-    }
-
-    /// The phases: (end step, start point, end point), points indexing `points[g]`
-    /// as (LR index, momentum index).
-    fn phases(&self) -> Vec<Phase> {
-        let n = self.total_steps as f64;
-        let (initial, max, min, max_m, base_m) = (0, 1, 2, 3, 4);
-        if self.three_phase {
-            vec![
-                (self.pct_start * n - 1.0, (initial, max_m), (max, base_m)),
-                (2.0 * self.pct_start * n - 2.0, (max, base_m), (initial, max_m)),
-                (n - 1.0, (initial, max_m), (min, max_m)),
-            ]
-        } else {
-            vec![(self.pct_start * n - 1.0, (initial, max_m), (max, base_m)), (n - 1.0, (max, base_m), (min, max_m))]
         }
     }
 }
@@ -251,28 +317,12 @@ impl Rule for OneCycleLr {
     /// # Panics
     /// Stepping past `total_steps`, with torch's message.
     fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
-        let step = c.last_epoch as f64;
-        assert!(
-            c.last_epoch <= self.total_steps,
-            "Tried to step {} times. The specified number of total steps is {}",
-            c.last_epoch,
-            self.total_steps
-        );
-        let phases = self.phases();
-        let mut lrs = Vec::with_capacity(groups.len());
-        for (g, p) in groups.iter_mut().zip(&self.points) {
-            let mut start_step = 0.0;
-            for (i, &(end_step, from, to)) in phases.iter().enumerate() {
-                if step <= end_step || i == phases.len() - 1 {
-                    let pct = (step - start_step) / (end_step - start_step);
-                    lrs.push(self.anneal(p[from.0], p[to.0], pct));
-                    if self.cycle_momentum {
-                        g.momentum = Some(self.anneal(p[from.1], p[to.1], pct));
-                    }
-                    break;
-                }
-                start_step = end_step;
-            }
+        let phases = one_cycle_phases(self.total_steps, self.pct_start, self.three_phase);
+        let (lrs, momenta) =
+            one_cycle_lrs(c.last_epoch, self.total_steps, &phases, self.anneal, &self.points, self.cycle_momentum)
+                .unwrap_or_else(|e| panic!("{e}"));
+        for (g, m) in groups.iter_mut().zip(momenta.iter().flatten()) {
+            g.momentum = Some(*m);
         }
         lrs
     }

@@ -30,8 +30,11 @@ mod plateau;
 mod swa;
 
 pub use composite::{ChainedScheduler, SequentialLr};
-pub use cosine::{CosineAnnealingLr, CosineAnnealingWarmRestarts};
-pub use cyclic::{Anneal, CyclicLr, CyclicMode, OneCycleLr, ScaleMode};
+pub use cosine::{warm_restarts_lrs, warm_restarts_position, CosineAnnealingLr, CosineAnnealingWarmRestarts};
+pub use cyclic::{
+    cyclic_lrs, one_cycle_lrs, one_cycle_phases, Anneal, CyclicLr, CyclicMode, OneCycleLr, OneCyclePoints, Phase,
+    ScaleMode, ONE_CYCLE_POINTS,
+};
 pub use factor::{ConstantLr, ExponentialLr, LinearLr, MultiStepLr, PolynomialLr, StepLr};
 pub use lambda::{LambdaLr, LrLambda, MultiplicativeLr};
 pub use plateau::{PlateauMode, ReduceLrOnPlateau, ThresholdMode};
