@@ -464,3 +464,15 @@ def test_one_cycle_keeps_torchs_phases():
         {"end_step": 9, "start_lr": "initial_lr", "end_lr": "min_lr", "start_momentum": "max_momentum", "end_momentum": "max_momentum"},
     ]
     assert [type(p["end_step"]) for p in sched._schedule_phases] == [float, float, int]
+
+
+def test_warm_restarts_refuse_a_negative_epoch_and_change_nothing():
+    opt = sgd()
+    sched = S.CosineAnnealingWarmRestarts(opt, T_0=3)
+    opt.step()
+    sched.step()
+    before = (sched.T_cur, sched.T_i, sched.last_epoch, lrs(opt))
+    for epoch in (-1, -0.5):
+        with pytest.raises(ValueError, match=f"Expected non-negative epoch, but got {epoch}$"):
+            sched.step(epoch)
+        assert (sched.T_cur, sched.T_i, sched.last_epoch, lrs(opt)) == before

@@ -186,6 +186,17 @@ def lr_rule_check(kind: str, hyper: Dict[str, Any], groups: int) -> None:
     """Checks the attributes of the scheduler rule `kind` for `groups` param groups
     (ValueError with torch's message)."""
 
+def warm_restarts_position(
+    t_0: int, t_mult: int, t_i: float, t_cur: float, epoch: Optional[float] = None
+) -> Tuple[float, int]:
+    """CosineAnnealingWarmRestarts' (T_cur, T_i) after one more epoch, or at `epoch`."""
+
+def plateau_is_better(mode: str, threshold_mode: str, threshold: float, a: float, best: float) -> bool:
+    """ReduceLROnPlateau's is_better(a, best)."""
+
+def plateau_reduced(lr: float, factor: float, min_lr: float, eps: float) -> float:
+    """The LR a ReduceLROnPlateau reduction gives a group at `lr`."""
+
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...
 def stream(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from ..optimizer import Optimizer
-from ._base import ClosedFormRuleScheduler, LRScheduler, _Flag, warn_get_lr_called_within_step
+from .. import _core
+from ._base import ClosedFormRuleScheduler, RuleScheduler, _Flag
 
 __all__ = ["CosineAnnealingLR", "CosineAnnealingWarmRestarts"]
 
@@ -40,7 +41,7 @@ class CosineAnnealingLR(ClosedFormRuleScheduler):
         return {"T_max": self.T_max, "eta_min": self.eta_min}
 
 
-class CosineAnnealingWarmRestarts(LRScheduler):
+class CosineAnnealingWarmRestarts(RuleScheduler):
     r"""Cosine annealing with warm restarts (SGDR): the LR falls from the initial LR to
     ``eta_min`` over ``T_i`` epochs, then restarts with ``T_i ← T_i · T_mult``:
 
@@ -56,6 +57,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         eta_min (float): the lowest LR. Default: 0.
         last_epoch (int): the index of the last epoch. Default: -1.
     """
+
+    _rule = "CosineAnnealingWarmRestarts"
 
     def __init__(
         self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0, last_epoch: int = -1
@@ -73,37 +76,15 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         self.T_cur: float = last_epoch
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> List[float]:
-        warn_get_lr_called_within_step(self)
-        return [
-            self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
-            for base_lr in self.base_lrs
-        ]
+    def _hyper(self) -> Dict[str, Any]:
+        return {"eta_min": self.eta_min, "T_cur": self.T_cur, "T_i": self.T_i}
 
     def step(self, epoch: Optional[float] = None) -> None:
         """Advances one epoch, or goes to ``epoch`` (which may be fractional)."""
         if epoch is None and self.last_epoch < 0:
             epoch = 0
-        if epoch is None:
-            epoch = self.last_epoch + 1
-            self.T_cur = self.T_cur + 1
-            if self.T_cur >= self.T_i:
-                self.T_cur = self.T_cur % self.T_i
-                self.T_i = self.T_i * self.T_mult
-        else:
-            if epoch < 0:
-                raise ValueError(f"Expected non-negative epoch, but got {epoch}")
-            if epoch >= self.T_0:
-                if self.T_mult == 1:
-                    self.T_cur = epoch % self.T_0
-                else:
-                    n = int(math.log((epoch / self.T_0 * (self.T_mult - 1) + 1), self.T_mult))
-                    self.T_cur = epoch - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1)
-                    self.T_i = self.T_0 * self.T_mult ** (n)
-            else:
-                self.T_i = self.T_0
-                self.T_cur = epoch
-        self.last_epoch = math.floor(epoch)
+        self.T_cur, self.T_i = _core.warm_restarts_position(self.T_0, self.T_mult, self.T_i, self.T_cur, epoch)
+        self.last_epoch = self.last_epoch + 1 if epoch is None else math.floor(epoch)
         with _Flag(self, "_get_lr_called_within_step"):
             values = self.get_lr()
         self._set_lrs(values)

@@ -6,6 +6,7 @@ import math
 import warnings
 from typing import Any, Dict, List, Optional, SupportsFloat, Union
 
+from .. import _core
 from ..optimizer import Optimizer
 from ._base import EPOCH_DEPRECATION_WARNING, LRScheduler, check_optimizer
 
@@ -126,8 +127,8 @@ class ReduceLROnPlateau(LRScheduler):
             self.min_lrs = [self.default_min_lr] * len(self.optimizer.param_groups)
         for i, group in enumerate(self.optimizer.param_groups):
             old_lr = float(group["lr"])
-            new_lr = max(old_lr * self.factor, self.min_lrs[i])
-            if old_lr - new_lr > self.eps:
+            new_lr = _core.plateau_reduced(old_lr, self.factor, self.min_lrs[i], self.eps)
+            if new_lr != old_lr:
                 group["lr"] = new_lr
 
     @property
@@ -135,13 +136,7 @@ class ReduceLROnPlateau(LRScheduler):
         return self.cooldown_counter > 0
 
     def _is_better(self, a: float, best: float) -> bool:
-        if self.mode == "min" and self.threshold_mode == "rel":
-            return a < best * (1.0 - self.threshold)
-        if self.mode == "min" and self.threshold_mode == "abs":
-            return a < best - self.threshold
-        if self.mode == "max" and self.threshold_mode == "rel":
-            return a > best * (self.threshold + 1.0)
-        return a > best + self.threshold
+        return _core.plateau_is_better(self.mode, self.threshold_mode, self.threshold, a, best)
 
     def _init_is_better(self, mode: str, threshold: float, threshold_mode: str) -> None:
         if mode not in {"min", "max"}:

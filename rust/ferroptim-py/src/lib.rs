@@ -147,6 +147,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lr_rule::lr_rule_check, m)?)?;
     m.add_function(wrap_pyfunction!(lr_rule::cyclic_scale, m)?)?;
     m.add_function(wrap_pyfunction!(lr_rule::one_cycle_phases, m)?)?;
+    m.add_function(wrap_pyfunction!(lr_rule::warm_restarts_position, m)?)?;
+    m.add_function(wrap_pyfunction!(lr_rule::plateau_is_better, m)?)?;
+    m.add_function(wrap_pyfunction!(lr_rule::plateau_reduced, m)?)?;
     m.add("NUM_THREADS_ENV", ferroptim::threads::NUM_THREADS_ENV)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

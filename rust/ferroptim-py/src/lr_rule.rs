@@ -11,13 +11,13 @@
 use std::sync::{Arc, Mutex};
 
 use ferroptim::lr_scheduler::{
-    cyclic_lrs, one_cycle_lrs, Anneal, ConstantLr, Context, CosineAnnealingLr, CyclicMode, ExponentialLr, LambdaLr,
-    LinearLr, LrLambda, MultiStepLr, MultiplicativeLr, OneCyclePoints, ParamGroup, PolynomialLr, Rule, ScaleMode,
-    StepLr, ONE_CYCLE_POINTS,
+    cyclic_lrs, one_cycle_lrs, warm_restarts_lrs, Anneal, ConstantLr, Context, CosineAnnealingLr, CyclicMode,
+    ExponentialLr, LambdaLr, LinearLr, LrLambda, MultiStepLr, MultiplicativeLr, OneCyclePoints, ParamGroup,
+    PlateauMode, PolynomialLr, Rule, ScaleMode, StepLr, ThresholdMode, ONE_CYCLE_POINTS,
 };
 use pyo3::exceptions::{PyArithmeticError, PyKeyError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyInt, PyTuple};
 
 /// `hyper[key]`, as a `T`.
 fn get<'py, T: FromPyObjectOwned<'py>>(hyper: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
@@ -220,6 +220,64 @@ pub(crate) fn one_cycle_phases<'py>(
         .collect()
 }
 
+/// Where CosineAnnealingWarmRestarts stands after one more epoch (`epoch` None) or
+/// at `epoch`: its new (`T_cur`, `T_i`). `T_cur` stays a Python int where torch's
+/// arithmetic keeps it one (whole epochs, or an int epoch within the first period or
+/// with `T_mult` 1), else a float. A negative epoch is a `ValueError`.
+#[pyfunction]
+#[pyo3(signature = (t_0, t_mult, t_i, t_cur, epoch=None))]
+pub(crate) fn warm_restarts_position<'py>(
+    py: Python<'py>,
+    t_0: i64,
+    t_mult: i64,
+    t_i: f64,
+    t_cur: &Bound<'py, PyAny>,
+    epoch: Option<&Bound<'py, PyAny>>,
+) -> PyResult<(Bound<'py, PyAny>, i64)> {
+    let e: Option<f64> = epoch.map(|e| e.extract()).transpose()?;
+    if let (Some(epoch), Some(e)) = (epoch, e) {
+        if e < 0.0 {
+            return Err(PyValueError::new_err(format!("Expected non-negative epoch, but got {}", epoch.str()?)));
+        }
+    }
+    let (cur, period) = ferroptim::lr_scheduler::warm_restarts_position(t_0, t_mult, t_i, t_cur.extract()?, e)
+        .map_err(|e| PyValueError::new_err(e.0))?;
+    let stays_int = match (epoch, e) {
+        (Some(epoch), Some(e)) => epoch.is_instance_of::<PyInt>() && (e < t_0 as f64 || t_mult == 1),
+        _ => t_cur.is_instance_of::<PyInt>(),
+    };
+    let cur = if stays_int { (cur as i64).into_pyobject(py)?.into_any() } else { cur.into_pyobject(py)?.into_any() };
+    Ok((cur, period as i64))
+}
+
+fn plateau_modes(mode: &str, threshold_mode: &str) -> PyResult<(PlateauMode, ThresholdMode)> {
+    let mode = match mode {
+        "min" => PlateauMode::Min,
+        "max" => PlateauMode::Max,
+        _ => return Err(PyValueError::new_err(format!("mode {mode} is unknown!"))),
+    };
+    let threshold_mode = match threshold_mode {
+        "rel" => ThresholdMode::Rel,
+        "abs" => ThresholdMode::Abs,
+        _ => return Err(PyValueError::new_err(format!("threshold mode {threshold_mode} is unknown!"))),
+    };
+    Ok((mode, threshold_mode))
+}
+
+/// ReduceLROnPlateau's `is_better(a, best)`.
+#[pyfunction]
+pub(crate) fn plateau_is_better(mode: &str, threshold_mode: &str, threshold: f64, a: f64, best: f64) -> PyResult<bool> {
+    let (mode, threshold_mode) = plateau_modes(mode, threshold_mode)?;
+    Ok(ferroptim::lr_scheduler::plateau_is_better(mode, threshold_mode, threshold, a, best))
+}
+
+/// The LR ReduceLROnPlateau's reduction gives a group at `lr` (`lr` itself when the
+/// change would be `eps` or less).
+#[pyfunction]
+pub(crate) fn plateau_reduced(lr: f64, factor: f64, min_lr: f64, eps: f64) -> f64 {
+    ferroptim::lr_scheduler::plateau_reduced(lr, factor, min_lr, eps)
+}
+
 /// New LRs and momenta (None: the rule sets none).
 type Lrs = (Vec<f64>, Option<Vec<f64>>);
 
@@ -256,6 +314,11 @@ pub(crate) fn lr_rule(
             let (new, momenta) = one_cycle(hyper, last_epoch)?;
             (Some(new), momenta)
         }
+        "CosineAnnealingWarmRestarts" if closed_form => (None, None),
+        "CosineAnnealingWarmRestarts" => {
+            let (eta_min, t_cur, t_i) = (get(hyper, "eta_min")?, get(hyper, "T_cur")?, get(hyper, "T_i")?);
+            (Some(warm_restarts_lrs(eta_min, t_cur, t_i, &base_lrs)), None)
+        }
         _ => {
             let mut rule = rule(kind, hyper, &raised)?;
             let mut groups: Vec<ParamGroup> = lrs.iter().map(|&lr| ParamGroup::new(lr)).collect();
@@ -281,9 +344,9 @@ pub(crate) fn lr_rule(
 /// `ValueError` with torch's message.
 #[pyfunction]
 pub(crate) fn lr_rule_check(kind: &str, hyper: &Bound<'_, PyDict>, groups: usize) -> PyResult<()> {
-    if matches!(kind, "CyclicLR" | "OneCycleLR") {
-        // their arguments (per-group lists, the optimizer's momentum) are the Python
-        // class's to check, before it sets the groups' starting values
+    if matches!(kind, "CyclicLR" | "OneCycleLR" | "CosineAnnealingWarmRestarts") {
+        // their arguments (per-group lists, the optimizer's momentum, ints) are the
+        // Python class's to check, before it sets the groups' starting values
         return Ok(());
     }
     let raised: Raised = Arc::default();

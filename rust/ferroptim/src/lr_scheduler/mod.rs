@@ -37,7 +37,7 @@ pub use cyclic::{
 };
 pub use factor::{ConstantLr, ExponentialLr, LinearLr, MultiStepLr, PolynomialLr, StepLr};
 pub use lambda::{LambdaLr, LrLambda, MultiplicativeLr};
-pub use plateau::{PlateauMode, ReduceLrOnPlateau, ThresholdMode};
+pub use plateau::{plateau_is_better, plateau_reduced, PlateauMode, ReduceLrOnPlateau, ThresholdMode};
 pub use swa::SwaLr;
 
 use std::fmt;

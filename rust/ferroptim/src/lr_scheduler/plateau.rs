@@ -85,15 +85,27 @@ impl ReduceLrOnPlateau {
         self.cooldown_counter = 0;
         self.num_bad_epochs = 0;
     }
+}
 
-    fn is_better(&self, a: f64) -> bool {
-        let best = self.best;
-        match (self.mode, self.threshold_mode) {
-            (PlateauMode::Min, ThresholdMode::Rel) => a < best * (1.0 - self.threshold),
-            (PlateauMode::Min, ThresholdMode::Abs) => a < best - self.threshold,
-            (PlateauMode::Max, ThresholdMode::Rel) => a > best * (self.threshold + 1.0),
-            (PlateauMode::Max, ThresholdMode::Abs) => a > best + self.threshold,
-        }
+/// Whether metric `a` improves on `best` by more than `threshold` (torch's
+/// `ReduceLROnPlateau.is_better`).
+pub fn plateau_is_better(mode: PlateauMode, threshold_mode: ThresholdMode, threshold: f64, a: f64, best: f64) -> bool {
+    match (mode, threshold_mode) {
+        (PlateauMode::Min, ThresholdMode::Rel) => a < best * (1.0 - threshold),
+        (PlateauMode::Min, ThresholdMode::Abs) => a < best - threshold,
+        (PlateauMode::Max, ThresholdMode::Rel) => a > best * (threshold + 1.0),
+        (PlateauMode::Max, ThresholdMode::Abs) => a > best + threshold,
+    }
+}
+
+/// The LR a reduction gives a group at `lr`: `max(lr·factor, min_lr)`, unless that
+/// changes it by `eps` or less (torch's `_reduce_lr`).
+pub fn plateau_reduced(lr: f64, factor: f64, min_lr: f64, eps: f64) -> f64 {
+    let new_lr = f64::max(lr * factor, min_lr);
+    if lr - new_lr > eps {
+        new_lr
+    } else {
+        lr
     }
 }
 
@@ -103,7 +115,7 @@ impl LrScheduler for ReduceLrOnPlateau {
 
     fn step_with(&mut self, metric: f64, groups: &mut [ParamGroup]) {
         self.last_epoch += 1;
-        if self.is_better(metric) {
+        if plateau_is_better(self.mode, self.threshold_mode, self.threshold, metric, self.best) {
             self.best = metric;
             self.num_bad_epochs = 0;
         } else {
@@ -115,10 +127,7 @@ impl LrScheduler for ReduceLrOnPlateau {
         }
         if self.num_bad_epochs > self.patience {
             for (g, &min_lr) in groups.iter_mut().zip(&self.min_lrs) {
-                let new_lr = f64::max(g.lr * self.factor, min_lr);
-                if g.lr - new_lr > self.eps {
-                    g.lr = new_lr;
-                }
+                g.lr = plateau_reduced(g.lr, self.factor, min_lr, self.eps);
             }
             self.cooldown_counter = self.cooldown;
             self.num_bad_epochs = 0;
