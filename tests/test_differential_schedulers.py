@@ -107,3 +107,19 @@ def test_plateau_side_by_side_with_torch() -> None:
                 opt.step()
                 sched.step(metric)
             check(t, f, f"{kw}: step {k}")
+
+
+@pytest.mark.parametrize("strategy", ["cos", "linear"])
+@pytest.mark.parametrize("anneal_epochs", [0, 1, 4])
+def test_swalr_side_by_side_with_torch(strategy: str, anneal_epochs: int) -> None:
+    def make(m: Any, o: Any) -> Any:
+        swa = torch.optim.swa_utils if m is torch.optim.lr_scheduler else fo.swa_utils
+        return swa.SWALR(o, swa_lr=[0.05, 0.01], anneal_epochs=anneal_epochs, anneal_strategy=strategy)
+
+    t, f = both(make)
+    check(t, f, "built")
+    for k in range(8):
+        for opt, sched in (t, f):
+            opt.step()
+            sched.step()
+        check(t, f, f"step {k}")

@@ -191,6 +191,9 @@ def warm_restarts_position(
 ) -> Tuple[float, int]:
     """CosineAnnealingWarmRestarts' (T_cur, T_i) after one more epoch, or at `epoch`."""
 
+def swa_alpha(strategy: str, t: float) -> float:
+    """SWALR's anneal_func(t): (1 - cos(pi t))/2 for "cos", else t."""
+
 def plateau_is_better(mode: str, threshold_mode: str, threshold: float, a: float, best: float) -> bool:
     """ReduceLROnPlateau's is_better(a, best)."""
 

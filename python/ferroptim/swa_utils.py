@@ -10,14 +10,13 @@ functions run per parameter in NumPy. ``SWALR`` anneals the LR to a fixed SWA LR
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _core
 from ._params import typename
-from .lr_scheduler._base import LRScheduler, format_param, warn_get_lr_called_within_step
+from .lr_scheduler._base import RuleScheduler, format_param
 from .optimizer import Optimizer
 from .parameter import Parameter
 
@@ -251,7 +250,7 @@ def update_bn(loader: Iterable[Any], model: Any, device: Any = None) -> None:
     return None
 
 
-class SWALR(LRScheduler):
+class SWALR(RuleScheduler):
     r"""Anneals each group's LR to ``swa_lr`` over ``anneal_epochs`` epochs, then keeps
     it there (``torch.optim.swa_utils.SWALR``)::
 
@@ -267,6 +266,8 @@ class SWALR(LRScheduler):
         anneal_strategy (str): "cos" or "linear". Default: "cos".
         last_epoch (int): the index of the last epoch. Default: -1.
     """
+
+    _rule = "SWALR"
 
     def __init__(
         self,
@@ -289,25 +290,11 @@ class SWALR(LRScheduler):
 
     def anneal_func(self, t: float) -> float:
         """α(t): the share of ``swa_lr`` in the LR at annealing progress ``t``."""
-        if self._anneal_strategy == "cos":
-            return (1 - math.cos(math.pi * t)) / 2
-        return t
+        return _core.swa_alpha(self._anneal_strategy, t)
 
-    @staticmethod
-    def _get_initial_lr(lr: float, swa_lr: float, alpha: float) -> float:
-        if alpha == 1:
-            return swa_lr
-        return (lr - alpha * swa_lr) / (1 - alpha)
-
-    def get_lr(self) -> List[float]:
-        warn_get_lr_called_within_step(self)
-        step = self._step_count - 1
-        if self.anneal_epochs == 0:
-            step = max(1, step)
-        prev_t = max(0, min(1, (step - 1) / max(1, self.anneal_epochs)))
-        prev_alpha = self.anneal_func(prev_t)
-        groups = self.optimizer.param_groups
-        prev_lrs = [self._get_initial_lr(g["lr"], g["swa_lr"], prev_alpha) for g in groups]
-        t = max(0, min(1, step / max(1, self.anneal_epochs)))
-        alpha = self.anneal_func(t)
-        return [g["swa_lr"] * alpha + lr * (1 - alpha) for g, lr in zip(groups, prev_lrs)]
+    def _hyper(self) -> Dict[str, Any]:
+        return {
+            "swa_lrs": [g["swa_lr"] for g in self.optimizer.param_groups],
+            "anneal_epochs": self.anneal_epochs,
+            "anneal_strategy": self._anneal_strategy,
+        }

@@ -206,6 +206,7 @@ class RuleScheduler(LRScheduler):
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if isinstance(optimizer, Optimizer):
             # the rule's checks (torch's), before the groups change
+            self.optimizer = optimizer
             _core.lr_rule_check(self._rule, self._hyper(), len(optimizer.param_groups))
         super().__init__(optimizer, last_epoch)
 

@@ -150,6 +150,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lr_rule::warm_restarts_position, m)?)?;
     m.add_function(wrap_pyfunction!(lr_rule::plateau_is_better, m)?)?;
     m.add_function(wrap_pyfunction!(lr_rule::plateau_reduced, m)?)?;
+    m.add_function(wrap_pyfunction!(lr_rule::swa_alpha, m)?)?;
     m.add("NUM_THREADS_ENV", ferroptim::threads::NUM_THREADS_ENV)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

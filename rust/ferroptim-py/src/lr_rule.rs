@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use ferroptim::lr_scheduler::{
     cyclic_lrs, one_cycle_lrs, warm_restarts_lrs, Anneal, ConstantLr, Context, CosineAnnealingLr, CyclicMode,
     ExponentialLr, LambdaLr, LinearLr, LrLambda, MultiStepLr, MultiplicativeLr, OneCyclePoints, ParamGroup,
-    PlateauMode, PolynomialLr, Rule, ScaleMode, StepLr, ThresholdMode, ONE_CYCLE_POINTS,
+    PlateauMode, PolynomialLr, Rule, ScaleMode, StepLr, SwaLr, ThresholdMode, ONE_CYCLE_POINTS,
 };
 use pyo3::exceptions::{PyArithmeticError, PyKeyError, PyValueError};
 use pyo3::prelude::*;
@@ -79,6 +79,11 @@ fn rule(kind: &str, hyper: &Bound<'_, PyDict>, raised: &Raised) -> PyResult<Box<
         }
         "LambdaLR" => Box::new(LambdaLr { lr_lambdas: lambdas(hyper, raised)? }),
         "MultiplicativeLR" => Box::new(MultiplicativeLr { lr_lambdas: lambdas(hyper, raised)? }),
+        "SWALR" => Box::new(SwaLr::new(
+            get(hyper, "swa_lrs")?,
+            get(hyper, "anneal_epochs")?,
+            get::<String>(hyper, "anneal_strategy")? == "cos",
+        )),
         _ => return Err(PyValueError::new_err(format!("lr_rule: no rule '{kind}'"))),
     })
 }
@@ -262,6 +267,12 @@ fn plateau_modes(mode: &str, threshold_mode: &str) -> PyResult<(PlateauMode, Thr
         _ => return Err(PyValueError::new_err(format!("threshold mode {threshold_mode} is unknown!"))),
     };
     Ok((mode, threshold_mode))
+}
+
+/// SWALR's `anneal_func(t)` for `strategy` "cos" (else linear).
+#[pyfunction]
+pub(crate) fn swa_alpha(strategy: &str, t: f64) -> f64 {
+    ferroptim::lr_scheduler::swa_alpha(strategy == "cos", t)
 }
 
 /// ReduceLROnPlateau's `is_better(a, best)`.

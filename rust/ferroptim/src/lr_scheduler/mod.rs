@@ -38,7 +38,7 @@ pub use cyclic::{
 pub use factor::{ConstantLr, ExponentialLr, LinearLr, MultiStepLr, PolynomialLr, StepLr};
 pub use lambda::{LambdaLr, LrLambda, MultiplicativeLr};
 pub use plateau::{plateau_is_better, plateau_reduced, PlateauMode, ReduceLrOnPlateau, ThresholdMode};
-pub use swa::SwaLr;
+pub use swa::{swa_alpha, SwaLr};
 
 use std::fmt;
 

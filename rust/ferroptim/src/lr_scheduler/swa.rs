@@ -26,11 +26,17 @@ impl SwaLr {
     }
 
     fn alpha(&self, t: f64) -> f64 {
-        if self.cos {
-            (1.0 - (PI * t).cos()) / 2.0
-        } else {
-            t
-        }
+        swa_alpha(self.cos, t)
+    }
+}
+
+/// SWALR's share of the SWA LR at annealing progress `t` in [0, 1]: `(1 − cos(π t))/2`
+/// with `cos`, else `t` (torch's `anneal_func`).
+pub fn swa_alpha(cos: bool, t: f64) -> f64 {
+    if cos {
+        (1.0 - (PI * t).cos()) / 2.0
+    } else {
+        t
     }
 }
 
