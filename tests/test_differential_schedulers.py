@@ -37,7 +37,7 @@ def scalars(sched: Any) -> List[Any]:
 def check(t, f, what: str) -> None:
     (ot, st), (of, sf) = t, f
     for gt, gf in zip(ot.param_groups, of.param_groups):
-        for key in ("lr", "momentum", "betas"):
+        for key in ("lr", "momentum", "betas", "initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum", "swa_lr"):
             if key in gt:
                 want, got = np.atleast_1d(gt[key]), np.atleast_1d(gf[key])
                 np.testing.assert_allclose(got, want, rtol=RTOL, atol=0, err_msg=f"{what}: {key}")

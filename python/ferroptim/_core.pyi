@@ -179,6 +179,12 @@ def lr_rule(
 def cyclic_scale(mode: str, gamma: float, x: float) -> float:
     """CyclicLR's scale_fn(x) for a built-in mode."""
 
+def cyclic_size(step_size_up: float, step_size_down: Optional[float] = None) -> Tuple[float, float]:
+    """CyclicLR's (total_size, step_ratio)."""
+
+def one_cycle_lr_points(max_lr: float, div_factor: float, final_div_factor: float) -> Tuple[float, float]:
+    """OneCycleLR's (initial_lr, min_lr) of a group peaking at max_lr."""
+
 def one_cycle_phases(total_steps: int, pct_start: float, three_phase: bool) -> List[Tuple[Union[float, int], str, str, str, str]]:
     """OneCycleLR's phases: (end step, start LR, end LR, start momentum, end momentum)."""
 

@@ -72,10 +72,7 @@ class CyclicLR(RuleScheduler):
             self.use_beta1, self.base_momentums, self.max_momentums = momentum_bounds(
                 optimizer, base_momentum, max_momentum
             )
-        up = float(step_size_up)
-        down = float(step_size_down) if step_size_down is not None else up
-        self.total_size = up + down
-        self.step_ratio = up / self.total_size
+        self.total_size, self.step_ratio = _core.cyclic_size(step_size_up, step_size_down)
         self.mode = mode
         self.gamma = gamma
         self._scale_fn_custom = scale_fn

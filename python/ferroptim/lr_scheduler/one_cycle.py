@@ -84,9 +84,8 @@ class OneCycleLR(RuleScheduler):
         # checked: now the groups change
         if last_epoch == -1:
             for group, top in zip(self.optimizer.param_groups, max_lrs):
-                group["initial_lr"] = top / div_factor
+                group["initial_lr"], group["min_lr"] = _core.one_cycle_lr_points(top, div_factor, final_div_factor)
                 group["max_lr"] = top
-                group["min_lr"] = group["initial_lr"] / final_div_factor
             if cycle_momentum:
                 start_momentum(optimizer, bases, tops, self.use_beta1)
         super().__init__(optimizer, last_epoch)

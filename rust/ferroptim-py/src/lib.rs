@@ -146,6 +146,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lr_rule::lr_rule, m)?)?;
     m.add_function(wrap_pyfunction!(lr_rule::lr_rule_check, m)?)?;
     m.add_function(wrap_pyfunction!(lr_rule::cyclic_scale, m)?)?;
+    m.add_function(wrap_pyfunction!(lr_rule::cyclic_size, m)?)?;
+    m.add_function(wrap_pyfunction!(lr_rule::one_cycle_lr_points, m)?)?;
     m.add_function(wrap_pyfunction!(lr_rule::one_cycle_phases, m)?)?;
     m.add_function(wrap_pyfunction!(lr_rule::warm_restarts_position, m)?)?;
     m.add_function(wrap_pyfunction!(lr_rule::plateau_is_better, m)?)?;

@@ -139,6 +139,20 @@ pub(crate) fn cyclic_scale(mode: &str, gamma: f64, x: f64) -> PyResult<f64> {
     Ok(builtin_mode(mode, gamma)?.scale(x, x))
 }
 
+/// CyclicLR's (`total_size`, `step_ratio`) for `step_size_up` iterations up and
+/// `step_size_down` (None: as many) down.
+#[pyfunction]
+#[pyo3(signature = (step_size_up, step_size_down=None))]
+pub(crate) fn cyclic_size(step_size_up: f64, step_size_down: Option<f64>) -> (f64, f64) {
+    ferroptim::lr_scheduler::cyclic_size(step_size_up, step_size_down)
+}
+
+/// OneCycleLR's (`initial_lr`, `min_lr`) of a group peaking at `max_lr`.
+#[pyfunction]
+pub(crate) fn one_cycle_lr_points(max_lr: f64, div_factor: f64, final_div_factor: f64) -> (f64, f64) {
+    ferroptim::lr_scheduler::one_cycle_lr_points(max_lr, div_factor, final_div_factor)
+}
+
 /// torch's `CyclicLR.get_lr` from the class's attributes in `hyper`.
 fn cyclic(hyper: &Bound<'_, PyDict>, last_epoch: i64, base_lrs: &[f64], raised: &Raised) -> PyResult<Lrs> {
     let mut mode = cyclic_mode(hyper, raised)?;

@@ -83,6 +83,21 @@ impl CyclicMode {
     }
 }
 
+/// A CyclicLR cycle of `step_size_up` iterations up and `step_size_down` (None: as
+/// many) down: (`total_size`, `step_ratio`), the iterations of a cycle and the fraction
+/// of them going up, as torch keeps them.
+pub fn cyclic_size(step_size_up: f64, step_size_down: Option<f64>) -> (f64, f64) {
+    let total = step_size_up + step_size_down.unwrap_or(step_size_up);
+    (total, step_size_up / total)
+}
+
+/// The starting and final LR of a OneCycleLR group peaking at `max_lr`:
+/// (`initial_lr`, `min_lr`), as torch sets them in the group.
+pub fn one_cycle_lr_points(max_lr: f64, div_factor: f64, final_div_factor: f64) -> (f64, f64) {
+    let initial = max_lr / div_factor;
+    (initial, initial / final_div_factor)
+}
+
 /// torch's `CyclicLR.get_lr` from its attributes: at iteration `last_epoch` of
 /// cycles of `total_size` iterations rising for the fraction `step_ratio`, each
 /// group's LR between its `base_lrs` and `max_lrs` entries and, with `momentum`
@@ -138,14 +153,13 @@ impl Rule for CyclicLr {
     }
 
     fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
-        let up = self.step_size_up;
-        let total = up + self.step_size_down.unwrap_or(up);
+        let (total, ratio) = cyclic_size(self.step_size_up, self.step_size_down);
         let max: Vec<f64> = self.bounds.iter().map(|b| b[1]).collect();
         let (base_m, max_m): (Vec<f64>, Vec<f64>) = self.bounds.iter().map(|b| (b[2], b[3])).unzip();
         let momentum = self.cycle_momentum.then_some((&base_m[..], &max_m[..]));
         // `base_lrs` are the groups' `initial_lr` in the construction step (as in
         // torch), the cycle's `base_lr` afterwards
-        let (lrs, momenta) = cyclic_lrs(c.last_epoch, total, up / total, &mut self.mode, c.base_lrs, &max, momentum);
+        let (lrs, momenta) = cyclic_lrs(c.last_epoch, total, ratio, &mut self.mode, c.base_lrs, &max, momentum);
         for (g, m) in groups.iter_mut().zip(momenta.iter().flatten()) {
             g.momentum = Some(*m);
         }
@@ -299,8 +313,8 @@ impl Rule for OneCycleLr {
         };
         self.points = (0..n)
             .map(|i| {
-                let initial = max[i] / self.div_factor;
-                [initial, max[i], initial / self.final_div_factor, max_m[i], base_m[i]]
+                let (initial, min) = one_cycle_lr_points(max[i], self.div_factor, self.final_div_factor);
+                [initial, max[i], min, max_m[i], base_m[i]]
             })
             .collect();
         if last_epoch == -1 {

@@ -32,8 +32,8 @@ mod swa;
 pub use composite::{ChainedScheduler, SequentialLr};
 pub use cosine::{warm_restarts_lrs, warm_restarts_position, CosineAnnealingLr, CosineAnnealingWarmRestarts};
 pub use cyclic::{
-    cyclic_lrs, one_cycle_lrs, one_cycle_phases, Anneal, CyclicLr, CyclicMode, OneCycleLr, OneCyclePoints, Phase,
-    ScaleMode, ONE_CYCLE_POINTS,
+    cyclic_lrs, cyclic_size, one_cycle_lr_points, one_cycle_lrs, one_cycle_phases, Anneal, CyclicLr, CyclicMode,
+    OneCycleLr, OneCyclePoints, Phase, ScaleMode, ONE_CYCLE_POINTS,
 };
 pub use factor::{ConstantLr, ExponentialLr, LinearLr, MultiStepLr, PolynomialLr, StepLr};
 pub use lambda::{LambdaLr, LrLambda, MultiplicativeLr};
