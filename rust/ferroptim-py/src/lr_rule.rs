@@ -28,32 +28,40 @@ fn get<'py, T: FromPyObjectOwned<'py>>(hyper: &Bound<'py, PyDict>, key: &str) ->
         .map_err(Into::into)
 }
 
-/// The first error a Python `lr_lambda` raised; once one has, the others are not
-/// called (as a list comprehension stops at its first exception).
+/// The first error a Python function of the schedule (an `lr_lambda`, a `scale_fn`)
+/// raised; once one has, no other is called (as torch's list comprehensions stop at
+/// their first exception).
 type Raised = Arc<Mutex<Option<PyErr>>>;
 
-/// Each Python callable of `hyper["lr_lambdas"]` as an [`LrLambda`] (NaN once one
-/// has raised, the error kept in `raised`).
+/// The Python function `f` of one int (an epoch, a cycle number) as a Rust function
+/// of `x` (a whole number): NaN once `raised` holds an error, which a failed call
+/// puts there.
+fn py_function(f: Py<PyAny>, raised: &Raised) -> impl FnMut(f64) -> f64 + Send + 'static {
+    let raised = Arc::clone(raised);
+    move |x: f64| -> f64 {
+        let mut slot = raised.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return f64::NAN;
+        }
+        // The rule runs inside `lr_rule`, on the thread that holds the GIL.
+        Python::attach(|py| match f.call1(py, (x as i64,)).and_then(|v| v.extract::<f64>(py)) {
+            Ok(v) => v,
+            Err(e) => {
+                *slot = Some(e);
+                f64::NAN
+            }
+        })
+    }
+}
+
+/// Each Python callable of `hyper["lr_lambdas"]` as an [`LrLambda`].
 fn lambdas(hyper: &Bound<'_, PyDict>, raised: &Raised) -> PyResult<Vec<LrLambda>> {
     let fns: Vec<Py<PyAny>> = get(hyper, "lr_lambdas")?;
     Ok(fns
         .into_iter()
         .map(|f| {
-            let raised = Arc::clone(raised);
-            Box::new(move |epoch: i64| -> f64 {
-                let mut slot = raised.lock().unwrap_or_else(|e| e.into_inner());
-                if slot.is_some() {
-                    return f64::NAN;
-                }
-                // The rule runs inside `lr_rule`, on the thread that holds the GIL.
-                Python::attach(|py| match f.call1(py, (epoch,)).and_then(|v| v.extract::<f64>(py)) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        *slot = Some(e);
-                        f64::NAN
-                    }
-                })
-            }) as LrLambda
+            let mut f = py_function(f, raised);
+            Box::new(move |epoch: i64| f(epoch as f64)) as LrLambda
         })
         .collect())
 }
@@ -88,27 +96,6 @@ fn rule(kind: &str, hyper: &Bound<'_, PyDict>, raised: &Raised) -> PyResult<Box<
     })
 }
 
-/// A Python function of one number (CyclicLR's `scale_fn`), called with it as an
-/// `int` (a cycle or iteration number, as torch passes it); NaN once a call has
-/// raised, the error kept in `raised`.
-fn scale_fn(f: Py<PyAny>, raised: &Raised) -> Box<dyn FnMut(f64) -> f64 + Send> {
-    let raised = Arc::clone(raised);
-    Box::new(move |x: f64| -> f64 {
-        let mut slot = raised.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_some() {
-            return f64::NAN;
-        }
-        // Called inside `lr_rule`, on the thread that holds the GIL.
-        Python::attach(|py| match f.call1(py, (x as i64,)).and_then(|v| v.extract::<f64>(py)) {
-            Ok(v) => v,
-            Err(e) => {
-                *slot = Some(e);
-                f64::NAN
-            }
-        })
-    })
-}
-
 /// CyclicLR's amplitude policy: `hyper["scale_fn"]` (a Python callable, given the
 /// cycle or the iteration as `hyper["scale_mode"]` says), or with None the built-in
 /// `hyper["mode"]`.
@@ -118,7 +105,7 @@ fn cyclic_mode(hyper: &Bound<'_, PyDict>, raised: &Raised) -> PyResult<CyclicMod
             "cycle" => ScaleMode::Cycle,
             _ => ScaleMode::Iterations,
         };
-        return Ok(CyclicMode::Custom(scale_fn(f, raised), mode));
+        return Ok(CyclicMode::Custom(Box::new(py_function(f, raised)), mode));
     }
     builtin_mode(&get::<String>(hyper, "mode")?, get(hyper, "gamma")?)
 }
