@@ -1,6 +1,7 @@
-//! `_core.lr_rule`: the LR formulas of the Python schedulers, computed by the core
-//! crate's [`Rule`]s (`ferroptim::lr_scheduler`), so that each formula is written
-//! once.
+//! `_core.lr_rule` and its companions: the arithmetic of the Python schedulers,
+//! computed by the core crate's [`Rule`]s and scheduler functions
+//! (`ferroptim::lr_scheduler`, which the Rust schedulers use too), so that each
+//! formula is written once.
 //!
 //! A Python scheduler keeps torch's attributes (its `state_dict`), its step counting
 //! and its warnings; its `get_lr` (and `_get_closed_form_lr`) passes those attributes
