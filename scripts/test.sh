@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test of ferroptim: the Rust crates (kernels against their scalar references,
-# the executor, the Rust API, the example), their documentation (rustdoc without
+# the executor, the Rust API; the examples run), their documentation (rustdoc without
 # warnings), clippy and the core crate's package; then the release files — the sdist,
 # the wheel built from it (manylinux2014, linked by zig) and their checks; the wheel
 # installed, type-checked (mypy --strict, stubtest of the extension's stubs),
@@ -16,6 +16,9 @@ cargo test --workspace --all-targets
 # the doc examples are the core crate's (the bindings crate has none, and building
 # its rlib for them would cost minutes)
 cargo test -p ferroptim --doc
+echo "== the Rust examples (each asserts what it trains)"
+cargo run --quiet --profile test -p ferroptim --example fit_line
+cargo run --quiet --profile test -p ferroptim --example mlp
 echo "== cargo doc (no warnings), clippy (no warnings), the core crate's package"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 cargo clippy --workspace --all-targets --quiet -- -D warnings
