@@ -12,16 +12,17 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 
 echo "== cargo test"
-cargo test --workspace --all-targets
+# --all-features: the core crate's optional `ndarray` API too
+cargo test --workspace --all-targets --all-features
 # the doc examples are the core crate's (the bindings crate has none, and building
 # its rlib for them would cost minutes)
-cargo test -p ferroptim --doc
+cargo test -p ferroptim --doc --all-features
 echo "== the Rust examples (each asserts what it trains)"
-cargo run --quiet --profile test -p ferroptim --example fit_line
-cargo run --quiet --profile test -p ferroptim --example mlp
+cargo run --quiet --profile test --all-features -p ferroptim --example fit_line
+cargo run --quiet --profile test --all-features -p ferroptim --example mlp
 echo "== cargo doc (no warnings), clippy (no warnings), the core crate's package"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 # what `cargo publish` would upload, built on its own (--allow-dirty: also before a commit)
 cargo package -p ferroptim --allow-dirty --quiet
 

@@ -10,7 +10,9 @@
 //! - [`exec`]: [`Batch`] runs one step of an [`Elementwise`] optimizer over many
 //!   tensors on the thread pool ([`set_num_threads`]), a mid-sized one shared between
 //!   the calling thread and a [`crew`] of pool threads woken ahead.
-//! - [`optim`]: [`Optimizer`] keeps the per-parameter state for you ([`Sgd`], [`Adam`]).
+//! - [`optim`]: [`Optimizer`] keeps the per-parameter state for you ([`Sgd`], [`Adam`]);
+//!   with the `ndarray` cargo feature, `Optimizer::step_ndarray` steps `ndarray`
+//!   arrays of any shape.
 //!
 //! Every kernel is compared in `cargo test` with a scalar reference written as torch
 //! writes it, one tensor operation at a time, bit for bit.
@@ -23,6 +25,8 @@ pub mod element;
 pub mod exec;
 pub mod kernels;
 pub mod lr_scheduler;
+#[cfg(feature = "ndarray")]
+pub mod ndarray_params;
 pub mod optim;
 pub mod threads;
 

@@ -55,6 +55,21 @@ pub enum StepError {
         /// The gradient's length.
         grad: usize,
     },
+    /// A gradient's shape is not its parameter's (`step_ndarray`).
+    GradShape {
+        /// The parameter's position.
+        index: usize,
+        /// Its shape.
+        param: Vec<usize>,
+        /// The gradient's shape.
+        grad: Vec<usize>,
+    },
+    /// A parameter or gradient is not in standard layout (C order, contiguous), so it
+    /// is not one slice (`step_ndarray`).
+    Layout {
+        /// The parameter's position.
+        index: usize,
+    },
     /// A parameter's length changed since its state was created.
     StateLength {
         /// The parameter's position.
@@ -69,6 +84,12 @@ pub enum StepError {
 impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
+            StepError::GradShape { index, ref param, ref grad } => {
+                write!(f, "parameter {index} has shape {param:?} but its gradient {grad:?}")
+            }
+            StepError::Layout { index } => {
+                write!(f, "parameter {index} or its gradient is not in standard (C-contiguous) layout")
+            }
             StepError::Count { params, grads } => {
                 write!(f, "{params} parameters but {grads} gradients")
             }
