@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any, Dict, List, Tuple
 
 from ..optimizer import Optimizer
-from ._base import format_param
+from ._base import RuleScheduler, format_param
 
-__all__ = ["momentum_bounds", "start_momentum", "set_momentum", "cycled_momenta"]
+__all__ = ["momentum_bounds", "start_momentum", "set_momentum", "MomentumCyclingScheduler"]
 
 
 def momentum_bounds(optimizer: Optimizer, base: Any, top: Any) -> Tuple[bool, List[Any], List[Any]]:
@@ -38,7 +38,12 @@ def set_momentum(group: Dict[str, Any], momentum: float, use_beta1: bool) -> Non
         group["momentum"] = momentum
 
 
-def cycled_momenta(optimizer: Optimizer, momenta: List[float], use_beta1: bool) -> None:
-    """Sets each group's momentum (or ``betas[0]``) to its cycled value."""
-    for group, m in zip(optimizer.param_groups, momenta):
-        set_momentum(group, m, use_beta1)
+class MomentumCyclingScheduler(RuleScheduler):
+    """A :class:`RuleScheduler` whose rule also cycles each group's momentum (or
+    ``betas[0]``, with ``use_beta1``): ``CyclicLR``, ``OneCycleLR``."""
+
+    use_beta1: bool
+
+    def _set_momenta(self, momenta: List[float]) -> None:
+        for group, m in zip(self.optimizer.param_groups, momenta):
+            set_momentum(group, m, self.use_beta1)

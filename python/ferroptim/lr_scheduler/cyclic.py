@@ -7,13 +7,13 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 from .. import _core
 from ..optimizer import Optimizer
-from ._base import RuleScheduler, check_optimizer, format_param
-from ._momentum import cycled_momenta, momentum_bounds, start_momentum
+from ._base import check_optimizer, format_param
+from ._momentum import MomentumCyclingScheduler, momentum_bounds, start_momentum
 
 __all__ = ["CyclicLR"]
 
 
-class CyclicLR(RuleScheduler):
+class CyclicLR(MomentumCyclingScheduler):
     r"""Cycles each group's LR between ``base_lr`` and ``max_lr`` (step after every
     batch). With ``cycle = ⌊1 + t / (up + down)⌋`` and ``x`` the position in the cycle::
 
@@ -109,9 +109,6 @@ class CyclicLR(RuleScheduler):
             "scale_mode": self.scale_mode,
             "momentum": (self.base_momentums, self.max_momentums) if self.cycle_momentum else None,
         }
-
-    def _set_momenta(self, momenta: List[float]) -> None:
-        cycled_momenta(self.optimizer, momenta, self.use_beta1)
 
     def state_dict(self) -> Dict[str, Any]:
         """The scheduler's state; a custom ``scale_fn`` that is a function or lambda is

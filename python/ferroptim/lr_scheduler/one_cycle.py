@@ -6,13 +6,13 @@ from typing import Any, Dict, List, Optional, Union
 
 from .. import _core
 from ..optimizer import Optimizer
-from ._base import RuleScheduler, check_optimizer, format_param
-from ._momentum import cycled_momenta, momentum_bounds, start_momentum
+from ._base import check_optimizer, format_param
+from ._momentum import MomentumCyclingScheduler, momentum_bounds, start_momentum
 
 __all__ = ["OneCycleLR"]
 
 
-class OneCycleLR(RuleScheduler):
+class OneCycleLR(MomentumCyclingScheduler):
     r"""The 1cycle policy (step after every batch). Each group's LR goes from
     ``initial_lr = max_lr / div_factor`` up to ``max_lr`` over the first ``pct_start``
     of ``total_steps``, then down to ``min_lr = initial_lr / final_div_factor``
@@ -98,6 +98,3 @@ class OneCycleLR(RuleScheduler):
             "groups": self.optimizer.param_groups,
             "cycle_momentum": self.cycle_momentum,
         }
-
-    def _set_momenta(self, momenta: List[float]) -> None:
-        cycled_momenta(self.optimizer, momenta, self.use_beta1)
