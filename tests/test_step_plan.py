@@ -297,9 +297,14 @@ def two_threads():
     fo.set_num_threads(before)
 
 
-def shared_world(cls, kw, planned):
-    params = make_params(np.float64, shapes=FILLER + SHAPES)
-    return optimizer(cls, params, kw, planned), params[len(FILLER):] + params[:len(FILLER)]
+def shared_world(cls, kw, planned, filler=FILLER):
+    params = make_params(np.float64, shapes=filler + SHAPES)
+    return optimizer(cls, params, kw, planned), params[len(filler):] + params[:len(filler)]
+
+
+# A step of 2**20 elements or more goes to the pool; a replay of one still wakes a crew
+# ahead, which gathers its parameters in pieces and then runs its kernels.
+FILLER_BIG = ((4096,),) * 260
 
 
 @pytest.mark.parametrize("mutation", list(MUTATIONS))
@@ -322,6 +327,37 @@ def test_shared_gathers_replay_the_full_steps(name, cls, kw, two_threads):
     for t in range(12):
         step_both(worlds, t)
     assert worlds[0][0]._plan.shared_replays >= 10
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_a_stale_plan_is_noticed_when_a_big_steps_gather_is_shared(mutation, two_threads):
+    """As above, for a step big enough to go to the pool (2**20 elements or more)."""
+    worlds = [shared_world(fo.Adam, dict(lr=0.1, amsgrad=True), planned, FILLER_BIG) for planned in (True, False)]
+    for t in range(3):
+        assert step_both(worlds, t) is None
+    plan = worlds[0][0]._plan
+    assert sum(p.data.size for p in worlds[0][1]) >= 1 << 20
+    assert plan.recorded and plan.shared_replays >= 1
+    step_both(worlds, 3, MUTATIONS[mutation])
+    for t in range(4, 7):
+        step_both(worlds, t)
+
+
+def test_a_big_step_of_both_dtypes_and_big_tensors_replays_the_full_steps(two_threads):
+    """A replay of millions of elements, float32 and float64 parameters, some of them
+    bigger than a piece of the crew's work (split between the threads) and many
+    small ones: bit for bit with full steps, its gather shared."""
+    def build(planned):
+        rng = np.random.default_rng(3)
+        shapes = [(1 << 20,), (3, 5), (1 << 19,)] + [(1000 + k,) for k in range(300)]
+        params = [fo.Parameter(rng.standard_normal(s).astype(np.float32 if k % 2 else np.float64))
+                  for k, s in enumerate(shapes)]
+        return optimizer(fo.AdamW, params, dict(lr=0.01), planned), params
+
+    worlds = [build(planned) for planned in (True, False)]
+    for t in range(8):
+        step_both(worlds, t)
+    assert worlds[0][0]._plan.shared_replays >= 6
 
 
 @pytest.mark.parametrize("name,cls,kw", SHARED, ids=[c[0] for c in SHARED])

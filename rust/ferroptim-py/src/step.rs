@@ -19,7 +19,7 @@ use std::cell::Cell;
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use ferroptim::crew;
-use ferroptim::exec::{piece_size, shared};
+use ferroptim::exec::{parallel, piece_size};
 use ferroptim::{Batch, Element, Elementwise, TensorSlices, MAX_BUFFERS, MAX_SCALARS};
 use numpy::{PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -45,7 +45,7 @@ pub(crate) trait Layout {
     /// How many buffer slots this configuration spans.
     fn buffers(&self) -> usize;
     /// Whether its kernels run through a `Batch`, which shares a big enough step's
-    /// work with the pool's threads (`exec::shared`): the elementwise kernels.
+    /// work with the pool's threads (`exec::parallel`): the elementwise kernels.
     const SHARES: bool = false;
     /// Whether this configuration uses buffer slot `k`.
     fn uses_buffer(&self, k: usize) -> bool {
@@ -333,7 +333,7 @@ pub(crate) fn step<'py, K: Layout>(
     // A replay whose kernels will share their work with the pool's threads wakes
     // them first, to be awake when the kernels run (a stale plan only wastes their
     // wait).
-    let _crew = verified.as_ref().filter(|v| K::SHARES && shared(v.sizes().elements())).map(|_| crew::wake_ahead());
+    let _crew = verified.as_ref().filter(|v| K::SHARES && parallel(v.sizes().elements())).map(|_| crew::wake_ahead());
     let dicts: Vec<Bound<'py, PyDict>> =
         groups.iter().map(|g| Ok(g.cast_into::<PyDict>()?)).collect::<PyResult<_>>()?;
     let mut kernels = Vec::with_capacity(dicts.len());
@@ -809,7 +809,7 @@ unsafe fn update_shared<K: Elementwise>(kernels: &[K], entries: &mut [Entry], si
     let Sizes { n32, n64, lens, homes } = sizes;
     let size = piece_size(n32 + n64);
     let len = |k: usize| lens.map_or_else(|| entries[k].len, |lens| lens[k]);
-    if !shared(n32 + n64) || (0..entries.len()).any(|k| len(k) > size) {
+    if !parallel(n32 + n64) || (0..entries.len()).any(|k| len(k) > size) {
         // SAFETY: this function's contract.
         unsafe { update_entries(kernels, entries, n32, n64, homes) };
         return;

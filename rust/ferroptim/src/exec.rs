@@ -54,6 +54,14 @@ pub fn shared(elements: usize) -> bool {
     (SHARE_FROM..SERIAL_BELOW).contains(&elements) && threads::get_num_threads() > 1
 }
 
+/// Whether a batch of `elements` elements shares its work with the pool's threads at
+/// all: from [`SHARE_FROM`] elements, with more than one thread. Above
+/// [`SERIAL_BELOW`] it goes to the pool, unless the calling thread has a crew woken
+/// ahead ([`crew::wake_ahead`]), which then takes it as it takes a [`shared`] batch.
+pub fn parallel(elements: usize) -> bool {
+    elements >= SHARE_FROM && threads::get_num_threads() > 1
+}
+
 /// How many elements a piece of a shared batch of `elements` elements holds at
 /// most: small enough for every thread to take several, big enough to be worth
 /// taking.
@@ -355,13 +363,15 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
 
     /// Runs every queued update: on the calling thread below [`SHARE_FROM`]
     /// elements (or with one thread), shared between the calling thread and the
-    /// pool's ([`Crew`](crew::Crew)) from there, on the pool from [`SERIAL_BELOW`].
+    /// pool's ([`Crew`](crew::Crew)) from there, on the pool from [`SERIAL_BELOW`]
+    /// (shared with the crew woken ahead on this thread, if there is one: its helpers
+    /// hold pool threads until it is done).
     pub fn run(mut self) {
         self.flush();
         if self.immediate {
             return; // every run already done
         }
-        if shared(self.elements) {
+        if shared(self.elements) || (parallel(self.elements) && crew::is_ahead()) {
             self.run_shared();
         } else if serial(self.elements) {
             self.run_serial();
@@ -409,5 +419,55 @@ impl<'a, K: Elementwise, T: Element> Batch<'a, K, T> {
                 piece.update();
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::adam::AdamHyper;
+    use crate::kernels::testing::{assert_same_bits, Rng};
+    use crate::threads::set_num_threads;
+    use crate::threads::tests::THREADS_LOCK;
+
+    /// A batch too big to share ([`SERIAL_BELOW`] elements or more) runs through the
+    /// crew woken ahead on its thread, when there is one (which it takes), with the
+    /// numbers of a serial run: tensors above a piece's size split, small ones whole.
+    #[test]
+    fn a_big_batch_runs_on_the_crew_woken_ahead() {
+        let _g = THREADS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        set_num_threads(2).unwrap();
+        let kernel = AdamHyper::adamw();
+        let lens = [SERIAL_BELOW + 3, 5, 0, 3 * CHUNK + 1, 33];
+        let mut rng = Rng::new(5);
+        let params: Vec<Vec<f32>> = lens.iter().map(|&n| rng.vec(n)).collect();
+        let grads: Vec<Vec<f32>> = lens.iter().map(|&n| rng.vec(n)).collect();
+        let run = |ahead: bool| {
+            let (mut params, mut scalars) = (params.clone(), vec![[0.0; 1]; lens.len()]);
+            let mut bufs: Vec<Vec<Vec<f32>>> = lens
+                .iter()
+                .map(|&n| (0..kernel.buffers()).map(|k| vec![0.0; if kernel.uses_buffer(k) { n } else { 0 }]).collect())
+                .collect();
+            for step in 0..3 {
+                let crew = ahead.then(crew::wake_ahead);
+                let mut batch = if ahead { Batch::new() } else { Batch::with_size(0) };
+                for (((p, g), b), s) in params.iter_mut().zip(&grads).zip(&mut bufs).zip(&mut scalars) {
+                    batch.push(&kernel, s, step == 0, TensorSlices::new(p, g, b.iter_mut().map(|v| v.as_mut_slice())));
+                }
+                assert!(parallel(batch.elements()) && !shared(batch.elements()));
+                batch.run();
+                assert!(!crew::is_ahead(), "the batch took the crew");
+                drop(crew);
+            }
+            (params, bufs, scalars)
+        };
+        let (want, got) = (run(false), run(true));
+        for t in 0..lens.len() {
+            assert_same_bits(&format!("param {t}"), &got.0[t], &want.0[t]);
+            for (k, (g, w)) in got.1[t].iter().zip(&want.1[t]).enumerate() {
+                assert_same_bits(&format!("buffer {k} of {t}"), g, w);
+            }
+        }
+        assert_eq!(got.2, want.2);
     }
 }
