@@ -4,7 +4,7 @@
 //!
 //! Run with `cargo run --release --example mlp`.
 
-use ferroptim::lr_scheduler::{CosineAnnealingLr, LinearLr, LrScheduler, ParamGroup, Schedule, SequentialLr};
+use ferroptim::lr_scheduler::{CosineAnnealingLr, LinearLr, LrScheduler, Schedule, SequentialLr};
 use ferroptim::{Adam, AdamHyper};
 
 /// A deterministic generator of uniform numbers in [0, 1).
@@ -92,11 +92,10 @@ fn main() {
     let epochs = 300;
     let mut opt = Adam::new(AdamHyper { lr: 0.02, ..AdamHyper::adamw() }).expect("valid hyperparameters");
     // 20 epochs of linear warm-up, then a cosine down to 1e-4
-    let mut groups = [ParamGroup::new(opt.hyper.lr)];
-    let warmup = Schedule::new(LinearLr { start_factor: 0.05, end_factor: 1.0, total_iters: 20 }, &mut groups, -1);
-    let cosine = Schedule::new(CosineAnnealingLr { t_max: epochs - 20, eta_min: 1e-4 }, &mut groups, -1);
+    let warmup = Schedule::new(LinearLr { start_factor: 0.05, end_factor: 1.0, total_iters: 20 }, &mut opt, -1);
+    let cosine = Schedule::new(CosineAnnealingLr { t_max: epochs - 20, eta_min: 1e-4 }, &mut opt, -1);
     let mut sched = SequentialLr::new(
-        &mut groups,
+        &mut opt,
         vec![Box::new(warmup.expect("valid schedule")), Box::new(cosine.expect("valid schedule"))],
         vec![20],
         -1,
@@ -120,16 +119,15 @@ fn main() {
                 dy = dx.iter().zip(&acts[k]).map(|(d, a)| d * (1.0 - a * a)).collect();
             }
         }
-        opt.hyper.lr = groups[0].lr;
         let [l0, l1, l2] = &mut layers;
         let mut params = [&mut l0.w[..], &mut l0.b[..], &mut l1.w[..], &mut l1.b[..], &mut l2.w[..], &mut l2.b[..]];
         let g: Vec<&[f32]> = grads.iter().flat_map(|(w, b)| [&w[..], &b[..]]).collect();
         opt.step(&mut params, &g).expect("one gradient per parameter");
-        sched.step(&mut groups);
+        sched.step(&mut opt);
         if epoch % 50 == 0 {
             println!(
                 "epoch {epoch:3}  lr {:.5}  loss {loss:.4}  train accuracy {:.3}",
-                opt.hyper.lr,
+                opt.groups()[0].hyper.lr,
                 accuracy(&layers, &train)
             );
         }

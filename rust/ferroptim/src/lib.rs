@@ -68,7 +68,8 @@ pub use kernels::sgd::{sgd, SgdHyper};
 pub use kernels::sparse_adam::{sparse_adam, SparseAdamHyper, SparseAdamTensor, SparseError, SparseRows};
 pub use kernels::stream::{Stream, Touch};
 pub use optim::{
-    Adadelta, Adagrad, Adam, Adamax, Asgd, Nadam, Optimizer, ParamState, Radam, Rmsprop, Rprop, Sgd, StepError,
+    Adadelta, Adagrad, Adam, Adamax, Asgd, Group, GroupError, Nadam, Optimizer, ParamState, Radam, Rmsprop, Rprop,
+    Scheduled, Sgd, StepError,
 };
 pub use threads::{get_num_threads, set_num_threads, ThreadsError};
 

@@ -1,9 +1,11 @@
 //! Optimizers that own their state, for Rust programs.
 //!
-//! [`Optimizer`] pairs an elementwise kernel's hyperparameters (one param group) with
-//! the state of each parameter, created on its first step as torch creates it. Its
-//! `step` runs the same kernels, chunks and thread pool as the Python package, so a
-//! Rust program and a Python one get the same numbers.
+//! [`Optimizer`] holds an elementwise rule's param groups (torch's `param_groups`:
+//! each its own hyperparameters, for the parameters it holds) and the state of each
+//! parameter, created on its first step as torch creates it. Its `step` runs the same
+//! kernels, chunks and thread pool as the Python package, so a Rust program and a
+//! Python one get the same numbers. A scheduler drives its groups' LRs
+//! (`scheduler.step(&mut opt)`, see [`crate::lr_scheduler`]).
 //!
 //! ```
 //! use ferroptim::{Adam, AdamHyper};
@@ -16,11 +18,27 @@
 //! }
 //! assert!(w.iter().all(|x| (x - 3.0).abs() < 0.1));
 //! ```
+//!
+//! Param groups, as torch's `Adam([{"params": [w]}, {"params": [b], "weight_decay": 0}])`:
+//! each group holds the next parameters a step is given, in order.
+//!
+//! ```
+//! use ferroptim::{Adam, AdamHyper};
+//!
+//! let (mut w, mut b) = (vec![1.0f64; 6], vec![0.5f64; 2]);
+//! let decayed = AdamHyper { lr: 0.01, ..AdamHyper::adamw() };
+//! let mut opt = Adam::with_params(decayed, 1).unwrap();
+//! opt.add_param_group(AdamHyper { weight_decay: 0.0, ..decayed }, 1).unwrap();
+//! opt.step(&mut [&mut w, &mut b], &[&[0.1; 6], &[0.2; 2]]).unwrap();
+//! opt.groups_mut()[1].hyper.lr = 0.001; // as `opt.param_groups[1]["lr"] = 0.001`
+//! assert_eq!(opt.groups().len(), 2);
+//! ```
 
 use std::fmt;
 
 use crate::element::Element;
 use crate::exec::{Batch, Elementwise, TensorSlices, MAX_SCALARS};
+use crate::lr_scheduler::{ParamGroup, ParamGroups};
 use crate::{
     AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, HyperError, NadamHyper, RadamHyper, RmspropHyper,
     RpropHyper, SgdHyper, Validate,
@@ -70,6 +88,13 @@ pub enum StepError {
         /// The parameter's position.
         index: usize,
     },
+    /// The parameters given are not as many as the optimizer's groups hold.
+    Groups {
+        /// The parameters given.
+        params: usize,
+        /// The parameters the groups hold.
+        expected: usize,
+    },
     /// A parameter's length changed since its state was created.
     StateLength {
         /// The parameter's position.
@@ -90,6 +115,9 @@ impl fmt::Display for StepError {
             StepError::Layout { index } => {
                 write!(f, "parameter {index} or its gradient is not in standard (C-contiguous) layout")
             }
+            StepError::Groups { params, expected } => {
+                write!(f, "{params} parameters given but the optimizer's param groups hold {expected}")
+            }
             StepError::Count { params, grads } => {
                 write!(f, "{params} parameters but {grads} gradients")
             }
@@ -105,11 +133,112 @@ impl fmt::Display for StepError {
 
 impl std::error::Error for StepError {}
 
-/// One param group of an elementwise optimizer: hyperparameters and per-parameter state.
+/// Why [`Optimizer::add_param_group`] refused a group; nothing was changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupError {
+    /// A hyperparameter torch would refuse.
+    Hyper(HyperError),
+    /// The optimizer's only group holds every parameter a step is given
+    /// ([`Optimizer::new`]), so no parameter is left for another group.
+    Open,
+}
+
+impl fmt::Display for GroupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupError::Hyper(e) => e.fmt(f),
+            GroupError::Open => f.write_str(
+                "the optimizer's group holds every parameter a step is given: build it with \
+                 Optimizer::with_params to add param groups",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for GroupError {}
+
+impl From<HyperError> for GroupError {
+    fn from(e: HyperError) -> Self {
+        GroupError::Hyper(e)
+    }
+}
+
+/// One param group (torch's `optimizer.param_groups[i]`): the hyperparameters of the
+/// parameters it holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group<K> {
+    /// The hyperparameters; change them between steps (a scheduler sets `lr`, and
+    /// CyclicLR / OneCycleLR the momentum: see [`Scheduled`]).
+    pub hyper: K,
+    /// torch's `initial_lr`: set by the first scheduler built on the optimizer.
+    pub initial_lr: Option<f64>,
+    /// How many parameters it holds (None: every parameter a step is given).
+    params: Option<usize>,
+}
+
+impl<K> Group<K> {
+    /// How many parameters the group holds: the next ones a step is given, after those
+    /// of the groups before it (None: every parameter a step is given).
+    pub fn params(&self) -> Option<usize> {
+        self.params
+    }
+}
+
+/// Hyperparameters a scheduler drives: the learning rate and, where the rule has
+/// one, the momentum CyclicLR and OneCycleLR cycle (`momentum`, or Adam's `betas.0`).
+pub trait Scheduled {
+    /// The learning rate.
+    fn lr(&self) -> f64;
+    /// Sets the learning rate.
+    fn set_lr(&mut self, lr: f64);
+    /// The momentum a scheduler may cycle (None: the rule has none).
+    fn momentum(&self) -> Option<f64> {
+        None
+    }
+    /// Sets that momentum (ignored by a rule without one).
+    fn set_momentum(&mut self, momentum: f64) {
+        let _ = momentum;
+    }
+}
+
+macro_rules! scheduled {
+    ($($hyper:ty $(=> $($m:tt).+)?;)+) => {$(
+        impl Scheduled for $hyper {
+            fn lr(&self) -> f64 {
+                self.lr
+            }
+            fn set_lr(&mut self, lr: f64) {
+                self.lr = lr;
+            }
+            $(
+                fn momentum(&self) -> Option<f64> {
+                    Some(self.$($m).+)
+                }
+                fn set_momentum(&mut self, momentum: f64) {
+                    self.$($m).+ = momentum;
+                }
+            )?
+        }
+    )+};
+}
+
+scheduled! {
+    SgdHyper => momentum;
+    RmspropHyper => momentum;
+    AdamHyper => betas.0;
+    AdamaxHyper => betas.0;
+    NadamHyper => betas.0;
+    RadamHyper => betas.0;
+    AdagradHyper;
+    AdadeltaHyper;
+    RpropHyper;
+    AsgdHyper;
+}
+
+/// An elementwise optimizer: its param groups and the state of each parameter.
 #[derive(Clone, Debug)]
 pub struct Optimizer<K, T> {
-    /// The hyperparameters; change `hyper.lr` between steps to schedule it.
-    pub hyper: K,
+    groups: Vec<Group<K>>,
     state: Vec<Option<ParamState<T>>>,
 }
 
@@ -135,10 +264,40 @@ pub type Rprop<T> = Optimizer<RpropHyper, T>;
 pub type Asgd<T> = Optimizer<AsgdHyper, T>;
 
 impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
-    /// An optimizer with no state yet; refuses hyperparameters torch refuses.
+    /// An optimizer of one param group holding every parameter a step is given, with
+    /// no state yet; refuses hyperparameters torch refuses.
     pub fn new(hyper: K) -> Result<Self, HyperError> {
         hyper.validate()?;
-        Ok(Optimizer { hyper, state: Vec::new() })
+        Ok(Optimizer { groups: vec![Group { hyper, initial_lr: None, params: None }], state: Vec::new() })
+    }
+
+    /// An optimizer of one param group holding `params` parameters (more groups:
+    /// [`add_param_group`](Self::add_param_group)).
+    pub fn with_params(hyper: K, params: usize) -> Result<Self, HyperError> {
+        let mut opt = Self::new(hyper)?;
+        opt.groups[0].params = Some(params);
+        Ok(opt)
+    }
+
+    /// Adds a param group holding the next `params` parameters (torch's
+    /// `add_param_group`): steps then take the parameters of every group, in order.
+    pub fn add_param_group(&mut self, hyper: K, params: usize) -> Result<(), GroupError> {
+        hyper.validate()?;
+        if self.groups.iter().any(|g| g.params.is_none()) {
+            return Err(GroupError::Open);
+        }
+        self.groups.push(Group { hyper, initial_lr: None, params: Some(params) });
+        Ok(())
+    }
+
+    /// The param groups.
+    pub fn groups(&self) -> &[Group<K>] {
+        &self.groups
+    }
+
+    /// The param groups, to change their hyperparameters between steps.
+    pub fn groups_mut(&mut self) -> &mut [Group<K>] {
+        &mut self.groups
     }
 
     /// The state of parameter `index`, if it has had a step.
@@ -158,6 +317,11 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
         if params.len() != grads.len() {
             return Err(StepError::Count { params: params.len(), grads: grads.len() });
         }
+        if let Some(expected) = self.groups.iter().map(|g| g.params).sum::<Option<usize>>() {
+            if params.len() != expected {
+                return Err(StepError::Groups { params: params.len(), expected });
+            }
+        }
         for (index, (p, g)) in params.iter().zip(grads).enumerate() {
             if let Some(g) = g {
                 if g.len() != p.len() {
@@ -175,12 +339,15 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
         if self.state.len() < params.len() {
             self.state.resize(params.len(), None);
         }
-        let Optimizer { hyper, state } = self;
-        let nb = hyper.buffers();
+        let Optimizer { groups, state } = self;
+        // each parameter's group: the open group holds all of them
+        let n = params.len();
+        let hypers = groups.iter().flat_map(|g| std::iter::repeat_n(&g.hyper, g.params.unwrap_or(n)));
         let elements = params.iter().zip(grads).filter(|(_, g)| g.is_some()).map(|(p, _)| p.len()).sum();
         let mut batch = Batch::with_size(elements);
-        for ((p, g), st) in params.iter_mut().zip(grads).zip(state.iter_mut()) {
+        for (((p, g), st), hyper) in params.iter_mut().zip(grads).zip(state.iter_mut()).zip(hypers) {
             let Some(g) = g else { continue };
+            let nb = hyper.buffers();
             let fresh = st.is_none();
             let st = st.get_or_insert_with(|| ParamState { scalars: [0.0; MAX_SCALARS], buffers: Vec::new() });
             let fresh = fresh || st.buffers.is_empty();
@@ -198,10 +365,29 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
                 g,
                 used.map(|(k, b)| if hyper.uses_buffer(k) { b.as_mut_slice() } else { &mut [] }),
             );
-            batch.push(&*hyper, &mut scalars[..K::SCALARS], fresh, slices);
+            batch.push(hyper, &mut scalars[..K::SCALARS], fresh, slices);
         }
         batch.run();
         Ok(())
+    }
+}
+
+/// A scheduler drives the optimizer's groups: `scheduler.step(&mut opt)`.
+impl<K: Scheduled, T> ParamGroups for Optimizer<K, T> {
+    fn param_groups(&self) -> Vec<ParamGroup> {
+        let view =
+            |g: &Group<K>| ParamGroup { lr: g.hyper.lr(), initial_lr: g.initial_lr, momentum: g.hyper.momentum() };
+        self.groups.iter().map(view).collect()
+    }
+
+    fn set_param_groups(&mut self, groups: &[ParamGroup]) {
+        for (g, v) in self.groups.iter_mut().zip(groups) {
+            g.hyper.set_lr(v.lr);
+            g.initial_lr = v.initial_lr;
+            if let Some(m) = v.momentum {
+                g.hyper.set_momentum(m);
+            }
+        }
     }
 }
 
@@ -240,5 +426,73 @@ mod tests {
             opt.step(&mut [&mut a], &[&[0.5; 3]]).unwrap();
         }
         assert_eq!(opt.state(0).unwrap().scalars[0], 4.0);
+    }
+
+    /// Two groups step as two optimizers, each with its own hyperparameters.
+    #[test]
+    fn param_groups_step_as_separate_optimizers() {
+        let (ha, hb) = (AdamHyper { lr: 0.1, ..AdamHyper::adamw() }, AdamHyper { lr: 0.01, ..AdamHyper::adam() });
+        let (mut a, mut b, mut c) = (vec![1.0f64; 5], vec![2.0f64; 3], vec![-1.0f64; 4]);
+        let (mut a2, mut b2, mut c2) = (a.clone(), b.clone(), c.clone());
+        let mut opt = Adam::with_params(ha, 2).unwrap();
+        opt.add_param_group(hb, 1).unwrap();
+        let (mut one, mut two) = (Adam::new(ha).unwrap(), Adam::new(hb).unwrap());
+        for t in 0..5 {
+            let g = |n: usize, k: f64| (0..n).map(|i| (i as f64 + k) * 0.1 - 0.2 * t as f64).collect::<Vec<_>>();
+            let (ga, gb, gc) = (g(5, 1.0), g(3, 2.0), g(4, 3.0));
+            opt.step(&mut [&mut a, &mut b, &mut c], &[&ga, &gb, &gc]).unwrap();
+            one.step(&mut [&mut a2, &mut b2], &[&ga, &gb]).unwrap();
+            two.step(&mut [&mut c2], &[&gc]).unwrap();
+        }
+        assert_eq!((a, b, c), (a2, b2, c2));
+        assert_eq!(opt.state(2), two.state(0));
+        assert_eq!(opt.groups().iter().map(Group::params).collect::<Vec<_>>(), [Some(2), Some(1)]);
+    }
+
+    #[test]
+    fn refuses_groups_and_steps_that_do_not_fit() {
+        let mut open = Sgd::<f32>::new(SgdHyper::default()).unwrap();
+        assert_eq!(open.add_param_group(SgdHyper::default(), 1), Err(GroupError::Open));
+        let mut opt = Sgd::<f32>::with_params(SgdHyper::default(), 1).unwrap();
+        let bad = SgdHyper { lr: -1.0, ..SgdHyper::default() };
+        assert!(matches!(opt.add_param_group(bad, 1), Err(GroupError::Hyper(_))));
+        assert_eq!(opt.groups().len(), 1, "a refused group is not added");
+        opt.add_param_group(SgdHyper::default(), 2).unwrap();
+        let (mut a, mut b) = (vec![1.0f32; 2], vec![1.0f32; 2]);
+        let err = opt.step(&mut [&mut a, &mut b], &[&[1.0; 2], &[1.0; 2]]).unwrap_err();
+        assert_eq!(err, StepError::Groups { params: 2, expected: 3 });
+        assert!(opt.state(0).is_none() && a == [1.0; 2]);
+    }
+
+    /// A scheduler drives the optimizer's groups: each group's LR, its initial_lr, and
+    /// the momentum OneCycleLR cycles (SGD's momentum, Adam's betas.0).
+    #[test]
+    fn schedulers_drive_the_param_groups() {
+        use crate::lr_scheduler::{LrScheduler, OneCycleLr, Schedule, StepLr};
+        let mut opt = Sgd::<f64>::with_params(SgdHyper { lr: 0.1, momentum: 0.9, ..SgdHyper::default() }, 1).unwrap();
+        opt.add_param_group(SgdHyper { lr: 0.4, ..SgdHyper::default() }, 1).unwrap();
+        let mut sched: Box<dyn LrScheduler> =
+            Box::new(Schedule::new(StepLr { step_size: 1, gamma: 0.5 }, &mut opt, -1).unwrap());
+        assert_eq!(opt.groups().iter().map(|g| g.initial_lr).collect::<Vec<_>>(), [Some(0.1), Some(0.4)]);
+        let (mut a, mut b) = (vec![1.0; 3], vec![1.0; 2]);
+        for _ in 0..2 {
+            opt.step(&mut [&mut a, &mut b], &[&[1.0; 3], &[1.0; 2]]).unwrap();
+            sched.step(&mut opt);
+        }
+        assert_eq!(opt.groups().iter().map(|g| g.hyper.lr).collect::<Vec<_>>(), [0.025, 0.1]);
+        assert_eq!(sched.last_lr(), [0.025, 0.1]);
+
+        // OneCycleLR refuses a group without momentum (SGD's momentum is 0, but it is
+        // there: torch checks for the key) and sets nothing when it refuses
+        let mut adagrad = Adagrad::<f64>::new(AdagradHyper::default()).unwrap();
+        assert!(Schedule::new(OneCycleLr::new(vec![1.0], 10), &mut adagrad, -1).is_err());
+        assert_eq!(adagrad.groups()[0].initial_lr, None);
+        let mut adam = Adam::<f64>::new(AdamHyper::adam()).unwrap();
+        let mut cycle = Schedule::new(OneCycleLr::new(vec![1.0], 10), &mut adam, -1).unwrap();
+        assert_eq!(adam.groups()[0].hyper.betas.0, 0.95);
+        assert!((adam.groups()[0].hyper.lr - 1.0 / 25.0).abs() < 1e-15); // max_lr / div_factor
+        cycle.step(&mut adam);
+        let (lr, beta1) = (adam.groups()[0].hyper.lr, adam.groups()[0].hyper.betas.0);
+        assert!(lr > 0.04 && beta1 < 0.95, "warming up: lr {lr}, beta1 {beta1}");
     }
 }

@@ -1,14 +1,14 @@
 //! `SequentialLR` and `ChainedScheduler`: several schedulers on the same groups.
 
-use super::{require, LrScheduler, ParamGroup, SchedulerError};
+use super::{on_groups, require, LrScheduler, ParamGroup, ParamGroups, SchedulerError};
 
 /// A boxed scheduler of a composite.
 pub type Boxed = Box<dyn LrScheduler + Send>;
 
 fn step_one(s: &mut Boxed, metric: Option<f64>, groups: &mut [ParamGroup]) {
     match metric {
-        Some(m) => s.step_with(m, groups),
-        None => s.step(groups),
+        Some(m) => s.step_with_groups(m, groups),
+        None => s.step_groups(groups),
     }
 }
 
@@ -28,7 +28,16 @@ pub struct SequentialLr {
 impl SequentialLr {
     /// Takes schedulers already built on `groups` (each made its first step), puts the
     /// groups back to their initial LR and restarts the first scheduler.
-    pub fn new(
+    pub fn new<G: ParamGroups + ?Sized>(
+        groups: &mut G,
+        schedulers: Vec<Boxed>,
+        milestones: Vec<i64>,
+        last_epoch: i64,
+    ) -> Result<Self, SchedulerError> {
+        on_groups(groups, |groups| Self::on(groups, schedulers, milestones, last_epoch))
+    }
+
+    fn on(
         groups: &mut [ParamGroup],
         mut schedulers: Vec<Boxed>,
         milestones: Vec<i64>,
@@ -73,11 +82,11 @@ impl SequentialLr {
 }
 
 impl LrScheduler for SequentialLr {
-    fn step(&mut self, groups: &mut [ParamGroup]) {
+    fn step_groups(&mut self, groups: &mut [ParamGroup]) {
         self.advance(None, groups);
     }
 
-    fn step_with(&mut self, metric: f64, groups: &mut [ParamGroup]) {
+    fn step_with_groups(&mut self, metric: f64, groups: &mut [ParamGroup]) {
         self.advance(Some(metric), groups);
     }
 
@@ -116,11 +125,11 @@ pub struct ChainedScheduler {
 
 impl ChainedScheduler {
     /// Takes schedulers already built on `groups`.
-    pub fn new(groups: &[ParamGroup], schedulers: Vec<Boxed>) -> Result<Self, SchedulerError> {
+    pub fn new<G: ParamGroups + ?Sized>(groups: &G, schedulers: Vec<Boxed>) -> Result<Self, SchedulerError> {
         require(!schedulers.is_empty(), || {
             "ChainedScheduler expects at least one scheduler to be chained, but got no scheduler.".into()
         })?;
-        Ok(ChainedScheduler { schedulers, last_lr: groups.iter().map(|g| g.lr).collect() })
+        Ok(ChainedScheduler { schedulers, last_lr: groups.param_groups().iter().map(|g| g.lr).collect() })
     }
 
     fn advance(&mut self, metric: Option<f64>, groups: &mut [ParamGroup]) {
@@ -132,11 +141,11 @@ impl ChainedScheduler {
 }
 
 impl LrScheduler for ChainedScheduler {
-    fn step(&mut self, groups: &mut [ParamGroup]) {
+    fn step_groups(&mut self, groups: &mut [ParamGroup]) {
         self.advance(None, groups);
     }
 
-    fn step_with(&mut self, metric: f64, groups: &mut [ParamGroup]) {
+    fn step_with_groups(&mut self, metric: f64, groups: &mut [ParamGroup]) {
         self.advance(Some(metric), groups);
     }
 

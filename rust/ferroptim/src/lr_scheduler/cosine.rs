@@ -2,7 +2,7 @@
 
 use std::f64::consts::PI;
 
-use super::{require, Context, LrScheduler, ParamGroup, Rule, SchedulerError};
+use super::{on_groups, require, with_groups, Context, LrScheduler, ParamGroup, ParamGroups, Rule, SchedulerError};
 
 /// Cosine annealing from the initial LR to `eta_min` over `t_max` epochs, in torch's
 /// recursive form (closed form: `η_min + (η₀ − η_min)(1 + cos(π·epoch/T_max))/2`).
@@ -74,7 +74,16 @@ pub struct CosineAnnealingWarmRestarts {
 
 impl CosineAnnealingWarmRestarts {
     /// Builds the scheduler on `groups` (recording their `initial_lr`) and sets epoch 0.
-    pub fn new(groups: &mut [ParamGroup], t_0: i64, t_mult: i64, eta_min: f64) -> Result<Self, SchedulerError> {
+    pub fn new<G: ParamGroups + ?Sized>(
+        groups: &mut G,
+        t_0: i64,
+        t_mult: i64,
+        eta_min: f64,
+    ) -> Result<Self, SchedulerError> {
+        on_groups(groups, |groups| Self::on(groups, t_0, t_mult, eta_min))
+    }
+
+    fn on(groups: &mut [ParamGroup], t_0: i64, t_mult: i64, eta_min: f64) -> Result<Self, SchedulerError> {
         require(t_0 > 0, || format!("Expected positive integer T_0, but got {t_0}"))?;
         require(t_mult >= 1, || format!("Expected integer T_mult >= 1, but got {t_mult}"))?;
         for g in groups.iter_mut() {
@@ -97,9 +106,9 @@ impl CosineAnnealingWarmRestarts {
 
     /// Goes to `epoch` (fractional epochs allowed: `epoch + i / iters` within one);
     /// a negative one is refused with torch's message, changing nothing.
-    pub fn step_to(&mut self, epoch: f64, groups: &mut [ParamGroup]) -> Result<(), SchedulerError> {
+    pub fn step_to<G: ParamGroups + ?Sized>(&mut self, epoch: f64, groups: &mut G) -> Result<(), SchedulerError> {
         (self.t_cur, self.t_i) = warm_restarts_position(self.t_0, self.t_mult, self.t_i, self.t_cur, Some(epoch))?;
-        self.set(epoch.floor() as i64, groups);
+        with_groups(groups, |groups| self.set(epoch.floor() as i64, groups));
         Ok(())
     }
 
@@ -147,7 +156,7 @@ pub fn warm_restarts_lrs(eta_min: f64, t_cur: f64, t_i: f64, base_lrs: &[f64]) -
 }
 
 impl LrScheduler for CosineAnnealingWarmRestarts {
-    fn step(&mut self, groups: &mut [ParamGroup]) {
+    fn step_groups(&mut self, groups: &mut [ParamGroup]) {
         if self.last_epoch < 0 {
             return self.step_to(0.0, groups).expect("epoch 0 is not negative");
         }

@@ -2,10 +2,12 @@
 //! the Python package (and torch): the same recursive ("chainable") forms, in the
 //! same order of floating-point operations, and the closed forms where torch has them.
 //!
-//! A scheduler sets the LR of each [`ParamGroup`] of one optimizer: torch keeps these
-//! in `optimizer.param_groups`; here they are a slice the caller owns and copies into
-//! its optimizers (`opt.hyper.lr = groups[0].lr`). Several schedulers may drive the
-//! same groups, as in torch, and their factors multiply.
+//! A scheduler sets the LR of each param group of one optimizer: an [`Optimizer`]'s
+//! (`scheduler.step(&mut opt)`), or [`ParamGroup`]s a program keeps and copies into
+//! its own optimizers (any [`ParamGroups`]). Several schedulers may drive the same
+//! groups, as in torch, and their factors multiply.
+//!
+//! [`Optimizer`]: crate::Optimizer
 //!
 //! ```
 //! use ferroptim::lr_scheduler::{ParamGroup, Schedule, StepLr, LrScheduler};
@@ -97,20 +99,96 @@ pub(crate) fn per_group(name: &str, values: &[f64], groups: usize) -> Result<Vec
     }
 }
 
-/// A scheduler driving the LRs of some param groups.
+/// The param groups a scheduler drives: an optimizer's ([`crate::Optimizer`]), or
+/// [`ParamGroup`]s a program keeps itself (a slice, an array or a `Vec` of them).
+pub trait ParamGroups {
+    /// Each group as a scheduler sees it.
+    fn param_groups(&self) -> Vec<ParamGroup>;
+    /// Sets each group's LR, `initial_lr` and momentum to those of `groups` (one per
+    /// group, as [`param_groups`](Self::param_groups) gave them).
+    fn set_param_groups(&mut self, groups: &[ParamGroup]);
+}
+
+impl ParamGroups for [ParamGroup] {
+    fn param_groups(&self) -> Vec<ParamGroup> {
+        self.to_vec()
+    }
+
+    fn set_param_groups(&mut self, groups: &[ParamGroup]) {
+        self.copy_from_slice(groups);
+    }
+}
+
+impl<const N: usize> ParamGroups for [ParamGroup; N] {
+    fn param_groups(&self) -> Vec<ParamGroup> {
+        self.to_vec()
+    }
+
+    fn set_param_groups(&mut self, groups: &[ParamGroup]) {
+        self.copy_from_slice(groups);
+    }
+}
+
+impl ParamGroups for Vec<ParamGroup> {
+    fn param_groups(&self) -> Vec<ParamGroup> {
+        self.clone()
+    }
+
+    fn set_param_groups(&mut self, groups: &[ParamGroup]) {
+        self.copy_from_slice(groups);
+    }
+}
+
+/// `f` over the groups' scheduling view; what it changed is set in `groups` if it
+/// succeeds (a refused construction changes nothing).
+pub(crate) fn on_groups<G: ParamGroups + ?Sized, R, E>(
+    groups: &mut G,
+    f: impl FnOnce(&mut [ParamGroup]) -> Result<R, E>,
+) -> Result<R, E> {
+    let mut view = groups.param_groups();
+    let r = f(&mut view)?;
+    groups.set_param_groups(&view);
+    Ok(r)
+}
+
+/// `f` over the groups' scheduling view, and what it changed set in `groups`.
+pub(crate) fn with_groups<G: ParamGroups + ?Sized, R>(groups: &mut G, f: impl FnOnce(&mut [ParamGroup]) -> R) -> R {
+    match on_groups(groups, |g| Ok::<R, std::convert::Infallible>(f(g))) {
+        Ok(r) => r,
+        Err(never) => match never {},
+    }
+}
+
+/// A scheduler driving the LRs of some param groups: `scheduler.step(&mut optimizer)`
+/// (or `&mut groups`, [`ParamGroup`]s a program keeps), as torch's `scheduler.step()`.
 pub trait LrScheduler {
     /// Advances one epoch (torch's `scheduler.step()`) and sets each group's LR.
-    fn step(&mut self, groups: &mut [ParamGroup]);
+    fn step<G: ParamGroups + ?Sized>(&mut self, groups: &mut G)
+    where
+        Self: Sized,
+    {
+        with_groups(groups, |g| self.step_groups(g));
+    }
+    /// Advances one epoch with a metric: [`ReduceLrOnPlateau`] (alone or inside a
+    /// composite) uses it, every other scheduler ignores it.
+    fn step_with<G: ParamGroups + ?Sized>(&mut self, metric: f64, groups: &mut G)
+    where
+        Self: Sized,
+    {
+        with_groups(groups, |g| self.step_with_groups(metric, g));
+    }
+    /// [`step`](Self::step) on the groups' scheduling view (callable on a `dyn
+    /// LrScheduler`).
+    fn step_groups(&mut self, groups: &mut [ParamGroup]);
+    /// [`step_with`](Self::step_with) on the groups' scheduling view.
+    fn step_with_groups(&mut self, metric: f64, groups: &mut [ParamGroup]) {
+        let _ = metric;
+        self.step_groups(groups);
+    }
     /// The LRs the last step set.
     fn last_lr(&self) -> &[f64];
     /// The epochs stepped since the start (0 right after construction).
     fn last_epoch(&self) -> i64;
-    /// Advances one epoch with a metric: [`ReduceLrOnPlateau`] (alone or inside a
-    /// composite) uses it, every other scheduler ignores it.
-    fn step_with(&mut self, metric: f64, groups: &mut [ParamGroup]) {
-        let _ = metric;
-        self.step(groups);
-    }
     /// Whether [`LrScheduler::step_with`] must be used.
     fn needs_metric(&self) -> bool {
         false
@@ -123,6 +201,34 @@ pub trait LrScheduler {
     fn restart(&mut self, groups: &mut [ParamGroup]);
     /// The first step again (what `SequentialLR` does to its first scheduler).
     fn initial_step(&mut self, groups: &mut [ParamGroup]);
+}
+
+/// A boxed scheduler is one: `Box<dyn LrScheduler>` has `step(&mut optimizer)` too.
+impl<S: LrScheduler + ?Sized> LrScheduler for Box<S> {
+    fn step_groups(&mut self, groups: &mut [ParamGroup]) {
+        (**self).step_groups(groups);
+    }
+    fn step_with_groups(&mut self, metric: f64, groups: &mut [ParamGroup]) {
+        (**self).step_with_groups(metric, groups);
+    }
+    fn last_lr(&self) -> &[f64] {
+        (**self).last_lr()
+    }
+    fn last_epoch(&self) -> i64 {
+        (**self).last_epoch()
+    }
+    fn needs_metric(&self) -> bool {
+        (**self).needs_metric()
+    }
+    fn undo_epoch(&mut self) {
+        (**self).undo_epoch();
+    }
+    fn restart(&mut self, groups: &mut [ParamGroup]) {
+        (**self).restart(groups);
+    }
+    fn initial_step(&mut self, groups: &mut [ParamGroup]) {
+        (**self).initial_step(groups);
+    }
 }
 
 /// What a rule sees when it computes the LRs of a step.
@@ -179,7 +285,11 @@ impl<R: Rule> Schedule<R> {
     /// Builds the scheduler on `groups` and makes its first step. `last_epoch = -1`
     /// starts (recording each group's `initial_lr` if unset); another value resumes
     /// and needs `initial_lr` in every group.
-    pub fn new(mut rule: R, groups: &mut [ParamGroup], last_epoch: i64) -> Result<Self, SchedulerError> {
+    pub fn new<G: ParamGroups + ?Sized>(rule: R, groups: &mut G, last_epoch: i64) -> Result<Self, SchedulerError> {
+        on_groups(groups, |groups| Self::attached(rule, groups, last_epoch))
+    }
+
+    fn attached(mut rule: R, groups: &mut [ParamGroup], last_epoch: i64) -> Result<Self, SchedulerError> {
         rule.attach(groups, last_epoch)?;
         if last_epoch == -1 {
             for g in groups.iter_mut() {
@@ -235,13 +345,13 @@ impl<R: Rule> Schedule<R> {
 
     /// Goes to `epoch` by the closed form, where the rule has one (torch's deprecated
     /// `step(epoch)`).
-    pub fn step_to(&mut self, epoch: i64, groups: &mut [ParamGroup]) {
-        self.run(groups, false, Some(epoch), true);
+    pub fn step_to<G: ParamGroups + ?Sized>(&mut self, epoch: i64, groups: &mut G) {
+        with_groups(groups, |groups| self.run(groups, false, Some(epoch), true));
     }
 }
 
 impl<R: Rule> LrScheduler for Schedule<R> {
-    fn step(&mut self, groups: &mut [ParamGroup]) {
+    fn step_groups(&mut self, groups: &mut [ParamGroup]) {
         self.run(groups, false, None, true);
     }
 

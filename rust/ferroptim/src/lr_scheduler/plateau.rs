@@ -1,6 +1,6 @@
 //! `ReduceLROnPlateau`: lower the LR when a metric stops improving.
 
-use super::{per_group, require, LrScheduler, ParamGroup, SchedulerError};
+use super::{per_group, require, LrScheduler, ParamGroup, ParamGroups, SchedulerError};
 
 /// Whether lower or higher metrics are better.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +53,13 @@ pub struct ReduceLrOnPlateau {
 impl ReduceLrOnPlateau {
     /// torch's defaults (mode min, factor 0.1, patience 10, threshold 1e-4 relative,
     /// no cooldown, min_lr 0, eps 1e-8), with `min_lr` one value or one per group.
-    pub fn new(groups: &[ParamGroup], factor: f64, patience: u64, min_lr: &[f64]) -> Result<Self, SchedulerError> {
+    pub fn new<G: ParamGroups + ?Sized>(
+        groups: &G,
+        factor: f64,
+        patience: u64,
+        min_lr: &[f64],
+    ) -> Result<Self, SchedulerError> {
+        let groups = &groups.param_groups()[..];
         require(factor < 1.0, || "Factor should be < 1.0.".into())?;
         let min_lrs = per_group("min_lr", min_lr, groups.len())
             .map_err(|_| SchedulerError(format!("expected {} min_lrs, got {}", groups.len(), min_lr.len())))?;
@@ -111,9 +117,9 @@ pub fn plateau_reduced(lr: f64, factor: f64, min_lr: f64, eps: f64) -> f64 {
 
 impl LrScheduler for ReduceLrOnPlateau {
     /// A plateau scheduler needs a metric: without one, nothing happens.
-    fn step(&mut self, _groups: &mut [ParamGroup]) {}
+    fn step_groups(&mut self, _groups: &mut [ParamGroup]) {}
 
-    fn step_with(&mut self, metric: f64, groups: &mut [ParamGroup]) {
+    fn step_with_groups(&mut self, metric: f64, groups: &mut [ParamGroup]) {
         self.last_epoch += 1;
         if plateau_is_better(self.mode, self.threshold_mode, self.threshold, metric, self.best) {
             self.best = metric;
