@@ -28,6 +28,7 @@ pub mod lr_scheduler;
 #[cfg(feature = "ndarray")]
 pub mod ndarray_params;
 pub mod optim;
+pub mod state_dict;
 pub mod threads;
 
 use std::fmt;
@@ -68,8 +69,8 @@ pub use kernels::sgd::{sgd, SgdHyper};
 pub use kernels::sparse_adam::{sparse_adam, SparseAdamHyper, SparseAdamTensor, SparseError, SparseRows};
 pub use kernels::stream::{Stream, Touch};
 pub use optim::{
-    Adadelta, Adagrad, Adam, Adamax, Asgd, Group, GroupError, Nadam, Optimizer, ParamState, Radam, Rmsprop, Rprop,
-    Scheduled, Sgd, StepError,
+    Adadelta, Adagrad, Adam, Adamax, Asgd, Group, GroupError, LoadError, Nadam, Optimizer, ParamState, Radam, Rmsprop,
+    Rprop, Scheduled, Sgd, StepError, TorchLayout,
 };
 pub use threads::{get_num_threads, set_num_threads, ThreadsError};
 

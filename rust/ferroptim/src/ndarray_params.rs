@@ -45,7 +45,10 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
         let mut slices: Vec<&mut [T]> =
             params.iter_mut().map(|p| p.as_slice_mut().expect("standard layout, checked above")).collect();
         let grads: Vec<&[T]> = grads.iter().map(|g| g.as_slice().expect("standard layout, checked above")).collect();
-        self.step(&mut slices, &grads)
+        self.step(&mut slices, &grads)?;
+        // the shapes of their state in a state dict
+        self.shapes = params.iter().map(|p| Some(p.shape().to_vec())).collect();
+        Ok(())
     }
 }
 

@@ -36,6 +36,9 @@
 
 use std::fmt;
 
+mod state_dict;
+pub use state_dict::{LoadError, TorchLayout};
+
 use crate::element::Element;
 use crate::exec::{Batch, Elementwise, TensorSlices, MAX_SCALARS};
 use crate::lr_scheduler::{ParamGroup, ParamGroups};
@@ -240,6 +243,9 @@ scheduled! {
 pub struct Optimizer<K, T> {
     groups: Vec<Group<K>>,
     state: Vec<Option<ParamState<T>>>,
+    /// Each parameter's shape, where known (from `step_ndarray`, or loaded state):
+    /// the shape of its state in a state dict.
+    pub(crate) shapes: Vec<Option<Vec<usize>>>,
 }
 
 /// SGD over parameters of type `T` (see [`SgdHyper`]).
@@ -268,7 +274,11 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
     /// no state yet; refuses hyperparameters torch refuses.
     pub fn new(hyper: K) -> Result<Self, HyperError> {
         hyper.validate()?;
-        Ok(Optimizer { groups: vec![Group { hyper, initial_lr: None, params: None }], state: Vec::new() })
+        Ok(Optimizer {
+            groups: vec![Group { hyper, initial_lr: None, params: None }],
+            state: Vec::new(),
+            shapes: Vec::new(),
+        })
     }
 
     /// An optimizer of one param group holding `params` parameters (more groups:
@@ -339,7 +349,7 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
         if self.state.len() < params.len() {
             self.state.resize(params.len(), None);
         }
-        let Optimizer { groups, state } = self;
+        let Optimizer { groups, state, .. } = self;
         // each parameter's group: the open group holds all of them
         let n = params.len();
         let hypers = groups.iter().flat_map(|g| std::iter::repeat_n(&g.hyper, g.params.unwrap_or(n)));
