@@ -20,6 +20,10 @@ cargo test -p ferroptim --doc --all-features
 echo "== the Rust examples (each asserts what it trains)"
 cargo run --quiet --profile test --all-features -p ferroptim --example fit_line
 cargo run --quiet --profile test --all-features -p ferroptim --example mlp
+cargo run --quiet --profile test --all-features -p ferroptim --example checkpoint
+# ... which tests/test_rust_checkpoint.py also runs on a checkpoint written by Python
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+export FERROPTIM_RUST_CHECKPOINT="$TARGET_DIR/debug/examples/checkpoint"
 echo "== cargo doc (no warnings), clippy (no warnings), the core crate's package"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
