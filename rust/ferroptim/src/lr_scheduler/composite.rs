@@ -1,6 +1,8 @@
 //! `SequentialLR` and `ChainedScheduler`: several schedulers on the same groups.
 
+use super::state::{self, int};
 use super::{on_groups, require, LrScheduler, ParamGroup, ParamGroups, SchedulerError};
+use crate::state_dict::Value;
 
 /// A boxed scheduler of a composite.
 pub type Boxed = Box<dyn LrScheduler + Send>;
@@ -10,6 +12,29 @@ fn step_one(s: &mut Boxed, metric: Option<f64>, groups: &mut [ParamGroup]) {
         Some(m) => s.step_with_groups(m, groups),
         None => s.step_groups(groups),
     }
+}
+
+/// Loads each of `schedulers` from the list `sd[key]`; if one refuses, those loaded
+/// before it are put back as they were, so that nothing changes.
+fn load_each(schedulers: &mut [Boxed], sd: &Value) -> Result<(), SchedulerError> {
+    let saved = sd.get("_schedulers").and_then(Value::items).unwrap_or_default();
+    require(saved.len() == schedulers.len(), || {
+        format!("the state dict has {} schedulers, this composite {}", saved.len(), schedulers.len())
+    })?;
+    let before: Vec<Value> = schedulers.iter().map(|s| s.state_dict()).collect();
+    for (k, (s, sd)) in schedulers.iter_mut().zip(saved).enumerate() {
+        if let Err(e) = s.load_state_dict(sd) {
+            for (s, was) in schedulers[..k].iter_mut().zip(&before) {
+                s.load_state_dict(was).expect("a scheduler loads its own state dict");
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn states(schedulers: &[Boxed]) -> Value {
+    Value::List(schedulers.iter().map(|s| s.state_dict()).collect())
 }
 
 /// Runs `schedulers[0]` until `milestones[0]`, then `schedulers[1]` from its start,
@@ -82,6 +107,30 @@ impl SequentialLr {
 }
 
 impl LrScheduler for SequentialLr {
+    fn state_dict(&self) -> Value {
+        Value::dict([
+            ("_milestones", Value::List(self.milestones.iter().map(|&m| Value::Int(m)).collect())),
+            ("last_epoch", Value::Int(self.last_epoch)),
+            ("_last_lr", state::list(&self.last_lr)),
+            ("_schedulers", states(&self.schedulers)),
+        ])
+    }
+
+    fn load_state_dict(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        let milestones: Option<Vec<i64>> = sd
+            .get("_milestones")
+            .and_then(Value::items)
+            .and_then(|ms| ms.iter().map(|m| if let Value::Int(m) = m { Some(*m) } else { None }).collect());
+        let milestones = milestones.ok_or_else(|| SchedulerError("the state dict has no list '_milestones'".into()))?;
+        require(milestones.len() + 1 == self.schedulers.len(), || {
+            "the state dict's milestones do not fit this SequentialLR's schedulers".into()
+        })?;
+        let (last_epoch, last_lr) = (int(sd, "last_epoch")?, state::floats(sd, "_last_lr", Some(self.last_lr.len()))?);
+        load_each(&mut self.schedulers, sd)?;
+        (self.milestones, self.last_epoch, self.last_lr) = (milestones, last_epoch, last_lr);
+        Ok(())
+    }
+
     fn step_groups(&mut self, groups: &mut [ParamGroup]) {
         self.advance(None, groups);
     }
@@ -141,6 +190,17 @@ impl ChainedScheduler {
 }
 
 impl LrScheduler for ChainedScheduler {
+    fn state_dict(&self) -> Value {
+        Value::dict([("_last_lr", state::list(&self.last_lr)), ("_schedulers", states(&self.schedulers))])
+    }
+
+    fn load_state_dict(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        let last_lr = state::floats(sd, "_last_lr", Some(self.last_lr.len()))?;
+        load_each(&mut self.schedulers, sd)?;
+        self.last_lr = last_lr;
+        Ok(())
+    }
+
     fn step_groups(&mut self, groups: &mut [ParamGroup]) {
         self.advance(None, groups);
     }

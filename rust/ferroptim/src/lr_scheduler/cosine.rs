@@ -2,7 +2,9 @@
 
 use std::f64::consts::PI;
 
+use super::state::{self, float, int};
 use super::{on_groups, require, with_groups, Context, LrScheduler, ParamGroup, ParamGroups, Rule, SchedulerError};
+use crate::state_dict::Value;
 
 /// Cosine annealing from the initial LR to `eta_min` over `t_max` epochs, in torch's
 /// recursive form (closed form: `η_min + (η₀ − η_min)(1 + cos(π·epoch/T_max))/2`).
@@ -15,6 +17,17 @@ pub struct CosineAnnealingLr {
 }
 
 impl Rule for CosineAnnealingLr {
+    fn state_entries(&self) -> Vec<(&'static str, Value)> {
+        vec![("T_max", Value::Int(self.t_max)), ("eta_min", Value::Float(self.eta_min))]
+    }
+
+    fn load_entries(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        let (t_max, eta_min) = (int(sd, "T_max")?, float(sd, "eta_min")?);
+        require(t_max != 0, || "Expected nonzero integer T_max, but got 0".into())?;
+        (self.t_max, self.eta_min) = (t_max, eta_min);
+        Ok(())
+    }
+
     /// Refuses a `t_max` of 0 (torch's formula would divide by zero).
     fn attach(&mut self, _: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
         require(self.t_max != 0, || format!("Expected nonzero integer T_max, but got {}", self.t_max))
@@ -156,6 +169,33 @@ pub fn warm_restarts_lrs(eta_min: f64, t_cur: f64, t_i: f64, base_lrs: &[f64]) -
 }
 
 impl LrScheduler for CosineAnnealingWarmRestarts {
+    /// `T_cur` is saved as an int when it is one (torch's stays an int over whole
+    /// epochs); `_step_count` is 0, as torch never counts this scheduler's steps.
+    fn state_dict(&self) -> Value {
+        let t_cur = if self.t_cur.fract() == 0.0 { Value::Int(self.t_cur as i64) } else { Value::Float(self.t_cur) };
+        let mut entries = vec![
+            ("T_0", Value::Int(self.t_0)),
+            ("T_i", Value::Int(self.t_i as i64)),
+            ("T_mult", Value::Int(self.t_mult)),
+            ("eta_min", Value::Float(self.eta_min)),
+            ("T_cur", t_cur),
+        ];
+        entries.extend(state::base(&self.base_lrs, self.last_epoch, 0, &self.last_lr));
+        Value::dict(entries)
+    }
+
+    fn load_state_dict(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        let n = self.base_lrs.len();
+        let (t_0, t_i, t_mult) = (int(sd, "T_0")?, float(sd, "T_i")?, int(sd, "T_mult")?);
+        require(t_0 > 0, || format!("Expected positive integer T_0, but got {t_0}"))?;
+        require(t_mult >= 1, || format!("Expected integer T_mult >= 1, but got {t_mult}"))?;
+        let (eta_min, t_cur, last_epoch) = (float(sd, "eta_min")?, float(sd, "T_cur")?, int(sd, "last_epoch")?);
+        let (base_lrs, last_lr) = (state::floats(sd, "base_lrs", Some(n))?, state::floats(sd, "_last_lr", Some(n))?);
+        (self.t_0, self.t_i, self.t_mult, self.eta_min, self.t_cur) = (t_0, t_i, t_mult, eta_min, t_cur);
+        (self.base_lrs, self.last_lr, self.last_epoch) = (base_lrs, last_lr, last_epoch);
+        Ok(())
+    }
+
     fn step_groups(&mut self, groups: &mut [ParamGroup]) {
         if self.last_epoch < 0 {
             return self.step_to(0.0, groups).expect("epoch 0 is not negative");

@@ -3,7 +3,9 @@
 
 use std::f64::consts::PI;
 
+use super::state::{boolean, int, list, string};
 use super::{per_group, require, Context, ParamGroup, Rule, SchedulerError};
+use crate::state_dict::Value;
 
 /// The amplitude policy of [`CyclicLr`].
 pub enum CyclicMode {
@@ -124,6 +126,58 @@ pub fn cyclic_lrs(
 }
 
 impl Rule for CyclicLr {
+    /// The bounds are the ones this scheduler was built with (torch keeps them in its
+    /// attributes too, and its state dict restores them; here a state dict of other
+    /// bounds or another cycle is refused: build the same scheduler, then load).
+    fn state_entries(&self) -> Vec<(&'static str, Value)> {
+        let (total, ratio) = cyclic_size(self.step_size_up, self.step_size_down);
+        let column = |k: usize| list(&self.bounds.iter().map(|b| b[k]).collect::<Vec<_>>());
+        let (mode, gamma) = match &self.mode {
+            CyclicMode::Triangular => (Value::Str("triangular".into()), 1.0),
+            CyclicMode::Triangular2 => (Value::Str("triangular2".into()), 1.0),
+            CyclicMode::ExpRange { gamma } => (Value::Str("exp_range".into()), *gamma),
+            CyclicMode::Custom(..) => (Value::None, 1.0),
+        };
+        let scale_mode = match &self.mode {
+            CyclicMode::Custom(_, ScaleMode::Iterations) | CyclicMode::ExpRange { .. } => "iterations",
+            _ => "cycle",
+        };
+        let mut entries = vec![("max_lrs", column(1)), ("cycle_momentum", Value::Bool(self.cycle_momentum))];
+        if self.cycle_momentum {
+            entries.extend([("base_momentums", column(2)), ("max_momentums", column(3))]);
+        }
+        entries.extend([
+            ("total_size", Value::Float(total)),
+            ("step_ratio", Value::Float(ratio)),
+            ("mode", mode),
+            ("gamma", Value::Float(gamma)),
+            ("scale_mode", Value::Str(scale_mode.into())),
+            ("_scale_fn_custom", Value::None),
+        ]);
+        entries
+    }
+
+    fn load_entries(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        let mine = self.state_entries();
+        for (key, want) in &mine {
+            if *key == "_scale_fn_custom" || (*key == "mode" && *want == Value::None) {
+                continue;
+            }
+            let same = match (sd.get(key), want) {
+                (Some(got), Value::List(_)) => {
+                    got.items().map(|g| g.iter().map(Value::as_f64).collect::<Vec<_>>())
+                        == want.items().map(|w| w.iter().map(Value::as_f64).collect())
+                }
+                (Some(got), Value::Float(w)) => got.as_f64() == Some(*w),
+                (got, want) => got == Some(want),
+            };
+            require(same, || {
+                format!("the state dict's '{key}' is not this CyclicLR's: build the same scheduler, then load")
+            })?;
+        }
+        Ok(())
+    }
+
     fn attach(&mut self, groups: &mut [ParamGroup], last_epoch: i64) -> Result<(), SchedulerError> {
         let n = groups.len();
         let base = per_group("base_lr", &self.base_lr, n)?;
@@ -294,6 +348,68 @@ impl OneCycleLr {
 }
 
 impl Rule for OneCycleLr {
+    fn state_entries(&self) -> Vec<(&'static str, Value)> {
+        let phases = one_cycle_phases(self.total_steps, self.pct_start, self.three_phase);
+        let last = phases.len() - 1;
+        let names = |(lr, m): (usize, usize)| (ONE_CYCLE_POINTS[lr], ONE_CYCLE_POINTS[m]);
+        let phase = |(k, &(end, from, to)): (usize, &Phase)| {
+            let ((start_lr, start_m), (end_lr, end_m)) = (names(from), names(to));
+            // torch's last end step is an int
+            let end = if k == last { Value::Int(end as i64) } else { Value::Float(end) };
+            Value::dict([
+                ("end_step", end),
+                ("start_lr", Value::Str(start_lr.into())),
+                ("end_lr", Value::Str(end_lr.into())),
+                ("start_momentum", Value::Str(start_m.into())),
+                ("end_momentum", Value::Str(end_m.into())),
+            ])
+        };
+        let anneal = match self.anneal {
+            Anneal::Cos => "cos",
+            Anneal::Linear => "linear",
+        };
+        vec![
+            ("total_steps", Value::Int(self.total_steps)),
+            ("_schedule_phases", Value::List(phases.iter().enumerate().map(phase).collect())),
+            ("_anneal_func_type", Value::Str(anneal.into())),
+            ("cycle_momentum", Value::Bool(self.cycle_momentum)),
+        ]
+    }
+
+    /// Takes the annealing and the schedule's length; the phases must be this
+    /// scheduler's for that length (its `pct_start` and `three_phase`), and its
+    /// momentum cycling the same, or the state dict is refused.
+    fn load_entries(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        let total_steps = int(sd, "total_steps")?;
+        require(total_steps > 0, || format!("Expected positive integer total_steps, but got {total_steps}"))?;
+        let anneal = match string(sd, "_anneal_func_type")? {
+            "cos" => Anneal::Cos,
+            "linear" => Anneal::Linear,
+            other => return Err(SchedulerError(format!("unknown _anneal_func_type {other:?} in the state dict"))),
+        };
+        require(boolean(sd, "cycle_momentum")? == self.cycle_momentum, || {
+            "the state dict's cycle_momentum is not this OneCycleLR's: build the same scheduler, then load".into()
+        })?;
+        let mine = OneCycleLr {
+            total_steps,
+            anneal,
+            max_lr: Vec::new(),
+            base_momentum: Vec::new(),
+            max_momentum: Vec::new(),
+            points: Vec::new(),
+            ..*self
+        };
+        let ends = |v: &Value| -> Option<Vec<f64>> {
+            v.items()?.iter().map(|p| p.get("end_step").and_then(Value::as_f64)).collect()
+        };
+        let want = mine.state_entries();
+        require(sd.get("_schedule_phases").and_then(ends) == ends(&want[1].1), || {
+            "the state dict's phases are not this OneCycleLR's: build the same scheduler, then load".into()
+        })?;
+        (self.total_steps, self.anneal) = (total_steps, anneal);
+        Ok(())
+    }
+
     fn attach(&mut self, groups: &mut [ParamGroup], last_epoch: i64) -> Result<(), SchedulerError> {
         let n = groups.len();
         require(self.total_steps > 0, || {

@@ -2,7 +2,9 @@
 //! `LinearLR`, `ExponentialLR`, `PolynomialLR` (see the Python docstrings for the
 //! formulas; each follows torch's `get_lr` and `_get_closed_form_lr`).
 
+use super::state::{float, int};
 use super::{require, Context, ParamGroup, Rule, SchedulerError};
+use crate::state_dict::Value;
 
 fn current(groups: &[ParamGroup]) -> Vec<f64> {
     groups.iter().map(|g| g.lr).collect()
@@ -22,6 +24,17 @@ pub struct StepLr {
 }
 
 impl Rule for StepLr {
+    fn state_entries(&self) -> Vec<(&'static str, Value)> {
+        vec![("step_size", Value::Int(self.step_size)), ("gamma", Value::Float(self.gamma))]
+    }
+
+    fn load_entries(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        let (step_size, gamma) = (int(sd, "step_size")?, float(sd, "gamma")?);
+        require(step_size != 0, || "Expected nonzero integer step_size, but got 0".into())?;
+        (self.step_size, self.gamma) = (step_size, gamma);
+        Ok(())
+    }
+
     /// Refuses a `step_size` of 0 (torch's `epoch % step_size` would divide by zero).
     fn attach(&mut self, _: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
         require(self.step_size != 0, || format!("Expected nonzero integer step_size, but got {}", self.step_size))
@@ -52,6 +65,35 @@ pub struct MultiStepLr {
 }
 
 impl Rule for MultiStepLr {
+    /// torch keeps the milestones as a `Counter` (a dict of epoch to count).
+    fn state_entries(&self) -> Vec<(&'static str, Value)> {
+        let mut counts: Vec<(i64, i64)> = Vec::new();
+        for &m in &self.milestones {
+            match counts.iter_mut().find(|(e, _)| *e == m) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((m, 1)),
+            }
+        }
+        let counter = counts.into_iter().map(|(e, c)| (Value::Int(e), Value::Int(c))).collect();
+        vec![("milestones", Value::Dict(counter)), ("gamma", Value::Float(self.gamma))]
+    }
+
+    fn load_entries(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        let Some(Value::Dict(counter)) = sd.get("milestones") else {
+            return Err(SchedulerError("the state dict has no dict 'milestones'".into()));
+        };
+        let mut milestones = Vec::new();
+        for (e, c) in counter {
+            let (Value::Int(e), Value::Int(c)) = (e, c) else {
+                return Err(SchedulerError("'milestones' of the state dict maps ints to counts".into()));
+            };
+            milestones.extend(std::iter::repeat_n(*e, (*c).max(0) as usize));
+        }
+        milestones.sort_unstable();
+        (self.milestones, self.gamma) = (milestones, float(sd, "gamma")?);
+        Ok(())
+    }
+
     fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
         let times = self.milestones.iter().filter(|&&m| m == c.last_epoch).count();
         if times == 0 {
@@ -82,6 +124,15 @@ impl Default for ConstantLr {
 }
 
 impl Rule for ConstantLr {
+    fn state_entries(&self) -> Vec<(&'static str, Value)> {
+        vec![("factor", Value::Float(self.factor)), ("total_iters", Value::Int(self.total_iters))]
+    }
+
+    fn load_entries(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        (self.factor, self.total_iters) = (float(sd, "factor")?, int(sd, "total_iters")?);
+        Ok(())
+    }
+
     fn attach(&mut self, _: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
         // torch's test, which lets NaN through
         require(!(self.factor > 1.0 || self.factor < 0.0), || {
@@ -123,6 +174,20 @@ impl Default for LinearLr {
 }
 
 impl Rule for LinearLr {
+    fn state_entries(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("start_factor", Value::Float(self.start_factor)),
+            ("end_factor", Value::Float(self.end_factor)),
+            ("total_iters", Value::Int(self.total_iters)),
+        ]
+    }
+
+    fn load_entries(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        let (start, end, total) = (float(sd, "start_factor")?, float(sd, "end_factor")?, int(sd, "total_iters")?);
+        (self.start_factor, self.end_factor, self.total_iters) = (start, end, total);
+        Ok(())
+    }
+
     fn attach(&mut self, _: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
         // torch's tests, which let NaN through
         require(!(self.start_factor > 1.0 || self.start_factor <= 0.0), || {
@@ -160,6 +225,15 @@ pub struct ExponentialLr {
 }
 
 impl Rule for ExponentialLr {
+    fn state_entries(&self) -> Vec<(&'static str, Value)> {
+        vec![("gamma", Value::Float(self.gamma))]
+    }
+
+    fn load_entries(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        self.gamma = float(sd, "gamma")?;
+        Ok(())
+    }
+
     fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
         if c.is_initial {
             return current(groups);
@@ -188,6 +262,15 @@ impl Default for PolynomialLr {
 }
 
 impl Rule for PolynomialLr {
+    fn state_entries(&self) -> Vec<(&'static str, Value)> {
+        vec![("total_iters", Value::Int(self.total_iters)), ("power", Value::Float(self.power))]
+    }
+
+    fn load_entries(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        (self.total_iters, self.power) = (int(sd, "total_iters")?, float(sd, "power")?);
+        Ok(())
+    }
+
     fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
         if c.is_initial || c.last_epoch > self.total_iters {
             return current(groups);

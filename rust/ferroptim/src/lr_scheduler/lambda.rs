@@ -1,6 +1,7 @@
 //! `LambdaLR` and `MultiplicativeLR`: schedules given as functions of the epoch.
 
 use super::{require, Context, ParamGroup, Rule, SchedulerError};
+use crate::state_dict::Value;
 
 /// A factor as a function of the epoch.
 pub type LrLambda = Box<dyn FnMut(i64) -> f64 + Send>;
@@ -24,6 +25,18 @@ pub struct LambdaLr {
 }
 
 impl Rule for LambdaLr {
+    fn has_lambdas(&self) -> bool {
+        true
+    }
+
+    fn state_entries(&self) -> Vec<(&'static str, Value)> {
+        Vec::new()
+    }
+
+    fn load_entries(&mut self, _: &Value) -> Result<(), SchedulerError> {
+        Ok(())
+    }
+
     fn attach(&mut self, groups: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
         check_count(&self.lr_lambdas, groups)
     }
@@ -40,6 +53,18 @@ pub struct MultiplicativeLr {
 }
 
 impl Rule for MultiplicativeLr {
+    fn has_lambdas(&self) -> bool {
+        true
+    }
+
+    fn state_entries(&self) -> Vec<(&'static str, Value)> {
+        Vec::new()
+    }
+
+    fn load_entries(&mut self, _: &Value) -> Result<(), SchedulerError> {
+        Ok(())
+    }
+
     fn attach(&mut self, groups: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
         check_count(&self.lr_lambdas, groups)
     }

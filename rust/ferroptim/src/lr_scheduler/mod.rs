@@ -29,6 +29,7 @@ mod cyclic;
 mod factor;
 mod lambda;
 mod plateau;
+mod state;
 mod swa;
 
 pub use composite::{ChainedScheduler, SequentialLr};
@@ -43,6 +44,8 @@ pub use plateau::{plateau_is_better, plateau_reduced, PlateauMode, ReduceLrOnPla
 pub use swa::{swa_alpha, SwaLr};
 
 use std::fmt;
+
+use crate::state_dict::Value;
 
 /// What a scheduler reads and sets in one param group of an optimizer.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -201,6 +204,12 @@ pub trait LrScheduler {
     fn restart(&mut self, groups: &mut [ParamGroup]);
     /// The first step again (what `SequentialLR` does to its first scheduler).
     fn initial_step(&mut self, groups: &mut [ParamGroup]);
+    /// The state dict, as the Python scheduler's `state_dict()`: its attributes under
+    /// torch's names (see `state`: the schedule's position, not its LR lambdas).
+    fn state_dict(&self) -> Value;
+    /// Loads a state dict of the same scheduler (from [`state_dict`](Self::state_dict)
+    /// or the Python scheduler's), checked before anything changes.
+    fn load_state_dict(&mut self, sd: &Value) -> Result<(), SchedulerError>;
 }
 
 /// A boxed scheduler is one: `Box<dyn LrScheduler>` has `step(&mut optimizer)` too.
@@ -228,6 +237,12 @@ impl<S: LrScheduler + ?Sized> LrScheduler for Box<S> {
     }
     fn initial_step(&mut self, groups: &mut [ParamGroup]) {
         (**self).initial_step(groups);
+    }
+    fn state_dict(&self) -> Value {
+        (**self).state_dict()
+    }
+    fn load_state_dict(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        (**self).load_state_dict(sd)
     }
 }
 
@@ -265,6 +280,15 @@ pub trait Rule {
     fn base_lrs(&self) -> Option<Vec<f64>> {
         None
     }
+    /// Whether the rule has LR lambdas (LambdaLR, MultiplicativeLR).
+    fn has_lambdas(&self) -> bool {
+        false
+    }
+    /// The rule's attributes in torch's state dict, under torch's names.
+    fn state_entries(&self) -> Vec<(&'static str, Value)>;
+    /// Takes them back from a state dict `sd`, checking every one before it changes
+    /// any.
+    fn load_entries(&mut self, sd: &Value) -> Result<(), SchedulerError>;
 }
 
 /// A scheduler built from a [`Rule`]: torch's `LRScheduler` (`initial_lr`,
@@ -374,6 +398,32 @@ impl<R: Rule> LrScheduler for Schedule<R> {
     fn initial_step(&mut self, groups: &mut [ParamGroup]) {
         self.step_count = 0;
         self.run(groups, true, None, true);
+    }
+
+    fn state_dict(&self) -> Value {
+        let mut entries = self.rule.state_entries();
+        entries.extend(state::base(&self.base_lrs, self.last_epoch, self.step_count, &self.last_lr));
+        if self.rule.has_lambdas() {
+            // a Rust closure has no attributes to save: torch's entry for a function,
+            // one per group
+            entries.push(("lr_lambdas", Value::List(vec![Value::None; self.base_lrs.len()])));
+        }
+        Value::dict(entries)
+    }
+
+    fn load_state_dict(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        let n = self.base_lrs.len();
+        let base_lrs = state::floats(sd, "base_lrs", Some(n))?;
+        let last_lr = state::floats(sd, "_last_lr", Some(n))?;
+        let (last_epoch, step_count) = (state::int(sd, "last_epoch")?, state::int(sd, "_step_count")?);
+        if self.rule.has_lambdas() {
+            let saved = sd.get("lr_lambdas").and_then(Value::items).map_or(0, <[Value]>::len);
+            require(saved == n, || format!("expected {n} lr_lambdas in the state dict, got {saved}"))?;
+        }
+        self.rule.load_entries(sd)?;
+        (self.base_lrs, self.last_lr, self.last_epoch) = (base_lrs, last_lr, last_epoch);
+        self.step_count = step_count.max(0) as u64;
+        Ok(())
     }
 }
 

@@ -1,6 +1,8 @@
 //! `ReduceLROnPlateau`: lower the LR when a metric stops improving.
 
+use super::state::{self, float, int, string};
 use super::{per_group, require, LrScheduler, ParamGroup, ParamGroups, SchedulerError};
+use crate::state_dict::Value;
 
 /// Whether lower or higher metrics are better.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +118,80 @@ pub fn plateau_reduced(lr: f64, factor: f64, min_lr: f64, eps: f64) -> f64 {
 }
 
 impl LrScheduler for ReduceLrOnPlateau {
+    fn state_dict(&self) -> Value {
+        let (mode, worse) = match self.mode {
+            PlateauMode::Min => ("min", f64::INFINITY),
+            PlateauMode::Max => ("max", f64::NEG_INFINITY),
+        };
+        let threshold_mode = match self.threshold_mode {
+            ThresholdMode::Rel => "rel",
+            ThresholdMode::Abs => "abs",
+        };
+        // torch's `default_min_lr`: the `min_lr` given as one number (here: all alike)
+        let default = match self.min_lrs.split_first() {
+            Some((&first, rest)) if rest.iter().all(|&m| m == first) => Value::Float(first),
+            _ => Value::None,
+        };
+        Value::dict([
+            ("factor", Value::Float(self.factor)),
+            ("default_min_lr", default),
+            ("min_lrs", state::list(&self.min_lrs)),
+            ("patience", Value::Int(self.patience as i64)),
+            ("cooldown", Value::Int(self.cooldown as i64)),
+            ("eps", Value::Float(self.eps)),
+            ("last_epoch", Value::Int(self.last_epoch)),
+            ("_last_lr", state::list(&self.last_lr)),
+            ("mode_worse", Value::Float(worse)),
+            ("mode", Value::Str(mode.into())),
+            ("threshold", Value::Float(self.threshold)),
+            ("threshold_mode", Value::Str(threshold_mode.into())),
+            ("best", Value::Float(self.best)),
+            ("cooldown_counter", Value::Int(self.cooldown_counter as i64)),
+            ("num_bad_epochs", Value::Int(self.num_bad_epochs as i64)),
+        ])
+    }
+
+    fn load_state_dict(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        let n = self.min_lrs.len();
+        let count = |key: &str| -> Result<u64, SchedulerError> {
+            let v = int(sd, key)?;
+            require(v >= 0, || format!("'{key}' of the state dict is negative: {v}"))?;
+            Ok(v as u64)
+        };
+        let mode = match string(sd, "mode")? {
+            "min" => PlateauMode::Min,
+            "max" => PlateauMode::Max,
+            other => return Err(SchedulerError(format!("mode {other} is unknown!"))),
+        };
+        let threshold_mode = match string(sd, "threshold_mode")? {
+            "rel" => ThresholdMode::Rel,
+            "abs" => ThresholdMode::Abs,
+            other => return Err(SchedulerError(format!("threshold mode {other} is unknown!"))),
+        };
+        let (factor, eps, threshold, best) =
+            (float(sd, "factor")?, float(sd, "eps")?, float(sd, "threshold")?, float(sd, "best")?);
+        let (min_lrs, last_lr) = (state::floats(sd, "min_lrs", Some(n))?, state::floats(sd, "_last_lr", Some(n))?);
+        let (patience, cooldown, cooldown_counter) =
+            (count("patience")?, count("cooldown")?, count("cooldown_counter")?);
+        let (num_bad_epochs, last_epoch) = (count("num_bad_epochs")?, int(sd, "last_epoch")?);
+        *self = ReduceLrOnPlateau {
+            mode,
+            factor,
+            patience,
+            threshold,
+            threshold_mode,
+            cooldown,
+            min_lrs,
+            eps,
+            best,
+            num_bad_epochs,
+            cooldown_counter,
+            last_epoch,
+            last_lr,
+        };
+        Ok(())
+    }
+
     /// A plateau scheduler needs a metric: without one, nothing happens.
     fn step_groups(&mut self, _groups: &mut [ParamGroup]) {}
 

@@ -2,7 +2,9 @@
 
 use std::f64::consts::PI;
 
+use super::state::{int, string};
 use super::{per_group, Context, ParamGroup, Rule, SchedulerError};
+use crate::state_dict::Value;
 
 /// Anneals each group's LR to `swa_lr` over `anneal_epochs` epochs, then keeps it:
 /// `lr = swa_lr·α + lr₀·(1 − α)`, `α = (1 − cos(π t))/2` (cosine) or `t` (linear),
@@ -41,6 +43,21 @@ pub fn swa_alpha(cos: bool, t: f64) -> f64 {
 }
 
 impl Rule for SwaLr {
+    fn state_entries(&self) -> Vec<(&'static str, Value)> {
+        let strategy = if self.cos { "cos" } else { "linear" };
+        vec![("_anneal_strategy", Value::Str(strategy.into())), ("anneal_epochs", Value::Int(self.anneal_epochs))]
+    }
+
+    fn load_entries(&mut self, sd: &Value) -> Result<(), SchedulerError> {
+        let cos = match string(sd, "_anneal_strategy")? {
+            "cos" => true,
+            "linear" => false,
+            other => return Err(SchedulerError(format!("unknown _anneal_strategy {other:?} in the state dict"))),
+        };
+        (self.cos, self.anneal_epochs) = (cos, int(sd, "anneal_epochs")?);
+        Ok(())
+    }
+
     fn attach(&mut self, groups: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
         self.swa_lrs = per_group("swa_lr", &self.swa_lr, groups.len())?;
         super::require(self.anneal_epochs >= 0, || {
