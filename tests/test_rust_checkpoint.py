@@ -1,9 +1,10 @@
 """A checkpoint moves between a Python program and a Rust one.
 
-Python trains AdamW (two param groups, amsgrad in one) for a few steps and saves its
-state dict with the parameters and the next steps' gradients; the Rust example
-``rust/ferroptim/examples/checkpoint.rs`` loads it, takes those steps and saves its
-own state dict; Python, taking the same steps itself, must find the same parameters
+Python trains AdamW (two param groups, amsgrad in one) with a cosine schedule for a
+few steps and saves the optimizer's and the scheduler's state dicts with the
+parameters and the next steps' gradients; the Rust example
+``rust/ferroptim/examples/checkpoint.rs`` loads them, takes those steps and saves its
+own state dicts; Python, taking the same steps itself, must find the same parameters
 and state, bit for bit, and must resume from the Rust file as from its own.
 
 ``scripts/test.sh`` builds the example and names it in FERROPTIM_RUST_CHECKPOINT;
@@ -33,13 +34,14 @@ def build():
     params = [fo.Parameter(rng.standard_normal(s).astype(np.float32)) for s in SHAPES]
     opt = fo.AdamW([{"params": params[:2], "amsgrad": True}, {"params": params[2:], "lr": 0.05, "weight_decay": 0.0}],
                    lr=0.01, betas=(0.8, 0.99))
-    return opt, params
+    return opt, fo.lr_scheduler.CosineAnnealingLR(opt, T_max=7, eta_min=0.001), params
 
 
-def step(opt, params, t):
+def step(opt, sched, params, t):
     for p, g in zip(params, grads_at(t)):
         p.grad = g
     opt.step()
+    sched.step()
 
 
 def same_state(a, b):
@@ -55,27 +57,30 @@ def same_state(a, b):
 
 def test_a_rust_program_continues_a_python_checkpoint_and_python_resumes_from_its(tmp_path):
     assert os.path.exists(EXAMPLE), f"FERROPTIM_RUST_CHECKPOINT names {EXAMPLE}, which does not exist"
-    opt, params = build()
+    opt, sched, params = build()
     for t in range(3):
-        step(opt, params, t)
-    fo.save({"optimizer": opt.state_dict(), "params": [p.data.copy() for p in params],
+        step(opt, sched, params, t)
+    fo.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "params": [p.data.copy() for p in params],
              "grads": [grads_at(t) for t in range(3, 6)]}, tmp_path / "python.fo")
     subprocess.run([EXAMPLE, str(tmp_path / "python.fo"), str(tmp_path / "rust.fo")], check=True, timeout=120)
     for t in range(3, 6):
-        step(opt, params, t)
+        step(opt, sched, params, t)
     rust = fo.load(tmp_path / "rust.fo")
     for p, q in zip(params, rust["params"]):
         assert q.dtype == p.data.dtype and np.array_equal(q, p.data)
     same_state(opt.state_dict(), rust["optimizer"])
+    assert rust["scheduler"] == sched.state_dict()
 
-    # Python resumes from the Rust program's state dict as from its own
-    resumed, copies = build()
+    # Python resumes from the Rust program's state dicts as from its own
+    resumed, resumed_sched, copies = build()
     for p, q in zip(copies, rust["params"]):
         p.data[...] = q
     resumed.load_state_dict(rust["optimizer"])
+    resumed_sched.load_state_dict(rust["scheduler"])
     for t in range(6, 9):
-        step(opt, params, t)
-        step(resumed, copies, t)
+        step(opt, sched, params, t)
+        step(resumed, resumed_sched, copies, t)
     for p, q in zip(params, copies):
         assert np.array_equal(p.data, q.data)
     same_state(opt.state_dict(), resumed.state_dict())
+    assert resumed_sched.state_dict() == sched.state_dict()

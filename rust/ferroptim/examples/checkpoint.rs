@@ -6,11 +6,14 @@
 //! checks that training resumes exactly where it stopped.
 //!
 //! `cargo run --example checkpoint -- IN OUT` continues a Python program's AdamW
-//! training (`tests/test_rust_checkpoint.py` runs it): IN, written by `fo.save`, holds
-//! `{"optimizer": state_dict, "params": [arrays], "grads": [[arrays] per step]}`; the
-//! program loads the state dict, takes the steps and writes `{"optimizer":
-//! state_dict, "params": [arrays]}` to OUT, for Python to load.
+//! training with a cosine schedule (`tests/test_rust_checkpoint.py` runs it): IN,
+//! written by `fo.save`, holds `{"optimizer": state_dict, "scheduler": state_dict of a
+//! CosineAnnealingLR, "params": [arrays], "grads": [[arrays] per step]}`; the program
+//! loads both state dicts, takes the steps (each an optimizer step, then a scheduler
+//! step) and writes `{"optimizer": ..., "scheduler": ..., "params": [arrays]}` to OUT,
+//! for Python to load.
 
+use ferroptim::lr_scheduler::{CosineAnnealingLr, LrScheduler, Schedule};
 use ferroptim::state_dict::{load, save, Array, Value};
 use ferroptim::{Adam, AdamHyper};
 
@@ -48,17 +51,26 @@ fn step(opt: &mut Adam<f32>, params: &mut [Vec<f32>], grads: &[Vec<f32>]) {
 fn continue_python(input: &str, output: &str) {
     let ckpt = load(input).expect("a checkpoint");
     let sd = ckpt.get("optimizer").expect("an optimizer state dict");
+    let sched_sd = ckpt.get("scheduler").expect("a scheduler state dict");
+    // as in torch: build the optimizer and the scheduler, then load both
     let mut opt = optimizer_for(sd);
+    let (Some(Value::Int(t_max)), Some(eta_min)) = (sched_sd.get("T_max"), sched_sd.get("eta_min")) else {
+        panic!("a CosineAnnealingLR's state dict");
+    };
+    let cosine = CosineAnnealingLr { t_max: *t_max, eta_min: eta_min.as_f64().expect("a number") };
+    let mut sched = Schedule::new(cosine, &mut opt, -1).expect("a valid schedule");
     opt.load_state_dict(sd).expect("a state dict of AdamW");
+    sched.load_state_dict(sched_sd).expect("a state dict of CosineAnnealingLR");
     let (mut params, shapes): (Vec<Vec<f32>>, Vec<Vec<usize>>) =
         arrays(ckpt.get("params").expect("params")).into_iter().unzip();
     for grads in ckpt.get("grads").and_then(Value::items).expect("grads") {
         let grads: Vec<Vec<f32>> = arrays(grads).into_iter().map(|(g, _)| g).collect();
         step(&mut opt, &mut params, &grads);
+        sched.step(&mut opt);
     }
     let params = params.iter().zip(shapes).map(|(p, s)| Value::Array(Array::of(s, p))).collect();
-    save(&Value::dict([("optimizer", opt.state_dict()), ("params", Value::List(params))]), output)
-        .expect("a writable path");
+    let out = [("optimizer", opt.state_dict()), ("scheduler", sched.state_dict()), ("params", Value::List(params))];
+    save(&Value::dict(out), output).expect("a writable path");
 }
 
 /// Trains, saves, loads into a new optimizer and resumes (see the module docs).
