@@ -5,6 +5,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, 
 import numpy as np
 
 __all__ = [
+    "check_hyper",
     "sgd_step",
     "adam_step",
     "adagrad_step",
@@ -165,6 +166,7 @@ def bucket_pack(parts: Sequence[np.ndarray], out: np.ndarray) -> None:
 def bucket_unpack_(buffer: np.ndarray, parts: Sequence[np.ndarray], divisor: float) -> None:
     """parts[i] = buffer[offset_i:offset_i + len(parts[i])] / divisor (1: a copy), in place."""
 
+def check_hyper(kind: str, values: Dict[str, Any]) -> None: ...
 def checkpoint_dumps(entries: Sequence[Tuple[str, str, Sequence[int], bytes]], tree: str) -> bytes:
     """A checkpoint file's bytes (safetensors): entries as (name, safetensors dtype, shape, bytes)."""
 

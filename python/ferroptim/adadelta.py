@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
-from . import _checks, _core
+from . import _core
 from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["Adadelta"]
@@ -54,10 +54,6 @@ class Adadelta(ElementwiseOptimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        _checks.lr(lr)
-        if not 0.0 <= rho <= 1.0:
-            raise ValueError(f"Invalid rho value: {rho}")
-        _checks.eps(eps)
-        _checks.weight_decay(weight_decay)
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        _core.check_hyper("Adadelta", defaults)  # torch's checks, in the Rust crate
         super().__init__(params, defaults)

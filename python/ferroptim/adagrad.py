@@ -6,7 +6,7 @@ from typing import Any, Iterable, List, Optional
 
 import numpy as np
 
-from . import _checks, _core
+from . import _core
 from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["Adagrad"]
@@ -60,11 +60,6 @@ class Adagrad(ElementwiseOptimizer):
         differentiable: bool = False,
         fused: Optional[bool] = None,
     ) -> None:
-        _checks.lr(lr)
-        _checks.at_least_zero(lr_decay, "lr_decay value")
-        _checks.weight_decay(weight_decay)
-        _checks.at_least_zero(initial_accumulator_value, "initial_accumulator_value value")
-        _checks.eps(eps)
         defaults = dict(
             lr=lr,
             lr_decay=lr_decay,
@@ -73,6 +68,7 @@ class Adagrad(ElementwiseOptimizer):
             initial_accumulator_value=initial_accumulator_value,
             maximize=maximize,
         )
+        _core.check_hyper("Adagrad", defaults)  # torch's checks, in the Rust crate
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:

@@ -63,19 +63,15 @@ class Adam(ElementwiseOptimizer):
         fused: Optional[bool] = None,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        _checks.lr(lr)
-        _checks.eps(eps)
-        _checks.betas(betas)
-        _checks.weight_decay(weight_decay)
-        _checks.float_betas(betas)
-        betas = (betas[0], betas[1])  # torch 2.15 keeps the first two entries
         defaults = dict(
             lr=lr,
-            betas=betas,
+            betas=(betas[0], betas[1]),  # torch 2.15 checks and keeps the first two entries
             eps=eps,
             weight_decay=weight_decay,
             amsgrad=amsgrad,
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
         )
+        _core.check_hyper("Adam", defaults)  # torch's checks, in the Rust crate
+        _checks.float_betas(betas)
         super().__init__(params, defaults)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Tuple
 
-from . import _checks, _core
+from . import _core
 from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["Adamax"]
@@ -54,9 +54,6 @@ class Adamax(ElementwiseOptimizer):
         differentiable: bool = False,
         capturable: bool = False,
     ) -> None:
-        _checks.lr(lr)
-        _checks.eps(eps)
-        _checks.betas(betas)
-        _checks.weight_decay(weight_decay)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        _core.check_hyper("Adamax", defaults)  # torch's checks, in the Rust crate
         super().__init__(params, defaults)

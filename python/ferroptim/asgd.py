@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
-from . import _checks, _core
+from . import _core
 from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["ASGD"]
@@ -55,9 +55,6 @@ class ASGD(ElementwiseOptimizer):
         differentiable: bool = False,
         capturable: bool = False,
     ) -> None:
-        _checks.lr(lr)
-        _checks.at_least_zero(lambd, "lambd value")
-        _checks.at_least_zero(alpha, "alpha value")
-        _checks.weight_decay(weight_decay)
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
+        _core.check_hyper("ASGD", defaults)  # torch's checks, in the Rust crate
         super().__init__(params, defaults)

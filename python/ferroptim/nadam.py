@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Tuple
 
-from . import _checks, _core
+from . import _core
 from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["NAdam"]
@@ -62,11 +62,6 @@ class NAdam(ElementwiseOptimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        _checks.lr(lr)
-        _checks.eps(eps)
-        _checks.betas(betas)
-        _checks.weight_decay(weight_decay)
-        _checks.at_least_zero(momentum_decay, "momentum_decay value")
         defaults = dict(
             lr=lr,
             betas=betas,
@@ -76,4 +71,5 @@ class NAdam(ElementwiseOptimizer):
             decoupled_weight_decay=decoupled_weight_decay,
             maximize=maximize,
         )
+        _core.check_hyper("NAdam", defaults)  # torch's checks, in the Rust crate
         super().__init__(params, defaults)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Tuple
 
-from . import _checks, _core
+from . import _core
 from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["RAdam"]
@@ -59,10 +59,6 @@ class RAdam(ElementwiseOptimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        _checks.lr(lr)
-        _checks.eps(eps)
-        _checks.betas(betas)
-        _checks.weight_decay(weight_decay)
         defaults = dict(
             lr=lr,
             betas=betas,
@@ -71,4 +67,5 @@ class RAdam(ElementwiseOptimizer):
             maximize=maximize,
             decoupled_weight_decay=decoupled_weight_decay,
         )
+        _core.check_hyper("RAdam", defaults)  # torch's checks, in the Rust crate
         super().__init__(params, defaults)

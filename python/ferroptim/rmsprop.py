@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
-from . import _checks, _core
+from . import _core
 from ._elementwise import ElementwiseOptimizer
 
 __all__ = ["RMSprop"]
@@ -59,11 +59,6 @@ class RMSprop(ElementwiseOptimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        _checks.lr(lr)
-        _checks.eps(eps)
-        _checks.at_least_zero(momentum, "momentum value")
-        _checks.weight_decay(weight_decay)
-        _checks.at_least_zero(alpha, "alpha value")
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -73,4 +68,5 @@ class RMSprop(ElementwiseOptimizer):
             weight_decay=weight_decay,
             maximize=maximize,
         )
+        _core.check_hyper("RMSprop", defaults)  # torch's checks, in the Rust crate
         super().__init__(params, defaults)

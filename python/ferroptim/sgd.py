@@ -53,12 +53,6 @@ class SGD(ElementwiseOptimizer):
         differentiable: bool = False,
         fused: Optional[bool] = None,
     ) -> None:
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -67,6 +61,5 @@ class SGD(ElementwiseOptimizer):
             nesterov=nesterov,
             maximize=maximize,
         )
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        _core.check_hyper("SGD", defaults)  # torch's checks, in the Rust crate
         super().__init__(params, defaults)

@@ -1,12 +1,12 @@
 //! Reading a param group's hyperparameters from its Python dict, by torch's names.
 
 use ferroptim::{
-    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, NadamHyper, RadamHyper, RmspropHyper, RpropHyper,
-    SgdHyper,
+    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, HyperError, NadamHyper, RadamHyper, RmspropHyper,
+    RpropHyper, SgdHyper, Validate,
 };
-use pyo3::exceptions::{PyKeyError, PyTypeError};
+use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBool, PyDict, PyList, PyTuple};
 
 use crate::arrays::type_name;
 
@@ -192,4 +192,67 @@ impl FromGroup for AsgdHyper {
             maximize: g.flag("maximize")?,
         })
     }
+}
+
+/// `_core.check_hyper(kind, values)`: torch's argument checks of optimizer `kind`
+/// (its class name: SGD, Adam, AdamW, Adagrad, Adadelta, Adamax, NAdam, RAdam,
+/// RMSprop, Rprop, ASGD) on `values`, its defaults by torch's names: the checks of
+/// the Rust crate (`Validate`), in torch's order, raising torch's ValueError with each
+/// value it quotes spelled as Python spells it (`-1`, `-1.0`, `1e-08`).
+#[pyfunction]
+pub(crate) fn check_hyper(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()> {
+    // a value that is no number fails as torch's comparison with it fails
+    let py = values.py();
+    for (_, v) in values.iter() {
+        // a pair (betas, etas) as a tuple or a list: its entries
+        let entries: Vec<Bound<'_, PyAny>> = match (v.cast::<PyTuple>(), v.cast::<PyList>()) {
+            (Ok(t), _) => t.iter().collect(),
+            (_, Ok(l)) => l.iter().collect(),
+            _ => vec![v.clone()],
+        };
+        for e in entries {
+            if e.is_none() || e.is_instance_of::<PyBool>() || e.extract::<f64>().is_ok() {
+                continue;
+            }
+            let zero = 0.0f64.into_pyobject(py)?;
+            if kind == "SGD" {
+                e.lt(zero)?; // torch's SGD: `if lr < 0.0`
+            } else {
+                zero.le(e)?; // the others: `if not 0.0 <= lr`
+            }
+        }
+    }
+    let g = Group { dict: values, index: 0 };
+    let checked = match kind {
+        "SGD" => SgdHyper::from_group(&g)?.validate(),
+        "Adam" | "AdamW" => AdamHyper::from_group(&g)?.validate(),
+        "Adagrad" => AdagradHyper::from_group(&g)?.validate(),
+        "Adadelta" => AdadeltaHyper::from_group(&g)?.validate(),
+        "Adamax" => AdamaxHyper::from_group(&g)?.validate(),
+        "NAdam" => NadamHyper::from_group(&g)?.validate(),
+        "RAdam" => RadamHyper::from_group(&g)?.validate(),
+        "RMSprop" => RmspropHyper::from_group(&g)?.validate(),
+        "Rprop" => RpropHyper::from_group(&g)?.validate(),
+        "ASGD" => AsgdHyper::from_group(&g)?.validate(),
+        _ => return Err(PyValueError::new_err(format!("check_hyper: no optimizer {kind:?}"))),
+    };
+    checked.map_err(|e| PyValueError::new_err(spelled(&e, values)))
+}
+
+/// `e`'s message with each value it quotes spelled as Python spells the one given.
+fn spelled(e: &HyperError, values: &Bound<'_, PyDict>) -> String {
+    let mut message = e.message.clone();
+    // from the last, so that the earlier ranges stay where they are
+    for q in e.quoted.iter().rev() {
+        let value = values.get_item(q.name).ok().flatten();
+        let value = match (value, q.index) {
+            (Some(v), Some(i)) => v.get_item(i).ok(),
+            (v, None) => v,
+            (None, _) => None,
+        };
+        if let Some(s) = value.and_then(|v| v.str().ok()) {
+            message.replace_range(q.at.clone(), &s.to_string_lossy());
+        }
+    }
+    message
 }

@@ -19,7 +19,7 @@ fn hyper(g: &Group<'_, '_>) -> PyResult<SparseAdamHyper> {
         eps: g.f64("eps")?,
         maximize: g.flag("maximize")?,
     };
-    h.validate().map_err(|e| PyValueError::new_err(e.0))?;
+    h.validate().map_err(|e| PyValueError::new_err(e.message))?;
     Ok(h)
 }
 

@@ -76,11 +76,53 @@ pub use threads::{get_num_threads, set_num_threads, ThreadsError};
 
 /// A hyperparameter torch would refuse, with torch's message.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HyperError(pub String);
+pub struct HyperError {
+    /// torch's message.
+    pub message: String,
+    /// The arguments whose values the message spells (see [`Quoted`]).
+    pub quoted: Vec<Quoted>,
+}
+
+/// Where a [`HyperError`]'s message spells an argument's value: a caller in another
+/// language spells it as that language does (the Python package writes `-1` for the
+/// int `-1`, `-1.0` and `1e-08` for floats, as torch does).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quoted {
+    /// torch's name of the argument (`lr`, `betas`).
+    pub name: &'static str,
+    /// The entry of a pair (`betas[1]`), if the argument is one.
+    pub index: Option<usize>,
+    /// The bytes of the message that spell the value.
+    pub at: std::ops::Range<usize>,
+}
+
+impl HyperError {
+    /// An error with `message`, quoting no value.
+    pub fn new(message: impl Into<String>) -> Self {
+        HyperError { message: message.into(), quoted: Vec::new() }
+    }
+
+    /// An error whose `message` spells the values of `args` (name, entry of a pair,
+    /// value), each as Rust's `{}` spells it, in the order given, the last one last in
+    /// the message (as torch's messages quote values: after their words).
+    pub fn quoting(message: String, args: &[(&'static str, Option<usize>, f64)]) -> Self {
+        let mut quoted = Vec::with_capacity(args.len());
+        let mut upto = message.len();
+        for &(name, index, value) in args.iter().rev() {
+            let spelled = value.to_string();
+            if let Some(k) = message[..upto].rfind(&spelled) {
+                quoted.push(Quoted { name, index, at: k..k + spelled.len() });
+                upto = k;
+            }
+        }
+        quoted.reverse();
+        HyperError { message, quoted }
+    }
+}
 
 impl fmt::Display for HyperError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -90,4 +132,22 @@ impl std::error::Error for HyperError {}
 pub trait Validate {
     /// torch's argument checks, with its messages.
     fn validate(&self) -> Result<(), HyperError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_finds_each_value_after_the_words_before_it() {
+        let e = HyperError::quoting(format!("Invalid beta parameter at index 1: {}", 1.0), &[("betas", Some(1), 1.0)]);
+        assert_eq!(e.quoted, [Quoted { name: "betas", index: Some(1), at: 35..36 }]);
+        let e = HyperError::quoting(
+            "Invalid eta values: 0.5, 0.5".into(),
+            &[("etas", Some(0), 0.5), ("etas", Some(1), 0.5)],
+        );
+        let at: Vec<_> = e.quoted.iter().map(|q| (q.index, &e.message[q.at.clone()], q.at.start)).collect();
+        assert_eq!(at, [(Some(0), "0.5", 20), (Some(1), "0.5", 25)]);
+        assert!(HyperError::new("plain").quoted.is_empty());
+    }
 }

@@ -15,7 +15,7 @@
 
 use crate::element::Element;
 use crate::exec::{Elementwise, TensorSlices};
-use crate::kernels::{check, simd_targets, with_const_bool};
+use crate::kernels::{check_arg, check_at_least_zero, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of Adadelta, with torch's defaults.
@@ -76,10 +76,12 @@ fn adadelta_tensors<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
 
 impl Validate for AdadeltaHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
-        check((0.0..=1.0).contains(&self.rho), || format!("Invalid rho value: {}", self.rho))?;
-        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
-        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))
+        check_at_least_zero("lr", self.lr, "learning rate")?;
+        check_arg((0.0..=1.0).contains(&self.rho), "rho", None, self.rho, || {
+            format!("Invalid rho value: {}", self.rho)
+        })?;
+        check_at_least_zero("eps", self.eps, "epsilon value")?;
+        check_at_least_zero("weight_decay", self.weight_decay, "weight_decay value")
     }
 }
 

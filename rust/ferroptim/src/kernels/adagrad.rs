@@ -15,7 +15,7 @@
 
 use crate::element::Element;
 use crate::exec::{Elementwise, TensorSlices};
-use crate::kernels::{check, simd_targets, with_const_bool};
+use crate::kernels::{check_at_least_zero, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of Adagrad, with torch's defaults.
@@ -88,13 +88,15 @@ fn adagrad_tensors<T: Element, const MAXIMIZE: bool, const DECAY: bool>(
 
 impl Validate for AdagradHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
-        check(self.lr_decay >= 0.0, || format!("Invalid lr_decay value: {}", self.lr_decay))?;
-        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))?;
-        check(self.initial_accumulator_value >= 0.0, || {
-            format!("Invalid initial_accumulator_value value: {}", self.initial_accumulator_value)
-        })?;
-        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))
+        check_at_least_zero("lr", self.lr, "learning rate")?;
+        check_at_least_zero("lr_decay", self.lr_decay, "lr_decay value")?;
+        check_at_least_zero("weight_decay", self.weight_decay, "weight_decay value")?;
+        check_at_least_zero(
+            "initial_accumulator_value",
+            self.initial_accumulator_value,
+            "initial_accumulator_value value",
+        )?;
+        check_at_least_zero("eps", self.eps, "epsilon value")
     }
 }
 

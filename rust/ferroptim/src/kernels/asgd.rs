@@ -15,7 +15,7 @@
 
 use crate::element::Element;
 use crate::exec::{Elementwise, TensorSlices};
-use crate::kernels::{check, simd_targets, with_const_bool};
+use crate::kernels::{check_at_least_zero, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of ASGD, with torch's defaults.
@@ -81,8 +81,10 @@ fn asgd_loop<T: Element, const MAXIMIZE: bool, const DECAY: bool, const AVERAGE:
 
 impl Validate for AsgdHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
-        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))
+        check_at_least_zero("lr", self.lr, "learning rate")?;
+        check_at_least_zero("lambd", self.lambd, "lambd value")?;
+        check_at_least_zero("alpha", self.alpha, "alpha value")?;
+        check_at_least_zero("weight_decay", self.weight_decay, "weight_decay value")
     }
 }
 

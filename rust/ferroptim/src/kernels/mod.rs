@@ -51,7 +51,29 @@ pub(crate) fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), Hy
     if ok {
         Ok(())
     } else {
-        Err(HyperError(message()))
+        Err(HyperError::new(message()))
+    }
+}
+
+/// torch's check `if not 0.0 <= value: raise ValueError(f"Invalid {what}: {value}")`
+/// of argument `name` (NaN fails it).
+pub(crate) fn check_at_least_zero(name: &'static str, value: f64, what: &str) -> Result<(), HyperError> {
+    check_arg(0.0 <= value, name, None, value, || format!("Invalid {what}: {value}"))
+}
+
+/// [`check`] of a message that spells the value of argument `name` (entry `index`
+/// of a pair), quoted for callers that spell it their own way ([`HyperError::quoting`]).
+pub(crate) fn check_arg(
+    ok: bool,
+    name: &'static str,
+    index: Option<usize>,
+    value: f64,
+    message: impl FnOnce() -> String,
+) -> Result<(), HyperError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(HyperError::quoting(message(), &[(name, index, value)]))
     }
 }
 
@@ -63,8 +85,12 @@ pub(crate) fn not_below(x: f64, lo: f64) -> bool {
 
 /// torch's check of an Adam-style `betas` pair.
 pub(crate) fn check_betas(betas: (f64, f64)) -> Result<(), HyperError> {
-    check((0.0..1.0).contains(&betas.0), || format!("Invalid beta parameter at index 0: {}", betas.0))?;
-    check((0.0..1.0).contains(&betas.1), || format!("Invalid beta parameter at index 1: {}", betas.1))
+    for (i, b) in [betas.0, betas.1].into_iter().enumerate() {
+        check_arg((0.0..1.0).contains(&b), "betas", Some(i), b, || {
+            format!("Invalid beta parameter at index {i}: {b}")
+        })?;
+    }
+    Ok(())
 }
 
 /// How an Adam-family kernel applies weight decay (a const parameter of its loop).

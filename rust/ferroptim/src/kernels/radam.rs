@@ -21,7 +21,7 @@
 
 use crate::element::Element;
 use crate::exec::{Elementwise, TensorSlices};
-use crate::kernels::{check, check_betas, simd_targets, with_const_bool, with_decay, Decay, Moments};
+use crate::kernels::{check_at_least_zero, check_betas, simd_targets, with_const_bool, with_decay, Decay, Moments};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of RAdam, with torch's defaults.
@@ -118,10 +118,10 @@ fn radam_tensors<T: Element, const MAXIMIZE: bool, const DECAY: u8, const RECTIF
 
 impl Validate for RadamHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
-        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
+        check_at_least_zero("lr", self.lr, "learning rate")?;
+        check_at_least_zero("eps", self.eps, "epsilon value")?;
         check_betas(self.betas)?;
-        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))
+        check_at_least_zero("weight_decay", self.weight_decay, "weight_decay value")
     }
 }
 

@@ -17,7 +17,7 @@
 
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::{Elementwise, TensorSlices};
-use crate::kernels::{check, simd_targets, with_const_bool};
+use crate::kernels::{check_at_least_zero, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of RMSprop, with torch's defaults.
@@ -106,11 +106,11 @@ fn rmsprop_tensors<T: Element, const MAXIMIZE: bool, const DECAY: bool, const MO
 
 impl Validate for RmspropHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
-        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
-        check(self.momentum >= 0.0, || format!("Invalid momentum value: {}", self.momentum))?;
-        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))?;
-        check(self.alpha >= 0.0, || format!("Invalid alpha value: {}", self.alpha))
+        check_at_least_zero("lr", self.lr, "learning rate")?;
+        check_at_least_zero("eps", self.eps, "epsilon value")?;
+        check_at_least_zero("momentum", self.momentum, "momentum value")?;
+        check_at_least_zero("weight_decay", self.weight_decay, "weight_decay value")?;
+        check_at_least_zero("alpha", self.alpha, "alpha value")
     }
 }
 

@@ -15,7 +15,7 @@
 
 use crate::element::Element;
 use crate::exec::{Elementwise, TensorSlices};
-use crate::kernels::{check, simd_targets, with_const_bool};
+use crate::kernels::{check_at_least_zero, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of Rprop, with torch's defaults.
@@ -85,9 +85,13 @@ fn rprop_loop<T: Element, const MAXIMIZE: bool>(c: &Coef<T>, param: &mut [T], gr
 
 impl Validate for RpropHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
+        check_at_least_zero("lr", self.lr, "learning rate")?;
         let (minus, plus) = self.etas;
-        check(0.0 < minus && minus < 1.0 && 1.0 < plus, || format!("Invalid eta values: {minus}, {plus}"))
+        if 0.0 < minus && minus < 1.0 && 1.0 < plus {
+            return Ok(());
+        }
+        let message = format!("Invalid eta values: {minus}, {plus}");
+        Err(HyperError::quoting(message, &[("etas", Some(0), minus), ("etas", Some(1), plus)]))
     }
 }
 

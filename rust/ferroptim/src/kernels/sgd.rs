@@ -15,7 +15,7 @@
 
 use crate::element::Element;
 use crate::exec::{Elementwise, TensorSlices};
-use crate::kernels::{simd_targets, with_const_bool};
+use crate::kernels::{check, check_arg, not_below, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of SGD, with torch's defaults.
@@ -159,23 +159,17 @@ fn sgd_tensors<
 }
 
 impl Validate for SgdHyper {
-    /// torch's argument checks, with its messages.
-    // `!(x >= 0.0)` rather than `x < 0.0`: NaN must fail, as in torch's `not 0.0 <= lr`.
-    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    /// torch's argument checks, with its messages: SGD's are `if x < 0.0: raise`,
+    /// which lets NaN through (the other optimizers' `not 0.0 <= x` does not).
     fn validate(&self) -> Result<(), HyperError> {
-        if !(self.lr >= 0.0) {
-            return Err(HyperError(format!("Invalid learning rate: {}", self.lr)));
-        }
-        if !(self.momentum >= 0.0) {
-            return Err(HyperError(format!("Invalid momentum value: {}", self.momentum)));
-        }
-        if !(self.weight_decay >= 0.0) {
-            return Err(HyperError(format!("Invalid weight_decay value: {}", self.weight_decay)));
-        }
-        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
-            return Err(HyperError("Nesterov momentum requires a momentum and zero dampening".into()));
-        }
-        Ok(())
+        check_arg(not_below(self.lr, 0.0), "lr", None, self.lr, || format!("Invalid learning rate: {}", self.lr))?;
+        let m = self.momentum;
+        check_arg(not_below(m, 0.0), "momentum", None, m, || format!("Invalid momentum value: {m}"))?;
+        let wd = self.weight_decay;
+        check_arg(not_below(wd, 0.0), "weight_decay", None, wd, || format!("Invalid weight_decay value: {wd}"))?;
+        check(!(self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0)), || {
+            "Nesterov momentum requires a momentum and zero dampening".into()
+        })
     }
 }
 

@@ -204,7 +204,7 @@ impl<K: Elementwise + Validate + TorchLayout + Copy, T: Element> Optimizer<K, T>
                 }
             }
             let hyper = now.hyper.with_group_entries(was).map_err(LoadError)?;
-            hyper.validate().map_err(|e| LoadError(e.0))?;
+            hyper.validate().map_err(|e| LoadError(e.message))?;
             let initial_lr = match was.get("initial_lr") {
                 None => None,
                 Some(v) => {

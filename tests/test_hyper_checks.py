@@ -1,0 +1,73 @@
+"""The constructor checks of torch's optimizers live in the Rust crate
+(``Validate``; ``_core.check_hyper``): torch's order, messages and NaN handling, with
+each value spelled as Python spells it, and torch's TypeError for a value that is no
+number. Compared with torch itself when it is installed."""
+
+import math
+
+import numpy as np
+import pytest
+
+import ferroptim as fo
+
+try:
+    import torch
+except ImportError:  # the comparison with torch is skipped
+    torch = None
+
+CASES = [
+    ("SGD", dict(lr=-1), ValueError, "Invalid learning rate: -1"),
+    ("SGD", dict(lr=-0.5), ValueError, "Invalid learning rate: -0.5"),
+    ("SGD", dict(lr=0.1, momentum=-1e-08), ValueError, "Invalid momentum value: -1e-08"),
+    ("SGD", dict(lr=0.1, weight_decay=-2), ValueError, "Invalid weight_decay value: -2"),
+    ("SGD", dict(lr=0.1, nesterov=True), ValueError, "Nesterov momentum requires a momentum and zero dampening"),
+    ("SGD", dict(lr="fast"), TypeError, "'<' not supported between instances of 'str' and 'float'"),
+    ("Adam", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("Adam", dict(lr=math.nan), ValueError, "Invalid learning rate: nan"),
+    ("Adam", dict(eps=-1e-08), ValueError, "Invalid epsilon value: -1e-08"),
+    ("Adam", dict(betas=(0.9, 1)), ValueError, "Invalid beta parameter at index 1: 1"),
+    ("Adam", dict(betas=[1.5, 0.999]), ValueError, "Invalid beta parameter at index 0: 1.5"),
+    ("Adam", dict(lr="fast"), TypeError, "'<=' not supported between instances of 'float' and 'str'"),
+    ("AdamW", dict(weight_decay=-0.01), ValueError, "Invalid weight_decay value: -0.01"),
+    ("Adagrad", dict(lr_decay=-1), ValueError, "Invalid lr_decay value: -1"),
+    ("Adagrad", dict(initial_accumulator_value=-0.1), ValueError, "Invalid initial_accumulator_value value: -0.1"),
+    ("Adadelta", dict(rho=1.5), ValueError, "Invalid rho value: 1.5"),
+    ("Adamax", dict(betas=(0.0, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
+    ("NAdam", dict(momentum_decay=-4e-3), ValueError, "Invalid momentum_decay value: -0.004"),
+    ("RAdam", dict(eps=-1), ValueError, "Invalid epsilon value: -1"),
+    ("RMSprop", dict(alpha=-0.99), ValueError, "Invalid alpha value: -0.99"),
+    ("RMSprop", dict(momentum=-1), ValueError, "Invalid momentum value: -1"),
+    ("Rprop", dict(etas=(1.5, 2)), ValueError, "Invalid eta values: 1.5, 2"),
+    ("Rprop", dict(etas=[0.5, 1.0]), ValueError, "Invalid eta values: 0.5, 1.0"),
+    ("ASGD", dict(lambd=-1), ValueError, "Invalid lambd value: -1"),
+    ("ASGD", dict(alpha=-0.75), ValueError, "Invalid alpha value: -0.75"),
+]
+
+
+def raised(make):
+    try:
+        make()
+    except Exception as e:  # noqa: BLE001 - the exception is what is compared
+        return type(e), str(e)
+    return None
+
+
+@pytest.mark.parametrize("name,kwargs,exc,message", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_refuses_with_torchs_message(name, kwargs, exc, message):
+    got = raised(lambda: getattr(fo, name)([fo.Parameter(np.zeros(2))], **kwargs))
+    assert got == (exc, message)
+
+
+@pytest.mark.skipif(torch is None, reason="torch is not installed")
+@pytest.mark.parametrize("name,kwargs,exc,message", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_refuses_as_torch_refuses(name, kwargs, exc, message):
+    ours = raised(lambda: getattr(fo, name)([fo.Parameter(np.zeros(2))], **kwargs))
+    theirs = raised(lambda: getattr(torch.optim, name)([torch.nn.Parameter(torch.zeros(2))], **kwargs))
+    assert ours == theirs
+
+
+def test_sgd_lets_a_nan_lr_through_as_torch_does():
+    # torch's SGD checks `lr < 0.0`, which NaN passes; the others `not 0.0 <= lr`
+    fo.SGD([fo.Parameter(np.zeros(2))], lr=math.nan)
+    with pytest.raises(ValueError, match="Invalid learning rate: nan"):
+        fo.Adagrad([fo.Parameter(np.zeros(2))], lr=math.nan)
