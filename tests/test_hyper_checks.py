@@ -42,6 +42,13 @@ CASES = [
     ("ASGD", dict(lambd=-1), ValueError, "Invalid lambd value: -1"),
     ("ASGD", dict(alpha=-0.75), ValueError, "Invalid alpha value: -0.75"),
 ]
+# timm's ADOPT: the checks of torch's Adam, in the Rust crate too
+BEYOND = [
+    ("ADOPT", dict(lr=-1), ValueError, "Invalid learning rate: -1"),
+    ("ADOPT", dict(eps=-1e-06), ValueError, "Invalid epsilon value: -1e-06"),
+    ("ADOPT", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
+    ("ADOPT", dict(weight_decay=-1), ValueError, "Invalid weight_decay value: -1"),
+]
 
 
 def raised(make):
@@ -52,7 +59,7 @@ def raised(make):
     return None
 
 
-@pytest.mark.parametrize("name,kwargs,exc,message", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize("name,kwargs,exc,message", CASES + BEYOND, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES + BEYOND)])
 def test_refuses_with_torchs_message(name, kwargs, exc, message):
     got = raised(lambda: getattr(fo, name)([fo.Parameter(np.zeros(2))], **kwargs))
     assert got == (exc, message)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Tuple
 
-from . import _checks, _core
+from . import _core
 from ._elementwise import ElementwiseOptimizer
 from ._beyond import max_lr_snapshot
 
@@ -52,10 +52,6 @@ class ADOPT(ElementwiseOptimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        _checks.lr(lr)
-        _checks.eps(eps)
-        _checks.betas(betas)
-        _checks.weight_decay(weight_decay)
         defaults = dict(
             lr=lr,
             betas=betas,
@@ -68,4 +64,5 @@ class ADOPT(ElementwiseOptimizer):
             caution=caution,
             maximize=maximize,
         )
+        _core.check_hyper("ADOPT", defaults)  # timm's checks, in the Rust crate
         super().__init__(params, defaults)

@@ -196,7 +196,7 @@ impl FromGroup for AsgdHyper {
 
 /// `_core.check_hyper(kind, values)`: torch's argument checks of optimizer `kind`
 /// (its class name: SGD, Adam, AdamW, Adagrad, Adadelta, Adamax, NAdam, RAdam,
-/// RMSprop, Rprop, ASGD) on `values`, its defaults by torch's names: the checks of
+/// RMSprop, Rprop, ASGD, ADOPT) on `values`, its defaults by torch's names: the checks of
 /// the Rust crate (`Validate`), in torch's order, raising torch's ValueError with each
 /// value it quotes spelled as Python spells it (`-1`, `-1.0`, `1e-08`).
 #[pyfunction]
@@ -234,6 +234,7 @@ pub(crate) fn check_hyper(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()
         "RMSprop" => RmspropHyper::from_group(&g)?.validate(),
         "Rprop" => RpropHyper::from_group(&g)?.validate(),
         "ASGD" => AsgdHyper::from_group(&g)?.validate(),
+        "ADOPT" => ferroptim::AdoptHyper::from_group(&g)?.validate(),
         _ => return Err(PyValueError::new_err(format!("check_hyper: no optimizer {kind:?}"))),
     };
     checked.map_err(|e| PyValueError::new_err(spelled(&e, values)))

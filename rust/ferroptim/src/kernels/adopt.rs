@@ -21,7 +21,7 @@ use crate::element::{lerp, Element, Lerp};
 use crate::exec::TensorSlices;
 use crate::kernels::lion::decay_scale;
 use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total};
-use crate::kernels::{check, check_betas, simd_targets, with_const_bool};
+use crate::kernels::{check_at_least_zero, check_betas, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of ADOPT (timm's names).
@@ -74,10 +74,10 @@ impl Default for AdoptHyper {
 impl Validate for AdoptHyper {
     /// timm's checks, with its messages.
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
-        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
+        check_at_least_zero("lr", self.lr, "learning rate")?;
+        check_at_least_zero("eps", self.eps, "epsilon value")?;
         check_betas(self.betas)?;
-        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))
+        check_at_least_zero("weight_decay", self.weight_decay, "weight_decay value")
     }
 }
 
