@@ -492,8 +492,7 @@ mod tests {
         assert_eq!(opt.groups().iter().map(|g| g.hyper.lr).collect::<Vec<_>>(), [0.025, 0.1]);
         assert_eq!(sched.last_lr(), [0.025, 0.1]);
 
-        // OneCycleLR refuses a group without momentum (SGD's momentum is 0, but it is
-        // there: torch checks for the key) and sets nothing when it refuses
+        // OneCycleLR refuses an optimizer without momentum (Adagrad), setting nothing
         let mut adagrad = Adagrad::<f64>::new(AdagradHyper::default()).unwrap();
         assert!(Schedule::new(OneCycleLr::new(vec![1.0], 10), &mut adagrad, -1).is_err());
         assert_eq!(adagrad.groups()[0].initial_lr, None);
