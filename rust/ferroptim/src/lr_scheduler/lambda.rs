@@ -18,6 +18,29 @@ fn lambda_of(lambdas: &mut [LrLambda], i: usize) -> &mut LrLambda {
     &mut lambdas[k]
 }
 
+/// What LambdaLR and MultiplicativeLR have alike: their lambdas (checked against the
+/// groups), and no attributes of their own in a state dict (torch saves `None` for a
+/// function, as the schedule does for each group).
+macro_rules! lambda_rule {
+    () => {
+        fn has_lambdas(&self) -> bool {
+            true
+        }
+
+        fn state_entries(&self) -> Vec<(&'static str, Value)> {
+            Vec::new()
+        }
+
+        fn load_entries(&mut self, _: &Value) -> Result<(), SchedulerError> {
+            Ok(())
+        }
+
+        fn attach(&mut self, groups: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
+            check_count(&self.lr_lambdas, groups)
+        }
+    };
+}
+
 /// `lr = initial_lr · f(epoch)`.
 pub struct LambdaLr {
     /// `f`: one for every group, or one per group.
@@ -25,21 +48,7 @@ pub struct LambdaLr {
 }
 
 impl Rule for LambdaLr {
-    fn has_lambdas(&self) -> bool {
-        true
-    }
-
-    fn state_entries(&self) -> Vec<(&'static str, Value)> {
-        Vec::new()
-    }
-
-    fn load_entries(&mut self, _: &Value) -> Result<(), SchedulerError> {
-        Ok(())
-    }
-
-    fn attach(&mut self, groups: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
-        check_count(&self.lr_lambdas, groups)
-    }
+    lambda_rule!();
 
     fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
         (0..groups.len()).map(|i| c.base_lrs[i] * lambda_of(&mut self.lr_lambdas, i)(c.last_epoch)).collect()
@@ -53,21 +62,7 @@ pub struct MultiplicativeLr {
 }
 
 impl Rule for MultiplicativeLr {
-    fn has_lambdas(&self) -> bool {
-        true
-    }
-
-    fn state_entries(&self) -> Vec<(&'static str, Value)> {
-        Vec::new()
-    }
-
-    fn load_entries(&mut self, _: &Value) -> Result<(), SchedulerError> {
-        Ok(())
-    }
-
-    fn attach(&mut self, groups: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
-        check_count(&self.lr_lambdas, groups)
-    }
+    lambda_rule!();
 
     fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
         if c.is_initial {
