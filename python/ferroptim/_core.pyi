@@ -166,7 +166,9 @@ def bucket_pack(parts: Sequence[np.ndarray], out: np.ndarray) -> None:
 def bucket_unpack_(buffer: np.ndarray, parts: Sequence[np.ndarray], divisor: float) -> None:
     """parts[i] = buffer[offset_i:offset_i + len(parts[i])] / divisor (1: a copy), in place."""
 
-def check_hyper(kind: str, values: Dict[str, Any]) -> None: ...
+def check_hyper(kind: str, values: Dict[str, Any]) -> None:
+    """torch's constructor checks of optimizer ``kind`` on its defaults (the Rust crate's
+    ``Validate``): ValueError with torch's message, each value spelled as Python does."""
 def checkpoint_dumps(entries: Sequence[Tuple[str, str, Sequence[int], bytes]], tree: str) -> bytes:
     """A checkpoint file's bytes (safetensors): entries as (name, safetensors dtype, shape, bytes)."""
 
