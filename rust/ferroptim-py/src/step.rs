@@ -19,7 +19,7 @@ use std::cell::Cell;
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use ferroptim::crew;
-use ferroptim::exec::{parallel, piece_size};
+use ferroptim::exec::{parallel, piece_size, shared};
 use ferroptim::{Batch, Element, Elementwise, TensorSlices, MAX_BUFFERS, MAX_SCALARS};
 use numpy::{PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -405,10 +405,12 @@ pub(crate) fn step<'py, K: Layout>(
         _ => Sizes::of(entries),
     };
     // A replay that read its gradients without taking references to them (see
-    // `plan::shared`) runs its kernels with the GIL kept, unless another thread's
-    // kernels are running (it would wait for them holding the GIL): then it takes
-    // the references and releases the GIL, as every other step does.
-    let attached = match held.unheld.is_empty() {
+    // `plan::shared`) runs its kernels with the GIL kept, unless they take long (a
+    // step of `SERIAL_BELOW` elements or more: milliseconds, in which other threads
+    // must run) or another thread's kernels are running (it would wait for them
+    // holding the GIL): then it takes the references and releases the GIL, as every
+    // other step does.
+    let attached = match held.unheld.is_empty() || !shared(sizes.elements()) {
         true => None,
         false => attach.then(kernel_lock_now).flatten(),
     };
