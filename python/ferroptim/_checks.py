@@ -1,26 +1,11 @@
-"""torch's argument checks, with torch's messages (``not 0.0 <= x`` so NaN fails too)."""
+"""The argument checks still written in Python, with torch's messages: Adam's rule
+on the betas' Python types, and the betas check of the optimizers whose other
+checks are their own (Lion, SparseAdam). The checks of torch's optimizers and ADOPT
+are the Rust crate's (``_core.check_hyper``)."""
 
 from __future__ import annotations
 
 from typing import Any, Tuple
-
-
-def at_least_zero(value: Any, what: str) -> None:
-    """``ValueError("Invalid {what}: {value}")`` unless ``0 <= value``."""
-    if not 0.0 <= value:
-        raise ValueError(f"Invalid {what}: {value}")
-
-
-def lr(value: Any) -> None:
-    at_least_zero(value, "learning rate")
-
-
-def eps(value: Any) -> None:
-    at_least_zero(value, "epsilon value")
-
-
-def weight_decay(value: Any) -> None:
-    at_least_zero(value, "weight_decay value")
 
 
 def float_betas(value: Tuple[Any, ...]) -> None:

@@ -46,8 +46,14 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
             params.iter_mut().map(|p| p.as_slice_mut().expect("standard layout, checked above")).collect();
         let grads: Vec<&[T]> = grads.iter().map(|g| g.as_slice().expect("standard layout, checked above")).collect();
         self.step(&mut slices, &grads)?;
-        // the shapes of their state in a state dict
-        self.shapes = params.iter().map(|p| Some(p.shape().to_vec())).collect();
+        // the shapes of their state in a state dict (kept, not reallocated, while
+        // they stay the same)
+        self.shapes.resize(params.len(), None);
+        for (known, p) in self.shapes.iter_mut().zip(params.iter()) {
+            if known.as_deref() != Some(p.shape()) {
+                *known = Some(p.shape().to_vec());
+            }
+        }
         Ok(())
     }
 }

@@ -350,9 +350,7 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
             self.state.resize(params.len(), None);
         }
         let Optimizer { groups, state, .. } = self;
-        // each parameter's group: the open group holds all of them
-        let n = params.len();
-        let hypers = groups.iter().flat_map(|g| std::iter::repeat_n(&g.hyper, g.params.unwrap_or(n)));
+        let hypers = per_param(groups, params.len()).map(|g| &g.hyper);
         let elements = params.iter().zip(grads).filter(|(_, g)| g.is_some()).map(|(p, _)| p.len()).sum();
         let mut batch = Batch::with_size(elements);
         for (((p, g), st), hyper) in params.iter_mut().zip(grads).zip(state.iter_mut()).zip(hypers) {
@@ -380,6 +378,11 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
         batch.run();
         Ok(())
     }
+}
+
+/// The group of each of `n` parameters, in order (an open group holds all of them).
+fn per_param<K>(groups: &[Group<K>], n: usize) -> impl Iterator<Item = &Group<K>> {
+    groups.iter().flat_map(move |g| std::iter::repeat_n(g, g.params.unwrap_or(n)))
 }
 
 /// A scheduler drives the optimizer's groups: `scheduler.step(&mut opt)`.

@@ -125,7 +125,7 @@ impl LrScheduler for SequentialLr {
         require(milestones.len() + 1 == self.schedulers.len(), || {
             "the state dict's milestones do not fit this SequentialLR's schedulers".into()
         })?;
-        let (last_epoch, last_lr) = (int(sd, "last_epoch")?, state::floats(sd, "_last_lr", Some(self.last_lr.len()))?);
+        let (last_epoch, last_lr) = (int(sd, "last_epoch")?, state::floats(sd, "_last_lr", self.last_lr.len())?);
         load_each(&mut self.schedulers, sd)?;
         (self.milestones, self.last_epoch, self.last_lr) = (milestones, last_epoch, last_lr);
         Ok(())
@@ -195,7 +195,7 @@ impl LrScheduler for ChainedScheduler {
     }
 
     fn load_state_dict(&mut self, sd: &Value) -> Result<(), SchedulerError> {
-        let last_lr = state::floats(sd, "_last_lr", Some(self.last_lr.len()))?;
+        let last_lr = state::floats(sd, "_last_lr", self.last_lr.len())?;
         load_each(&mut self.schedulers, sd)?;
         self.last_lr = last_lr;
         Ok(())

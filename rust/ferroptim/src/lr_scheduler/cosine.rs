@@ -190,7 +190,7 @@ impl LrScheduler for CosineAnnealingWarmRestarts {
         require(t_0 > 0, || format!("Expected positive integer T_0, but got {t_0}"))?;
         require(t_mult >= 1, || format!("Expected integer T_mult >= 1, but got {t_mult}"))?;
         let (eta_min, t_cur, last_epoch) = (float(sd, "eta_min")?, float(sd, "T_cur")?, int(sd, "last_epoch")?);
-        let (base_lrs, last_lr) = (state::floats(sd, "base_lrs", Some(n))?, state::floats(sd, "_last_lr", Some(n))?);
+        let (base_lrs, last_lr) = (state::floats(sd, "base_lrs", n)?, state::floats(sd, "_last_lr", n)?);
         (self.t_0, self.t_i, self.t_mult, self.eta_min, self.t_cur) = (t_0, t_i, t_mult, eta_min, t_cur);
         (self.base_lrs, self.last_lr, self.last_epoch) = (base_lrs, last_lr, last_epoch);
         Ok(())

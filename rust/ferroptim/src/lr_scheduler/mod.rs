@@ -413,8 +413,8 @@ impl<R: Rule> LrScheduler for Schedule<R> {
 
     fn load_state_dict(&mut self, sd: &Value) -> Result<(), SchedulerError> {
         let n = self.base_lrs.len();
-        let base_lrs = state::floats(sd, "base_lrs", Some(n))?;
-        let last_lr = state::floats(sd, "_last_lr", Some(n))?;
+        let base_lrs = state::floats(sd, "base_lrs", n)?;
+        let last_lr = state::floats(sd, "_last_lr", n)?;
         let (last_epoch, step_count) = (state::int(sd, "last_epoch")?, state::int(sd, "_step_count")?);
         if self.rule.has_lambdas() {
             let saved = sd.get("lr_lambdas").and_then(Value::items).map_or(0, <[Value]>::len);

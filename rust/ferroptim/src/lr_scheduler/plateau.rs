@@ -170,7 +170,7 @@ impl LrScheduler for ReduceLrOnPlateau {
         };
         let (factor, eps, threshold, best) =
             (float(sd, "factor")?, float(sd, "eps")?, float(sd, "threshold")?, float(sd, "best")?);
-        let (min_lrs, last_lr) = (state::floats(sd, "min_lrs", Some(n))?, state::floats(sd, "_last_lr", Some(n))?);
+        let (min_lrs, last_lr) = (state::floats(sd, "min_lrs", n)?, state::floats(sd, "_last_lr", n)?);
         let (patience, cooldown, cooldown_counter) =
             (count("patience")?, count("cooldown")?, count("cooldown_counter")?);
         let (num_bad_epochs, last_epoch) = (count("num_bad_epochs")?, int(sd, "last_epoch")?);

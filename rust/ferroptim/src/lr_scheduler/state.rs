@@ -45,16 +45,15 @@ pub(crate) fn string<'a>(sd: &'a Value, key: &str) -> Result<&'a str, SchedulerE
     }
 }
 
-/// `sd[key]`, a list of numbers, of `len` of them if given.
-pub(crate) fn floats(sd: &Value, key: &str, len: Option<usize>) -> Result<Vec<f64>, SchedulerError> {
+/// `sd[key]`, a list of `len` numbers (one per group).
+pub(crate) fn floats(sd: &Value, key: &str, len: usize) -> Result<Vec<f64>, SchedulerError> {
     let v = sd.get(key);
     let values: Option<Vec<f64>> = v.and_then(Value::items).and_then(|xs| xs.iter().map(Value::as_f64).collect());
     match values {
-        Some(xs) if len.is_none_or(|n| xs.len() == n) => Ok(xs),
+        Some(xs) if xs.len() == len => Ok(xs),
         Some(xs) => Err(SchedulerError(format!(
-            "'{key}' of the scheduler's state dict has {} values, the scheduler's groups {}",
-            xs.len(),
-            len.unwrap_or(0)
+            "'{key}' of the scheduler's state dict has {} values, the scheduler's groups {len}",
+            xs.len()
         ))),
         None => Err(missing(key, "a list of numbers", v)),
     }

@@ -11,7 +11,7 @@ use crate::{
     SgdHyper, Validate,
 };
 
-use super::{Group, Optimizer, ParamState};
+use super::{per_param, Group, Optimizer, ParamState};
 
 /// torch's names of a rule's param-group entries and state: the layout of its state
 /// dict in torch and in the Python package.
@@ -129,7 +129,7 @@ impl<K: Elementwise + Validate + TorchLayout + Copy, T: Element> Optimizer<K, T>
     /// indices.
     pub fn state_dict(&self) -> Value {
         let mut state = Vec::new();
-        for (i, st) in self.state.iter().enumerate() {
+        for ((i, st), group) in self.state.iter().enumerate().zip(per_param(&self.groups, self.state.len())) {
             let Some(st) = st else { continue };
             let shape = |len: usize| match self.shapes.get(i).and_then(Option::as_ref) {
                 Some(s) if s.iter().product::<usize>() == len => s.clone(),
@@ -138,7 +138,7 @@ impl<K: Elementwise + Validate + TorchLayout + Copy, T: Element> Optimizer<K, T>
             let mut entries: Vec<(&str, Value)> =
                 (K::SCALAR_NAMES.iter().zip(&st.scalars)).map(|(n, &v)| (*n, Value::Array(Array::scalar(v)))).collect();
             for (k, (name, b)) in K::BUFFER_NAMES.iter().zip(&st.buffers).enumerate() {
-                if !b.is_empty() || self.group_of(i).is_some_and(|g| g.hyper.uses_buffer(k)) {
+                if !b.is_empty() || group.hyper.uses_buffer(k) {
                     entries.push((name, Value::Array(Array::of(shape(b.len()), b))));
                 }
             }
@@ -159,17 +159,6 @@ impl<K: Elementwise + Validate + TorchLayout + Copy, T: Element> Optimizer<K, T>
             Value::dict(entries)
         });
         Value::dict([("state", Value::Dict(state)), ("param_groups", Value::List(groups.collect()))])
-    }
-
-    /// The group holding parameter `index`.
-    fn group_of(&self, index: usize) -> Option<&Group<K>> {
-        let mut start = 0usize;
-        self.groups.iter().find(|g| {
-            let n = g.params.unwrap_or(usize::MAX);
-            let found = index < start.saturating_add(n);
-            start = start.saturating_add(n);
-            found
-        })
     }
 
     /// Loads a state dict of the same layout (one written by [`state_dict`](Self::state_dict)
