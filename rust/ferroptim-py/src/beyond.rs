@@ -445,6 +445,7 @@ impl FromGroup for Counted<LambHyper> {
             caution: g.flag("caution")?,
             decoupled_decay,
             max_lr: g.max_lr(decoupled_decay && g.flag("corrected_weight_decay")?)?,
+            max_grad_norm: None, // the optimizer's: lamb_step's argument
         };
         Ok(Counted { h, step: g.next_step()? })
     }

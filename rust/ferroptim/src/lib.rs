@@ -10,7 +10,9 @@
 //! - [`exec`]: [`Batch`] runs one step of an [`Elementwise`] optimizer over many
 //!   tensors on the thread pool ([`set_num_threads`]), a mid-sized one shared between
 //!   the calling thread and a [`crew`] of pool threads woken ahead.
-//! - [`optim`]: [`Optimizer`] keeps the per-parameter state for you ([`Sgd`], [`Adam`]);
+//! - [`optim`]: [`Optimizer`] keeps the per-parameter state for you ([`Sgd`], [`Adam`],
+//!   and the rules beyond torch.optim in [`optim::beyond`]), with param groups, state
+//!   dicts in the Python package's layout, and schedulers that drive it;
 //!   with the `ndarray` cargo feature, `Optimizer::step_ndarray` steps `ndarray`
 //!   arrays of any shape.
 //!
@@ -69,8 +71,8 @@ pub use kernels::sgd::{sgd, SgdHyper};
 pub use kernels::sparse_adam::{sparse_adam, SparseAdamHyper, SparseAdamTensor, SparseError, SparseRows};
 pub use kernels::stream::{Stream, Touch};
 pub use optim::{
-    Adadelta, Adagrad, Adam, Adamax, Asgd, Group, GroupError, LoadError, Nadam, Optimizer, ParamState, Radam, Rmsprop,
-    Rprop, Scheduled, Sgd, StepError, TorchLayout,
+    Adadelta, Adagrad, Adam, Adamax, Asgd, Group, GroupError, GroupStep, Init, LoadError, Nadam, Optimizer, ParamState,
+    ParamTensor, Radam, Rmsprop, Rprop, Rule, Scheduled, Sgd, StepError, TorchLayout,
 };
 pub use threads::{get_num_threads, set_num_threads, ThreadsError};
 

@@ -17,15 +17,14 @@
 use ndarray::{ArrayView, ArrayViewMut, Dimension};
 
 use crate::element::Element;
-use crate::exec::Elementwise;
-use crate::optim::{Optimizer, StepError};
-use crate::Validate;
+use crate::optim::{Optimizer, Rule, StepError};
 
-impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
+impl<K: Rule, T: Element> Optimizer<K, T> {
     /// One step over parameters held as `ndarray` arrays of any dimension, each with
     /// its gradient: [`Optimizer::step`] over their elements. Every array must be in
     /// standard layout (C order, contiguous) and every gradient of its parameter's
-    /// shape; otherwise nothing changes.
+    /// shape; otherwise nothing changes. The arrays' shapes are the parameters' (see
+    /// [`Optimizer::set_shape`]).
     pub fn step_ndarray<D: Dimension>(
         &mut self,
         params: &mut [ArrayViewMut<'_, T, D>],
@@ -42,17 +41,15 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
                 return Err(StepError::Layout { index });
             }
         }
+        let shapes: Vec<Vec<usize>> = params.iter().map(|p| p.shape().to_vec()).collect();
         let mut slices: Vec<&mut [T]> =
             params.iter_mut().map(|p| p.as_slice_mut().expect("standard layout, checked above")).collect();
-        let grads: Vec<&[T]> = grads.iter().map(|g| g.as_slice().expect("standard layout, checked above")).collect();
-        self.step(&mut slices, &grads)?;
-        // the shapes of their state in a state dict (kept, not reallocated, while
-        // they stay the same)
-        self.shapes.resize(params.len(), None);
-        for (known, p) in self.shapes.iter_mut().zip(params.iter()) {
-            if known.as_deref() != Some(p.shape()) {
-                *known = Some(p.shape().to_vec());
-            }
+        let grads: Vec<Option<&[T]>> =
+            grads.iter().map(|g| Some(g.as_slice().expect("standard layout, checked above"))).collect();
+        let shape_of: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
+        self.step_shaped(&mut slices, &grads, Some(&shape_of))?;
+        for (index, shape) in shapes.iter().enumerate() {
+            self.set_shape(index, shape);
         }
         Ok(())
     }

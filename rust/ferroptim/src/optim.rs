@@ -36,15 +36,19 @@
 
 use std::fmt;
 
+pub mod beyond;
+mod rule;
 mod state_dict;
+pub use rule::{GroupStep, Init, ParamTensor, Rule};
 pub use state_dict::{LoadError, TorchLayout};
 
 use crate::element::Element;
-use crate::exec::{Batch, Elementwise, TensorSlices, MAX_SCALARS};
+use crate::exec::{MAX_BUFFERS, MAX_SCALARS};
 use crate::lr_scheduler::{ParamGroup, ParamGroups};
 use crate::{
-    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, HyperError, NadamHyper, RadamHyper, RmspropHyper,
-    RpropHyper, SgdHyper, Validate,
+    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AdanHyper, AdemamixHyper, AdoptHyper, AsgdHyper, HyperError,
+    LambHyper, LarsHyper, LionHyper, NadamHyper, ProdigyHyper, RadamHyper, RmspropHyper, RpropHyper, ScheduleFreeHyper,
+    ScheduleFreeKind, SgdHyper,
 };
 
 /// The state of one parameter: its scalars (e.g. Adam's `step`) and its buffers, in
@@ -98,6 +102,23 @@ pub enum StepError {
         /// The parameters the groups hold.
         expected: usize,
     },
+    /// A parameter's shape (given to `set_shape` or `step_ndarray`) does not have its
+    /// number of elements.
+    Shape {
+        /// The parameter's position.
+        index: usize,
+        /// Its length.
+        param: usize,
+        /// The shape.
+        shape: Vec<usize>,
+    },
+    /// The rule cannot step these parameters or groups (Muon: a parameter that is not
+    /// a matrix; Prodigy: groups of different nonzero LRs); the message is the one of
+    /// the Python package.
+    Refused {
+        /// Why.
+        message: String,
+    },
     /// A parameter's length changed since its state was created.
     StateLength {
         /// The parameter's position.
@@ -118,6 +139,10 @@ impl fmt::Display for StepError {
             StepError::Layout { index } => {
                 write!(f, "parameter {index} or its gradient is not in standard (C-contiguous) layout")
             }
+            StepError::Shape { index, param, ref shape } => {
+                write!(f, "parameter {index} has {param} elements but its shape is {shape:?}")
+            }
+            StepError::Refused { ref message } => f.write_str(message),
             StepError::Groups { params, expected } => {
                 write!(f, "{params} parameters given but the optimizer's param groups hold {expected}")
             }
@@ -169,17 +194,24 @@ impl From<HyperError> for GroupError {
 /// One param group (torch's `optimizer.param_groups[i]`): the hyperparameters of the
 /// parameters it holds.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Group<K> {
+pub struct Group<K: Rule> {
     /// The hyperparameters; change them between steps (a scheduler sets `lr`, and
     /// CyclicLR / OneCycleLR the momentum: see [`Scheduled`]).
     pub hyper: K,
+    /// The values the rule keeps in the group, advanced by each step (see
+    /// [`Rule::GroupState`]).
+    pub values: K::GroupState,
     /// torch's `initial_lr`: set by the first scheduler built on the optimizer.
     pub initial_lr: Option<f64>,
     /// How many parameters it holds (None: every parameter a step is given).
     params: Option<usize>,
 }
 
-impl<K> Group<K> {
+impl<K: Rule> Group<K> {
+    fn new(hyper: K, params: Option<usize>) -> Self {
+        Group { values: hyper.group_state(), hyper, initial_lr: None, params }
+    }
+
     /// How many parameters the group holds: the next ones a step is given, after those
     /// of the groups before it (None: every parameter a step is given).
     pub fn params(&self) -> Option<usize> {
@@ -236,11 +268,37 @@ scheduled! {
     AdadeltaHyper;
     RpropHyper;
     AsgdHyper;
+    LionHyper => betas.0;
+    LarsHyper => momentum;
+    AdoptHyper => betas.0;
+    AdanHyper => betas.0;
+    AdemamixHyper => betas.0;
+    LambHyper => betas.0;
+    ProdigyHyper => betas.0;
 }
 
-/// An elementwise optimizer: its param groups and the state of each parameter.
+/// The momentum of Schedule-Free: SGD's `momentum`, else β₁.
+impl Scheduled for ScheduleFreeHyper {
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+    fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
+    }
+    fn momentum(&self) -> Option<f64> {
+        Some(self.beta())
+    }
+    fn set_momentum(&mut self, m: f64) {
+        match &mut self.kind {
+            ScheduleFreeKind::Sgd { momentum, .. } => *momentum = m,
+            ScheduleFreeKind::AdamW { betas, .. } | ScheduleFreeKind::RAdam { betas, .. } => betas.0 = m,
+        }
+    }
+}
+
+/// An optimizer: its rule's param groups and the state of each parameter.
 #[derive(Clone, Debug)]
-pub struct Optimizer<K, T> {
+pub struct Optimizer<K: Rule, T> {
     groups: Vec<Group<K>>,
     state: Vec<Option<ParamState<T>>>,
     /// Each parameter's shape, where known (from `step_ndarray`, or loaded state):
@@ -269,16 +327,12 @@ pub type Rprop<T> = Optimizer<RpropHyper, T>;
 /// ASGD over parameters of type `T` (see [`AsgdHyper`]).
 pub type Asgd<T> = Optimizer<AsgdHyper, T>;
 
-impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
+impl<K: Rule, T: Element> Optimizer<K, T> {
     /// An optimizer of one param group holding every parameter a step is given, with
     /// no state yet; refuses hyperparameters torch refuses.
     pub fn new(hyper: K) -> Result<Self, HyperError> {
         hyper.validate()?;
-        Ok(Optimizer {
-            groups: vec![Group { hyper, initial_lr: None, params: None }],
-            state: Vec::new(),
-            shapes: Vec::new(),
-        })
+        Ok(Optimizer { groups: vec![Group::new(hyper, None)], state: Vec::new(), shapes: Vec::new() })
     }
 
     /// An optimizer of one param group holding `params` parameters (more groups:
@@ -296,7 +350,8 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
         if self.groups.iter().any(|g| g.params.is_none()) {
             return Err(GroupError::Open);
         }
-        self.groups.push(Group { hyper, initial_lr: None, params: Some(params) });
+        let values = hyper.group_state_after(&self.groups[0].values);
+        self.groups.push(Group { values, ..Group::new(hyper, Some(params)) });
         Ok(())
     }
 
@@ -324,69 +379,135 @@ impl<K: Elementwise + Validate, T: Element> Optimizer<K, T> {
     /// One step; parameters whose gradient is `None` are skipped and keep their state,
     /// as torch skips parameters whose `.grad` is None.
     pub fn step_some(&mut self, params: &mut [&mut [T]], grads: &[Option<&[T]>]) -> Result<(), StepError> {
-        if params.len() != grads.len() {
-            return Err(StepError::Count { params: params.len(), grads: grads.len() });
+        self.step_shaped(params, grads, None)
+    }
+
+    /// Records the shape of parameter `index` (a slice holds its elements in C order):
+    /// the rules that need it (Adafactor's factored second moment, Muon's matrices)
+    /// read it, and the state dict saves the state in it. `step_ndarray` records the
+    /// shapes of the arrays it is given.
+    pub fn set_shape(&mut self, index: usize, shape: &[usize]) {
+        if self.shapes.len() <= index {
+            self.shapes.resize(index + 1, None);
+        }
+        if self.shapes[index].as_deref() != Some(shape) {
+            self.shapes[index] = Some(shape.to_vec());
+        }
+    }
+
+    /// The step of `step_some`, with the parameters' shapes if given (`step_ndarray`),
+    /// else the known ones. Everything is checked, then the missing state created,
+    /// then the rule runs; a refusal changes nothing.
+    pub(crate) fn step_shaped(
+        &mut self,
+        params: &mut [&mut [T]],
+        grads: &[Option<&[T]>],
+        given: Option<&[&[usize]]>,
+    ) -> Result<(), StepError> {
+        let n = params.len();
+        if n != grads.len() {
+            return Err(StepError::Count { params: n, grads: grads.len() });
         }
         if let Some(expected) = self.groups.iter().map(|g| g.params).sum::<Option<usize>>() {
-            if params.len() != expected {
-                return Err(StepError::Groups { params: params.len(), expected });
+            if n != expected {
+                return Err(StepError::Groups { params: n, expected });
             }
         }
-        for (index, (p, g)) in params.iter().zip(grads).enumerate() {
-            if let Some(g) = g {
-                if g.len() != p.len() {
-                    return Err(StepError::GradLength { index, param: p.len(), grad: g.len() });
-                }
+        let lens: Vec<usize> = params.iter().map(|p| p.len()).collect();
+        // each parameter's shape: given, else known, else flat
+        let flat: Vec<[usize; 1]> = lens.iter().map(|&l| [l]).collect();
+        let shapes: Vec<&[usize]> = (0..n)
+            .map(|i| match given {
+                Some(s) => s[i],
+                None => self.shapes.get(i).and_then(|s| s.as_deref()).unwrap_or(&flat[i]),
+            })
+            .collect();
+        let owners: Vec<usize> = per_param(&self.groups, n).collect();
+        let hypers: Vec<&K> = owners.iter().map(|&k| &self.groups[k].hyper).collect();
+        K::check_groups(&self.groups).map_err(rule::refused)?;
+        for (index, ((&len, g), &shape)) in lens.iter().zip(grads).zip(&shapes).enumerate() {
+            if shape.iter().product::<usize>() != len {
+                return Err(StepError::Shape { index, param: len, shape: shape.to_vec() });
             }
+            let Some(g) = g else { continue };
+            if g.len() != len {
+                return Err(StepError::GradLength { index, param: len, grad: g.len() });
+            }
+            let hyper = hypers[index];
+            hyper.check_param(index, shape).map_err(rule::refused)?;
             if let Some(Some(st)) = self.state.get(index) {
-                if let Some(b) = st.buffers.iter().find(|b| !b.is_empty()) {
-                    if b.len() != p.len() {
-                        return Err(StepError::StateLength { index, param: p.len(), state: b.len() });
+                for (k, b) in st.buffers.iter().enumerate().take(hyper.buffers()) {
+                    if !b.is_empty() && hyper.buffer_shape(k, shape).is_some() && !hyper.fits(k, shape, b.len()) {
+                        return Err(StepError::StateLength { index, param: len, state: b.len() });
                     }
                 }
             }
         }
-        if self.state.len() < params.len() {
-            self.state.resize(params.len(), None);
+        // nothing can fail from here on
+        if self.state.len() < n {
+            self.state.resize(n, None);
         }
-        let Optimizer { groups, state, .. } = self;
-        let hypers = per_param(groups, params.len()).map(|g| &g.hyper);
-        let elements = params.iter().zip(grads).filter(|(_, g)| g.is_some()).map(|(p, _)| p.len()).sum();
-        let mut batch = Batch::with_size(elements);
-        for (((p, g), st), hyper) in params.iter_mut().zip(grads).zip(state.iter_mut()).zip(hypers) {
-            let Some(g) = g else { continue };
-            let nb = hyper.buffers();
-            let fresh = st.is_none();
-            let st = st.get_or_insert_with(|| ParamState { scalars: [0.0; MAX_SCALARS], buffers: Vec::new() });
-            let fresh = fresh || st.buffers.is_empty();
-            st.buffers.resize(st.buffers.len().max(nb), Vec::new());
-            for (k, b) in st.buffers[..nb].iter_mut().enumerate() {
-                // A slot this configuration uses and the state lacks starts at zero.
-                if hyper.uses_buffer(k) && b.len() != p.len() {
-                    *b = vec![T::zero(); p.len()];
+        let mut fresh = vec![false; n];
+        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
+            if g.is_none() {
+                continue;
+            }
+            let (hyper, shape) = (hypers[i], shapes[i]);
+            let st =
+                self.state[i].get_or_insert_with(|| ParamState { scalars: [0.0; MAX_SCALARS], buffers: Vec::new() });
+            fresh[i] = st.buffers.iter().all(Vec::is_empty);
+            st.buffers.resize(st.buffers.len().max(hyper.buffers()), Vec::new());
+            for (k, b) in st.buffers.iter_mut().enumerate().take(hyper.buffers()) {
+                // a slot this configuration uses and the state lacks starts afresh
+                if let Some(s) = hyper.buffer_shape(k, shape) {
+                    if b.is_empty() || !hyper.fits(k, shape, b.len()) {
+                        *b = start(hyper.init(k), &s, p);
+                    }
                 }
             }
-            let ParamState { scalars, buffers } = st;
-            let used = buffers[..nb].iter_mut().enumerate();
-            let slices = TensorSlices::new(
-                p,
-                g,
-                used.map(|(k, b)| if hyper.uses_buffer(k) { b.as_mut_slice() } else { &mut [] }),
-            );
-            batch.push(hyper, &mut scalars[..K::SCALARS], fresh, slices);
         }
-        batch.run();
+        let Optimizer { groups, state, .. } = self;
+        let mut steps: Vec<GroupStep<'_, K, T>> = groups
+            .iter_mut()
+            .map(|g| GroupStep { hyper: &g.hyper, values: &mut g.values, tensors: Vec::new() })
+            .collect();
+        for (i, ((p, g), st)) in params.iter_mut().zip(grads).zip(state.iter_mut()).enumerate() {
+            let (Some(g), Some(st)) = (g, st) else { continue };
+            let step = &mut steps[owners[i]];
+            let nb = step.hyper.buffers();
+            let mut buffers: [&mut [T]; MAX_BUFFERS] = Default::default();
+            for (k, (slot, b)) in buffers.iter_mut().zip(st.buffers.iter_mut()).enumerate().take(nb) {
+                if step.hyper.buffer_shape(k, shapes[i]).is_some() {
+                    *slot = &mut b[..];
+                }
+            }
+            let tensor =
+                ParamTensor { param: p, grad: g, shape: shapes[i], scalars: &mut st.scalars, buffers, fresh: fresh[i] };
+            step.tensors.push(tensor);
+        }
+        K::step(&mut steps);
         Ok(())
     }
 }
 
-/// The group of each of `n` parameters, in order (an open group holds all of them).
-fn per_param<K>(groups: &[Group<K>], n: usize) -> impl Iterator<Item = &Group<K>> {
-    groups.iter().flat_map(move |g| std::iter::repeat_n(g, g.params.unwrap_or(n)))
+/// A new buffer of `shape` for parameter `p`, started as `init` says.
+fn start<T: Element>(init: Init, shape: &[usize], p: &[T]) -> Vec<T> {
+    match init {
+        Init::Zeros => vec![T::zero(); shape.iter().product()],
+        Init::Param => p.to_vec(),
+        Init::ParamSliced { .. } if p.iter().all(|x| x.is_zero()) => vec![T::zero()],
+        Init::ParamSliced { step } => p.iter().step_by(step).copied().collect(),
+    }
+}
+
+/// The group of each of `n` parameters, by index, in order (an open group holds all
+/// of them).
+fn per_param<K: Rule>(groups: &[Group<K>], n: usize) -> impl Iterator<Item = usize> + '_ {
+    (groups.iter().enumerate()).flat_map(move |(k, g)| std::iter::repeat_n(k, g.params.unwrap_or(n)))
 }
 
 /// A scheduler drives the optimizer's groups: `scheduler.step(&mut opt)`.
-impl<K: Scheduled, T> ParamGroups for Optimizer<K, T> {
+impl<K: Rule + Scheduled, T> ParamGroups for Optimizer<K, T> {
     fn param_groups(&self) -> Vec<ParamGroup> {
         let view =
             |g: &Group<K>| ParamGroup { lr: g.hyper.lr(), initial_lr: g.initial_lr, momentum: g.hyper.momentum() };

@@ -57,11 +57,15 @@ pub struct LambHyper {
     pub decoupled_decay: bool,
     /// `Some(max_lr)` with decoupled decay and `corrected_weight_decay`.
     pub max_lr: Option<f64>,
+    /// The largest global gradient norm before the gradients are scaled down (None:
+    /// no clipping). timm reads it from the optimizer's defaults, the Rust
+    /// `Optimizer` from the first group's; the kernels take it through
+    /// [`lamb_clip`].
+    pub max_grad_norm: Option<f64>,
 }
 
 impl LambHyper {
-    /// `timm.optim.Lamb`'s defaults (its `max_grad_norm` of 1.0 is the optimizer's,
-    /// see [`lamb_clip`]).
+    /// `timm.optim.Lamb`'s defaults.
     pub const fn timm() -> Self {
         LambHyper {
             lr: 1e-3,
@@ -75,6 +79,7 @@ impl LambHyper {
             caution: false,
             decoupled_decay: false,
             max_lr: None,
+            max_grad_norm: Some(1.0),
         }
     }
 

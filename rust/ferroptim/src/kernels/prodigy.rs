@@ -232,8 +232,9 @@ struct Apply<T> {
     neg_dlr_d: T,
 }
 
-/// One Prodigy step over every param group: `tensors` are (group index, tensor) of
-/// one element type each; `global` holds the D-adaptation values (see
+/// One Prodigy step over every param group: `t32` and `t64` are (group index,
+/// tensor) of one element type each (the Python package's float32 and float64
+/// tensors; either may be empty, and both may be of one type); `global` holds the D-adaptation values (see
 /// [`ProdigyGlobal`]), updated here. Returns whether the step updated the
 /// parameters (false: `d_den` was 0, and only pass 1 ran, as in prodigyopt).
 ///
@@ -242,11 +243,11 @@ struct Apply<T> {
 /// # Panics
 /// If a tensor's arrays do not fit its shape and `slice_p`, or no hyperparameters
 /// are given.
-pub fn prodigy(
+pub fn prodigy<A: Element, B: Element>(
     hypers: &[ProdigyHyper],
     global: &mut ProdigyGlobal,
-    t32: &mut [(usize, ProdigyTensor<'_, f32>)],
-    t64: &mut [(usize, ProdigyTensor<'_, f64>)],
+    t32: &mut [(usize, ProdigyTensor<'_, A>)],
+    t64: &mut [(usize, ProdigyTensor<'_, B>)],
 ) -> bool {
     let h0 = hypers[0];
     let lr = hypers.iter().map(|h| h.lr).fold(f64::NEG_INFINITY, f64::max);
@@ -569,8 +570,8 @@ mod tests {
             ProdigyHyper { safeguard_warmup: true, d_coef: 0.5, growth_rate: 1.02, ..base },
         ];
         for h in configs {
-            check::<f32>(&h, |h, g, t| prodigy(h, g, t, &mut []));
-            check::<f64>(&h, |h, g, t| prodigy(h, g, &mut [], t));
+            check::<f32>(&h, |h, g, t| prodigy::<f32, f64>(h, g, t, &mut []));
+            check::<f64>(&h, |h, g, t| prodigy::<f32, f64>(h, g, &mut [], t));
         }
     }
 }

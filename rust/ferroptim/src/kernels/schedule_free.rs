@@ -28,7 +28,8 @@
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::TensorSlices;
 use crate::kernels::passes::over_chunks;
-use crate::kernels::{simd_targets, with_const_bool};
+use crate::kernels::{check_arg, not_below, simd_targets, with_const_bool};
+use crate::{HyperError, Validate};
 
 /// Which of the three optimizers.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -159,6 +160,20 @@ impl ScheduleFreeHyper {
             z_lr: lr,
             weight_decay: self.weight_decay,
         }
+    }
+}
+
+impl Validate for ScheduleFreeHyper {
+    /// schedulefree's checks, with its messages: `SGDScheduleFree`'s (`lr < 0`,
+    /// `weight_decay < 0`: NaN passes); the AdamW and RAdam rules check nothing.
+    fn validate(&self) -> Result<(), HyperError> {
+        let ScheduleFreeKind::Sgd { momentum, .. } = self.kind else { return Ok(()) };
+        let (lr, wd) = (self.lr, self.weight_decay);
+        check_arg(not_below(lr, 0.0), "lr", None, lr, || format!("Invalid learning rate: {lr}"))?;
+        check_arg(not_below(wd, 0.0), "weight_decay", None, wd, || format!("Invalid weight_decay value: {wd}"))?;
+        check_arg(!(momentum <= 0.0 || momentum >= 1.0), "momentum", None, momentum, || {
+            format!("Momentum must be between 0 and 1 exclusive: {momentum}")
+        })
     }
 }
 

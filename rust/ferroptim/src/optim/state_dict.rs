@@ -4,18 +4,18 @@
 //! `ferroptim.save` writes).
 
 use crate::element::Element;
-use crate::exec::{Elementwise, MAX_SCALARS};
+use crate::exec::MAX_SCALARS;
 use crate::state_dict::{Array, Value};
 use crate::{
     AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, NadamHyper, RadamHyper, RmspropHyper, RpropHyper,
-    SgdHyper, Validate,
+    SgdHyper,
 };
 
-use super::{per_param, Group, Optimizer, ParamState};
+use super::{per_param, Group, Optimizer, ParamState, Rule};
 
 /// torch's names of a rule's param-group entries and state: the layout of its state
 /// dict in torch and in the Python package.
-pub trait TorchLayout: Sized {
+pub trait TorchLayout: Rule {
     /// The scalar state, in the kernel's order (Adam: `step`).
     const SCALAR_NAMES: &'static [&'static str];
     /// The state buffers, in the kernel's slot order (Adam: `exp_avg`, `exp_avg_sq`,
@@ -26,10 +26,33 @@ pub trait TorchLayout: Sized {
     /// These hyperparameters with the entries of `group` (a group dict) in place of
     /// their own; Err names the entry that does not fit.
     fn with_group_entries(&self, group: &Value) -> Result<Self, String>;
+    /// The group's values as entries of its dict (see [`Rule::GroupState`]).
+    fn group_state_entries(&self, values: &Self::GroupState) -> Vec<(&'static str, Value)> {
+        let _ = values;
+        Vec::new()
+    }
+    /// The group's values read from its dict (the rule's new values where it has none).
+    fn group_state_of(&self, group: &Value) -> Result<Self::GroupState, String> {
+        let _ = group;
+        Ok(self.group_state())
+    }
+    /// Scalar `k` of a parameter's state as saved: a 0-d float64 array (torch's
+    /// tensors), unless the rule keeps a Python number.
+    fn scalar_value(&self, k: usize, v: f64) -> Value {
+        let _ = k;
+        Value::Array(Array::scalar(v))
+    }
+    /// The shape buffer `k` (of `len` elements) is saved in, for a parameter of `shape`.
+    fn saved_shape(&self, k: usize, shape: &[usize], len: usize) -> Vec<usize> {
+        match self.buffer_shape(k, shape) {
+            Some(s) if s.iter().product::<usize>() == len => s,
+            _ => vec![len],
+        }
+    }
 }
 
 /// A group entry as a [`Value`] and back: floats, booleans, pairs of floats.
-trait Entry: Sized {
+pub(crate) trait Entry: Sized {
     fn to_value(&self) -> Value;
     fn from_value(v: &Value) -> Option<Self>;
 }
@@ -67,6 +90,56 @@ impl Entry for (f64, f64) {
     }
 }
 
+impl Entry for Option<f64> {
+    fn to_value(&self) -> Value {
+        self.map_or(Value::None, Value::Float)
+    }
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::None => Some(None),
+            v => v.as_f64().map(Some),
+        }
+    }
+}
+
+impl Entry for (f64, f64, f64) {
+    fn to_value(&self) -> Value {
+        Value::Tuple(vec![Value::Float(self.0), Value::Float(self.1), Value::Float(self.2)])
+    }
+    fn from_value(v: &Value) -> Option<Self> {
+        match v.items()? {
+            [a, b, c] => Some((a.as_f64()?, b.as_f64()?, c.as_f64()?)),
+            _ => None,
+        }
+    }
+}
+
+impl Entry for usize {
+    fn to_value(&self) -> Value {
+        Value::Int(*self as i64)
+    }
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Int(i) => usize::try_from(*i).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Reads each named field of `$h` from `$group` where present, as the macro does.
+macro_rules! read_entries {
+    ($h:ident, $group:expr, $($field:ident),+) => {
+        $(
+            if let Some(v) = $group.get(stringify!($field)) {
+                $h.$field = Entry::from_value(v).ok_or_else(|| {
+                    format!("'{}' of a param group is a {}, not what it should be", stringify!($field), v.type_name())
+                })?;
+            }
+        )+
+    };
+}
+pub(crate) use read_entries;
+
 macro_rules! torch_layout {
     ($($hyper:ty: [$($s:literal),*] [$($b:literal),*] { $($field:ident),+ })+) => {$(
         impl TorchLayout for $hyper {
@@ -77,13 +150,7 @@ macro_rules! torch_layout {
             }
             fn with_group_entries(&self, group: &Value) -> Result<Self, String> {
                 let mut h = *self;
-                $(
-                    if let Some(v) = group.get(stringify!($field)) {
-                        h.$field = Entry::from_value(v).ok_or_else(|| {
-                            format!("'{}' of a param group is a {}, not what it should be", stringify!($field), v.type_name())
-                        })?;
-                    }
-                )+
+                read_entries!(h, group, $($field),+);
                 Ok(h)
             }
         }
@@ -122,24 +189,25 @@ fn refuse<X>(why: impl Into<String>) -> Result<X, LoadError> {
     Err(LoadError(why.into()))
 }
 
-impl<K: Elementwise + Validate + TorchLayout + Copy, T: Element> Optimizer<K, T> {
+impl<K: TorchLayout, T: Element> Optimizer<K, T> {
     /// The state dict, as the Python optimizer's `state_dict()`: each parameter's state
     /// under its index (buffers in the shape its last `step_ndarray` or loaded state
     /// gave it, else flat), and each group's hyperparameters with its parameters'
     /// indices.
     pub fn state_dict(&self) -> Value {
         let mut state = Vec::new();
-        for ((i, st), group) in self.state.iter().enumerate().zip(per_param(&self.groups, self.state.len())) {
+        for ((i, st), g) in self.state.iter().enumerate().zip(per_param(&self.groups, self.state.len())) {
             let Some(st) = st else { continue };
-            let shape = |len: usize| match self.shapes.get(i).and_then(Option::as_ref) {
-                Some(s) if s.iter().product::<usize>() == len => s.clone(),
-                _ => vec![len],
-            };
-            let mut entries: Vec<(&str, Value)> =
-                (K::SCALAR_NAMES.iter().zip(&st.scalars)).map(|(n, &v)| (*n, Value::Array(Array::scalar(v)))).collect();
+            let hyper = &self.groups[g].hyper;
+            let scalars = K::SCALAR_NAMES.iter().zip(&st.scalars).enumerate();
+            let mut entries: Vec<(&str, Value)> = scalars.map(|(k, (n, &v))| (*n, hyper.scalar_value(k, v))).collect();
             for (k, (name, b)) in K::BUFFER_NAMES.iter().zip(&st.buffers).enumerate() {
-                if !b.is_empty() || group.hyper.uses_buffer(k) {
-                    entries.push((name, Value::Array(Array::of(shape(b.len()), b))));
+                let shape = match self.shapes.get(i).and_then(Option::as_ref) {
+                    Some(s) => s.clone(),
+                    None => vec![b.len()],
+                };
+                if !b.is_empty() || hyper.buffer_shape(k, &shape).is_some_and(|s| s.iter().product::<usize>() == 0) {
+                    entries.push((name, Value::Array(Array::of(hyper.saved_shape(k, &shape, b.len()), b))));
                 }
             }
             if !entries.is_empty() {
@@ -151,6 +219,7 @@ impl<K: Elementwise + Validate + TorchLayout + Copy, T: Element> Optimizer<K, T>
         let groups = self.groups.iter().map(|g| {
             let n = g.params.unwrap_or(self.state.len());
             let mut entries = g.hyper.group_entries();
+            entries.extend(g.hyper.group_state_entries(&g.values));
             if let Some(lr) = g.initial_lr {
                 entries.push(("initial_lr", Value::Float(lr)));
             }
@@ -174,6 +243,7 @@ impl<K: Elementwise + Validate + TorchLayout + Copy, T: Element> Optimizer<K, T>
         }
         // each saved index → its position now
         let mut position = std::collections::HashMap::new();
+        let mut owners = Vec::new();
         let mut groups = Vec::with_capacity(saved.len());
         for (g, (now, was)) in self.groups.iter().zip(saved).enumerate() {
             let Some(ids) = was.get("params").and_then(Value::items) else {
@@ -188,6 +258,7 @@ impl<K: Elementwise + Validate + TorchLayout + Copy, T: Element> Optimizer<K, T>
                 let Value::Int(id) = id else {
                     return refuse(format!("param_groups[{g}]['params'] holds a {}, not an int", id.type_name()));
                 };
+                owners.push(g);
                 if position.insert(*id, position.len()).is_some() {
                     return refuse(format!("parameter {id} appears in more than one parameter group"));
                 }
@@ -200,7 +271,8 @@ impl<K: Elementwise + Validate + TorchLayout + Copy, T: Element> Optimizer<K, T>
                     Some(v.as_f64().ok_or_else(|| LoadError("'initial_lr' of a param group is not a number".into()))?)
                 }
             };
-            groups.push(Group { hyper, initial_lr, params: now.params });
+            let values = hyper.group_state_of(was).map_err(LoadError)?;
+            groups.push(Group { hyper, values, initial_lr, params: now.params });
         }
         let Some(Value::Dict(saved_state)) = sd.get("state") else {
             return refuse("the state dict has no dict 'state'");
@@ -211,7 +283,8 @@ impl<K: Elementwise + Validate + TorchLayout + Copy, T: Element> Optimizer<K, T>
             let Some(&i) = (if let Value::Int(id) = id { position.get(id) } else { None }) else {
                 return refuse(format!("the state of {id:?} belongs to no parameter of the param groups"));
             };
-            let (st, shape) = Self::param_state(entries, i)?;
+            let hyper = &groups[owners[i]].hyper;
+            let (st, shape) = Self::param_state(hyper, entries, i)?;
             (state[i], shapes[i]) = (Some(st), shape);
         }
         self.groups = groups;
@@ -220,13 +293,14 @@ impl<K: Elementwise + Validate + TorchLayout + Copy, T: Element> Optimizer<K, T>
         Ok(())
     }
 
-    /// One parameter's loaded state, and the shape of its buffers.
-    fn param_state(entries: &Value, i: usize) -> Result<(ParamState<T>, Option<Vec<usize>>), LoadError> {
+    /// One parameter's loaded state, and its shape where its buffers tell it.
+    fn param_state(hyper: &K, entries: &Value, i: usize) -> Result<(ParamState<T>, Option<Vec<usize>>), LoadError> {
         let Value::Dict(entries) = entries else {
             return refuse(format!("the state of parameter {i} is a {}, not a dict", entries.type_name()));
         };
-        let mut st = ParamState { scalars: [0.0; MAX_SCALARS], buffers: vec![Vec::new(); K::BUFFER_NAMES.len()] };
-        let (mut seen, mut shape) = (0, None::<Vec<usize>>);
+        let slots = K::BUFFER_NAMES.len();
+        let mut st = ParamState { scalars: [0.0; MAX_SCALARS], buffers: vec![Vec::new(); slots] };
+        let (mut seen, mut shapes) = (0, vec![None::<Vec<usize>>; slots]);
         for (key, value) in entries {
             let Value::Str(key) = key else {
                 return refuse(format!("the state of parameter {i} has a key that is not a string"));
@@ -247,21 +321,27 @@ impl<K: Elementwise + Validate + TorchLayout + Copy, T: Element> Optimizer<K, T>
                 st.scalars[k] = values[0].to_f64().unwrap_or(f64::NAN);
                 seen += 1;
             } else if let Some(k) = K::BUFFER_NAMES.iter().position(|n| n == key) {
-                if let Some(s) = &shape {
-                    if *s != array.shape {
-                        return refuse(format!(
-                            "loaded state of parameter {i}: '{key}' has shape {:?}, not {s:?}",
-                            array.shape
-                        ));
-                    }
-                }
-                shape = Some(array.shape.clone());
+                shapes[k] = Some(array.shape.clone());
                 st.buffers[k] = values;
             } else {
                 return refuse(format!("loaded state of parameter {i}: unexpected entry '{key}'"));
             }
         }
-        if seen != K::SCALAR_NAMES.len() && !(seen == 0 && shape.is_none()) {
+        let shape = hyper.param_shape(&shapes);
+        if let Some(p) = &shape {
+            // every buffer as the rule shapes it for that parameter
+            for (k, s) in shapes.iter().enumerate() {
+                let Some(s) = s else { continue };
+                let len = st.buffers[k].len();
+                let want = hyper.saved_shape(k, p, len);
+                if *s != want || !hyper.fits(k, p, len) {
+                    let name = K::BUFFER_NAMES[k];
+                    return refuse(format!("loaded state of parameter {i}: '{name}' has shape {s:?}, not {want:?}"));
+                }
+            }
+        }
+        let has_buffers = shapes.iter().any(Option::is_some);
+        if (seen != 0 || has_buffers) && seen != K::SCALAR_NAMES.len() {
             return refuse(format!("loaded state of parameter {i} lacks some of {:?}", K::SCALAR_NAMES));
         }
         Ok((st, shape))
