@@ -37,6 +37,7 @@
 use std::fmt;
 
 pub mod beyond;
+pub mod matrix;
 mod rule;
 mod state_dict;
 pub use rule::{GroupStep, Init, ParamTensor, Rule};
@@ -46,9 +47,9 @@ use crate::element::Element;
 use crate::exec::{MAX_BUFFERS, MAX_SCALARS};
 use crate::lr_scheduler::{ParamGroup, ParamGroups};
 use crate::{
-    AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AdanHyper, AdemamixHyper, AdoptHyper, AsgdHyper, HyperError,
-    LambHyper, LarsHyper, LionHyper, NadamHyper, ProdigyHyper, RadamHyper, RmspropHyper, RpropHyper, ScheduleFreeHyper,
-    ScheduleFreeKind, SgdHyper,
+    AdadeltaHyper, AdafactorHyper, AdagradHyper, AdamHyper, AdamaxHyper, AdanHyper, AdemamixHyper, AdoptHyper,
+    AsgdHyper, HyperError, LambHyper, LarsHyper, LionHyper, MuonHyper, NadamHyper, ProdigyHyper, RadamHyper,
+    RmspropHyper, RpropHyper, ScheduleFreeHyper, ScheduleFreeKind, SgdHyper,
 };
 
 /// The state of one parameter: its scalars (e.g. Adam's `step`) and its buffers, in
@@ -275,6 +276,8 @@ scheduled! {
     AdemamixHyper => betas.0;
     LambHyper => betas.0;
     ProdigyHyper => betas.0;
+    AdafactorHyper;
+    MuonHyper => momentum;
 }
 
 /// The momentum of Schedule-Free: SGD's `momentum`, else β₁.

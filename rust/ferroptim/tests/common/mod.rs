@@ -115,6 +115,11 @@ pub fn close(got: f64, want: f64, tol: f64) -> bool {
 /// Hooks of a replay: before the first step (Schedule-Free's `train()`), and after
 /// the comparisons of the last step (its `eval()`).
 pub trait Hooks<K: TorchLayout, T: Element> {
+    /// The relative tolerance of every comparison (`recorded`: float64 1e-9, float32
+    /// 2e-5).
+    fn tolerance(&self, recorded: f64) -> f64 {
+        recorded
+    }
     /// Before the first step.
     fn start(&self, opt: &mut Optimizer<K, T>, params: &mut [&mut [T]]) {
         let _ = (opt, params);
@@ -136,7 +141,7 @@ where
     T: Element,
 {
     let id = case["id"].as_str().unwrap();
-    let tol = if std::mem::size_of::<T>() == 4 { 2e-5 } else { 1e-9 };
+    let tol = hooks.tolerance(if std::mem::size_of::<T>() == 4 { 2e-5 } else { 1e-9 });
     let mut npz = arrays(dir, case);
     let shapes: Vec<Vec<usize>> = serde_json::from_value(case["shapes"].clone()).unwrap();
     let kwargs = hyper_of(base, &case["kwargs"], id);
