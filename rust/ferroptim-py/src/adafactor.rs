@@ -1,7 +1,7 @@
 //! `_core.adafactor_step`: one Adafactor step over every param group, through the
 //! step of the elementwise optimizers (`step`): its checks and its verified plan.
 
-use ferroptim::{adafactor, AdafactorHyper, AdafactorTensor, Element, Variance};
+use ferroptim::{adafactor, AdafactorHyper, AdafactorTensor, Element, Rule, Variance};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
@@ -50,14 +50,8 @@ impl Layout for AdafactorHyper {
         _first: Option<&Bound<'_, PyAny>>,
         _what: &dyn Fn() -> String,
     ) -> PyResult<Option<Slot>> {
-        let n = shape.len();
-        let mut s = shape.to_vec();
-        match k {
-            0 if n >= 2 => s[n - 1] = 1,
-            1 if n >= 2 => s[n - 2] = 1,
-            2 if n < 2 => {}
-            _ => return Ok(None),
-        }
+        // the shapes the core crate's rule gives (`Rule::buffer_shape`)
+        let Some(s) = Rule::buffer_shape(self, k, shape) else { return Ok(None) };
         Ok(Some(Slot { shape: s, elem: dtype.into(), init: Init::Zeros, write: true }))
     }
 }

@@ -1,7 +1,7 @@
 //! `_core.muon_step`: one Muon step over every param group, through the step of
 //! the elementwise optimizers (`step`): its checks and its verified plan.
 
-use ferroptim::{muon, AdjustLr, Element, MuonHyper, MuonTensor};
+use ferroptim::{muon, AdjustLr, Element, MuonHyper, MuonTensor, Rule};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -67,11 +67,8 @@ impl Layout for MuonHyper {
         _first: Option<&Bound<'_, PyAny>>,
         _what: &dyn Fn() -> String,
     ) -> PyResult<Option<Slot>> {
-        if shape.len() != 2 {
-            return Err(PyValueError::new_err(format!(
-                "Muon only supports 2D parameters whereas we found a parameter with shape {shape:?}"
-            )));
-        }
+        // the core crate's rule refuses what torch refuses
+        Rule::check_param(self, 0, shape).map_err(PyValueError::new_err)?;
         Ok(Some(Slot { shape: shape.to_vec(), elem: dtype.into(), init: Init::Zeros, write: true }))
     }
 }

@@ -47,11 +47,7 @@ impl<K: Rule, T: Element> Optimizer<K, T> {
         let grads: Vec<Option<&[T]>> =
             grads.iter().map(|g| Some(g.as_slice().expect("standard layout, checked above"))).collect();
         let shape_of: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
-        self.step_shaped(&mut slices, &grads, Some(&shape_of))?;
-        for (index, shape) in shapes.iter().enumerate() {
-            self.set_shape(index, shape);
-        }
-        Ok(())
+        self.step_shaped(&mut slices, &grads, Some(&shape_of))
     }
 }
 

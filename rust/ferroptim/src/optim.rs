@@ -37,6 +37,7 @@
 use std::fmt;
 
 pub mod beyond;
+pub mod lbfgs;
 pub mod matrix;
 mod rule;
 mod state_dict;
@@ -301,11 +302,14 @@ impl Scheduled for ScheduleFreeHyper {
 
 /// An optimizer: its rule's param groups and the state of each parameter.
 #[derive(Clone, Debug)]
-pub struct Optimizer<K: Rule, T> {
+pub struct Optimizer<K: Rule, T: Element> {
     groups: Vec<Group<K>>,
     state: Vec<Option<ParamState<T>>>,
-    /// Each parameter's shape, where known (from `step_ndarray`, or loaded state):
-    /// the shape of its state in a state dict.
+    /// What the rule keeps for the whole optimizer (see [`Rule::Global`]).
+    global: K::Global<T>,
+    /// Each parameter's shape, where known (from `set_shape`, `step_ndarray`, loaded
+    /// state, or a step: its length alone for a slice of unknown shape): the shape
+    /// the rules read and the state dict saves the state in.
     pub(crate) shapes: Vec<Option<Vec<usize>>>,
 }
 
@@ -335,7 +339,12 @@ impl<K: Rule, T: Element> Optimizer<K, T> {
     /// no state yet; refuses hyperparameters torch refuses.
     pub fn new(hyper: K) -> Result<Self, HyperError> {
         hyper.validate()?;
-        Ok(Optimizer { groups: vec![Group::new(hyper, None)], state: Vec::new(), shapes: Vec::new() })
+        Ok(Optimizer {
+            groups: vec![Group::new(hyper, None)],
+            state: Vec::new(),
+            global: Default::default(),
+            shapes: Vec::new(),
+        })
     }
 
     /// An optimizer of one param group holding `params` parameters (more groups:
@@ -489,6 +498,14 @@ impl<K: Rule, T: Element> Optimizer<K, T> {
             step.tensors.push(tensor);
         }
         K::step(&mut steps);
+        // each parameter's shape, for the next steps and the state dict (copied where
+        // it is new: a given one, or a slice's first)
+        let known = |i: usize, s: &[usize]| self.shapes.get(i).and_then(Option::as_deref) == Some(s);
+        let new: Vec<(usize, Vec<usize>)> =
+            (shapes.iter().enumerate()).filter(|&(i, s)| !known(i, s)).map(|(i, s)| (i, s.to_vec())).collect();
+        for (i, shape) in new {
+            self.set_shape(i, &shape);
+        }
         Ok(())
     }
 }
@@ -510,7 +527,7 @@ fn per_param<K: Rule>(groups: &[Group<K>], n: usize) -> impl Iterator<Item = usi
 }
 
 /// A scheduler drives the optimizer's groups: `scheduler.step(&mut opt)`.
-impl<K: Rule + Scheduled, T> ParamGroups for Optimizer<K, T> {
+impl<K: Rule + Scheduled, T: Element> ParamGroups for Optimizer<K, T> {
     fn param_groups(&self) -> Vec<ParamGroup> {
         let view =
             |g: &Group<K>| ParamGroup { lr: g.hyper.lr(), initial_lr: g.initial_lr, momentum: g.hyper.momentum() };

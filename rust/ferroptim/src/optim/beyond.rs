@@ -89,6 +89,7 @@ macro_rules! snapshot_of_max_lr {
 impl Rule for LionHyper {
     /// `max_lr_snapshot`.
     type GroupState = f64;
+    type Global<T: Element> = ();
     const SCALARS: usize = 0;
     fn group_state(&self) -> f64 {
         self.max_lr.unwrap_or(self.lr)
@@ -104,6 +105,7 @@ impl Rule for LionHyper {
 
 impl Rule for LarsHyper {
     type GroupState = ();
+    type Global<T: Element> = ();
     const SCALARS: usize = 0;
     fn group_state(&self) {}
     shaped_as_param!(1, |h, _k| h.momentum != 0.0);
@@ -118,6 +120,7 @@ impl Rule for LarsHyper {
 impl Rule for AdoptHyper {
     /// `max_lr_snapshot`.
     type GroupState = f64;
+    type Global<T: Element> = ();
     const SCALARS: usize = 1;
     fn group_state(&self) -> f64 {
         self.max_lr.unwrap_or(self.lr)
@@ -141,6 +144,7 @@ macro_rules! counted_per_group {
         impl Rule for $hyper {
             /// The group's step count.
             type GroupState = f64;
+            type Global<T: Element> = ();
             const SCALARS: usize = 0;
             fn group_state(&self) -> f64 {
                 0.0
@@ -175,6 +179,7 @@ pub struct LambValues {
 
 impl Rule for LambHyper {
     type GroupState = LambValues;
+    type Global<T: Element> = ();
     const SCALARS: usize = 0;
     fn group_state(&self) -> LambValues {
         LambValues { step: 0.0, max_lr_snapshot: self.max_lr.unwrap_or(self.lr) }
@@ -213,6 +218,7 @@ const NOT_TRAINING: &str = "Optimizer was not in train mode when step is called.
 
 impl Rule for ScheduleFreeHyper {
     type GroupState = ScheduleFreeValues;
+    type Global<T: Element> = ();
     const SCALARS: usize = 0;
     fn group_state(&self) -> ScheduleFreeValues {
         ScheduleFreeValues { running: ScheduleFreeGroup::default(), train_mode: false }
@@ -312,6 +318,7 @@ impl Rule for ProdigyHyper {
     /// prodigyopt keeps its D-adaptation values in every group and reads the first
     /// group's.
     type GroupState = ProdigyGlobal;
+    type Global<T: Element> = ();
     const SCALARS: usize = 1;
     fn group_state(&self) -> ProdigyGlobal {
         ProdigyGlobal::new(self.d0)
@@ -712,5 +719,95 @@ impl TorchLayout for ProdigyHyper {
             _ if k == 1 && len == 1 => Vec::new(),
             _ => vec![len],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state_dict::{from_bytes, to_bytes, Value};
+    use crate::TorchLayout;
+
+    fn steps<K: TorchLayout>(opt: &mut Optimizer<K, f32>, params: &mut [Vec<f32>], from: usize, to: usize) {
+        for t in from..to {
+            let grads: Vec<Vec<f32>> = (params.iter())
+                .map(|p| p.iter().enumerate().map(|(i, x)| x * 0.5 + ((i + t) % 5) as f32 * 0.1 - 0.2).collect())
+                .collect();
+            let mut p: Vec<&mut [f32]> = params.iter_mut().map(|p| &mut p[..]).collect();
+            let g: Vec<&[f32]> = grads.iter().map(|g| &g[..]).collect();
+            opt.step(&mut p, &g).unwrap();
+        }
+    }
+
+    /// Saved after three steps and loaded into a new optimizer, each rule continues as
+    /// the original, bit for bit: its group values, its state (Prodigy's 0-d `p0` of
+    /// a parameter that was all zeros) and its mode (Schedule-Free).
+    #[test]
+    fn loaded_state_dicts_continue_as_the_originals() {
+        fn check<K: TorchLayout + Copy + PartialEq>(mut make: impl FnMut() -> Optimizer<K, f32>, train: bool) {
+            let mut params = vec![vec![0.0f32; 6], vec![0.5, -1.0, 2.0]];
+            let mut opt = make();
+            if train {
+                // (Schedule-Free: train mode is a group value, saved and loaded)
+                let sd = {
+                    let mut sd = opt.state_dict();
+                    let Some(Value::List(g)) = sd.get_mut("param_groups") else { panic!("groups") };
+                    for g in g {
+                        *g.get_mut("train_mode").unwrap() = Value::Bool(true);
+                    }
+                    sd
+                };
+                opt.load_state_dict(&sd).unwrap();
+            }
+            steps(&mut opt, &mut params, 0, 3);
+            let sd = from_bytes(&to_bytes(&opt.state_dict()).unwrap()).unwrap();
+            let mut resumed = make();
+            resumed.load_state_dict(&sd).unwrap();
+            assert_eq!(resumed.groups(), opt.groups());
+            let mut copy = params.clone();
+            steps(&mut opt, &mut params, 3, 6);
+            steps(&mut resumed, &mut copy, 3, 6);
+            assert_eq!(params, copy);
+            assert_eq!(opt.state_dict(), resumed.state_dict());
+        }
+        fn two<K: TorchLayout + Copy + PartialEq>(h: K) -> impl FnMut() -> Optimizer<K, f32> {
+            move || {
+                let mut opt = Optimizer::with_params(h, 1).unwrap();
+                opt.add_param_group(h, 1).unwrap();
+                opt
+            }
+        }
+        check(two(ProdigyHyper { slice_p: 2, ..ProdigyHyper::prodigyopt() }), false);
+        check(two(LambHyper { lr: 0.01, ..LambHyper::timm() }), false);
+        check(two(AdanHyper::timm()), false);
+        check(two(LionHyper { max_lr: Some(1e-3), ..LionHyper::timm() }), false);
+        check(two(ScheduleFreeHyper::adamw()), true);
+        let sd = {
+            let mut p = Prodigy::<f32>::new(ProdigyHyper::prodigyopt()).unwrap();
+            p.step(&mut [&mut [0.0f32; 4]], &[&[1.0; 4]]).unwrap();
+            p.state_dict()
+        };
+        let p0 = sd.get("state").and_then(|s| if let Value::Dict(d) = s { d[0].1.get("p0").cloned() } else { None });
+        assert!(matches!(p0, Some(Value::Array(a)) if a.shape.is_empty()), "a 0-d p0");
+    }
+
+    /// Prodigy's groups of different nonzero LRs, and Schedule-Free in eval mode, are
+    /// refused with their implementations' messages, and nothing changes.
+    #[test]
+    fn refusals_change_nothing() {
+        let mut opt = Prodigy::<f64>::with_params(ProdigyHyper::prodigyopt(), 1).unwrap();
+        opt.add_param_group(ProdigyHyper { lr: 0.5, ..ProdigyHyper::prodigyopt() }, 1).unwrap();
+        let (mut a, mut b) = (vec![1.0; 3], vec![2.0; 2]);
+        let err = opt.step(&mut [&mut a, &mut b], &[&[1.0; 3], &[1.0; 2]]).unwrap_err();
+        assert!(err.to_string().starts_with("Setting different lr values"), "{err}");
+        assert!(opt.state(0).is_none() && a == [1.0; 3]);
+        opt.groups_mut()[1].hyper.lr = 0.0; // an LR of 0 is allowed
+        opt.step(&mut [&mut a, &mut b], &[&[1.0; 3], &[1.0; 2]]).unwrap();
+        assert_eq!(opt.groups()[1].values.k, 1.0);
+
+        let mut sf = ScheduleFree::<f64>::new(ScheduleFreeHyper::sgd()).unwrap();
+        let err = sf.step(&mut [&mut a], &[&[1.0; 3]]).unwrap_err();
+        assert_eq!(err.to_string(), NOT_TRAINING);
+        assert!(sf.state(0).is_none() && sf.groups()[0].values.running.k == 0.0);
     }
 }

@@ -28,6 +28,7 @@ pub type Muon<T> = Optimizer<MuonHyper, T>;
 
 impl Rule for AdafactorHyper {
     type GroupState = ();
+    type Global<T: Element> = ();
     const SCALARS: usize = 1;
     fn group_state(&self) {}
     fn buffers(&self) -> usize {
@@ -79,6 +80,7 @@ impl Rule for AdafactorHyper {
 
 impl Rule for MuonHyper {
     type GroupState = ();
+    type Global<T: Element> = ();
     const SCALARS: usize = 0;
     fn group_state(&self) {}
     fn buffers(&self) -> usize {

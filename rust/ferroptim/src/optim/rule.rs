@@ -82,6 +82,11 @@ pub trait Rule: Validate + Clone + fmt::Debug + Sync {
     /// D-adaptation values. `()` for most rules.
     type GroupState: Clone + fmt::Debug + PartialEq + Send;
 
+    /// What the rule keeps for the whole optimizer, of the parameters' element type:
+    /// L-BFGS's history (which torch keeps in the first parameter's state); `()` for
+    /// the others.
+    type Global<T: Element>: Clone + fmt::Debug + Default + Send;
+
     /// How many scalars each parameter's state has (e.g. 1 for Adam's `step`).
     const SCALARS: usize;
 
@@ -148,6 +153,7 @@ macro_rules! elementwise_rules {
     ($($hyper:ty),+) => {$(
         impl Rule for $hyper {
             type GroupState = ();
+            type Global<T: Element> = ();
             const SCALARS: usize = <$hyper as Elementwise>::SCALARS;
             fn group_state(&self) {}
             fn buffers(&self) -> usize {

@@ -26,6 +26,19 @@ pub trait TorchLayout: Rule {
     /// These hyperparameters with the entries of `group` (a group dict) in place of
     /// their own; Err names the entry that does not fit.
     fn with_group_entries(&self, group: &Value) -> Result<Self, String>;
+    /// The names of the entries of [`Rule::Global`], which the state dict keeps in the
+    /// first parameter's state (L-BFGS's history, as torch keeps it).
+    const GLOBAL_NAMES: &'static [&'static str] = &[];
+    /// [`Rule::Global`] as entries of the first parameter's state.
+    fn global_entries<T: Element>(global: &Self::Global<T>) -> Vec<(&'static str, Value)> {
+        let _ = global;
+        Vec::new()
+    }
+    /// [`Rule::Global`] read from those entries (none: the rule's new one).
+    fn global_of<T: Element>(entries: &[(&str, &Value)]) -> Result<Self::Global<T>, String> {
+        let _ = entries;
+        Ok(Default::default())
+    }
     /// The group's values as entries of its dict (see [`Rule::GroupState`]).
     fn group_state_entries(&self, values: &Self::GroupState) -> Vec<(&'static str, Value)> {
         let _ = values;
@@ -210,6 +223,9 @@ impl<K: TorchLayout, T: Element> Optimizer<K, T> {
                     entries.push((name, Value::Array(Array::of(hyper.saved_shape(k, &shape, b.len()), b))));
                 }
             }
+            if i == 0 {
+                entries.extend(K::global_entries(&self.global));
+            }
             if !entries.is_empty() {
                 // (a rule that keeps nothing for a parameter, as SGD without momentum, lists none)
                 state.push((Value::Int(i as i64), Value::dict(entries)));
@@ -279,16 +295,36 @@ impl<K: TorchLayout, T: Element> Optimizer<K, T> {
         };
         let mut state = vec![None; position.len()];
         let mut shapes = vec![None; position.len()];
+        let mut global = K::Global::<T>::default();
         for (id, entries) in saved_state {
             let Some(&i) = (if let Value::Int(id) = id { position.get(id) } else { None }) else {
                 return refuse(format!("the state of {id:?} belongs to no parameter of the param groups"));
             };
             let hyper = &groups[owners[i]].hyper;
+            let entries = if i == 0 && !K::GLOBAL_NAMES.is_empty() {
+                // the optimizer's own state, kept in the first parameter's
+                let Value::Dict(all) = entries else {
+                    return refuse(format!("the state of parameter {i} is a {}, not a dict", entries.type_name()));
+                };
+                fn named<'v>(names: &[&str], (k, v): &'v (Value, Value)) -> Option<(&'v str, &'v Value)> {
+                    match k {
+                        Value::Str(k) if names.contains(&k.as_str()) => Some((k.as_str(), v)),
+                        _ => None,
+                    }
+                }
+                let named = |e| named(K::GLOBAL_NAMES, e);
+                let own: Vec<(&str, &Value)> = all.iter().filter_map(named).collect();
+                global = K::global_of(&own).map_err(|e| LoadError(format!("loaded state of parameter 0: {e}")))?;
+                &Value::Dict(all.iter().filter(|e| named(e).is_none()).cloned().collect())
+            } else {
+                entries
+            };
             let (st, shape) = Self::param_state(hyper, entries, i)?;
             (state[i], shapes[i]) = (Some(st), shape);
         }
         self.groups = groups;
         self.state = state;
+        self.global = global;
         self.shapes = shapes;
         Ok(())
     }
