@@ -48,6 +48,12 @@ BEYOND = [
     ("ADOPT", dict(eps=-1e-06), ValueError, "Invalid epsilon value: -1e-06"),
     ("ADOPT", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
     ("ADOPT", dict(weight_decay=-1), ValueError, "Invalid weight_decay value: -1"),
+    # schedulefree's SGDScheduleFree (ScheduleFreeSGD here): `lr < 0.0`, `momentum <= 0 or momentum >= 1`
+    ("ScheduleFreeSGD", dict(lr=-1), ValueError, "Invalid learning rate: -1"),
+    ("ScheduleFreeSGD", dict(weight_decay=-0.5), ValueError, "Invalid weight_decay value: -0.5"),
+    ("ScheduleFreeSGD", dict(momentum=0), ValueError, "Momentum must be between 0 and 1 exclusive: 0"),
+    ("ScheduleFreeSGD", dict(momentum=1.0), ValueError, "Momentum must be between 0 and 1 exclusive: 1.0"),
+    ("ScheduleFreeSGD", dict(lr="fast"), TypeError, "'<' not supported between instances of 'str' and 'float'"),
 ]
 
 

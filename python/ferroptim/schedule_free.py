@@ -142,14 +142,9 @@ class ScheduleFreeSGD(_ScheduleFree):
         weight_lr_power: float = 2,
         foreach: Optional[bool] = True,
     ) -> None:
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if momentum <= 0 or momentum >= 1:
-            raise ValueError(f"Momentum must be between 0 and 1 exclusive: {momentum}")
         defaults = dict(lr=lr, momentum=momentum, r=r, **_group_counters(), warmup_steps=warmup_steps,
                         weight_lr_power=weight_lr_power, weight_decay=weight_decay)
+        _core.check_hyper("ScheduleFreeSGD", defaults)  # schedulefree's checks, in the Rust crate
         super().__init__(params, defaults)
 
     def _beta(self, group: Dict[str, Any]) -> float:

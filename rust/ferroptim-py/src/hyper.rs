@@ -196,9 +196,10 @@ impl FromGroup for AsgdHyper {
 
 /// `_core.check_hyper(kind, values)`: torch's argument checks of optimizer `kind`
 /// (its class name: SGD, Adam, AdamW, Adagrad, Adadelta, Adamax, NAdam, RAdam,
-/// RMSprop, Rprop, ASGD, ADOPT) on `values`, its defaults by torch's names: the checks of
-/// the Rust crate (`Validate`), in torch's order, raising torch's ValueError with each
-/// value it quotes spelled as Python spells it (`-1`, `-1.0`, `1e-08`).
+/// RMSprop, Rprop, ASGD, ADOPT, ScheduleFreeSGD) on `values`, its defaults by torch's
+/// names: the checks of the Rust crate (`Validate`), in torch's order, raising torch's
+/// ValueError with each value it quotes spelled as Python spells it (`-1`, `-1.0`,
+/// `1e-08`).
 #[pyfunction]
 pub(crate) fn check_hyper(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()> {
     // a value that is no number fails as torch's comparison with it fails
@@ -215,8 +216,8 @@ pub(crate) fn check_hyper(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()
                 continue;
             }
             let zero = 0.0f64.into_pyobject(py)?;
-            if kind == "SGD" {
-                e.lt(zero)?; // torch's SGD: `if lr < 0.0`
+            if kind == "SGD" || kind == "ScheduleFreeSGD" {
+                e.lt(zero)?; // torch's SGD, schedulefree's: `if lr < 0.0`
             } else {
                 zero.le(e)?; // the others: `if not 0.0 <= lr`
             }
@@ -235,6 +236,13 @@ pub(crate) fn check_hyper(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()
         "Rprop" => RpropHyper::from_group(&g)?.validate(),
         "ASGD" => AsgdHyper::from_group(&g)?.validate(),
         "ADOPT" => ferroptim::AdoptHyper::from_group(&g)?.validate(),
+        "ScheduleFreeSGD" => ferroptim::ScheduleFreeHyper {
+            kind: ferroptim::ScheduleFreeKind::Sgd { momentum: g.f64("momentum")?, warmup_steps: 0.0 },
+            lr: g.f64("lr")?,
+            weight_decay: g.f64("weight_decay")?,
+            ..ferroptim::ScheduleFreeHyper::sgd()
+        }
+        .validate(),
         _ => return Err(PyValueError::new_err(format!("check_hyper: no optimizer {kind:?}"))),
     };
     checked.map_err(|e| PyValueError::new_err(spelled(&e, values)))
