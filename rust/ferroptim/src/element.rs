@@ -16,6 +16,10 @@ pub trait Element: Float + Default + Send + Sync + std::fmt::Debug + 'static {
     /// An `f32` in this type (exact).
     fn widen(x: f32) -> Self;
 
+    /// The slice as `f32`s, if this type is `f32` (for the kernels whose state is
+    /// float32 whatever the parameter's type: the 8-bit ones).
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
+
     /// `torch.maximum`: the larger of the two, NaN if either is NaN.
     #[inline(always)]
     fn nan_max(self, other: Self) -> Self {
@@ -40,6 +44,9 @@ impl Element for f32 {
     fn widen(x: f32) -> f32 {
         x
     }
+    fn as_f32_mut(s: &mut [f32]) -> Option<&mut [f32]> {
+        Some(s)
+    }
 }
 
 impl Element for f64 {
@@ -54,6 +61,9 @@ impl Element for f64 {
     #[inline(always)]
     fn widen(x: f32) -> f64 {
         x as f64
+    }
+    fn as_f32_mut(_: &mut [f64]) -> Option<&mut [f32]> {
+        None
     }
 }
 

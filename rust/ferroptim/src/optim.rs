@@ -37,11 +37,12 @@
 use std::fmt;
 
 pub mod beyond;
+pub mod eight_bit;
 pub mod lbfgs;
 pub mod matrix;
 mod rule;
 mod state_dict;
-pub use rule::{GroupStep, Init, ParamTensor, Rule};
+pub use rule::{GroupStep, Init, ParamTensor, Rule, MAX_CODES};
 pub use state_dict::{LoadError, TorchLayout};
 
 use crate::element::Element;
@@ -59,8 +60,17 @@ use crate::{
 pub struct ParamState<T> {
     /// The scalars, in the kernel's order; the unused ones 0.
     pub scalars: [f64; MAX_SCALARS],
-    /// The buffers, each as long as the parameter.
+    /// The buffers, in the rule's slots (most as long as the parameter).
     pub buffers: Vec<Vec<T>>,
+    /// The 8-bit buffers (the 8-bit rules' codes), in the rule's slots.
+    pub codes: Vec<Vec<u8>>,
+}
+
+impl<T> ParamState<T> {
+    /// No state yet.
+    pub(crate) fn empty() -> Self {
+        ParamState { scalars: [0.0; MAX_SCALARS], buffers: Vec::new(), codes: Vec::new() }
+    }
 }
 
 /// Why a step was refused; nothing was changed.
@@ -453,6 +463,12 @@ impl<K: Rule, T: Element> Optimizer<K, T> {
                         return Err(StepError::StateLength { index, param: len, state: b.len() });
                     }
                 }
+                for (k, c) in st.codes.iter().enumerate().take(hyper.codes()) {
+                    let want = hyper.code_shape(k, shape).map(|s| s.iter().product::<usize>());
+                    if !c.is_empty() && want.is_some_and(|w| w != c.len()) {
+                        return Err(StepError::StateLength { index, param: len, state: c.len() });
+                    }
+                }
             }
         }
         // nothing can fail from here on
@@ -465,8 +481,7 @@ impl<K: Rule, T: Element> Optimizer<K, T> {
                 continue;
             }
             let (hyper, shape) = (hypers[i], shapes[i]);
-            let st =
-                self.state[i].get_or_insert_with(|| ParamState { scalars: [0.0; MAX_SCALARS], buffers: Vec::new() });
+            let st = self.state[i].get_or_insert_with(ParamState::empty);
             fresh[i] = st.buffers.iter().all(Vec::is_empty);
             st.buffers.resize(st.buffers.len().max(hyper.buffers()), Vec::new());
             for (k, b) in st.buffers.iter_mut().enumerate().take(hyper.buffers()) {
@@ -475,6 +490,12 @@ impl<K: Rule, T: Element> Optimizer<K, T> {
                     if b.is_empty() || !hyper.fits(k, shape, b.len()) {
                         *b = start(hyper.init(k), &s, p);
                     }
+                }
+            }
+            st.codes.resize(st.codes.len().max(hyper.codes()), Vec::new());
+            for (k, c) in st.codes.iter_mut().enumerate().take(hyper.codes()) {
+                if let Some(s) = hyper.code_shape(k, shape) {
+                    c.resize(s.iter().product(), 0);
                 }
             }
         }
@@ -493,8 +514,14 @@ impl<K: Rule, T: Element> Optimizer<K, T> {
                     *slot = &mut b[..];
                 }
             }
-            let tensor =
-                ParamTensor { param: p, grad: g, shape: shapes[i], scalars: &mut st.scalars, buffers, fresh: fresh[i] };
+            let mut codes: [&mut [u8]; MAX_CODES] = Default::default();
+            for (k, (slot, c)) in codes.iter_mut().zip(st.codes.iter_mut()).enumerate() {
+                if step.hyper.code_shape(k, shapes[i]).is_some() {
+                    *slot = &mut c[..];
+                }
+            }
+            let scalars = &mut st.scalars;
+            let tensor = ParamTensor { param: p, grad: g, shape: shapes[i], scalars, buffers, codes, fresh: fresh[i] };
             step.tensors.push(tensor);
         }
         K::step(&mut steps);

@@ -112,6 +112,37 @@ impl EightBitHyper {
         }
     }
 
+    /// `AdamW8bit`'s defaults.
+    pub const fn adamw() -> Self {
+        EightBitHyper { weight_decay: 1e-2, ..Self::adam() }
+    }
+
+    /// `Lion8bit`'s defaults.
+    pub const fn lion() -> Self {
+        EightBitHyper { rule: EightBitRule::Lion, lr: 1e-4, betas: (0.9, 0.99), eps: 0.0, ..Self::adam() }
+    }
+
+    /// `SGD8bit(lr, momentum)` (bitsandbytes requires a momentum; `betas` holds
+    /// (momentum, dampening), the dampening 0).
+    pub const fn sgd(lr: f64, momentum: f64) -> Self {
+        EightBitHyper { rule: EightBitRule::Momentum, lr, betas: (momentum, 0.0), eps: 0.0, ..Self::adam() }
+    }
+
+    /// `RMSprop8bit`'s defaults (`betas` holds (alpha, momentum)).
+    pub const fn rmsprop() -> Self {
+        EightBitHyper { rule: EightBitRule::Rmsprop, lr: 1e-2, betas: (0.99, 0.0), ..Self::adam() }
+    }
+
+    /// `Adagrad8bit`'s defaults.
+    pub const fn adagrad() -> Self {
+        EightBitHyper { rule: EightBitRule::Adagrad, lr: 1e-2, betas: (0.0, 0.0), eps: 1e-10, ..Self::adam() }
+    }
+
+    /// `AdEMAMix8bit`'s defaults.
+    pub const fn ademamix() -> Self {
+        EightBitHyper { rule: EightBitRule::Ademamix, beta3: 0.9999, alpha: 5.0, weight_decay: 1e-2, ..Self::adam() }
+    }
+
     /// The constants of step `t` of one tensor, rounded to float32 where torch rounds them.
     fn at_step(&self, t: f64) -> Coef {
         let (beta1, beta2) = self.betas;

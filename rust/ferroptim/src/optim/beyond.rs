@@ -346,7 +346,7 @@ impl Rule for ProdigyHyper {
     fn fits(&self, k: usize, shape: &[usize], len: usize) -> bool {
         (k == 1 && len == 1) || self.buffer_shape(k, shape).is_some_and(|s| s.iter().product::<usize>() == len)
     }
-    fn param_shape(&self, buffers: &[Option<Vec<usize>>]) -> Option<Vec<usize>> {
+    fn param_shape(&self, buffers: &[Option<Vec<usize>>], _codes: &[Option<Vec<usize>>]) -> Option<Vec<usize>> {
         buffers.get(2).cloned().flatten()
     }
     /// prodigyopt's rule: every group's LR the largest, or 0.

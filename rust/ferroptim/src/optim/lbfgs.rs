@@ -30,7 +30,7 @@ use crate::state_dict::{Array, Value};
 use crate::{lbfgs, LbfgsHyper, LbfgsState, Objective};
 
 use super::state_dict::TorchLayout;
-use super::{Group, GroupStep, Optimizer, ParamState, Rule, StepError, MAX_SCALARS};
+use super::{Group, GroupStep, Optimizer, ParamState, Rule, StepError};
 
 /// torch's L-BFGS over parameters of type `T`.
 pub type Lbfgs<T> = Optimizer<LbfgsHyper, T>;
@@ -135,7 +135,7 @@ impl<T: Element> Optimizer<LbfgsHyper, T> {
             if self.state.len() < n {
                 self.state.resize(n, None);
             }
-            self.state[0].get_or_insert_with(|| ParamState { scalars: [0.0; MAX_SCALARS], buffers: Vec::new() });
+            self.state[0].get_or_insert_with(ParamState::empty);
         }
         Ok(objective.first.expect("the closure ran"))
     }

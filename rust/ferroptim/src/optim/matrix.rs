@@ -49,7 +49,7 @@ impl Rule for AdafactorHyper {
         Some(s)
     }
     /// `[..., rows, 1]` and `[..., 1, cols]` tell `[..., rows, cols]`.
-    fn param_shape(&self, buffers: &[Option<Vec<usize>>]) -> Option<Vec<usize>> {
+    fn param_shape(&self, buffers: &[Option<Vec<usize>>], _codes: &[Option<Vec<usize>>]) -> Option<Vec<usize>> {
         match buffers {
             [Some(row), Some(col), ..] if row.len() == col.len() && row.len() >= 2 => {
                 let n = row.len();

@@ -48,9 +48,15 @@ pub struct ParamTensor<'a, T> {
     /// Its state buffers by slot, each of the length
     /// [`Rule::buffer_shape`] gives; the unused slots empty.
     pub buffers: [&'a mut [T]; MAX_BUFFERS],
+    /// Its 8-bit state by slot (the 8-bit rules' `state1`, `state2` codes); the
+    /// unused slots empty.
+    pub codes: [&'a mut [u8]; MAX_CODES],
     /// Whether its state was created for this step.
     pub fresh: bool,
 }
+
+/// The most 8-bit buffers a parameter's state has.
+pub const MAX_CODES: usize = 2;
 
 impl<'a, T> ParamTensor<'a, T> {
     /// The parameter, gradient and buffers as the slices of an elementwise kernel.
@@ -108,6 +114,17 @@ pub trait Rule: Validate + Clone + fmt::Debug + Sync {
     /// or this shape, does not use the slot).
     fn buffer_shape(&self, k: usize, shape: &[usize]) -> Option<Vec<usize>>;
 
+    /// How many 8-bit buffer slots (codes, starting at zero) this configuration spans.
+    fn codes(&self) -> usize {
+        0
+    }
+
+    /// The shape of 8-bit buffer `k` of a parameter of `shape` (None: unused).
+    fn code_shape(&self, k: usize, shape: &[usize]) -> Option<Vec<usize>> {
+        let _ = (k, shape);
+        None
+    }
+
     /// How buffer `k` starts.
     fn init(&self, k: usize) -> Init {
         let _ = k;
@@ -120,10 +137,11 @@ pub trait Rule: Validate + Clone + fmt::Debug + Sync {
         self.buffer_shape(k, shape).is_some_and(|s| s.iter().product::<usize>() == len)
     }
 
-    /// The parameter's shape told by the shapes of its buffers (a loaded state's),
-    /// if they tell it: by default the shape of the first buffer whose slot is
-    /// shaped as the parameter.
-    fn param_shape(&self, buffers: &[Option<Vec<usize>>]) -> Option<Vec<usize>> {
+    /// The parameter's shape told by the shapes of its buffers and 8-bit buffers (a
+    /// loaded state's), if they tell it: by default the shape of the first buffer
+    /// whose slot is shaped as the parameter.
+    fn param_shape(&self, buffers: &[Option<Vec<usize>>], codes: &[Option<Vec<usize>>]) -> Option<Vec<usize>> {
+        let _ = codes;
         let mut found = buffers.iter().enumerate().filter_map(|(k, s)| Some((k, s.as_ref()?)));
         found.find(|(k, s)| self.buffer_shape(*k, s).as_deref() == Some(&s[..])).map(|(_, s)| s.clone())
     }

@@ -3,8 +3,8 @@
 //! ...]}]}`, written and read with [`crate::state_dict`] (`save` / `load` of the files
 //! `ferroptim.save` writes).
 
+use crate::checkpoint::Dtype;
 use crate::element::Element;
-use crate::exec::MAX_SCALARS;
 use crate::state_dict::{Array, Value};
 use crate::{
     AdadeltaHyper, AdagradHyper, AdamHyper, AdamaxHyper, AsgdHyper, NadamHyper, RadamHyper, RmspropHyper, RpropHyper,
@@ -26,6 +26,16 @@ pub trait TorchLayout: Rule {
     /// These hyperparameters with the entries of `group` (a group dict) in place of
     /// their own; Err names the entry that does not fit.
     fn with_group_entries(&self, group: &Value) -> Result<Self, String>;
+    /// The names of the 8-bit buffers (codes), by slot: saved as uint8 arrays, read
+    /// from uint8 arrays of these names (a float array of the same name is the buffer
+    /// of the same slot).
+    const CODE_NAMES: &'static [&'static str] = &[];
+    /// Entries of a parameter's state that hold a constant of the rule, saved next to
+    /// the 8-bit buffer of their slot and checked when loaded: (name, code slot,
+    /// value) — the 8-bit rules' quantization maps.
+    fn constants(&self) -> Vec<(&'static str, usize, Value)> {
+        Vec::new()
+    }
     /// The names of the entries of [`Rule::Global`], which the state dict keeps in the
     /// first parameter's state (L-BFGS's history, as torch keeps it).
     const GLOBAL_NAMES: &'static [&'static str] = &[];
@@ -223,6 +233,21 @@ impl<K: TorchLayout, T: Element> Optimizer<K, T> {
                     entries.push((name, Value::Array(Array::of(hyper.saved_shape(k, &shape, b.len()), b))));
                 }
             }
+            for (k, (name, c)) in K::CODE_NAMES.iter().zip(&st.codes).enumerate() {
+                if !c.is_empty() {
+                    let shape = match (self.shapes.get(i).and_then(Option::as_ref), hyper) {
+                        (Some(s), h) => h.code_shape(k, s).filter(|s| s.iter().product::<usize>() == c.len()),
+                        _ => None,
+                    };
+                    let codes = Array { dtype: Dtype::U8, shape: shape.unwrap_or(vec![c.len()]), data: c.clone() };
+                    entries.push((name, Value::Array(codes)));
+                }
+            }
+            for (name, k, value) in hyper.constants() {
+                if st.codes.get(k).is_some_and(|c| !c.is_empty()) {
+                    entries.push((name, value));
+                }
+            }
             if i == 0 {
                 entries.extend(K::global_entries(&self.global));
             }
@@ -335,12 +360,30 @@ impl<K: TorchLayout, T: Element> Optimizer<K, T> {
             return refuse(format!("the state of parameter {i} is a {}, not a dict", entries.type_name()));
         };
         let slots = K::BUFFER_NAMES.len();
-        let mut st = ParamState { scalars: [0.0; MAX_SCALARS], buffers: vec![Vec::new(); slots] };
+        let mut st = ParamState { buffers: vec![Vec::new(); slots], ..ParamState::empty() };
         let (mut seen, mut shapes) = (0, vec![None::<Vec<usize>>; slots]);
+        let mut code_shapes = vec![None::<Vec<usize>>; K::CODE_NAMES.len()];
+        let constants = hyper.constants();
         for (key, value) in entries {
             let Value::Str(key) = key else {
                 return refuse(format!("the state of parameter {i} has a key that is not a string"));
             };
+            if let Some((_, _, constant)) = constants.iter().find(|(n, _, _)| n == key) {
+                if value != constant {
+                    return refuse(format!(
+                        "loaded state of parameter {i}: '{key}' is not the rule's (only its own is kept)"
+                    ));
+                }
+                continue;
+            }
+            if let (Some(k), Value::Array(a)) = (K::CODE_NAMES.iter().position(|n| n == key), value) {
+                if a.dtype == Dtype::U8 {
+                    code_shapes[k] = Some(a.shape.clone());
+                    st.codes.resize(K::CODE_NAMES.len(), Vec::new());
+                    st.codes[k] = a.data.clone();
+                    continue;
+                }
+            }
             let array = match value {
                 Value::Array(a) => a.clone(),
                 v => Array::scalar(v.as_f64().ok_or_else(|| {
@@ -363,8 +406,15 @@ impl<K: TorchLayout, T: Element> Optimizer<K, T> {
                 return refuse(format!("loaded state of parameter {i}: unexpected entry '{key}'"));
             }
         }
-        let shape = hyper.param_shape(&shapes);
+        let shape = hyper.param_shape(&shapes, &code_shapes);
         if let Some(p) = &shape {
+            for (k, s) in code_shapes.iter().enumerate() {
+                let Some(s) = s else { continue };
+                if hyper.code_shape(k, p).as_ref() != Some(s) {
+                    let name = K::CODE_NAMES[k];
+                    return refuse(format!("loaded state of parameter {i}: '{name}' of shape {s:?} does not fit"));
+                }
+            }
             // every buffer as the rule shapes it for that parameter
             for (k, s) in shapes.iter().enumerate() {
                 let Some(s) = s else { continue };
@@ -376,7 +426,7 @@ impl<K: TorchLayout, T: Element> Optimizer<K, T> {
                 }
             }
         }
-        let has_buffers = shapes.iter().any(Option::is_some);
+        let has_buffers = shapes.iter().chain(&code_shapes).any(Option::is_some);
         if (seen != 0 || has_buffers) && seen != K::SCALAR_NAMES.len() {
             return refuse(format!("loaded state of parameter {i} lacks some of {:?}", K::SCALAR_NAMES));
         }

@@ -93,6 +93,7 @@ pub fn python_json(text: &str) -> Json {
 pub fn read(npz: &mut NpzReader<File>, name: &str) -> ArrayD<f64> {
     npz.by_name::<ndarray::OwnedRepr<f64>, ndarray::IxDyn>(name)
         .or_else(|_| npz.by_name::<ndarray::OwnedRepr<f32>, ndarray::IxDyn>(name).map(|a| a.mapv(|x| x as f64)))
+        .or_else(|_| npz.by_name::<ndarray::OwnedRepr<u8>, ndarray::IxDyn>(name).map(|a| a.mapv(f64::from)))
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
