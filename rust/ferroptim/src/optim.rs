@@ -41,6 +41,7 @@ pub mod eight_bit;
 pub mod lbfgs;
 pub mod matrix;
 mod rule;
+pub mod sparse;
 mod state_dict;
 pub use rule::{GroupStep, Init, ParamTensor, Rule, MAX_CODES};
 pub use state_dict::{LoadError, TorchLayout};
@@ -50,8 +51,8 @@ use crate::exec::{MAX_BUFFERS, MAX_SCALARS};
 use crate::lr_scheduler::{ParamGroup, ParamGroups};
 use crate::{
     AdadeltaHyper, AdafactorHyper, AdagradHyper, AdamHyper, AdamaxHyper, AdanHyper, AdemamixHyper, AdoptHyper,
-    AsgdHyper, HyperError, LambHyper, LarsHyper, LionHyper, MuonHyper, NadamHyper, ProdigyHyper, RadamHyper,
-    RmspropHyper, RpropHyper, ScheduleFreeHyper, ScheduleFreeKind, SgdHyper,
+    AsgdHyper, HyperError, LambHyper, LarsHyper, LbfgsHyper, LionHyper, MuonHyper, NadamHyper, ProdigyHyper,
+    RadamHyper, RmspropHyper, RpropHyper, ScheduleFreeHyper, ScheduleFreeKind, SgdHyper, SparseAdamHyper,
 };
 
 /// The state of one parameter: its scalars (e.g. Adam's `step`) and its buffers, in
@@ -289,6 +290,8 @@ scheduled! {
     ProdigyHyper => betas.0;
     AdafactorHyper;
     MuonHyper => momentum;
+    SparseAdamHyper => betas.0;
+    LbfgsHyper;
 }
 
 /// The momentum of Schedule-Free: SGD's `momentum`, else β₁.

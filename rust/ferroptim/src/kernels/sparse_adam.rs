@@ -133,8 +133,9 @@ impl<T> SparseAdamTensor<'_, T> {
         self.param.len().checked_div(self.rows).unwrap_or(0)
     }
 
-    /// Checks that the slices fit together and every index names a row.
-    fn check(&self, tensor: usize) -> Result<(), SparseError> {
+    /// Checks that the slices fit together and every index names a row (`tensor`:
+    /// the position the error names), as [`sparse_adam`] checks every tensor first.
+    pub fn check(&self, tensor: usize) -> Result<(), SparseError> {
         let (n, rows) = (self.param.len(), self.rows);
         let fits =
             self.exp_avg.len() == n && self.exp_avg_sq.len() == n && if rows == 0 { n == 0 } else { n % rows == 0 };
