@@ -41,6 +41,21 @@ CASES = [
     ("Rprop", dict(etas=[0.5, 1.0]), ValueError, "Invalid eta values: 0.5, 1.0"),
     ("ASGD", dict(lambd=-1), ValueError, "Invalid lambd value: -1"),
     ("ASGD", dict(alpha=-0.75), ValueError, "Invalid alpha value: -0.75"),
+    ("Adafactor", dict(lr=-1), ValueError, "Learning rate should be >= 0 but is: -1"),
+    ("Adafactor", dict(beta2_decay=0.5), ValueError, "beta2_decay should be <= 0 but is: 0.5"),
+    ("Adafactor", dict(eps=(None, -1e-3)), ValueError, "epsilon2 should be >= 0 but is: -0.001"),
+    ("Adafactor", dict(eps=(-1.0, 1e-3)), ValueError, "epsilon1 should be >= 0 but is: -1.0"),
+    ("Adafactor", dict(d=0.5), ValueError, "Clipping threshold d should be >= 1 but is: 0.5"),
+    ("Adafactor", dict(lr=None), TypeError, "'<=' not supported between instances of 'float' and 'NoneType'"),
+    ("Adafactor", dict(beta2_decay="x"), TypeError, "'>=' not supported between instances of 'float' and 'str'"),
+    ("Muon", dict(momentum=-0.5), ValueError, "momentum should be >= 0 but is: -0.5"),
+    ("Muon", dict(weight_decay=-1), ValueError, "weight decay should be >= 0 but is: -1"),
+    ("Muon", dict(adjust_lr_fn="x"), ValueError, "Adjust learning rate function x is not supported"),
+    ("LBFGS", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("SparseAdam", dict(lr=0), ValueError, "Invalid learning rate: 0"),
+    ("SparseAdam", dict(eps=0.0), ValueError, "Invalid epsilon value: 0.0"),
+    ("SparseAdam", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
+    ("SparseAdam", dict(lr=None), TypeError, "'<' not supported between instances of 'float' and 'NoneType'"),
 ]
 # timm's ADOPT: the checks of torch's Adam, in the Rust crate too
 BEYOND = [
@@ -54,6 +69,17 @@ BEYOND = [
     ("ScheduleFreeSGD", dict(momentum=0), ValueError, "Momentum must be between 0 and 1 exclusive: 0"),
     ("ScheduleFreeSGD", dict(momentum=1.0), ValueError, "Momentum must be between 0 and 1 exclusive: 1.0"),
     ("ScheduleFreeSGD", dict(lr="fast"), TypeError, "'<' not supported between instances of 'str' and 'float'"),
+    # timm's Adan and Lars, prodigyopt's Prodigy
+    ("Adan", dict(betas=(0.98, 0.92, 1.0)), ValueError, "Invalid beta parameter at index 2: 1.0"),
+    ("Adan", dict(eps=-1e-08), ValueError, "Invalid epsilon value: -1e-08"),
+    ("Adan", dict(betas=(0.98,)), IndexError, "tuple index out of range"),
+    ("LARS", dict(momentum=-1), ValueError, "Invalid momentum value: -1"),
+    ("LARS", dict(nesterov=True), ValueError, "Nesterov momentum requires a momentum and zero dampening"),
+    ("LARS", dict(lr=None), TypeError, "'<' not supported between instances of 'NoneType' and 'float'"),
+    ("Prodigy", dict(d0=0), ValueError, "Invalid d0 value: 0"),
+    ("Prodigy", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
+    ("Prodigy", dict(betas=(0.9, 1)), ValueError, "Invalid beta parameter at index 1: 1"),
+    ("Prodigy", dict(eps=None), TypeError, "'<' not supported between instances of 'float' and 'NoneType'"),
 ]
 
 

@@ -1,7 +1,6 @@
 """The argument checks still written in Python, with torch's messages: Adam's rule
-on the betas' Python types, and the betas check of the optimizers whose other
-checks are their own (Lion, SparseAdam). The checks of torch's optimizers and ADOPT
-are the Rust crate's (``_core.check_hyper``)."""
+on the betas' Python types, and Lion's betas check. The checks of torch's optimizers
+and most beyond it are the Rust crate's (``_core.check_hyper``)."""
 
 from __future__ import annotations
 

@@ -45,12 +45,6 @@ class Adan(ElementwiseOptimizer):
         caution: bool = False,
         foreach: Optional[bool] = None,
     ) -> None:
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        for i in range(3):
-            if not 0.0 <= betas[i] < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {betas[i]}")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, no_prox=no_prox, caution=caution)
+        _core.check_hyper("Adan", defaults)  # the Rust crate's checks, with the messages they follow
         super().__init__(params, defaults)

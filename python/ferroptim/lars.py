@@ -46,14 +46,6 @@ class LARS(ElementwiseOptimizer):
         always_adapt: bool = False,
         foreach: Optional[bool] = None,
     ) -> None:
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -65,4 +57,5 @@ class LARS(ElementwiseOptimizer):
             trust_clip=trust_clip,
             always_adapt=always_adapt,
         )
+        _core.check_hyper("LARS", defaults)  # the Rust crate's checks, with the messages they follow
         super().__init__(params, defaults)

@@ -68,8 +68,6 @@ class LBFGS(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
         if max_eval is None:
             max_eval = max_iter * 5 // 4
         defaults = dict(
@@ -82,6 +80,7 @@ class LBFGS(Optimizer):
             line_search_fn=line_search_fn,
             maximize=maximize,
         )
+        _core.check_hyper("LBFGS", defaults)  # the Rust crate's checks, with the messages they follow
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")

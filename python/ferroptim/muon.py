@@ -64,14 +64,6 @@ class Muon(ElementwiseOptimizer):
         ns_steps: int = 5,
         adjust_lr_fn: Optional[str] = None,
     ) -> None:
-        if not 0.0 <= lr:
-            raise ValueError(f"Learning rate should be >= 0 but is: {lr}")
-        if not 0.0 <= momentum:
-            raise ValueError(f"momentum should be >= 0 but is: {momentum}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"weight decay should be >= 0 but is: {weight_decay}")
-        if adjust_lr_fn is not None and adjust_lr_fn not in ("original", "match_rms_adamw", "spectral_unclamped"):
-            raise ValueError(f"Adjust learning rate function {adjust_lr_fn} is not supported")
         defaults = dict(
             lr=lr,
             weight_decay=weight_decay,
@@ -82,6 +74,7 @@ class Muon(ElementwiseOptimizer):
             ns_steps=ns_steps,
             adjust_lr_fn=adjust_lr_fn,
         )
+        _core.check_hyper("Muon", defaults)  # the Rust crate's checks, with the messages they follow
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:

@@ -56,19 +56,11 @@ class Prodigy(ElementwiseOptimizer):
         fsdp_in_use: bool = False,
         slice_p: int = 1,
     ) -> None:
-        if not 0.0 < d0:
-            raise ValueError(f"Invalid d0 value: {d0}")
-        if not 0.0 < lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 < eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        for i in (0, 1):
-            if not 0.0 <= betas[i] < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {betas[i]}")
         defaults = dict(lr=lr, betas=betas, beta3=beta3, eps=eps, weight_decay=weight_decay, d=d0, d0=d0, d_max=d0,
                         d_numerator=0.0, d_coef=d_coef, k=0, growth_rate=growth_rate,
                         use_bias_correction=use_bias_correction, decouple=decouple,
                         safeguard_warmup=safeguard_warmup, fsdp_in_use=fsdp_in_use, slice_p=slice_p)
+        _core.check_hyper("Prodigy", defaults)  # the Rust crate's checks, with the messages they follow
         self.d0 = d0
         super().__init__(params, defaults)
 

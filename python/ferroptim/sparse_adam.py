@@ -6,7 +6,7 @@ from typing import Any, Dict, Iterable, Tuple
 
 import numpy as np
 
-from . import _checks, _core
+from . import _core
 from ._tensorwise import TensorwiseOptimizer
 from .sparse_grad import SparseGrad
 
@@ -52,12 +52,9 @@ class SparseAdam(TensorwiseOptimizer):
         eps: float = 1e-8,
         maximize: bool = False,
     ) -> None:
-        if not 0.0 < lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 < eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        _checks.betas(betas)
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, maximize=maximize))
+        defaults = dict(lr=lr, betas=betas, eps=eps, maximize=maximize)
+        _core.check_hyper("SparseAdam", defaults)  # torch's checks, in the Rust crate
+        super().__init__(params, defaults)
 
     def _new_state(self, p: Any) -> Dict[str, Any]:
         return {

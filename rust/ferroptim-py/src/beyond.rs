@@ -343,8 +343,8 @@ step_function! {
 // ------------------------------------------- counted per group: Adan, AdEMAMix, LAMB
 
 /// A kernel with the group's step count after this step.
-struct Counted<H> {
-    h: H,
+pub(crate) struct Counted<H> {
+    pub(crate) h: H,
     step: f64,
 }
 

@@ -23,7 +23,7 @@ impl<'py> Group<'_, 'py> {
             .ok_or_else(|| PyKeyError::new_err(format!("param_groups[{}] has no '{key}'", self.index)))
     }
 
-    fn real(&self, key: &str, value: &Bound<'py, PyAny>) -> PyResult<f64> {
+    pub(crate) fn real(&self, key: &str, value: &Bound<'py, PyAny>) -> PyResult<f64> {
         value.extract::<f64>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "param_groups[{}]['{key}'] must be a real number, got {}",
@@ -196,7 +196,7 @@ impl FromGroup for AsgdHyper {
 
 /// `_core.check_hyper(kind, values)`: torch's argument checks of optimizer `kind`
 /// (its class name: SGD, Adam, AdamW, Adagrad, Adadelta, Adamax, NAdam, RAdam,
-/// RMSprop, Rprop, ASGD, ADOPT, ScheduleFreeSGD) on `values`, its defaults by torch's
+/// RMSprop, Rprop, ASGD, ADOPT, ScheduleFreeSGD, and those of [`COMPARED`]) on `values`, its defaults by torch's
 /// names: the checks of the Rust crate (`Validate`), in torch's order, raising torch's
 /// ValueError with each value it quotes spelled as Python spells it (`-1`, `-1.0`,
 /// `1e-08`).
@@ -204,7 +204,10 @@ impl FromGroup for AsgdHyper {
 pub(crate) fn check_hyper(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()> {
     // a value that is no number fails as torch's comparison with it fails
     let py = values.py();
-    for (_, v) in values.iter() {
+    if let Some((_, args)) = COMPARED.iter().find(|(k, _)| *k == kind) {
+        compare(values, args)?;
+    }
+    for (_, v) in values.iter().filter(|_| !COMPARED.iter().any(|(k, _)| *k == kind)) {
         // a pair (betas, etas) as a tuple or a list: its entries
         let entries: Vec<Bound<'_, PyAny>> = match (v.cast::<PyTuple>(), v.cast::<PyList>()) {
             (Ok(t), _) => t.iter().collect(),
@@ -236,6 +239,7 @@ pub(crate) fn check_hyper(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()
         "Rprop" => RpropHyper::from_group(&g)?.validate(),
         "ASGD" => AsgdHyper::from_group(&g)?.validate(),
         "ADOPT" => ferroptim::AdoptHyper::from_group(&g)?.validate(),
+        _ if COMPARED.iter().any(|(k, _)| *k == kind) => compared_hyper(kind, &g)?,
         "ScheduleFreeSGD" => ferroptim::ScheduleFreeHyper {
             kind: ferroptim::ScheduleFreeKind::Sgd { momentum: g.f64("momentum")?, warmup_steps: 0.0 },
             lr: g.f64("lr")?,
@@ -246,6 +250,134 @@ pub(crate) fn check_hyper(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()
         _ => return Err(PyValueError::new_err(format!("check_hyper: no optimizer {kind:?}"))),
     };
     checked.map_err(|e| PyValueError::new_err(spelled(&e, values)))
+}
+
+/// How a constructor compares an argument with a number (`0.0` unless said):
+/// `x < 0.0`, `0.0 <= x`, `0.0 < x`, `0.0 >= x`; `LeNoneFirst`: `0.0 <= x` of a pair
+/// whose first entry may be None (Adafactor's `eps`).
+#[derive(Clone, Copy, PartialEq)]
+enum Cmp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    LeNoneFirst,
+}
+
+/// The numeric arguments of the kinds whose comparisons differ by argument, each
+/// with its constructor's comparison, in the order it checks them.
+const COMPARED: &[(&str, &[(&str, Cmp)])] = &[
+    (
+        "Adafactor",
+        &[
+            ("lr", Cmp::Le),
+            ("beta2_decay", Cmp::Ge),
+            ("eps", Cmp::LeNoneFirst),
+            ("d", Cmp::Le),
+            ("weight_decay", Cmp::Le),
+        ],
+    ),
+    ("Muon", &[("lr", Cmp::Le), ("momentum", Cmp::Le), ("weight_decay", Cmp::Le)]),
+    ("LBFGS", &[("lr", Cmp::Le)]),
+    ("SparseAdam", &[("lr", Cmp::Gt), ("eps", Cmp::Gt), ("betas", Cmp::Le)]),
+    ("Adan", &[("lr", Cmp::Le), ("eps", Cmp::Le), ("betas", Cmp::Le)]),
+    ("Prodigy", &[("d0", Cmp::Gt), ("lr", Cmp::Gt), ("eps", Cmp::Gt), ("betas", Cmp::Le)]),
+    ("LARS", &[("lr", Cmp::Lt), ("momentum", Cmp::Lt), ("weight_decay", Cmp::Lt)]),
+];
+
+/// The checks of a kind of [`COMPARED`]: its hyperparameters built from the checked
+/// arguments alone (the others the defaults: they are checked where they are used,
+/// as in the implementation followed), a pair's entries read by index (a short pair
+/// raises Python's IndexError, a longer one passes).
+fn compared_hyper(kind: &str, g: &Group<'_, '_>) -> PyResult<Result<(), HyperError>> {
+    use ferroptim::{AdafactorHyper, AdanHyper, LarsHyper, LbfgsHyper, MuonHyper, ProdigyHyper, SparseAdamHyper};
+    let f = |key: &str| g.f64(key);
+    let at = |key: &str, i: usize| -> PyResult<Option<f64>> {
+        let v = g.item(key)?.get_item(i)?;
+        if v.is_none() {
+            Ok(None)
+        } else {
+            g.real(key, &v).map(Some)
+        }
+    };
+    let real_at = |key: &str, i: usize| at(key, i).map(|v| v.unwrap_or(f64::NAN));
+    Ok(match kind {
+        "Adafactor" => AdafactorHyper {
+            lr: f("lr")?,
+            beta2_decay: f("beta2_decay")?,
+            eps: (at("eps", 0)?, real_at("eps", 1)?),
+            d: f("d")?,
+            weight_decay: f("weight_decay")?,
+            ..AdafactorHyper::default()
+        }
+        .validate(),
+        "Muon" => {
+            let h = MuonHyper {
+                lr: f("lr")?,
+                momentum: f("momentum")?,
+                weight_decay: f("weight_decay")?,
+                ..MuonHyper::default()
+            };
+            let adjust = crate::muon::adjust_lr_fn(&g.item("adjust_lr_fn")?)?;
+            h.validate().and_then(|()| adjust.map(|_| ()).map_err(HyperError::new))
+        }
+        "LBFGS" => LbfgsHyper { lr: f("lr")?, ..LbfgsHyper::default() }.validate(),
+        "SparseAdam" => SparseAdamHyper {
+            lr: f("lr")?,
+            eps: f("eps")?,
+            betas: (real_at("betas", 0)?, real_at("betas", 1)?),
+            ..SparseAdamHyper::default()
+        }
+        .validate(),
+        "Adan" => AdanHyper {
+            lr: f("lr")?,
+            eps: f("eps")?,
+            betas: (real_at("betas", 0)?, real_at("betas", 1)?, real_at("betas", 2)?),
+            ..AdanHyper::timm()
+        }
+        .validate(),
+        "Prodigy" => ProdigyHyper {
+            d0: f("d0")?,
+            lr: f("lr")?,
+            eps: f("eps")?,
+            betas: (real_at("betas", 0)?, real_at("betas", 1)?),
+            ..ProdigyHyper::prodigyopt()
+        }
+        .validate(),
+        "LARS" => {
+            let nesterov = g.flag("nesterov")?;
+            // timm's `dampening != 0`, read only with nesterov: anything but a zero
+            let dampening = if nesterov { g.item("dampening")?.extract::<f64>().unwrap_or(f64::NAN) } else { 0.0 };
+            let (lr, momentum, weight_decay) = (f("lr")?, f("momentum")?, f("weight_decay")?);
+            LarsHyper { lr, momentum, weight_decay, nesterov, dampening, ..LarsHyper::timm() }.validate()
+        }
+        _ => unreachable!("a kind of COMPARED"),
+    })
+}
+
+/// Raises the TypeError of the first argument of `args` (or entry of a pair) that is
+/// no number, as the constructor's comparison with it raises it.
+fn compare(values: &Bound<'_, PyDict>, args: &[(&str, Cmp)]) -> PyResult<()> {
+    let zero = 0.0f64.into_pyobject(values.py())?;
+    for &(name, cmp) in args {
+        let Some(v) = values.get_item(name)? else { continue };
+        let entries: Vec<Bound<'_, PyAny>> = match (v.cast::<PyTuple>(), v.cast::<PyList>()) {
+            (Ok(t), _) => t.iter().collect(),
+            (_, Ok(l)) => l.iter().collect(),
+            _ => vec![v.clone()],
+        };
+        let optional = |k: usize, e: &Bound<'_, PyAny>| k == 0 && cmp == Cmp::LeNoneFirst && e.is_none();
+        let number = |e: &Bound<'_, PyAny>| e.is_instance_of::<PyBool>() || e.extract::<f64>().is_ok();
+        for (_, e) in entries.iter().enumerate().filter(|(k, e)| !(optional(*k, e) || number(e))) {
+            match cmp {
+                Cmp::Lt => e.lt(&zero)?,
+                Cmp::Le | Cmp::LeNoneFirst => zero.le(e)?,
+                Cmp::Gt => zero.lt(e)?,
+                Cmp::Ge => zero.ge(e)?,
+            };
+        }
+    }
+    Ok(())
 }
 
 /// `e`'s message with each value it quotes spelled as Python spells the one given.

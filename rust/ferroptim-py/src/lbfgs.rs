@@ -17,7 +17,7 @@ use pyo3::types::{PyDict, PyList};
 use crate::arrays::type_name;
 use crate::hyper::Group;
 
-fn hyper(g: &Group<'_, '_>) -> PyResult<LbfgsHyper> {
+pub(crate) fn hyper(g: &Group<'_, '_>) -> PyResult<LbfgsHyper> {
     let int = |key: &str| -> PyResult<u64> {
         g.item(key)?
             .extract::<u64>()

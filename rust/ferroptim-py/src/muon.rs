@@ -25,15 +25,7 @@ impl FromGroup for MuonHyper {
         let ns_steps = steps.extract::<usize>().map_err(|_| {
             PyTypeError::new_err(format!("param_groups[{}]['ns_steps'] must be a non-negative int", g.index))
         })?;
-        let adjust = g.item("adjust_lr_fn")?;
-        let adjust_lr_fn = match adjust.extract::<Option<String>>()?.as_deref() {
-            None | Some("original") => AdjustLr::Original,
-            Some("match_rms_adamw") => AdjustLr::MatchRmsAdamw,
-            Some("spectral_unclamped") => AdjustLr::SpectralUnclamped,
-            Some(other) => {
-                return Err(PyValueError::new_err(format!("Adjust learning rate function {other} is not supported")))
-            }
-        };
+        let adjust_lr_fn = adjust_lr_fn(&g.item("adjust_lr_fn")?)?.map_err(PyValueError::new_err)?;
         let h = MuonHyper {
             lr: g.f64("lr")?,
             weight_decay: g.f64("weight_decay")?,
@@ -49,6 +41,19 @@ impl FromGroup for MuonHyper {
         }
         Ok(h)
     }
+}
+
+/// torch's `adjust_lr_fn`: None or one of its names; Err: torch's message.
+pub(crate) fn adjust_lr_fn(v: &Bound<'_, PyAny>) -> PyResult<Result<AdjustLr, String>> {
+    if v.is_none() {
+        return Ok(Ok(AdjustLr::Original));
+    }
+    Ok(match v.extract::<String>().ok().as_deref() {
+        Some("original") => Ok(AdjustLr::Original),
+        Some("match_rms_adamw") => Ok(AdjustLr::MatchRmsAdamw),
+        Some("spectral_unclamped") => Ok(AdjustLr::SpectralUnclamped),
+        _ => Err(format!("Adjust learning rate function {} is not supported", v.str()?)),
+    })
 }
 
 /// The state of a parameter is `momentum_buffer`, shaped like it, starting at zero;

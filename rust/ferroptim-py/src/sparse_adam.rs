@@ -12,7 +12,7 @@ use crate::hyper::Group;
 use crate::step::param_label;
 use crate::tensorwise::{gather, hypers, run_by_group, zip_given, Tensor};
 
-fn hyper(g: &Group<'_, '_>) -> PyResult<SparseAdamHyper> {
+pub(crate) fn hyper(g: &Group<'_, '_>) -> PyResult<SparseAdamHyper> {
     let h = SparseAdamHyper {
         lr: g.f64("lr")?,
         betas: g.pair("betas")?,

@@ -24,7 +24,7 @@
 
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::{map_jobs, serial, CHUNK};
-use crate::kernels::{check, simd_targets};
+use crate::kernels::{check_arg, simd_targets};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of Adafactor, with torch's defaults.
@@ -52,14 +52,16 @@ impl Default for AdafactorHyper {
 
 impl Validate for AdafactorHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || format!("Learning rate should be >= 0 but is: {}", self.lr))?;
-        check(self.beta2_decay <= 0.0, || format!("beta2_decay should be <= 0 but is: {}", self.beta2_decay))?;
+        let (lr, decay, d, wd) = (self.lr, self.beta2_decay, self.d, self.weight_decay);
+        check_arg(lr >= 0.0, "lr", None, lr, || format!("Learning rate should be >= 0 but is: {lr}"))?;
+        check_arg(decay <= 0.0, "beta2_decay", None, decay, || format!("beta2_decay should be <= 0 but is: {decay}"))?;
         if let Some(eps1) = self.eps.0 {
-            check(eps1 >= 0.0, || format!("epsilon1 should be >= 0 but is: {eps1}"))?;
+            check_arg(eps1 >= 0.0, "eps", Some(0), eps1, || format!("epsilon1 should be >= 0 but is: {eps1}"))?;
         }
-        check(self.eps.1 >= 0.0, || format!("epsilon2 should be >= 0 but is: {}", self.eps.1))?;
-        check(self.d >= 1.0, || format!("Clipping threshold d should be >= 1 but is: {}", self.d))?;
-        check(self.weight_decay >= 0.0, || format!("weight_decay should be >= 0 but is: {}", self.weight_decay))
+        let eps2 = self.eps.1;
+        check_arg(eps2 >= 0.0, "eps", Some(1), eps2, || format!("epsilon2 should be >= 0 but is: {eps2}"))?;
+        check_arg(d >= 1.0, "d", None, d, || format!("Clipping threshold d should be >= 1 but is: {d}"))?;
+        check_arg(wd >= 0.0, "weight_decay", None, wd, || format!("weight_decay should be >= 0 but is: {wd}"))
     }
 }
 

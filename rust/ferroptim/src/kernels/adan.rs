@@ -23,7 +23,7 @@
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::TensorSlices;
 use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total};
-use crate::kernels::{check, simd_targets, with_const_bool};
+use crate::kernels::{check_arg, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of Adan (timm's names).
@@ -62,11 +62,13 @@ impl Default for AdanHyper {
 impl Validate for AdanHyper {
     /// timm's checks, with its messages.
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
-        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
+        check_arg(self.lr >= 0.0, "lr", None, self.lr, || format!("Invalid learning rate: {}", self.lr))?;
+        check_arg(self.eps >= 0.0, "eps", None, self.eps, || format!("Invalid epsilon value: {}", self.eps))?;
         let (b0, b1, b2) = self.betas;
         for (k, b) in [b0, b1, b2].into_iter().enumerate() {
-            check((0.0..1.0).contains(&b), || format!("Invalid beta parameter at index {k}: {b}"))?;
+            check_arg((0.0..1.0).contains(&b), "betas", Some(k), b, || {
+                format!("Invalid beta parameter at index {k}: {b}")
+            })?;
         }
         Ok(())
     }

@@ -22,7 +22,7 @@ use crate::element::Element;
 use crate::exec::TensorSlices;
 use crate::kernels::passes::{lane_sums, norm, over_chunks, reduce_then_update};
 use crate::kernels::sgd::Momentum;
-use crate::kernels::{check, not_below, simd_targets, with_const_bool};
+use crate::kernels::{check, check_arg, not_below, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of LARS (timm's names).
@@ -78,9 +78,10 @@ impl Default for LarsHyper {
 impl Validate for LarsHyper {
     /// timm's checks, with its messages.
     fn validate(&self) -> Result<(), HyperError> {
-        check(not_below(self.lr, 0.0), || format!("Invalid learning rate: {}", self.lr))?;
-        check(not_below(self.momentum, 0.0), || format!("Invalid momentum value: {}", self.momentum))?;
-        check(not_below(self.weight_decay, 0.0), || format!("Invalid weight_decay value: {}", self.weight_decay))?;
+        let (lr, m, wd) = (self.lr, self.momentum, self.weight_decay);
+        check_arg(not_below(lr, 0.0), "lr", None, lr, || format!("Invalid learning rate: {lr}"))?;
+        check_arg(not_below(m, 0.0), "momentum", None, m, || format!("Invalid momentum value: {m}"))?;
+        check_arg(not_below(wd, 0.0), "weight_decay", None, wd, || format!("Invalid weight_decay value: {wd}"))?;
         check(!(self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0)), || {
             "Nesterov momentum requires a momentum and zero dampening".into()
         })

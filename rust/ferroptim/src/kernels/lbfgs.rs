@@ -34,7 +34,7 @@
 use std::borrow::Cow;
 
 use crate::element::Element;
-use crate::kernels::check;
+use crate::kernels::check_arg;
 use crate::kernels::scalar::Scalar::{self, Float, Tensor};
 use crate::kernels::vector::{abs_max, axpy, dot, sum_abs};
 use crate::{HyperError, Validate};
@@ -77,7 +77,7 @@ impl Default for LbfgsHyper {
 
 impl Validate for LbfgsHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))
+        check_arg(self.lr >= 0.0, "lr", None, self.lr, || format!("Invalid learning rate: {}", self.lr))
     }
 }
 

@@ -26,7 +26,7 @@
 
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::map_jobs;
-use crate::kernels::check;
+use crate::kernels::{check, check_arg};
 use crate::{HyperError, Validate};
 
 /// How Muon scales the learning rate by the shape A × B of a parameter.
@@ -79,9 +79,10 @@ impl Default for MuonHyper {
 
 impl Validate for MuonHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || format!("Learning rate should be >= 0 but is: {}", self.lr))?;
-        check(self.momentum >= 0.0, || format!("momentum should be >= 0 but is: {}", self.momentum))?;
-        check(self.weight_decay >= 0.0, || format!("weight decay should be >= 0 but is: {}", self.weight_decay))?;
+        let (lr, m, wd) = (self.lr, self.momentum, self.weight_decay);
+        check_arg(lr >= 0.0, "lr", None, lr, || format!("Learning rate should be >= 0 but is: {lr}"))?;
+        check_arg(m >= 0.0, "momentum", None, m, || format!("momentum should be >= 0 but is: {m}"))?;
+        check_arg(wd >= 0.0, "weight_decay", None, wd, || format!("weight decay should be >= 0 but is: {wd}"))?;
         check(self.ns_steps < 100, || "Number of steps must be less than 100 for computational efficiency".into())
     }
 }

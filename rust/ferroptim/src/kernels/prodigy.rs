@@ -27,7 +27,7 @@
 use crate::element::Element;
 use crate::exec::{map_jobs, serial, CHUNK};
 use crate::kernels::passes::{add_sums, block_lane_sums, lane_sums};
-use crate::kernels::{check, check_betas, simd_targets, with_const_bool};
+use crate::kernels::{check, check_arg, check_betas, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of one Prodigy param group (prodigyopt's names).
@@ -92,9 +92,9 @@ impl Default for ProdigyHyper {
 impl Validate for ProdigyHyper {
     /// prodigyopt's checks, with its messages.
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.d0 > 0.0, || format!("Invalid d0 value: {}", self.d0))?;
-        check(self.lr > 0.0, || format!("Invalid learning rate: {}", self.lr))?;
-        check(self.eps > 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
+        check_arg(self.d0 > 0.0, "d0", None, self.d0, || format!("Invalid d0 value: {}", self.d0))?;
+        check_arg(self.lr > 0.0, "lr", None, self.lr, || format!("Invalid learning rate: {}", self.lr))?;
+        check_arg(self.eps > 0.0, "eps", None, self.eps, || format!("Invalid epsilon value: {}", self.eps))?;
         check_betas(self.betas)?;
         check(self.slice_p >= 1, || format!("Invalid slice_p value: {}", self.slice_p))
     }

@@ -23,7 +23,7 @@
 
 use crate::element::Element;
 use crate::exec::{map_jobs, CHUNK};
-use crate::kernels::{check, check_betas, simd_targets, with_const_bool};
+use crate::kernels::{check_arg, check_betas, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of SparseAdam, with torch's defaults.
@@ -47,8 +47,8 @@ impl Default for SparseAdamHyper {
 
 impl Validate for SparseAdamHyper {
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr > 0.0, || format!("Invalid learning rate: {}", self.lr))?;
-        check(self.eps > 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
+        check_arg(self.lr > 0.0, "lr", None, self.lr, || format!("Invalid learning rate: {}", self.lr))?;
+        check_arg(self.eps > 0.0, "eps", None, self.eps, || format!("Invalid epsilon value: {}", self.eps))?;
         check_betas(self.betas)
     }
 }
