@@ -80,6 +80,23 @@ BEYOND = [
     ("Prodigy", dict(lr=-1.0), ValueError, "Invalid learning rate: -1.0"),
     ("Prodigy", dict(betas=(0.9, 1)), ValueError, "Invalid beta parameter at index 1: 1"),
     ("Prodigy", dict(eps=None), TypeError, "'<' not supported between instances of 'float' and 'NoneType'"),
+    # timm's Lion and Lamb (`float(value) < 0`, and the peak LR of corrected weight decay)
+    ("Lion", dict(lr=-1), ValueError, "Invalid learning rate: -1"),
+    ("Lion", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
+    ("Lion", dict(lr=0, corrected_weight_decay=True), ValueError,
+     "Corrected weight decay requires a positive max lr, got 0.0. Construct the optimizer with the peak lr."),
+    ("LAMB", dict(eps=-1e-06), ValueError, "Invalid epsilon: -1e-06"),
+    ("LAMB", dict(weight_decay="x"), ValueError, "could not convert string to float: 'x'"),
+    ("LAMB", dict(lr=None), TypeError, "float() argument must be a string or a real number, not 'NoneType'"),
+    # pytorch-optimizer's AdEMAMix (None passes its non-negative checks)
+    ("AdEMAMix", dict(lr=-0.5), ValueError, "learning rate must be positive. (-0.5 > 0)"),
+    ("AdEMAMix", dict(betas=(0.9, 0.999, 1.5)), ValueError, "beta3 must be in the range [0.0, 1.0]"),
+    ("AdEMAMix", dict(alpha=-1), ValueError, "alpha must be non-negative"),
+    # bitsandbytes' checks, every 8-bit class
+    ("Adam8bit", dict(lr=-1), ValueError, "Invalid learning rate: -1"),
+    ("Lion8bit", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
+    ("AdEMAMix8bit", dict(betas=(0.9, 0.999, 1.0)), ValueError, "Invalid beta parameter at index 2: 1.0"),
+    ("RMSprop8bit", dict(eps=-1e-8), ValueError, "Invalid epsilon value: -1e-08"),
 ]
 
 
@@ -102,6 +119,34 @@ def test_refuses_with_torchs_message(name, kwargs, exc, message):
 def test_refuses_as_torch_refuses(name, kwargs, exc, message):
     ours = raised(lambda: getattr(fo, name)([fo.Parameter(np.zeros(2))], **kwargs))
     theirs = raised(lambda: getattr(torch.optim, name)([torch.nn.Parameter(torch.zeros(2))], **kwargs))
+    assert ours == theirs
+
+
+try:
+    import timm.optim as timm_optim
+except ImportError:  # the comparison with timm is skipped
+    timm_optim = None
+
+
+@pytest.mark.skipif(timm_optim is None, reason="timm is not installed")
+@pytest.mark.parametrize("name,timm_name", [("Lion", "Lion"), ("LAMB", "Lamb"), ("ADOPT", "Adopt")])
+@pytest.mark.parametrize("lr", [0, -0.0, math.nan, "x", None])
+def test_timms_checks_of_the_peak_lr_as_timm(name, timm_name, lr):
+    kw = dict(lr=lr, corrected_weight_decay=True)
+    ours = raised(lambda: getattr(fo, name)([fo.Parameter(np.zeros(2))], **kw))
+    theirs = raised(lambda: getattr(timm_optim, timm_name)([torch.nn.Parameter(torch.zeros(2))], **kw))
+    assert ours == theirs
+
+
+@pytest.mark.skipif(timm_optim is None, reason="timm is not installed")
+@pytest.mark.parametrize("kwargs", [
+    dict(betas=(0.9, 0.9999, 0.5)), dict(betas=(0.9,)), dict(betas=(None, 0.9999)), dict(clip_exp="x"),
+    dict(lr="x"), dict(lr=None), dict(eps=None), dict(weight_decay=-1), dict(lr=-0.0, corrected_weight_decay=True),
+], ids=str)
+def test_adopt_checks_as_timm(kwargs):
+    # timm compares before it takes float(lr), and checks the betas it indexes only
+    ours = raised(lambda: fo.ADOPT([fo.Parameter(np.zeros(2))], **kwargs))
+    theirs = raised(lambda: timm_optim.Adopt([torch.nn.Parameter(torch.zeros(2))], **kwargs))
     assert ours == theirs
 
 

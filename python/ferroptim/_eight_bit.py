@@ -88,13 +88,6 @@ def unwrap_quant_state(state_dict: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def check_args(lr: Any, eps: Any, betas: Any, weight_decay: Any) -> None:
-    """bitsandbytes' checks of ``Optimizer1State`` / ``Optimizer2State``, with its messages."""
-    if not 0.0 <= lr:
-        raise ValueError(f"Invalid learning rate: {lr}")
-    if not 0.0 <= eps:
-        raise ValueError(f"Invalid epsilon value: {eps}")
-    for i in range(len(betas)):
-        if not 0.0 <= betas[i] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index {i}: {betas[i]}")
-    if not 0.0 <= weight_decay:
-        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+    """bitsandbytes' checks of ``Optimizer1State`` / ``Optimizer2State``, with its
+    messages: the Rust crate's (``EightBitHyper``)."""
+    _core.check_hyper("EightBit", dict(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay))

@@ -49,14 +49,6 @@ class AdEMAMix(ElementwiseOptimizer):
         maximize: bool = False,
         foreach: Optional[bool] = None,
     ) -> None:
-        if lr is not None and lr < 0.0:
-            raise ValueError(f"learning rate must be positive. ({lr} > 0)")
-        for name, b, closed in (("beta1", betas[0], False), ("beta2", betas[1], False), ("beta3", betas[2], True)):
-            if not (0.0 <= b <= 1.0 if closed else 0.0 <= b < 1.0):
-                raise ValueError(f"{name} must be in the range [0.0, 1.0{']' if closed else ')'}")
-        for name, v in (("alpha", alpha), ("t_alpha_beta3", t_alpha_beta3), ("weight_decay", weight_decay), ("eps", eps)):
-            if v is not None and v < 0.0:
-                raise ValueError(f"{name} must be non-negative")
         defaults = dict(
             lr=lr,
             betas=betas,
@@ -67,6 +59,7 @@ class AdEMAMix(ElementwiseOptimizer):
             t_alpha_beta3=t_alpha_beta3,
             eps=eps,
         )
+        _core.check_hyper("AdEMAMix", defaults)  # pytorch-optimizer's checks, in the Rust crate
         self.maximize = maximize  # an attribute, not a group option, as in pytorch-optimizer
         super().__init__(params, defaults)
 

@@ -60,9 +60,10 @@ class ADOPT(ElementwiseOptimizer):
             clip_exp=clip_exp,
             decoupled=decoupled,
             corrected_weight_decay=corrected_weight_decay,
-            max_lr_snapshot=max_lr_snapshot(lr, corrected_weight_decay),
+            max_lr_snapshot=None,  # (set below, after the checks, as timm takes it)
             caution=caution,
             maximize=maximize,
         )
         _core.check_hyper("ADOPT", defaults)  # timm's checks, in the Rust crate
+        defaults["max_lr_snapshot"] = max_lr_snapshot(lr)
         super().__init__(params, defaults)

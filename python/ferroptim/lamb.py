@@ -6,7 +6,7 @@ from typing import Any, Iterable, Optional, Tuple
 
 from . import _core
 from ._elementwise import ElementwiseOptimizer
-from ._beyond import max_lr_snapshot, validate_scalar
+from ._beyond import max_lr_snapshot
 
 __all__ = ["LAMB"]
 
@@ -55,9 +55,6 @@ class LAMB(ElementwiseOptimizer):
         corrected_weight_decay: bool = False,
         foreach: Optional[bool] = None,
     ) -> None:
-        validate_scalar("learning rate", lr)
-        validate_scalar("epsilon", eps)
-        validate_scalar("weight_decay", weight_decay)
         defaults = dict(
             lr=lr,
             bias_correction=bias_correction,
@@ -71,8 +68,9 @@ class LAMB(ElementwiseOptimizer):
             caution=caution,
             decoupled_decay=decoupled_decay,
             corrected_weight_decay=corrected_weight_decay,
-            max_lr_snapshot=max_lr_snapshot(lr, corrected_weight_decay),
+            max_lr_snapshot=max_lr_snapshot(lr),
         )
+        _core.check_hyper("LAMB", defaults)  # timm's checks, in the Rust crate
         super().__init__(params, defaults)
 
     def _kernel_args(self) -> Tuple[Any, ...]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Tuple
 
-from . import _checks, _core
+from . import _core
 from ._elementwise import ElementwiseOptimizer
-from ._beyond import max_lr_snapshot, validate_scalar
+from ._beyond import max_lr_snapshot
 
 __all__ = ["Lion"]
 
@@ -43,15 +43,14 @@ class Lion(ElementwiseOptimizer):
         maximize: bool = False,
         foreach: Optional[bool] = None,
     ) -> None:
-        validate_scalar("learning rate", lr)
-        _checks.betas(betas)
         defaults = dict(
             lr=lr,
             betas=betas,
             weight_decay=weight_decay,
             caution=caution,
             corrected_weight_decay=corrected_weight_decay,
-            max_lr_snapshot=max_lr_snapshot(lr, corrected_weight_decay),
+            max_lr_snapshot=max_lr_snapshot(lr),
             maximize=maximize,
         )
+        _core.check_hyper("Lion", defaults)  # timm's checks, in the Rust crate
         super().__init__(params, defaults)

@@ -204,6 +204,12 @@ impl FromGroup for AsgdHyper {
 pub(crate) fn check_hyper(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()> {
     // a value that is no number fails as torch's comparison with it fails
     let py = values.py();
+    if kind == "AdEMAMix" {
+        // pytorch-optimizer reads its three betas before comparing any
+        if let Some(betas) = values.get_item("betas")? {
+            (0..3).try_for_each(|i| betas.get_item(i).map(drop))?;
+        }
+    }
     if let Some((_, args)) = COMPARED.iter().find(|(k, _)| *k == kind) {
         compare(values, args)?;
     }
@@ -238,7 +244,6 @@ pub(crate) fn check_hyper(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()
         "RMSprop" => RmspropHyper::from_group(&g)?.validate(),
         "Rprop" => RpropHyper::from_group(&g)?.validate(),
         "ASGD" => AsgdHyper::from_group(&g)?.validate(),
-        "ADOPT" => ferroptim::AdoptHyper::from_group(&g)?.validate(),
         _ if COMPARED.iter().any(|(k, _)| *k == kind) => compared_hyper(kind, &g)?,
         "ScheduleFreeSGD" => ferroptim::ScheduleFreeHyper {
             kind: ferroptim::ScheduleFreeKind::Sgd { momentum: g.f64("momentum")?, warmup_steps: 0.0 },
@@ -254,7 +259,8 @@ pub(crate) fn check_hyper(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()
 
 /// How a constructor compares an argument with a number (`0.0` unless said):
 /// `x < 0.0`, `0.0 <= x`, `0.0 < x`, `0.0 >= x`; `LeNoneFirst`: `0.0 <= x` of a pair
-/// whose first entry may be None (Adafactor's `eps`).
+/// whose first entry may be None (Adafactor's `eps`); `LtOrNone`: `x is not None and
+/// x < 0.0`; `Float`: timm's `float(x) < 0.0`.
 #[derive(Clone, Copy, PartialEq)]
 enum Cmp {
     Lt,
@@ -262,6 +268,8 @@ enum Cmp {
     Gt,
     Ge,
     LeNoneFirst,
+    LtOrNone,
+    Float,
 }
 
 /// The numeric arguments of the kinds whose comparisons differ by argument, each
@@ -283,6 +291,22 @@ const COMPARED: &[(&str, &[(&str, Cmp)])] = &[
     ("Adan", &[("lr", Cmp::Le), ("eps", Cmp::Le), ("betas", Cmp::Le)]),
     ("Prodigy", &[("d0", Cmp::Gt), ("lr", Cmp::Gt), ("eps", Cmp::Gt), ("betas", Cmp::Le)]),
     ("LARS", &[("lr", Cmp::Lt), ("momentum", Cmp::Lt), ("weight_decay", Cmp::Lt)]),
+    ("Lion", &[("lr", Cmp::Float), ("betas", Cmp::Le)]),
+    ("ADOPT", &[("lr", Cmp::Le), ("eps", Cmp::Le), ("betas", Cmp::Le), ("weight_decay", Cmp::Le)]),
+    ("LAMB", &[("lr", Cmp::Float), ("eps", Cmp::Float), ("weight_decay", Cmp::Float)]),
+    (
+        "AdEMAMix",
+        &[
+            ("lr", Cmp::LtOrNone),
+            ("betas", Cmp::Le),
+            ("alpha", Cmp::LtOrNone),
+            ("t_alpha_beta3", Cmp::LtOrNone),
+            ("weight_decay", Cmp::LtOrNone),
+            ("eps", Cmp::LtOrNone),
+        ],
+    ),
+    // bitsandbytes' `Optimizer1State` / `Optimizer2State` checks (every 8-bit class)
+    ("EightBit", &[("lr", Cmp::Le), ("eps", Cmp::Le), ("betas", Cmp::Le), ("weight_decay", Cmp::Le)]),
 ];
 
 /// The checks of a kind of [`COMPARED`]: its hyperparameters built from the checked
@@ -290,7 +314,10 @@ const COMPARED: &[(&str, &[(&str, Cmp)])] = &[
 /// as in the implementation followed), a pair's entries read by index (a short pair
 /// raises Python's IndexError, a longer one passes).
 fn compared_hyper(kind: &str, g: &Group<'_, '_>) -> PyResult<Result<(), HyperError>> {
-    use ferroptim::{AdafactorHyper, AdanHyper, LarsHyper, LbfgsHyper, MuonHyper, ProdigyHyper, SparseAdamHyper};
+    use ferroptim::{
+        AdafactorHyper, AdanHyper, AdemamixHyper, AdoptHyper, EightBitHyper, EightBitRule, LambHyper, LarsHyper,
+        LbfgsHyper, LionHyper, MuonHyper, ProdigyHyper, SparseAdamHyper,
+    };
     let f = |key: &str| g.f64(key);
     let at = |key: &str, i: usize| -> PyResult<Option<f64>> {
         let v = g.item(key)?.get_item(i)?;
@@ -301,6 +328,18 @@ fn compared_hyper(kind: &str, g: &Group<'_, '_>) -> PyResult<Result<(), HyperErr
         }
     };
     let real_at = |key: &str, i: usize| at(key, i).map(|v| v.unwrap_or(f64::NAN));
+    // a number or None (NaN: no check refuses it)
+    let or_none = |key: &str| -> PyResult<f64> {
+        let v = g.item(key)?;
+        if v.is_none() {
+            Ok(f64::NAN)
+        } else {
+            g.real(key, &v)
+        }
+    };
+    let as_float = |key: &str| float(&g.item(key)?);
+    // timm's corrected weight decay: its `max_lr_snapshot`, the LR as a float
+    let max_lr = |lr: f64| -> PyResult<Option<f64>> { Ok(g.flag("corrected_weight_decay")?.then_some(lr)) };
     Ok(match kind {
         "Adafactor" => AdafactorHyper {
             lr: f("lr")?,
@@ -351,6 +390,53 @@ fn compared_hyper(kind: &str, g: &Group<'_, '_>) -> PyResult<Result<(), HyperErr
             let (lr, momentum, weight_decay) = (f("lr")?, f("momentum")?, f("weight_decay")?);
             LarsHyper { lr, momentum, weight_decay, nesterov, dampening, ..LarsHyper::timm() }.validate()
         }
+        "Lion" => {
+            let lr = as_float("lr")?;
+            let betas = (real_at("betas", 0)?, real_at("betas", 1)?);
+            LionHyper { lr, betas, max_lr: max_lr(lr)?, ..LionHyper::timm() }.validate()
+        }
+        "ADOPT" => {
+            let lr = f("lr")?;
+            let (eps, weight_decay, betas) =
+                (f("eps")?, f("weight_decay")?, (real_at("betas", 0)?, real_at("betas", 1)?));
+            let h = AdoptHyper { lr, eps, weight_decay, betas, ..AdoptHyper::timm() };
+            // the peak LR of corrected weight decay, checked after the others: timm's
+            // `max_lr_snapshot`, `float(lr)`, written into the defaults for the message
+            match h.validate() {
+                Ok(()) => {
+                    g.dict.set_item("max_lr_snapshot", lr)?;
+                    AdoptHyper { max_lr: max_lr(lr)?, ..h }.validate()
+                }
+                refused => refused,
+            }
+        }
+        "LAMB" => {
+            let (lr, eps, weight_decay) = (as_float("lr")?, as_float("eps")?, as_float("weight_decay")?);
+            LambHyper { lr, eps, weight_decay, max_lr: max_lr(lr)?, ..LambHyper::timm() }.validate()
+        }
+        "AdEMAMix" => {
+            let t = g.item("t_alpha_beta3")?;
+            AdemamixHyper {
+                lr: or_none("lr")?,
+                betas: (real_at("betas", 0)?, real_at("betas", 1)?, real_at("betas", 2)?),
+                alpha: or_none("alpha")?,
+                t_alpha_beta3: if t.is_none() { None } else { Some(g.real("t_alpha_beta3", &t)?) },
+                weight_decay: or_none("weight_decay")?,
+                eps: or_none("eps")?,
+                ..AdemamixHyper::pytorch_optimizer()
+            }
+            .validate()
+        }
+        "EightBit" => {
+            // (β₁, β₂) or AdEMAMix8bit's (β₁, β₂, β₃): each checked
+            let betas = g.item("betas")?;
+            let n = betas.len()?;
+            let b = |i: usize| if i < n { real_at("betas", i) } else { Ok(0.0) };
+            let rule = if n > 2 { EightBitRule::Ademamix } else { EightBitRule::Adam };
+            let (lr, eps, weight_decay) = (f("lr")?, f("eps")?, f("weight_decay")?);
+            EightBitHyper { rule, lr, eps, weight_decay, betas: (b(0)?, b(1)?), beta3: b(2)?, ..EightBitHyper::adam() }
+                .validate()
+        }
         _ => unreachable!("a kind of COMPARED"),
     })
 }
@@ -366,11 +452,14 @@ fn compare(values: &Bound<'_, PyDict>, args: &[(&str, Cmp)]) -> PyResult<()> {
             (_, Ok(l)) => l.iter().collect(),
             _ => vec![v.clone()],
         };
-        let optional = |k: usize, e: &Bound<'_, PyAny>| k == 0 && cmp == Cmp::LeNoneFirst && e.is_none();
+        let optional = |k: usize, e: &Bound<'_, PyAny>| {
+            e.is_none() && ((k == 0 && cmp == Cmp::LeNoneFirst) || cmp == Cmp::LtOrNone)
+        };
         let number = |e: &Bound<'_, PyAny>| e.is_instance_of::<PyBool>() || e.extract::<f64>().is_ok();
         for (_, e) in entries.iter().enumerate().filter(|(k, e)| !(optional(*k, e) || number(e))) {
             match cmp {
-                Cmp::Lt => e.lt(&zero)?,
+                Cmp::Lt | Cmp::LtOrNone => e.lt(&zero)?,
+                Cmp::Float => float(e).map(|_| false)?,
                 Cmp::Le | Cmp::LeNoneFirst => zero.le(e)?,
                 Cmp::Gt => zero.lt(e)?,
                 Cmp::Ge => zero.ge(e)?,
@@ -378,6 +467,11 @@ fn compare(values: &Bound<'_, PyDict>, args: &[(&str, Cmp)]) -> PyResult<()> {
         }
     }
     Ok(())
+}
+
+/// Python's `float(v)`.
+fn float(v: &Bound<'_, PyAny>) -> PyResult<f64> {
+    v.py().get_type::<pyo3::types::PyFloat>().call1((v,))?.extract()
 }
 
 /// `e`'s message with each value it quotes spelled as Python spells the one given.

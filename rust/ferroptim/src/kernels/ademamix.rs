@@ -19,7 +19,7 @@
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::TensorSlices;
 use crate::kernels::passes::over_chunks;
-use crate::kernels::{check, not_below, simd_targets, with_decay, Decay};
+use crate::kernels::{check, check_arg, not_below, simd_targets, with_decay, Decay};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of AdEMAMix (pytorch-optimizer's names).
@@ -91,7 +91,8 @@ impl Default for AdemamixHyper {
 impl Validate for AdemamixHyper {
     /// pytorch-optimizer's checks, with its messages.
     fn validate(&self) -> Result<(), HyperError> {
-        check(not_below(self.lr, 0.0), || format!("learning rate must be positive. ({} > 0)", self.lr))?;
+        let lr = self.lr;
+        check_arg(not_below(lr, 0.0), "lr", None, lr, || format!("learning rate must be positive. ({lr} > 0)"))?;
         let (b1, b2, b3) = self.betas;
         check((0.0..1.0).contains(&b1), || "beta1 must be in the range [0.0, 1.0)".into())?;
         check((0.0..1.0).contains(&b2), || "beta2 must be in the range [0.0, 1.0)".into())?;

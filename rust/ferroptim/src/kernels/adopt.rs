@@ -21,7 +21,7 @@ use crate::element::{lerp, Element, Lerp};
 use crate::exec::TensorSlices;
 use crate::kernels::lion::decay_scale;
 use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, total};
-use crate::kernels::{check_at_least_zero, check_betas, simd_targets, with_const_bool};
+use crate::kernels::{check_at_least_zero, check_betas, check_max_lr, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of ADOPT (timm's names).
@@ -77,7 +77,8 @@ impl Validate for AdoptHyper {
         check_at_least_zero("lr", self.lr, "learning rate")?;
         check_at_least_zero("eps", self.eps, "epsilon value")?;
         check_betas(self.betas)?;
-        check_at_least_zero("weight_decay", self.weight_decay, "weight_decay value")
+        check_at_least_zero("weight_decay", self.weight_decay, "weight_decay value")?;
+        check_max_lr(self.max_lr)
     }
 }
 

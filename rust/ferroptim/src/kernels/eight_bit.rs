@@ -32,7 +32,7 @@ use crate::exec::{map_jobs, CHUNK};
 use crate::kernels::blockwise::{blocks, dequantized, Quantizer, BLOCK, MAP_SIZE, SIGNED};
 use crate::kernels::div_by::DivBy;
 use crate::kernels::passes::sign;
-use crate::kernels::{check, simd_targets};
+use crate::kernels::{check_arg, simd_targets};
 use crate::{HyperError, Validate};
 
 /// Which of bitsandbytes' update rules (its `optimizer_name`).
@@ -188,13 +188,16 @@ impl EightBitHyper {
 impl Validate for EightBitHyper {
     /// bitsandbytes' checks, with its messages.
     fn validate(&self) -> Result<(), HyperError> {
-        check(self.lr >= 0.0, || format!("Invalid learning rate: {}", self.lr))?;
-        check(self.eps >= 0.0, || format!("Invalid epsilon value: {}", self.eps))?;
+        let (lr, eps, wd) = (self.lr, self.eps, self.weight_decay);
+        check_arg(lr >= 0.0, "lr", None, lr, || format!("Invalid learning rate: {lr}"))?;
+        check_arg(eps >= 0.0, "eps", None, eps, || format!("Invalid epsilon value: {eps}"))?;
         let third = (self.rule == EightBitRule::Ademamix).then_some(self.beta3);
         for (i, b) in [self.betas.0, self.betas.1].into_iter().chain(third).enumerate() {
-            check((0.0..1.0).contains(&b), || format!("Invalid beta parameter at index {i}: {b}"))?;
+            check_arg((0.0..1.0).contains(&b), "betas", Some(i), b, || {
+                format!("Invalid beta parameter at index {i}: {b}")
+            })?;
         }
-        check(self.weight_decay >= 0.0, || format!("Invalid weight_decay value: {}", self.weight_decay))
+        check_arg(wd >= 0.0, "weight_decay", None, wd, || format!("Invalid weight_decay value: {wd}"))
     }
 }
 

@@ -28,7 +28,7 @@ use crate::exec::TensorSlices;
 use crate::kernels::div_by::{checked_blocks, checked_lane_sums, in_window, sqrt_in_window, ClipBy, DivBy, Route};
 use crate::kernels::lion::decay_scale;
 use crate::kernels::passes::{agrees, caution_scale, norm, over_chunks, reduce_then_update, total};
-use crate::kernels::{check, not_below, simd_targets, with_const_bool, with_decay, Decay};
+use crate::kernels::{check_arg, check_max_lr, not_below, simd_targets, with_const_bool, with_decay, Decay};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of LAMB (timm's names).
@@ -97,9 +97,11 @@ impl Default for LambHyper {
 impl Validate for LambHyper {
     /// timm's checks, with its messages.
     fn validate(&self) -> Result<(), HyperError> {
-        check(not_below(self.lr, 0.0), || format!("Invalid learning rate: {}", self.lr))?;
-        check(not_below(self.eps, 0.0), || format!("Invalid epsilon: {}", self.eps))?;
-        check(not_below(self.weight_decay, 0.0), || format!("Invalid weight_decay: {}", self.weight_decay))
+        let (lr, eps, wd) = (self.lr, self.eps, self.weight_decay);
+        check_arg(not_below(lr, 0.0), "lr", None, lr, || format!("Invalid learning rate: {lr}"))?;
+        check_arg(not_below(eps, 0.0), "eps", None, eps, || format!("Invalid epsilon: {eps}"))?;
+        check_arg(not_below(wd, 0.0), "weight_decay", None, wd, || format!("Invalid weight_decay: {wd}"))?;
+        check_max_lr(self.max_lr)
     }
 }
 

@@ -18,7 +18,7 @@
 use crate::element::{lerp, Element, Lerp};
 use crate::exec::TensorSlices;
 use crate::kernels::passes::{agrees, caution_scale, lane_sums, over_chunks, sign, total};
-use crate::kernels::{check_arg, check_betas, not_below, simd_targets, with_const_bool};
+use crate::kernels::{check_arg, check_betas, check_max_lr, not_below, simd_targets, with_const_bool};
 use crate::{HyperError, Validate};
 
 /// The hyperparameters of Lion (timm's names).
@@ -57,7 +57,8 @@ impl Validate for LionHyper {
     /// timm's checks, with its messages (`float(lr) < 0`: NaN passes).
     fn validate(&self) -> Result<(), HyperError> {
         check_arg(not_below(self.lr, 0.0), "lr", None, self.lr, || format!("Invalid learning rate: {}", self.lr))?;
-        check_betas(self.betas)
+        check_betas(self.betas)?;
+        check_max_lr(self.max_lr)
     }
 }
 

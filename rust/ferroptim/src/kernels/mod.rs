@@ -55,6 +55,15 @@ pub(crate) fn check(ok: bool, message: impl FnOnce() -> String) -> Result<(), Hy
     }
 }
 
+/// timm's `_max_lr_snapshot` check: corrected weight decay (`Some(max_lr)`) needs a
+/// positive peak LR (`max_lr <= 0` refused: NaN passes).
+pub(crate) fn check_max_lr(max_lr: Option<f64>) -> Result<(), HyperError> {
+    let Some(m) = max_lr else { return Ok(()) };
+    check_arg(m > 0.0 || m.is_nan(), "max_lr_snapshot", None, m, || {
+        format!("Corrected weight decay requires a positive max lr, got {m}. Construct the optimizer with the peak lr.")
+    })
+}
+
 /// torch's check `if not 0.0 <= value: raise ValueError(f"Invalid {what}: {value}")`
 /// of argument `name` (NaN fails it).
 pub(crate) fn check_at_least_zero(name: &'static str, value: f64, what: &str) -> Result<(), HyperError> {
