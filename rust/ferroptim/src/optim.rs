@@ -407,6 +407,18 @@ impl<K: Rule, T: Element> Optimizer<K, T> {
         self.step_shaped(params, grads, None)
     }
 
+    /// Refuses `params` parameters with `grads` gradients, or not as many as the
+    /// groups hold.
+    pub(crate) fn check_count(&self, params: usize, grads: usize) -> Result<(), StepError> {
+        if params != grads {
+            return Err(StepError::Count { params, grads });
+        }
+        match self.groups.iter().map(|g| g.params).sum::<Option<usize>>() {
+            Some(expected) if params != expected => Err(StepError::Groups { params, expected }),
+            _ => Ok(()),
+        }
+    }
+
     /// Records the shape of parameter `index` (a slice holds its elements in C order):
     /// the rules that need it (Adafactor's factored second moment, Muon's matrices)
     /// read it, and the state dict saves the state in it. `step_ndarray` records the
@@ -430,14 +442,7 @@ impl<K: Rule, T: Element> Optimizer<K, T> {
         given: Option<&[&[usize]]>,
     ) -> Result<(), StepError> {
         let n = params.len();
-        if n != grads.len() {
-            return Err(StepError::Count { params: n, grads: grads.len() });
-        }
-        if let Some(expected) = self.groups.iter().map(|g| g.params).sum::<Option<usize>>() {
-            if n != expected {
-                return Err(StepError::Groups { params: n, expected });
-            }
-        }
+        self.check_count(n, grads.len())?;
         let lens: Vec<usize> = params.iter().map(|p| p.len()).collect();
         // each parameter's shape: given, else known, else flat
         let flat: Vec<[usize; 1]> = lens.iter().map(|&l| [l]).collect();

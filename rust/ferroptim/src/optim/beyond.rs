@@ -31,7 +31,7 @@ use crate::{
     ScheduleFreeHyper, ScheduleFreeKind,
 };
 
-use super::state_dict::{read_entries, Entry, TorchLayout};
+use super::state_dict::{count_entry, count_of, read_entries, torch_layout, Entry, TorchLayout};
 use super::{per_param, Group, GroupStep, Init, Optimizer, ParamTensor, Rule, StepError};
 
 /// Lion (timm's `Lion`) over parameters of type `T`.
@@ -270,11 +270,7 @@ impl<T: Element> Optimizer<ScheduleFreeHyper, T> {
 
     fn switch(&mut self, params: &mut [&mut [T]], to_train: bool) -> Result<(), StepError> {
         let n = params.len();
-        if let Some(expected) = self.groups.iter().map(|g| g.params).sum::<Option<usize>>() {
-            if n != expected {
-                return Err(StepError::Groups { params: n, expected });
-            }
-        }
+        self.check_count(n, n)?;
         for (index, p) in params.iter().enumerate() {
             if let Some(Some(st)) = self.state.get(index) {
                 if st.buffers.first().is_some_and(|z| z.len() != p.len()) {
@@ -425,20 +421,6 @@ fn snapshot_of(group: &Value) -> Result<Option<f64>, String> {
     }
 }
 
-/// A group count (`step`, `k`) as a group entry: an int, or a float (`as_float`, as
-/// timm's LAMB keeps a tensor).
-fn count_entry(name: &'static str, count: f64, as_float: bool) -> (&'static str, Value) {
-    (name, if as_float { Value::Float(count) } else { Value::Int(count as i64) })
-}
-
-/// A group count read from its dict (0 where it has none, as before a first step).
-fn count_of(group: &Value, name: &str) -> Result<f64, String> {
-    match group.get(name) {
-        None => Ok(0.0),
-        Some(v) => v.as_f64().ok_or_else(|| format!("'{name}' of a param group is a {}", v.type_name())),
-    }
-}
-
 /// The layout of a rule with corrected weight decay (timm's `max_lr`).
 macro_rules! layout_with_max_lr {
     ($hyper:ty: [$($s:literal),*] [$($b:literal),*] { $($field:ident),+ }) => {
@@ -519,41 +501,14 @@ impl TorchLayout for LambHyper {
     }
 }
 
-/// The layout of a rule with no group values but its entries.
-macro_rules! plain_layout {
-    ($hyper:ty: [$($s:literal),*] [$($b:literal),*] { $($field:ident),+ } $(count $count:literal)?) => {
-        impl TorchLayout for $hyper {
-            const SCALAR_NAMES: &'static [&'static str] = &[$($s),*];
-            const BUFFER_NAMES: &'static [&'static str] = &[$($b),*];
-            fn group_entries(&self) -> Vec<(&'static str, Value)> {
-                vec![$((stringify!($field), Entry::to_value(&self.$field))),+]
-            }
-            fn with_group_entries(&self, group: &Value) -> Result<Self, String> {
-                let mut h = *self;
-                read_entries!(h, group, $($field),+);
-                Ok(h)
-            }
-            $(
-                fn group_state_entries(&self, step: &f64) -> Vec<(&'static str, Value)> {
-                    if *step == 0.0 {
-                        return Vec::new(); // added at the first step
-                    }
-                    vec![count_entry($count, *step, false)]
-                }
-                fn group_state_of(&self, group: &Value) -> Result<f64, String> {
-                    count_of(group, $count)
-                }
-            )?
-        }
-    };
+torch_layout! {
+    LarsHyper: [] ["momentum_buffer"]
+        { lr, momentum, dampening, weight_decay, nesterov, trust_coeff, eps, trust_clip, always_adapt }
+    AdanHyper: [] ["exp_avg", "exp_avg_sq", "exp_avg_diff", "neg_pre_grad"]
+        { lr, betas, eps, weight_decay, no_prox, caution } => "step"
+    AdemamixHyper: [] ["exp_avg", "exp_avg_sq", "exp_avg_slow"]
+        { lr, betas, weight_decay, weight_decouple, fixed_decay, alpha, t_alpha_beta3, eps } => "step"
 }
-
-plain_layout!(LarsHyper: [] ["momentum_buffer"]
-    { lr, momentum, dampening, weight_decay, nesterov, trust_coeff, eps, trust_clip, always_adapt });
-plain_layout!(AdanHyper: [] ["exp_avg", "exp_avg_sq", "exp_avg_diff", "neg_pre_grad"]
-    { lr, betas, eps, weight_decay, no_prox, caution } count "step");
-plain_layout!(AdemamixHyper: [] ["exp_avg", "exp_avg_sq", "exp_avg_slow"]
-    { lr, betas, weight_decay, weight_decouple, fixed_decay, alpha, t_alpha_beta3, eps } count "step");
 
 impl TorchLayout for ScheduleFreeHyper {
     const SCALAR_NAMES: &'static [&'static str] = &[];

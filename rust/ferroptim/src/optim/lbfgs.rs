@@ -117,9 +117,7 @@ impl<T: Element> Optimizer<LbfgsHyper, T> {
             return Err(StepError::Refused { message: NO_GROUPS.into() });
         }
         let n = params.len();
-        if let Some(expected) = self.groups[0].params.filter(|&e| e != n) {
-            return Err(StepError::Groups { params: n, expected });
-        }
+        self.check_count(n, n)?;
         let elements: usize = params.iter().map(|p| p.len()).sum();
         let g = &self.global;
         let vectors = g.d.iter().chain(&g.old_dirs).chain(&g.old_stps).chain(&g.prev_flat_grad);

@@ -18,7 +18,7 @@ use crate::element::Element;
 use crate::state_dict::Value;
 use crate::{adafactor, muon, AdafactorHyper, AdafactorTensor, AdjustLr, MuonHyper, MuonTensor, Variance};
 
-use super::state_dict::{read_entries, Entry, TorchLayout};
+use super::state_dict::{read_entries, torch_layout, Entry, TorchLayout};
 use super::{GroupStep, Optimizer, Rule};
 
 /// torch's Adafactor over parameters of type `T`.
@@ -151,44 +151,8 @@ impl Entry for AdjustLr {
     }
 }
 
-impl TorchLayout for AdafactorHyper {
-    const SCALAR_NAMES: &'static [&'static str] = &["step"];
-    const BUFFER_NAMES: &'static [&'static str] = &["row_var", "col_var", "variance"];
-    fn group_entries(&self) -> Vec<(&'static str, Value)> {
-        vec![
-            ("lr", self.lr.to_value()),
-            ("beta2_decay", self.beta2_decay.to_value()),
-            ("eps", self.eps.to_value()),
-            ("d", self.d.to_value()),
-            ("weight_decay", self.weight_decay.to_value()),
-            ("maximize", self.maximize.to_value()),
-        ]
-    }
-    fn with_group_entries(&self, group: &Value) -> Result<Self, String> {
-        let mut h = *self;
-        read_entries!(h, group, lr, beta2_decay, eps, d, weight_decay, maximize);
-        Ok(h)
-    }
-}
-
-impl TorchLayout for MuonHyper {
-    const SCALAR_NAMES: &'static [&'static str] = &[];
-    const BUFFER_NAMES: &'static [&'static str] = &["momentum_buffer"];
-    fn group_entries(&self) -> Vec<(&'static str, Value)> {
-        vec![
-            ("lr", self.lr.to_value()),
-            ("weight_decay", self.weight_decay.to_value()),
-            ("momentum", self.momentum.to_value()),
-            ("nesterov", self.nesterov.to_value()),
-            ("ns_coefficients", self.ns_coefficients.to_value()),
-            ("eps", self.eps.to_value()),
-            ("ns_steps", self.ns_steps.to_value()),
-            ("adjust_lr_fn", self.adjust_lr_fn.to_value()),
-        ]
-    }
-    fn with_group_entries(&self, group: &Value) -> Result<Self, String> {
-        let mut h = *self;
-        read_entries!(h, group, lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn);
-        Ok(h)
-    }
+torch_layout! {
+    AdafactorHyper: ["step"] ["row_var", "col_var", "variance"] { lr, beta2_decay, eps, d, weight_decay, maximize }
+    MuonHyper: [] ["momentum_buffer"]
+        { lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn }
 }

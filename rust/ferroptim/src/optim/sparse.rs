@@ -19,7 +19,7 @@ use crate::element::Element;
 use crate::state_dict::Value;
 use crate::{sparse_adam, SparseAdamHyper, SparseAdamTensor, SparseRows};
 
-use super::state_dict::{read_entries, Entry, TorchLayout};
+use super::state_dict::{read_entries, torch_layout, Entry, TorchLayout};
 use super::{per_param, Group, GroupStep, Optimizer, ParamState, Rule, StepError};
 
 /// torch's SparseAdam over parameters of type `T`.
@@ -59,14 +59,7 @@ impl<T: Element> Optimizer<SparseAdamHyper, T> {
         grads: &[Option<SparseRows<'_, T>>],
     ) -> Result<(), StepError> {
         let n = params.len();
-        if n != grads.len() {
-            return Err(StepError::Count { params: n, grads: grads.len() });
-        }
-        if let Some(expected) = self.groups.iter().map(|g| g.params).sum::<Option<usize>>() {
-            if n != expected {
-                return Err(StepError::Groups { params: n, expected });
-            }
-        }
+        self.check_count(n, grads.len())?;
         let rows: Vec<usize> = (params.iter().enumerate())
             .map(|(i, p)| match self.shapes.get(i).and_then(|s| s.as_deref()) {
                 Some(s) if s.iter().product::<usize>() == p.len() => s.first().copied().unwrap_or(1),
@@ -117,22 +110,8 @@ impl<T: Element> Optimizer<SparseAdamHyper, T> {
     }
 }
 
-impl TorchLayout for SparseAdamHyper {
-    const SCALAR_NAMES: &'static [&'static str] = &["step"];
-    const BUFFER_NAMES: &'static [&'static str] = &["exp_avg", "exp_avg_sq"];
-    fn group_entries(&self) -> Vec<(&'static str, Value)> {
-        vec![
-            ("lr", self.lr.to_value()),
-            ("betas", self.betas.to_value()),
-            ("eps", self.eps.to_value()),
-            ("maximize", self.maximize.to_value()),
-        ]
-    }
-    fn with_group_entries(&self, group: &Value) -> Result<Self, String> {
-        let mut h = *self;
-        read_entries!(h, group, lr, betas, eps, maximize);
-        Ok(h)
-    }
+torch_layout! {
+    SparseAdamHyper: ["step"] ["exp_avg", "exp_avg_sq"] { lr, betas, eps, maximize }
 }
 
 #[cfg(test)]

@@ -163,8 +163,12 @@ macro_rules! read_entries {
 }
 pub(crate) use read_entries;
 
+/// `TorchLayout` of hyperparameters whose group entries are their fields of the same
+/// names: `Hyper: [scalar names] [buffer names] { fields }`, and `=> "name"` for a
+/// group value that counts steps, kept as an int under that name from the first step
+/// on (Adan's and AdEMAMix's `step`).
 macro_rules! torch_layout {
-    ($($hyper:ty: [$($s:literal),*] [$($b:literal),*] { $($field:ident),+ })+) => {$(
+    ($($hyper:ty: [$($s:literal),*] [$($b:literal),*] { $($field:ident),+ } $(=> $count:literal)?)+) => {$(
         impl TorchLayout for $hyper {
             const SCALAR_NAMES: &'static [&'static str] = &[$($s),*];
             const BUFFER_NAMES: &'static [&'static str] = &[$($b),*];
@@ -176,8 +180,34 @@ macro_rules! torch_layout {
                 read_entries!(h, group, $($field),+);
                 Ok(h)
             }
+            $(
+                fn group_state_entries(&self, step: &f64) -> Vec<(&'static str, Value)> {
+                    if *step == 0.0 {
+                        return Vec::new(); // added at the first step
+                    }
+                    vec![count_entry($count, *step, false)]
+                }
+                fn group_state_of(&self, group: &Value) -> Result<f64, String> {
+                    count_of(group, $count)
+                }
+            )?
         }
     )+};
+}
+pub(crate) use torch_layout;
+
+/// A group count (`step`, `k`) as a group entry: an int, or a float (`as_float`, as
+/// timm's LAMB keeps a tensor).
+pub(crate) fn count_entry(name: &'static str, count: f64, as_float: bool) -> (&'static str, Value) {
+    (name, if as_float { Value::Float(count) } else { Value::Int(count as i64) })
+}
+
+/// A group count read from its dict (0 where it has none, as before a first step).
+pub(crate) fn count_of(group: &Value, name: &str) -> Result<f64, String> {
+    match group.get(name) {
+        None => Ok(0.0),
+        Some(v) => v.as_f64().ok_or_else(|| format!("'{name}' of a param group is a {}", v.type_name())),
+    }
 }
 
 torch_layout! {
