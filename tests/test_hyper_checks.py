@@ -69,6 +69,7 @@ BEYOND = [
     ("ScheduleFreeSGD", dict(momentum=0), ValueError, "Momentum must be between 0 and 1 exclusive: 0"),
     ("ScheduleFreeSGD", dict(momentum=1.0), ValueError, "Momentum must be between 0 and 1 exclusive: 1.0"),
     ("ScheduleFreeSGD", dict(lr="fast"), TypeError, "'<' not supported between instances of 'str' and 'float'"),
+    ("ScheduleFreeSGD", dict(momentum="x"), TypeError, "'<=' not supported between instances of 'str' and 'int'"),
     # timm's Adan and Lars, prodigyopt's Prodigy
     ("Adan", dict(betas=(0.98, 0.92, 1.0)), ValueError, "Invalid beta parameter at index 2: 1.0"),
     ("Adan", dict(eps=-1e-08), ValueError, "Invalid epsilon value: -1e-08"),

@@ -9,6 +9,7 @@ mod arrays;
 mod average;
 mod beyond;
 mod bucket;
+mod check_hyper;
 mod checkpoint;
 mod dict_version;
 mod eight_bit;
@@ -99,7 +100,7 @@ fn get_num_threads() -> usize {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sgd_step, m)?)?;
-    m.add_function(wrap_pyfunction!(hyper::check_hyper, m)?)?;
+    m.add_function(wrap_pyfunction!(check_hyper::check_hyper, m)?)?;
     for f in [
         wrap_pyfunction!(adam_step, m)?,
         wrap_pyfunction!(adagrad_step, m)?,

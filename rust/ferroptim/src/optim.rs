@@ -490,7 +490,7 @@ impl<K: Rule, T: Element> Optimizer<K, T> {
             }
             let (hyper, shape) = (hypers[i], shapes[i]);
             let st = self.state[i].get_or_insert_with(ParamState::empty);
-            fresh[i] = st.buffers.iter().all(Vec::is_empty);
+            fresh[i] = st.buffers.iter().all(Vec::is_empty) && st.codes.iter().all(Vec::is_empty);
             st.buffers.resize(st.buffers.len().max(hyper.buffers()), Vec::new());
             for (k, b) in st.buffers.iter_mut().enumerate().take(hyper.buffers()) {
                 // a slot this configuration uses and the state lacks starts afresh
