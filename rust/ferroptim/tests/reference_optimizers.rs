@@ -12,6 +12,7 @@ use ferroptim::{
     RadamHyper, RmspropHyper, RpropHyper, SgdHyper,
 };
 use ferroptim::{LbfgsHyper, Optimizer};
+use serde_json::Value as Json;
 
 /// Muon: torch orthogonalizes in bfloat16, so the contract (issue 11, as the Python
 /// replay's `MUON_RTOL`) is 1e-2 relative at every step.
@@ -169,4 +170,57 @@ fn lbfgs_replays_through_step_closure() {
         replayed += 1;
     }
     assert_eq!(replayed, 6, "every L-BFGS case");
+}
+
+/// A JSON number as Python spells it: an int as an int, a float with its point.
+fn python_spelling(v: &Json) -> String {
+    match v.as_i64() {
+        Some(i) if !v.is_f64() => i.to_string(),
+        _ => format!("{:?}", v.as_f64().unwrap()),
+    }
+}
+
+/// The constructor errors of torch 2.15 (`errors.json`) that are about hyperparameters
+/// (the others are about how Python gives the parameters): each refused by the
+/// crate's checks (`Optimizer::new`), with torch's message once each value it quotes
+/// is spelled as Python spells it.
+#[test]
+fn torchs_hyperparameter_errors_are_refused_with_its_messages() {
+    let text = std::fs::read_to_string(common::reference("torch-2.15").join("errors.json")).unwrap();
+    let cases = common::python_json(&text)["cases"].as_array().unwrap().clone();
+    let mut refused = 0;
+    for case in cases.iter().filter(|c| c["params"] == "plain") {
+        let kwargs = &case["kwargs"];
+        macro_rules! refusal {
+            ($base:expr) => {{
+                let h = hyper_of($base, kwargs, case["optimizer"].as_str().unwrap());
+                Optimizer::<_, f64>::new(h).map(|_| ()).unwrap_err()
+            }};
+        }
+        let e = match case["optimizer"].as_str().unwrap() {
+            "SGD" => refusal!(SgdHyper::default()),
+            "Adam" => refusal!(AdamHyper::adam()),
+            "AdamW" => refusal!(AdamHyper::adamw()),
+            "Adamax" => refusal!(AdamaxHyper::default()),
+            "NAdam" => refusal!(NadamHyper::default()),
+            "RAdam" => refusal!(RadamHyper::default()),
+            "Adagrad" => refusal!(AdagradHyper::default()),
+            "Adadelta" => refusal!(AdadeltaHyper::default()),
+            "RMSprop" => refusal!(RmspropHyper::default()),
+            "Rprop" => refusal!(RpropHyper::default()),
+            "ASGD" => refusal!(AsgdHyper::default()),
+            "Adafactor" => refusal!(AdafactorHyper::default()),
+            other => panic!("an error case of {other}"),
+        };
+        let mut message = e.message.clone();
+        for q in e.quoted.iter().rev() {
+            let v = &kwargs[q.name];
+            let v = q.index.map_or(v, |i| &v[i]);
+            message.replace_range(q.at.clone(), &python_spelling(v));
+        }
+        let want = case["error_regex"].as_str().unwrap();
+        assert!(message.contains(want), "{}: {message:?}, torch {want:?}", case["optimizer"]);
+        refused += 1;
+    }
+    assert_eq!(refused, 20, "every hyperparameter error case");
 }
