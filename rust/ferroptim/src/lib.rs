@@ -10,9 +10,10 @@
 //! - [`exec`]: [`Batch`] runs one step of an [`Elementwise`] optimizer over many
 //!   tensors on the thread pool ([`set_num_threads`]), a mid-sized one shared between
 //!   the calling thread and a [`crew`] of pool threads woken ahead.
-//! - [`optim`]: [`Optimizer`] keeps the per-parameter state for you ([`Sgd`], [`Adam`],
-//!   and the rules beyond torch.optim in [`optim::beyond`]), with param groups, state
-//!   dicts in the Python package's layout, and schedulers that drive it;
+//! - [`optim`]: [`Optimizer`] keeps the per-parameter state for you, for every rule
+//!   ([`Sgd`], [`Adam`], ..., [`optim::matrix`], [`optim::lbfgs`], [`optim::sparse`],
+//!   [`optim::beyond`], [`optim::eight_bit`]), with param groups, state dicts in the
+//!   Python package's layout, and schedulers that drive it;
 //!   with the `ndarray` cargo feature, `Optimizer::step_ndarray` steps `ndarray`
 //!   arrays of any shape.
 //!
