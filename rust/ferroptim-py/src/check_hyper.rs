@@ -21,35 +21,17 @@ use crate::hyper::{FromGroup, Group};
 /// spelled as Python spells it (`-1`, `-1.0`, `1e-08`).
 #[pyfunction]
 pub(crate) fn check_hyper(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()> {
-    // a value that is no number fails as torch's comparison with it fails
-    let py = values.py();
+    // a value that is no number fails as the constructor's comparison with it fails
     if kind == "AdEMAMix" {
         // pytorch-optimizer reads its three betas before comparing any
         if let Some(betas) = values.get_item("betas")? {
             (0..3).try_for_each(|i| betas.get_item(i).map(drop))?;
         }
     }
-    if let Some((_, args)) = COMPARED.iter().find(|(k, _)| *k == kind) {
-        compare(values, args)?;
-    }
-    for (_, v) in values.iter().filter(|_| !COMPARED.iter().any(|(k, _)| *k == kind)) {
-        // a pair (betas, etas) as a tuple or a list: its entries
-        let entries: Vec<Bound<'_, PyAny>> = match (v.cast::<PyTuple>(), v.cast::<PyList>()) {
-            (Ok(t), _) => t.iter().collect(),
-            (_, Ok(l)) => l.iter().collect(),
-            _ => vec![v.clone()],
-        };
-        for e in entries {
-            if e.is_none() || e.is_instance_of::<PyBool>() || e.extract::<f64>().is_ok() {
-                continue;
-            }
-            let zero = 0.0f64.into_pyobject(py)?;
-            if kind == "SGD" {
-                e.lt(zero)?; // torch's SGD: `if lr < 0.0`
-            } else {
-                zero.le(e)?; // the others: `if not 0.0 <= lr`
-            }
-        }
+    let compared = COMPARED.iter().find(|(k, _)| *k == kind).map(|&(_, args)| args);
+    match compared {
+        Some(args) => compare(values, args)?,
+        None => compare_all(kind, values)?,
     }
     let g = Group { dict: values, index: 0 };
     let checked = match kind {
@@ -63,10 +45,38 @@ pub(crate) fn check_hyper(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()
         "RMSprop" => RmspropHyper::from_group(&g)?.validate(),
         "Rprop" => RpropHyper::from_group(&g)?.validate(),
         "ASGD" => AsgdHyper::from_group(&g)?.validate(),
-        _ if COMPARED.iter().any(|(k, _)| *k == kind) => compared_hyper(kind, &g)?,
+        _ if compared.is_some() => compared_hyper(kind, &g)?,
         _ => return Err(PyValueError::new_err(format!("check_hyper: no optimizer {kind:?}"))),
     };
     checked.map_err(|e| PyValueError::new_err(spelled(&e, values)))
+}
+
+/// A value's entries: those of a pair (betas, etas) as a tuple or a list, else itself.
+fn entries<'py>(v: &Bound<'py, PyAny>) -> Vec<Bound<'py, PyAny>> {
+    match (v.cast::<PyTuple>(), v.cast::<PyList>()) {
+        (Ok(t), _) => t.iter().collect(),
+        (_, Ok(l)) => l.iter().collect(),
+        _ => vec![v.clone()],
+    }
+}
+
+/// torch's elementwise optimizers: every value (each entry of a pair) compared as
+/// torch compares its `lr` (`lr < 0.0` for SGD, `not 0.0 <= lr` for the others).
+fn compare_all(kind: &str, values: &Bound<'_, PyDict>) -> PyResult<()> {
+    let zero = 0.0f64.into_pyobject(values.py())?;
+    for (_, v) in values.iter() {
+        for e in entries(&v) {
+            if e.is_none() || e.is_instance_of::<PyBool>() || e.extract::<f64>().is_ok() {
+                continue;
+            }
+            if kind == "SGD" {
+                e.lt(&zero)?;
+            } else {
+                zero.le(&e)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How a constructor compares an argument with a number (`0.0` unless said):
@@ -269,11 +279,7 @@ fn compare(values: &Bound<'_, PyDict>, args: &[(&str, Cmp)]) -> PyResult<()> {
     let zero = 0.0f64.into_pyobject(values.py())?;
     for &(name, cmp) in args {
         let Some(v) = values.get_item(name)? else { continue };
-        let entries: Vec<Bound<'_, PyAny>> = match (v.cast::<PyTuple>(), v.cast::<PyList>()) {
-            (Ok(t), _) => t.iter().collect(),
-            (_, Ok(l)) => l.iter().collect(),
-            _ => vec![v.clone()],
-        };
+        let entries = entries(&v);
         let optional = |k: usize, e: &Bound<'_, PyAny>| {
             e.is_none() && ((k == 0 && cmp == Cmp::LeNoneFirst) || cmp == Cmp::LtOrNone)
         };
