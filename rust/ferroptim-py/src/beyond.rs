@@ -656,12 +656,7 @@ step_function! {
         let dicts = call.dicts()?;
         // prodigyopt's rule, before anything changes: every group's lr the largest, or 0
         let lrs: Vec<f64> = dicts.iter().enumerate().map(|(index, dict)| Group { dict, index }.f64("lr")).collect::<PyResult<_>>()?;
-        let lr = lrs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if lrs.iter().any(|&l| l != lr && l != 0.0) {
-            return Err(PyRuntimeError::new_err(
-                "Setting different lr values in different parameter groups is only supported for values of 0",
-            ));
-        }
+        ferroptim::kernels::prodigy::check_lrs(lrs.iter().copied()).map_err(PyRuntimeError::new_err)?;
         let g0 = Group { dict: &dicts[0], index: 0 };
         // prodigyopt reads betas and beta3 from group 0 only, for every group
         let (betas, beta3) = (g0.pair("betas")?, g0.optional("beta3")?);

@@ -467,7 +467,7 @@ impl<K: Rule, T: Element> Optimizer<K, T> {
             hyper.check_param(index, shape).map_err(rule::refused)?;
             if let Some(Some(st)) = self.state.get(index) {
                 for (k, b) in st.buffers.iter().enumerate().take(hyper.buffers()) {
-                    if !b.is_empty() && hyper.buffer_shape(k, shape).is_some() && !hyper.fits(k, shape, b.len()) {
+                    if !b.is_empty() && hyper.uses(k, shape) && !hyper.fits(k, shape, b.len()) {
                         return Err(StepError::StateLength { index, param: len, state: b.len() });
                     }
                 }
@@ -494,8 +494,9 @@ impl<K: Rule, T: Element> Optimizer<K, T> {
             st.buffers.resize(st.buffers.len().max(hyper.buffers()), Vec::new());
             for (k, b) in st.buffers.iter_mut().enumerate().take(hyper.buffers()) {
                 // a slot this configuration uses and the state lacks starts afresh
-                if let Some(s) = hyper.buffer_shape(k, shape) {
-                    if b.is_empty() || !hyper.fits(k, shape, b.len()) {
+                // (a slot in use with state that fits is kept as it is)
+                if hyper.uses(k, shape) && (b.is_empty() || !hyper.fits(k, shape, b.len())) {
+                    if let Some(s) = hyper.buffer_shape(k, shape) {
                         *b = start(hyper.init(k), &s, p);
                     }
                 }
@@ -518,7 +519,7 @@ impl<K: Rule, T: Element> Optimizer<K, T> {
             let nb = step.hyper.buffers();
             let mut buffers: [&mut [T]; MAX_BUFFERS] = Default::default();
             for (k, (slot, b)) in buffers.iter_mut().zip(st.buffers.iter_mut()).enumerate().take(nb) {
-                if step.hyper.buffer_shape(k, shapes[i]).is_some() {
+                if step.hyper.uses(k, shapes[i]) {
                     *slot = &mut b[..];
                 }
             }

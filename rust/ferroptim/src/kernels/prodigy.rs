@@ -232,6 +232,16 @@ struct Apply<T> {
     neg_dlr_d: T,
 }
 
+/// prodigyopt's rule on the groups' LRs, checked before a step changes anything:
+/// every group's LR the largest, or 0 (Err: prodigyopt's message).
+pub fn check_lrs(lrs: impl Iterator<Item = f64> + Clone) -> Result<(), &'static str> {
+    let lr = lrs.clone().fold(f64::NEG_INFINITY, f64::max);
+    if lrs.into_iter().any(|l| l != lr && l != 0.0) {
+        return Err("Setting different lr values in different parameter groups is only supported for values of 0");
+    }
+    Ok(())
+}
+
 /// One Prodigy step over every param group: `t32` and `t64` are (group index,
 /// tensor) of one element type each (the Python package's float32 and float64
 /// tensors; either may be empty, and both may be of one type); `global` holds the D-adaptation values (see

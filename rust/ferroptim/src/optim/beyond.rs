@@ -26,11 +26,12 @@ use crate::exec::{Batch, TensorSlices};
 use crate::kernels::grad_norm::{norms, NormType};
 use crate::state_dict::Value;
 use crate::{
-    adan, ademamix, adopt, lamb, lamb_clip, lars, lion, prodigy, schedule_free, AdanHyper, AdemamixHyper, AdoptHyper,
-    Average, LambHyper, LarsHyper, LionHyper, ProdigyGlobal, ProdigyHyper, ProdigyTensor, ScheduleFreeGroup,
-    ScheduleFreeHyper, ScheduleFreeKind,
+    adan, ademamix, adopt, kernels::prodigy::check_lrs, lamb, lamb_clip, lars, lion, prodigy, schedule_free, AdanHyper,
+    AdemamixHyper, AdoptHyper, Average, LambHyper, LarsHyper, LionHyper, ProdigyGlobal, ProdigyHyper, ProdigyTensor,
+    ScheduleFreeGroup, ScheduleFreeHyper, ScheduleFreeKind,
 };
 
+use super::rule::no_group_values;
 use super::state_dict::{count_entry, count_of, read_entries, torch_layout, Entry, TorchLayout};
 use super::{per_param, Group, GroupStep, Init, Optimizer, ParamTensor, Rule, StepError};
 
@@ -69,8 +70,11 @@ macro_rules! shaped_as_param {
             $buffers
         }
         fn buffer_shape(&self, k: usize, shape: &[usize]) -> Option<Vec<usize>> {
+            self.uses(k, shape).then(|| shape.to_vec())
+        }
+        fn uses(&self, k: usize, _shape: &[usize]) -> bool {
             let ($h, $k) = (self, k);
-            (k < $buffers && $uses).then(|| shape.to_vec())
+            k < $buffers && $uses
         }
     };
 }
@@ -104,10 +108,8 @@ impl Rule for LionHyper {
 }
 
 impl Rule for LarsHyper {
-    type GroupState = ();
-    type Global<T: Element> = ();
+    no_group_values!();
     const SCALARS: usize = 0;
-    fn group_state(&self) {}
     shaped_as_param!(1, |h, _k| h.momentum != 0.0);
     fn step<T: Element>(groups: &mut [GroupStep<'_, Self, T>]) {
         for g in groups {
@@ -347,13 +349,7 @@ impl Rule for ProdigyHyper {
     }
     /// prodigyopt's rule: every group's LR the largest, or 0.
     fn check_groups(groups: &[Group<Self>]) -> Result<(), String> {
-        let lr = groups.iter().map(|g| g.hyper.lr).fold(f64::NEG_INFINITY, f64::max);
-        if groups.iter().any(|g| g.hyper.lr != lr && g.hyper.lr != 0.0) {
-            return Err(
-                "Setting different lr values in different parameter groups is only supported for values of 0".into()
-            );
-        }
-        Ok(())
+        check_lrs(groups.iter().map(|g| g.hyper.lr)).map_err(String::from)
     }
     /// One step over every group; the D-adaptation values read from the first group
     /// and, when the step updated the parameters, written to every group (each

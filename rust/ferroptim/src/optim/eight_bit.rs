@@ -23,6 +23,7 @@ use crate::kernels::blockwise::{blocks, Quantizer, SIGNED, UNSIGNED};
 use crate::state_dict::{Array, Value};
 use crate::{eight_bit, EightBitHyper, EightBitRule, EightBitState, EightBitTensor, HyperError, Quantized, Validate};
 
+use super::rule::no_group_values;
 use super::state_dict::{Entry, TorchLayout};
 use super::{GroupStep, Optimizer, ParamTensor, Rule, Scheduled};
 
@@ -66,11 +67,9 @@ impl Validate for EightBit {
 }
 
 impl Rule for EightBit {
-    type GroupState = ();
-    type Global<T: Element> = ();
+    no_group_values!();
     /// `step`.
     const SCALARS: usize = 1;
-    fn group_state(&self) {}
     fn buffers(&self) -> usize {
         4
     }

@@ -198,13 +198,15 @@ impl TorchLayout for LbfgsHyper {
             _ => count("max_eval", eval_default)?,
         };
         h.history_size = count("history_size", h.history_size as u64)? as usize;
-        for (key, slot) in [("lr", &mut h.lr), ("tolerance_grad", &mut h.tolerance_grad)] {
+        let numbers = [
+            ("lr", &mut h.lr),
+            ("tolerance_grad", &mut h.tolerance_grad),
+            ("tolerance_change", &mut h.tolerance_change),
+        ];
+        for (key, slot) in numbers {
             if let Some(v) = group.get(key) {
                 *slot = v.as_f64().ok_or_else(|| format!("'{key}' of a param group is not a number"))?;
             }
-        }
-        if let Some(v) = group.get("tolerance_change") {
-            h.tolerance_change = v.as_f64().ok_or("'tolerance_change' of a param group is not a number")?;
         }
         h.strong_wolfe = match group.get("line_search_fn") {
             None => h.strong_wolfe,

@@ -18,6 +18,7 @@ use crate::element::Element;
 use crate::state_dict::Value;
 use crate::{adafactor, muon, AdafactorHyper, AdafactorTensor, AdjustLr, MuonHyper, MuonTensor, Variance};
 
+use super::rule::no_group_values;
 use super::state_dict::{read_entries, torch_layout, Entry, TorchLayout};
 use super::{GroupStep, Optimizer, Rule};
 
@@ -27,10 +28,8 @@ pub type Adafactor<T> = Optimizer<AdafactorHyper, T>;
 pub type Muon<T> = Optimizer<MuonHyper, T>;
 
 impl Rule for AdafactorHyper {
-    type GroupState = ();
-    type Global<T: Element> = ();
+    no_group_values!();
     const SCALARS: usize = 1;
-    fn group_state(&self) {}
     fn buffers(&self) -> usize {
         3
     }
@@ -79,10 +78,8 @@ impl Rule for AdafactorHyper {
 }
 
 impl Rule for MuonHyper {
-    type GroupState = ();
-    type Global<T: Element> = ();
+    no_group_values!();
     const SCALARS: usize = 0;
-    fn group_state(&self) {}
     fn buffers(&self) -> usize {
         1
     }

@@ -125,6 +125,12 @@ pub trait Rule: Validate + Clone + fmt::Debug + Sync {
         None
     }
 
+    /// Whether a parameter of `shape` uses slot `k` ([`buffer_shape`](Self::buffer_shape)
+    /// is Some; a rule may say so without building the shape).
+    fn uses(&self, k: usize, shape: &[usize]) -> bool {
+        self.buffer_shape(k, shape).is_some()
+    }
+
     /// How buffer `k` starts.
     fn init(&self, k: usize) -> Init {
         let _ = k;
@@ -165,20 +171,35 @@ pub trait Rule: Validate + Clone + fmt::Debug + Sync {
     fn step<T: Element>(groups: &mut [GroupStep<'_, Self, T>]);
 }
 
+/// The items of a [`Rule`] that keeps nothing per group and nothing for the whole
+/// optimizer (most rules).
+macro_rules! no_group_values {
+    () => {
+        type GroupState = ();
+        type Global<T: Element> = ();
+        fn group_state(&self) {}
+    };
+}
+pub(crate) use no_group_values;
+
 /// The ten elementwise rules of torch.optim: no group values, buffers shaped as the
 /// parameter, every group's tensors in one [`Batch`].
 macro_rules! elementwise_rules {
     ($($hyper:ty),+) => {$(
         impl Rule for $hyper {
-            type GroupState = ();
-            type Global<T: Element> = ();
+            no_group_values!();
             const SCALARS: usize = <$hyper as Elementwise>::SCALARS;
-            fn group_state(&self) {}
             fn buffers(&self) -> usize {
                 Elementwise::buffers(self)
             }
             fn buffer_shape(&self, k: usize, shape: &[usize]) -> Option<Vec<usize>> {
                 self.uses_buffer(k).then(|| shape.to_vec())
+            }
+            fn uses(&self, k: usize, _shape: &[usize]) -> bool {
+                self.uses_buffer(k)
+            }
+            fn fits(&self, k: usize, shape: &[usize], len: usize) -> bool {
+                self.uses_buffer(k) && shape.iter().product::<usize>() == len
             }
             fn step<T: Element>(groups: &mut [GroupStep<'_, Self, T>]) {
                 step_elementwise(groups)

@@ -19,6 +19,7 @@ use crate::element::Element;
 use crate::state_dict::Value;
 use crate::{sparse_adam, SparseAdamHyper, SparseAdamTensor, SparseRows};
 
+use super::rule::no_group_values;
 use super::state_dict::{read_entries, torch_layout, Entry, TorchLayout};
 use super::{per_param, Group, GroupStep, Optimizer, ParamState, Rule, StepError};
 
@@ -29,11 +30,9 @@ pub type SparseAdam<T> = Optimizer<SparseAdamHyper, T>;
 const DENSE: &str = "SparseAdam does not support dense gradients, please consider Adam instead";
 
 impl Rule for SparseAdamHyper {
-    type GroupState = ();
-    type Global<T: Element> = ();
+    no_group_values!();
     /// `step`.
     const SCALARS: usize = 1;
-    fn group_state(&self) {}
     fn buffers(&self) -> usize {
         2
     }
