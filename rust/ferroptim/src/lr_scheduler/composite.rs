@@ -68,17 +68,8 @@ impl SequentialLr {
         milestones: Vec<i64>,
         last_epoch: i64,
     ) -> Result<Self, SchedulerError> {
-        require(!schedulers.is_empty(), || {
-            "SequentialLR expects at least one scheduler, but got no scheduler.".into()
-        })?;
-        require(milestones.len() + 1 == schedulers.len(), || {
-            format!(
-                "Sequential Schedulers expects number of schedulers provided to be one more than the number of \
-                 milestone points, but got number of schedulers {} and the number of milestones to be equal to {}",
-                schedulers.len(),
-                milestones.len()
-            )
-        })?;
+        super::check_schedulers_given("SequentialLR", "scheduler", schedulers.len())?;
+        super::check_milestones(schedulers.len(), milestones.len())?;
         for g in groups.iter_mut() {
             g.lr = *g.initial_lr.get_or_insert(g.lr);
         }
@@ -175,9 +166,7 @@ pub struct ChainedScheduler {
 impl ChainedScheduler {
     /// Takes schedulers already built on `groups`.
     pub fn new<G: ParamGroups + ?Sized>(groups: &G, schedulers: Vec<Boxed>) -> Result<Self, SchedulerError> {
-        require(!schedulers.is_empty(), || {
-            "ChainedScheduler expects at least one scheduler to be chained, but got no scheduler.".into()
-        })?;
+        super::check_schedulers_given("ChainedScheduler", "scheduler to be chained", schedulers.len())?;
         Ok(ChainedScheduler { schedulers, last_lr: groups.param_groups().iter().map(|g| g.lr).collect() })
     }
 

@@ -97,8 +97,7 @@ impl CosineAnnealingWarmRestarts {
     }
 
     fn on(groups: &mut [ParamGroup], t_0: i64, t_mult: i64, eta_min: f64) -> Result<Self, SchedulerError> {
-        require(t_0 > 0, || format!("Expected positive integer T_0, but got {t_0}"))?;
-        require(t_mult >= 1, || format!("Expected integer T_mult >= 1, but got {t_mult}"))?;
+        super::warm_restarts_periods(&t_0, &t_mult)?;
         for g in groups.iter_mut() {
             g.initial_lr.get_or_insert(g.lr);
         }
@@ -187,8 +186,7 @@ impl LrScheduler for CosineAnnealingWarmRestarts {
     fn load_state_dict(&mut self, sd: &Value) -> Result<(), SchedulerError> {
         let n = self.base_lrs.len();
         let (t_0, t_i, t_mult) = (int(sd, "T_0")?, float(sd, "T_i")?, int(sd, "T_mult")?);
-        require(t_0 > 0, || format!("Expected positive integer T_0, but got {t_0}"))?;
-        require(t_mult >= 1, || format!("Expected integer T_mult >= 1, but got {t_mult}"))?;
+        super::warm_restarts_periods(&t_0, &t_mult)?;
         let (eta_min, t_cur, last_epoch) = (float(sd, "eta_min")?, float(sd, "T_cur")?, int(sd, "last_epoch")?);
         let (base_lrs, last_lr) = (state::floats(sd, "base_lrs", n)?, state::floats(sd, "_last_lr", n)?);
         (self.t_0, self.t_i, self.t_mult, self.eta_min, self.t_cur) = (t_0, t_i, t_mult, eta_min, t_cur);

@@ -3,6 +3,9 @@
 
 use std::f64::consts::PI;
 
+use super::check::{
+    check_cycle, check_momentum, cyclic_size_checked, one_cycle_lr_points_checked, one_cycle_pct_start, positive_int,
+};
 use super::state::{boolean, int, list, string};
 use super::{per_group, require, Context, ParamGroup, Rule, SchedulerError};
 use crate::state_dict::Value;
@@ -182,14 +185,14 @@ impl Rule for CyclicLr {
         let n = groups.len();
         let base = per_group("base_lr", &self.base_lr, n)?;
         let max = per_group("max_lr", &self.max_lr, n)?;
+        let (total, ratio) = cyclic_size_checked(self.step_size_up, self.step_size_down)?;
         let (base_m, max_m) = if self.cycle_momentum {
-            require(groups.iter().all(|g| g.momentum.is_some()), || {
-                "optimizer must support momentum or beta1 with `cycle_momentum` option enabled".into()
-            })?;
+            check_momentum(groups.iter().all(|g| g.momentum.is_some()))?;
             (per_group("base_momentum", &self.base_momentum, n)?, per_group("max_momentum", &self.max_momentum, n)?)
         } else {
             (vec![0.0; n], vec![0.0; n])
         };
+        check_cycle(total, ratio)?;
         self.bounds = (0..n).map(|i| [base[i], max[i], base_m[i], max_m[i]]).collect();
         if last_epoch == -1 {
             for (g, b) in groups.iter_mut().zip(&self.bounds) {
@@ -380,13 +383,8 @@ impl Rule for OneCycleLr {
     /// scheduler's for that length (its `pct_start` and `three_phase`), and its
     /// momentum cycling the same, or the state dict is refused.
     fn load_entries(&mut self, sd: &Value) -> Result<(), SchedulerError> {
-        let total_steps = int(sd, "total_steps")?;
-        require(total_steps > 0, || format!("Expected positive integer total_steps, but got {total_steps}"))?;
-        let anneal = match string(sd, "_anneal_func_type")? {
-            "cos" => Anneal::Cos,
-            "linear" => Anneal::Linear,
-            other => return Err(SchedulerError(format!("unknown _anneal_func_type {other:?} in the state dict"))),
-        };
+        let total_steps = positive_int("total_steps", &int(sd, "total_steps")?)?;
+        let anneal = string(sd, "_anneal_func_type")?.parse::<Anneal>()?;
         require(boolean(sd, "cycle_momentum")? == self.cycle_momentum, || {
             "the state dict's cycle_momentum is not this OneCycleLR's: build the same scheduler, then load".into()
         })?;
@@ -412,24 +410,22 @@ impl Rule for OneCycleLr {
 
     fn attach(&mut self, groups: &mut [ParamGroup], last_epoch: i64) -> Result<(), SchedulerError> {
         let n = groups.len();
-        require(self.total_steps > 0, || {
-            format!("Expected positive integer total_steps, but got {}", self.total_steps)
-        })?;
-        require((0.0..=1.0).contains(&self.pct_start), || {
-            format!("Expected float between 0 and 1 pct_start, but got {}", self.pct_start)
-        })?;
+        positive_int("total_steps", &self.total_steps)?;
+        one_cycle_pct_start(&self.pct_start)?;
         let max = per_group("max_lr", &self.max_lr, n)?;
+        let lr_points = max
+            .iter()
+            .map(|&m| one_cycle_lr_points_checked(m, self.div_factor, self.final_div_factor))
+            .collect::<Result<Vec<_>, _>>()?;
         let (max_m, base_m) = if self.cycle_momentum {
-            require(groups.iter().all(|g| g.momentum.is_some()), || {
-                "optimizer must support momentum or beta1 with `cycle_momentum` option enabled".into()
-            })?;
+            check_momentum(groups.iter().all(|g| g.momentum.is_some()))?;
             (per_group("max_momentum", &self.max_momentum, n)?, per_group("base_momentum", &self.base_momentum, n)?)
         } else {
             (vec![0.0; n], vec![0.0; n])
         };
         self.points = (0..n)
             .map(|i| {
-                let (initial, min) = one_cycle_lr_points(max[i], self.div_factor, self.final_div_factor);
+                let (initial, min) = lr_points[i];
                 [initial, max[i], min, max_m[i], base_m[i]]
             })
             .collect();

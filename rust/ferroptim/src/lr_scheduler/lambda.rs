@@ -1,15 +1,16 @@
 //! `LambdaLR` and `MultiplicativeLR`: schedules given as functions of the epoch.
 
-use super::{require, Context, ParamGroup, Rule, SchedulerError};
+use super::{Context, ParamGroup, Rule, SchedulerError};
 use crate::state_dict::Value;
 
 /// A factor as a function of the epoch.
 pub type LrLambda = Box<dyn FnMut(i64) -> f64 + Send>;
 
 fn check_count(lambdas: &[LrLambda], groups: &[ParamGroup]) -> Result<(), SchedulerError> {
-    require(lambdas.len() == 1 || lambdas.len() == groups.len(), || {
-        format!("Expected {} lr_lambdas, but got {}", groups.len(), lambdas.len())
-    })
+    match lambdas.len() {
+        1 => Ok(()),
+        n => super::check_lambda_count(n, groups.len()),
+    }
 }
 
 /// The function of group `i` (one for all, or one per group).

@@ -23,6 +23,7 @@
 //! assert_eq!(seen, [0.1, 0.1, 0.05, 0.05, 0.025]);
 //! ```
 
+mod check;
 mod composite;
 mod cosine;
 mod cyclic;
@@ -32,6 +33,12 @@ mod plateau;
 mod state;
 mod swa;
 
+pub use check::{
+    check_cycle, check_group_count, check_initial_lrs, check_lambda_count, check_milestones, check_momentum,
+    check_schedulers_given, cyclic_mode, cyclic_size_checked, one_cycle_lr_points_checked, one_cycle_pct_start,
+    one_cycle_total_steps, plateau_factor, plateau_min_lr_count, positive_int, swa_anneal_epochs,
+    warm_restarts_eta_min, warm_restarts_periods, Given, DIVISION_BY_ZERO,
+};
 pub use composite::{ChainedScheduler, SequentialLr};
 pub use cosine::{warm_restarts_lrs, warm_restarts_position, CosineAnnealingLr, CosineAnnealingWarmRestarts};
 pub use cyclic::{
@@ -93,13 +100,11 @@ pub(crate) fn require(ok: bool, message: impl FnOnce() -> String) -> Result<(), 
 
 /// One value per group: `values` as given (one per group) or its single value repeated.
 pub(crate) fn per_group(name: &str, values: &[f64], groups: usize) -> Result<Vec<f64>, SchedulerError> {
-    match values.len() {
-        1 => Ok(vec![values[0]; groups]),
-        n if n == groups => Ok(values.to_vec()),
-        n => Err(SchedulerError(format!(
-            "{name} must have the same length as optimizer.param_groups. {name} has {n} values, param_groups has {groups}."
-        ))),
+    if values.len() == 1 {
+        return Ok(vec![values[0]; groups]);
     }
+    check_group_count(name, values.len(), groups)?;
+    Ok(values.to_vec())
 }
 
 /// The param groups a scheduler drives: an optimizer's ([`crate::Optimizer`]), or
@@ -319,10 +324,8 @@ impl<R: Rule> Schedule<R> {
             for g in groups.iter_mut() {
                 g.initial_lr.get_or_insert(g.lr);
             }
-        } else if let Some(i) = groups.iter().position(|g| g.initial_lr.is_none()) {
-            return Err(SchedulerError(format!(
-                "param 'initial_lr' is not specified in param_groups[{i}] when resuming an optimizer"
-            )));
+        } else {
+            check_initial_lrs(groups.iter().map(|g| g.initial_lr.is_some()))?;
         }
         let base_lrs = groups.iter().map(|g| g.initial_lr.expect("set above")).collect();
         let mut s = Schedule { rule, base_lrs, last_epoch, step_count: 0, last_lr: Vec::new() };

@@ -1,7 +1,7 @@
 //! `ReduceLROnPlateau`: lower the LR when a metric stops improving.
 
 use super::state::{self, float, int, string};
-use super::{per_group, require, LrScheduler, ParamGroup, ParamGroups, SchedulerError};
+use super::{require, LrScheduler, ParamGroup, ParamGroups, SchedulerError};
 use crate::state_dict::Value;
 
 /// Whether lower or higher metrics are better.
@@ -62,9 +62,11 @@ impl ReduceLrOnPlateau {
         min_lr: &[f64],
     ) -> Result<Self, SchedulerError> {
         let groups = &groups.param_groups()[..];
-        require(factor < 1.0, || "Factor should be < 1.0.".into())?;
-        let min_lrs = per_group("min_lr", min_lr, groups.len())
-            .map_err(|_| SchedulerError(format!("expected {} min_lrs, got {}", groups.len(), min_lr.len())))?;
+        super::plateau_factor(factor)?;
+        let min_lrs = match min_lr {
+            [one] => vec![*one; groups.len()],
+            each => super::plateau_min_lr_count(each.len(), groups.len()).map(|()| each.to_vec())?,
+        };
         let mut s = ReduceLrOnPlateau {
             mode: PlateauMode::Min,
             factor,
@@ -158,16 +160,7 @@ impl LrScheduler for ReduceLrOnPlateau {
             require(v >= 0, || format!("'{key}' of the state dict is negative: {v}"))?;
             Ok(v as u64)
         };
-        let mode = match string(sd, "mode")? {
-            "min" => PlateauMode::Min,
-            "max" => PlateauMode::Max,
-            other => return Err(SchedulerError(format!("mode {other} is unknown!"))),
-        };
-        let threshold_mode = match string(sd, "threshold_mode")? {
-            "rel" => ThresholdMode::Rel,
-            "abs" => ThresholdMode::Abs,
-            other => return Err(SchedulerError(format!("threshold mode {other} is unknown!"))),
-        };
+        let (mode, threshold_mode) = (string(sd, "mode")?.parse()?, string(sd, "threshold_mode")?.parse()?);
         let (factor, eps, threshold, best) =
             (float(sd, "factor")?, float(sd, "eps")?, float(sd, "threshold")?, float(sd, "best")?);
         let (min_lrs, last_lr) = (state::floats(sd, "min_lrs", n)?, state::floats(sd, "_last_lr", n)?);

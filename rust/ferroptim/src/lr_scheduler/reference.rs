@@ -79,17 +79,14 @@ fn build(name: &str, kw: &Value, groups: &mut [ParamGroup]) -> composite::Boxed 
             let mut rule = CyclicLr::new(list(kw.get("base_lr"), 0.0), list(kw.get("max_lr"), 0.0));
             rule.step_size_up = num("step_size_up", 2000.0);
             rule.step_size_down = kw.get("step_size_down").map(f);
-            rule.mode = match kw["mode"].as_str().unwrap() {
-                "triangular" => CyclicMode::Triangular,
-                "triangular2" => CyclicMode::Triangular2,
-                _ => CyclicMode::ExpRange { gamma: num("gamma", 1.0) },
-            };
+            rule.mode =
+                cyclic_mode(kw["mode"].as_str().unwrap(), || Ok::<_, SchedulerError>(num("gamma", 1.0))).unwrap();
             Box::new(Schedule::new(rule, groups, -1).unwrap())
         }
         "OneCycleLR" => {
             let mut rule = OneCycleLr::new(list(kw.get("max_lr"), 0.0), int(kw, "total_steps"));
-            if kw.get("anneal_strategy").and_then(Value::as_str) == Some("linear") {
-                rule.anneal = cyclic::Anneal::Linear;
+            if let Some(anneal) = kw.get("anneal_strategy").and_then(Value::as_str) {
+                rule.anneal = anneal.parse().unwrap();
             }
             rule.three_phase = kw.get("three_phase").and_then(Value::as_bool).unwrap_or(false);
             Box::new(Schedule::new(rule, groups, -1).unwrap())
@@ -188,7 +185,7 @@ fn refuses_what_torch_refuses() {
         Some("Constant multiplicative factor expected to be between 0 and 1.".into())
     );
     let e = Schedule::new(ExponentialLr { gamma: 0.9 }, &mut [ParamGroup::new(0.1)], 3).err().unwrap();
-    assert_eq!(e.0, "param 'initial_lr' is not specified in param_groups[0] when resuming an optimizer");
+    assert!(e.0.starts_with("param 'initial_lr' is not specified in param_groups[0] when resuming scheduler with"));
     let e = Schedule::new(CyclicLr::new(vec![0.1], vec![1.0]), &mut [ParamGroup::new(0.1)], -1).err().unwrap();
     assert!(e.0.starts_with("optimizer must support momentum"));
     assert!(CosineAnnealingWarmRestarts::new(&mut groups, 0, 1, 0.0).is_err());
@@ -198,6 +195,21 @@ fn refuses_what_torch_refuses() {
     assert_eq!(e.0, "Expected nonzero integer step_size, but got 0");
     let e = Schedule::new(CosineAnnealingLr { t_max: 0, eta_min: 0.0 }, &mut groups, -1).err().unwrap();
     assert_eq!(e.0, "Expected nonzero integer T_max, but got 0");
+    // where torch's constructor divides by zero: a cycle that never rises, a divisor of 0
+    let mut momentum = [ParamGroup::with_momentum(0.1, 0.9)];
+    let mut cyclic = CyclicLr::new(vec![0.1], vec![1.0]);
+    (cyclic.step_size_up, cyclic.step_size_down) = (0.0, Some(4.0));
+    assert_eq!(Schedule::new(cyclic, &mut momentum, -1).err().unwrap().0, DIVISION_BY_ZERO);
+    let mut one_cycle = OneCycleLr::new(vec![1.0], 10);
+    one_cycle.div_factor = 0.0;
+    assert_eq!(Schedule::new(one_cycle, &mut momentum, -1).err().unwrap().0, DIVISION_BY_ZERO);
+    assert_eq!(momentum[0], ParamGroup::with_momentum(0.1, 0.9), "a refused scheduler changes nothing");
+    let mut one_cycle = OneCycleLr::new(vec![1.0], 10);
+    one_cycle.pct_start = 1.5;
+    assert_eq!(
+        Schedule::new(one_cycle, &mut momentum, -1).err().unwrap().0,
+        "Expected float between 0 and 1 pct_start, but got 1.5"
+    );
 }
 
 #[test]

@@ -49,20 +49,14 @@ impl Rule for SwaLr {
     }
 
     fn load_entries(&mut self, sd: &Value) -> Result<(), SchedulerError> {
-        let cos = match string(sd, "_anneal_strategy")? {
-            "cos" => true,
-            "linear" => false,
-            other => return Err(SchedulerError(format!("unknown _anneal_strategy {other:?} in the state dict"))),
-        };
+        let cos = string(sd, "_anneal_strategy")?.parse::<super::Anneal>()? == super::Anneal::Cos;
         (self.cos, self.anneal_epochs) = (cos, int(sd, "anneal_epochs")?);
         Ok(())
     }
 
     fn attach(&mut self, groups: &mut [ParamGroup], _: i64) -> Result<(), SchedulerError> {
         self.swa_lrs = per_group("swa_lr", &self.swa_lr, groups.len())?;
-        super::require(self.anneal_epochs >= 0, || {
-            format!("anneal_epochs must be equal or greater than 0, got {}", self.anneal_epochs)
-        })
+        super::swa_anneal_epochs(&self.anneal_epochs).map(drop)
     }
 
     fn lrs(&mut self, c: &Context<'_>, groups: &mut [ParamGroup]) -> Vec<f64> {
