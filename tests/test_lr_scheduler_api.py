@@ -66,8 +66,30 @@ def lrs(opt):
         (lambda o: S.SequentialLR(o, [S.StepLR(sgd(), 2)], []), ValueError, "expects all schedulers to belong to the same optimizer"),
         (lambda o: S.ChainedScheduler([]), ValueError, "ChainedScheduler expects at least one scheduler to be chained"),
         (lambda o: fo.swa_utils.SWALR(o, swa_lr=[0.1]), ValueError, "swa_lr must have the same length"),
-        (lambda o: fo.swa_utils.SWALR(o, swa_lr=0.1, anneal_strategy="exp"), ValueError, "anneal_strategy must by one of"),
+        (lambda o: fo.swa_utils.SWALR(o, swa_lr=0.1, anneal_strategy="exp"), ValueError, "anneal_strategy must be one of"),
         (lambda o: fo.swa_utils.SWALR(o, swa_lr=0.1, anneal_epochs=-1), ValueError, "anneal_epochs must be equal or greater than 0"),
+        (lambda o: fo.swa_utils.SWALR(o, swa_lr=0.1, anneal_epochs=2.0), ValueError, "anneal_epochs must be equal or greater than 0, got 2.0"),
+        # torch's arithmetic at construction: a cycle of no length, or that never rises; a divisor of 0
+        (lambda o: S.CyclicLR(o, 0.01, 0.1, step_size_up=0), ZeroDivisionError, "float division by zero"),
+        (lambda o: S.CyclicLR(o, 0.01, 0.1, step_size_up=0, step_size_down=4), ZeroDivisionError, "float division by zero"),
+        (lambda o: S.CyclicLR(o, 0.01, 0.1, step_size_up=float("nan")), ValueError, "cannot convert float NaN to integer"),
+        (lambda o: S.CyclicLR(o, 0.01, 0.1, step_size_up="a"), ValueError, "could not convert string to float: 'a'"),
+        (lambda o: S.OneCycleLR(o, 0.1, total_steps=9, div_factor=0), ZeroDivisionError, "float division by zero"),
+        (lambda o: S.OneCycleLR(o, 0.1, total_steps=9, final_div_factor=0.0), ZeroDivisionError, "float division by zero"),
+        # the types torch's isinstance checks refuse, and the comparisons made before them
+        (lambda o: S.OneCycleLR(o, 0.1, total_steps=9.0), ValueError, "Expected positive integer total_steps, but got 9.0"),
+        (lambda o: S.OneCycleLR(o, 0.1, total_steps="9"), TypeError, "'<=' not supported"),
+        (lambda o: S.OneCycleLR(o, 0.1, epochs=np.int64(2), steps_per_epoch=3), ValueError, "positive integer epochs, but got 2"),
+        (lambda o: S.OneCycleLR(o, 0.1, total_steps=9, pct_start=np.float32(0.5)), ValueError, "pct_start, but got 0.5"),
+        (lambda o: S.CosineAnnealingWarmRestarts(o, T_0=2.0), ValueError, "Expected positive integer T_0, but got 2.0"),
+        (lambda o: S.CosineAnnealingWarmRestarts(o, T_0="2"), TypeError, "'<=' not supported"),
+        (lambda o: S.CosineAnnealingWarmRestarts(o, T_0=2, eta_min=np.float32(0)), ValueError, "of type <class 'numpy.float32'>"),
+        (lambda o: S.ReduceLROnPlateau(o, factor="0.5"), TypeError, "'>=' not supported"),
+        (lambda o: S.ReduceLROnPlateau(o, mode=1), TypeError, "can only concatenate str"),
+        (lambda o: S.ReduceLROnPlateau(o, mode=["min"]), TypeError, "unhashable type: 'list'"),
+        (lambda o: S.ReduceLROnPlateau("not an optimizer", factor=2), ValueError, "Factor should be < 1.0."),
+        (lambda o: S.ReduceLROnPlateau("not an optimizer"), TypeError, "str is not an Optimizer"),
+        (lambda o: S.CyclicLR(o, 0.01, 0.1, mode=3), ValueError, "mode is invalid and scale_fn is None"),
     ],
 )
 def test_argument_errors(make, error, match):
@@ -79,6 +101,31 @@ def test_argument_errors(make, error, match):
         assert [{k: v for k, v in g.items() if k != "initial_lr"} for g in opt.param_groups] == [
             {k: v for k, v in g.items() if k != "initial_lr"} for g in before
         ]
+
+
+def test_what_torch_accepts_is_accepted():
+    """Python's truth for the flags, a gamma read by "exp_range" only, the bounds of
+    each range, and the NaN that torch's comparisons let through (its LRs NaN too)."""
+    S.OneCycleLR(sgd(momentum=0.9), 0.1, total_steps=9, cycle_momentum=1, three_phase=0)
+    S.OneCycleLR(sgd(momentum=0.9), 0.1, total_steps=True)
+    S.OneCycleLR(sgd(momentum=0.9), 0.1, total_steps=2, pct_start=1.0)
+    S.CyclicLR(sgd(momentum=0.9), 0.01, 0.1, gamma="unused", cycle_momentum=0)
+    S.CosineAnnealingWarmRestarts(sgd(), T_0=1, T_mult=True, eta_min=np.float64(0.5))
+    S.ReduceLROnPlateau(sgd(), factor=float("nan"), min_lr=(0.0, 0.1))
+    fo.swa_utils.SWALR(sgd(), swa_lr=[0.1, 0.2], anneal_epochs=0, anneal_strategy="linear")
+    opt = sgd()
+    sched = S.CosineAnnealingLR(opt, T_max=4, eta_min=float("nan"))
+    opt.step()
+    sched.step()
+    assert all(math.isnan(lr) for lr in lrs(opt))  # as torch's
+
+
+def test_a_plateau_state_of_an_unknown_mode_is_refused_and_changes_nothing():
+    sched = S.ReduceLROnPlateau(sgd())
+    state = sched.state_dict()
+    with pytest.raises(ValueError, match="threshold mode x is unknown!"):
+        sched.load_state_dict(dict(state, threshold_mode="x", patience=99))
+    assert sched.state_dict() == state
 
 
 def test_one_cycle_refuses_stepping_past_the_end():

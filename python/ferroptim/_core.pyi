@@ -6,6 +6,7 @@ import numpy as np
 
 __all__ = [
     "check_hyper",
+    "check_scheduler",
     "sgd_step",
     "adam_step",
     "adagrad_step",
@@ -165,6 +166,10 @@ def bucket_pack(parts: Sequence[np.ndarray], out: np.ndarray) -> None:
 
 def bucket_unpack_(buffer: np.ndarray, parts: Sequence[np.ndarray], divisor: float) -> None:
     """parts[i] = buffer[offset_i:offset_i + len(parts[i])] / divisor (1: a copy), in place."""
+
+def check_scheduler(kind: str, args: Dict[str, Any], optimizer: Any) -> None:
+    """torch's constructor checks of scheduler ``kind`` on ``args`` (its arguments as
+    given) and ``optimizer``, in torch's order, with torch's exceptions."""
 
 def check_hyper(kind: str, values: Dict[str, Any]) -> None:
     """torch's constructor checks of optimizer ``kind`` on its defaults (the Rust crate's

@@ -277,11 +277,9 @@ class SWALR(RuleScheduler):
         anneal_strategy: str = "cos",
         last_epoch: int = -1,
     ) -> None:
+        args = dict(swa_lr=swa_lr, anneal_strategy=anneal_strategy, anneal_epochs=anneal_epochs)
+        _core.check_scheduler("SWALR", args, optimizer)
         swa_lrs = format_param("swa_lr", optimizer, swa_lr)
-        if anneal_strategy not in ["cos", "linear"]:
-            raise ValueError(f"anneal_strategy must by one of 'cos' or 'linear', instead got {anneal_strategy}")
-        if not isinstance(anneal_epochs, int) or anneal_epochs < 0:
-            raise ValueError(f"anneal_epochs must be equal or greater than 0, got {anneal_epochs}")
         for lr, group in zip(swa_lrs, optimizer.param_groups):
             group["swa_lr"] = lr
         self._anneal_strategy = anneal_strategy

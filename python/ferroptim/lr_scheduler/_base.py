@@ -45,20 +45,10 @@ _WRONG_ORDER = (
 )
 
 
-def check_optimizer(optimizer: Any) -> None:
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-
-
 def format_param(name: str, optimizer: Optimizer, param: Any) -> List[Any]:
-    """One value per param group: a list or tuple as given (of the right length), else
-    the value repeated."""
+    """One value per param group: a list or tuple as given (its length checked by
+    ``_core.check_scheduler``), else the value repeated."""
     if isinstance(param, (list, tuple)):
-        if len(param) != len(optimizer.param_groups):
-            raise ValueError(
-                f"{name} must have the same length as optimizer.param_groups. "
-                f"{name} has {len(param)} values, param_groups has {len(optimizer.param_groups)}."
-            )
         return list(param)
     return [param] * len(optimizer.param_groups)
 
@@ -117,15 +107,12 @@ class LRScheduler:
     _is_initial: bool = False
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
-        check_optimizer(optimizer)
+        # an optimizer; resumed (last_epoch not -1), every group with an initial_lr
+        _core.check_scheduler("LRScheduler", {"last_epoch": last_epoch}, optimizer)
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])
-        else:
-            for i, group in enumerate(optimizer.param_groups):
-                if "initial_lr" not in group:
-                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] when resuming an optimizer")
         self.base_lrs: List[float] = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         _track_step_called(self.optimizer)

@@ -12,11 +12,9 @@ __all__ = ["momentum_bounds", "start_momentum", "set_momentum", "MomentumCycling
 
 
 def momentum_bounds(optimizer: Optimizer, base: Any, top: Any) -> Tuple[bool, List[Any], List[Any]]:
-    """Checks the optimizer has a momentum to cycle (``momentum``, or ``betas`` whose
-    first is cycled) and returns (whether it is ``betas[0]``, the base and the max
-    momentum of each group). Changes nothing."""
-    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-        raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+    """Whether the optimizer's momentum to cycle is ``betas[0]`` (else ``momentum``;
+    that it has one is checked by ``_core.check_scheduler``), and the base and the max
+    momentum of each group. Changes nothing."""
     bases = format_param("base_momentum", optimizer, base)
     tops = format_param("max_momentum", optimizer, top)
     return "betas" in optimizer.defaults, bases, tops

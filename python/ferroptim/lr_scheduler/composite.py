@@ -5,26 +5,12 @@ from __future__ import annotations
 from bisect import bisect_right
 from typing import Any, Dict, List, Optional, Sequence, SupportsFloat
 
+from .. import _core
 from ..optimizer import Optimizer
 from ._base import LRScheduler
 from .plateau import ReduceLROnPlateau
 
 __all__ = ["SequentialLR", "ChainedScheduler"]
-
-
-def _check_schedulers(owner: Any, schedulers: Sequence[Any], optimizer: Optimizer, what: str) -> None:
-    name = type(owner).__name__
-    if len(schedulers) < 1:
-        raise ValueError(f"{name} expects at least one {what}, but got no scheduler.")
-    for idx, scheduler in enumerate(schedulers):
-        if not hasattr(scheduler, "optimizer"):
-            raise TypeError(f"{name} at index {idx} should have `optimizer` as its attribute.")
-        if optimizer != scheduler.optimizer:
-            raise ValueError(
-                f"{name} expects all schedulers to belong to the same optimizer, but "
-                f"got scheduler {type(scheduler).__name__} at index {idx} has {scheduler.optimizer}, "
-                f"which is different from {type(optimizer).__name__}."
-            )
 
 
 def _step_one(owner: Any, scheduler: Any, metrics: Optional[SupportsFloat]) -> None:
@@ -69,13 +55,8 @@ class SequentialLR(_Composite):
     """
 
     def __init__(self, optimizer: Optimizer, schedulers: List[Any], milestones: List[int], last_epoch: int = -1) -> None:
-        _check_schedulers(self, schedulers, optimizer, "scheduler")
-        if len(milestones) != len(schedulers) - 1:
-            raise ValueError(
-                "Sequential Schedulers expects number of schedulers provided to be one more "
-                f"than the number of milestone points, but got number of schedulers {len(schedulers)} and the "
-                f"number of milestones to be equal to {len(milestones)}"
-            )
+        args = {"name": type(self).__name__, "schedulers": schedulers, "milestones": milestones}
+        _core.check_scheduler("SequentialLR", args, optimizer)
         self._schedulers = schedulers
         self._milestones = milestones
         self.last_epoch = last_epoch + 1
@@ -124,12 +105,8 @@ class ChainedScheduler(_Composite):
     """
 
     def __init__(self, schedulers: Sequence[Any], optimizer: Optional[Optimizer] = None) -> None:
-        if len(schedulers) < 1:
-            raise ValueError(
-                "ChainedScheduler expects at least one scheduler to be chained, but got no scheduler."
-            )
+        _core.check_scheduler("ChainedScheduler", {"name": type(self).__name__, "schedulers": schedulers}, optimizer)
         optimizer = optimizer or schedulers[0].optimizer
-        _check_schedulers(self, schedulers, optimizer, "scheduler to be chained")
         self._schedulers = list(schedulers)
         self.optimizer = optimizer
         self._last_lr = [group["lr"] for group in self._schedulers[-1].optimizer.param_groups]

@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 from .. import _core
 from ..optimizer import Optimizer
-from ._base import check_optimizer, format_param
+from ._base import format_param
 from ._momentum import MomentumCyclingScheduler, momentum_bounds, start_momentum
 
 __all__ = ["CyclicLR"]
@@ -60,13 +60,22 @@ class CyclicLR(MomentumCyclingScheduler):
         max_momentum: Union[float, List[float]] = 0.9,
         last_epoch: int = -1,
     ) -> None:
-        check_optimizer(optimizer)
+        # every check first (torch's, in Rust): a refused argument leaves the optimizer as it was
+        args: Dict[str, Any] = {
+            "base_lr": base_lr,
+            "max_lr": max_lr,
+            "step_size_up": step_size_up,
+            "step_size_down": step_size_down,
+            "mode": mode,
+            "scale_fn": scale_fn,
+            "cycle_momentum": cycle_momentum,
+            "base_momentum": base_momentum,
+            "max_momentum": max_momentum,
+        }
+        _core.check_scheduler("CyclicLR", args, optimizer)
         self.optimizer = optimizer
-        # every check first: a refused argument leaves the optimizer as it was
         base_lrs = format_param("base_lr", optimizer, base_lr)
         self.max_lrs = format_param("max_lr", optimizer, max_lr)
-        if mode not in ["triangular", "triangular2", "exp_range"] and scale_fn is None:
-            raise ValueError("mode is invalid and scale_fn is None")
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
             self.use_beta1, self.base_momentums, self.max_momentums = momentum_bounds(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import types
 from typing import Any, Callable, Dict, List, Sequence, Union, cast
 
+from .. import _core
 from ..optimizer import Optimizer
 from ._base import RuleScheduler
 
@@ -13,11 +14,11 @@ __all__ = ["LambdaLR", "MultiplicativeLR"]
 Lambda = Callable[[int], float]
 
 
-def _lambdas(optimizer: Optimizer, lr_lambda: Union[Lambda, Sequence[Lambda]]) -> List[Lambda]:
+def _lambdas(kind: str, optimizer: Optimizer, lr_lambda: Union[Lambda, Sequence[Lambda]]) -> List[Lambda]:
+    """One function per group (torch's checks of scheduler ``kind``, in Rust, first)."""
+    _core.check_scheduler(kind, {"lr_lambda": lr_lambda}, optimizer)
     if not isinstance(lr_lambda, (list, tuple)):
         return [cast(Lambda, lr_lambda)] * len(optimizer.param_groups)
-    if len(lr_lambda) != len(optimizer.param_groups):
-        raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
     return list(lr_lambda)
 
 
@@ -55,7 +56,7 @@ class LambdaLR(_LambdaState):
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Union[Lambda, Sequence[Lambda]], last_epoch: int = -1) -> None:
         self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
+        self.lr_lambdas = _lambdas(self._rule, optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def _hyper(self) -> Dict[str, Any]:
@@ -76,10 +77,7 @@ class MultiplicativeLR(_LambdaState):
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Union[Lambda, Sequence[Lambda]], last_epoch: int = -1) -> None:
         self.optimizer = optimizer
-        self.lr_lambdas = _lambdas(optimizer, lr_lambda)
-        for fn in self.lr_lambdas:
-            if not callable(fn):
-                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
+        self.lr_lambdas = _lambdas(self._rule, optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def _hyper(self) -> Dict[str, Any]:

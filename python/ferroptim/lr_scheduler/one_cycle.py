@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from .. import _core
 from ..optimizer import Optimizer
-from ._base import check_optimizer, format_param
+from ._base import format_param
 from ._momentum import MomentumCyclingScheduler, momentum_bounds, start_momentum
 
 __all__ = ["OneCycleLR"]
@@ -56,26 +56,27 @@ class OneCycleLR(MomentumCyclingScheduler):
         three_phase: bool = False,
         last_epoch: int = -1,
     ) -> None:
-        check_optimizer(optimizer)
+        # every check first (torch's, in Rust): a refused argument leaves the optimizer as it was
+        args: Dict[str, Any] = {
+            "max_lr": max_lr,
+            "total_steps": total_steps,
+            "epochs": epochs,
+            "steps_per_epoch": steps_per_epoch,
+            "pct_start": pct_start,
+            "anneal_strategy": anneal_strategy,
+            "cycle_momentum": cycle_momentum,
+            "base_momentum": base_momentum,
+            "max_momentum": max_momentum,
+            "div_factor": div_factor,
+            "final_div_factor": final_div_factor,
+            "last_epoch": last_epoch,
+        }
+        _core.check_scheduler("OneCycleLR", args, optimizer)
         self.optimizer = optimizer
-        if total_steps is not None:
-            if total_steps <= 0 or not isinstance(total_steps, int):
-                raise ValueError(f"Expected positive integer total_steps, but got {total_steps}")
-            self.total_steps = total_steps
-        elif epochs is not None and steps_per_epoch is not None:
-            if not isinstance(epochs, int) or epochs <= 0:
-                raise ValueError(f"Expected positive integer epochs, but got {epochs}")
-            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
-                raise ValueError(f"Expected positive integer steps_per_epoch, but got {steps_per_epoch}")
-            self.total_steps = epochs * steps_per_epoch
-        else:
-            raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
-        if pct_start < 0 or pct_start > 1 or not isinstance(pct_start, float):
-            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
+        self.total_steps = total_steps if total_steps is not None else epochs * steps_per_epoch  # type: ignore[operator]
         keys = ("end_step", "start_lr", "end_lr", "start_momentum", "end_momentum")
-        self._schedule_phases = [dict(zip(keys, p)) for p in _core.one_cycle_phases(self.total_steps, pct_start, three_phase)]
-        if anneal_strategy not in ["cos", "linear"]:
-            raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
+        phases = _core.one_cycle_phases(self.total_steps, pct_start, bool(three_phase))
+        self._schedule_phases = [dict(zip(keys, p)) for p in phases]
         self._anneal_func_type = anneal_strategy
         max_lrs = format_param("max_lr", self.optimizer, max_lr)
         self.cycle_momentum = cycle_momentum

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, SupportsFloat, Union
 
 from .. import _core
 from ..optimizer import Optimizer
-from ._base import EPOCH_DEPRECATION_WARNING, LRScheduler, check_optimizer
+from ._base import EPOCH_DEPRECATION_WARNING, LRScheduler
 
 __all__ = ["ReduceLROnPlateau"]
 
@@ -50,14 +50,11 @@ class ReduceLROnPlateau(LRScheduler):
         min_lr: Union[List[float], float] = 0,
         eps: float = 1e-8,
     ) -> None:
-        if factor >= 1.0:
-            raise ValueError("Factor should be < 1.0.")
+        args = dict(factor=factor, min_lr=min_lr, mode=mode, threshold_mode=threshold_mode)
+        _core.check_scheduler("ReduceLROnPlateau", args, optimizer)
         self.factor = factor
-        check_optimizer(optimizer)
         self.optimizer = optimizer
         if isinstance(min_lr, (list, tuple)):
-            if len(min_lr) != len(optimizer.param_groups):
-                raise ValueError(f"expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}")
             self.default_min_lr: Optional[float] = None
             self.min_lrs = list(min_lr)
         else:
@@ -139,16 +136,16 @@ class ReduceLROnPlateau(LRScheduler):
         return _core.plateau_is_better(self.mode, self.threshold_mode, self.threshold, a, best)
 
     def _init_is_better(self, mode: str, threshold: float, threshold_mode: str) -> None:
-        if mode not in {"min", "max"}:
-            raise ValueError("mode " + mode + " is unknown!")
-        if threshold_mode not in {"rel", "abs"}:
-            raise ValueError("threshold mode " + threshold_mode + " is unknown!")
+        """Sets the comparison (``mode`` and ``threshold_mode`` checked by the caller)."""
         self.mode_worse = math.inf if mode == "min" else -math.inf
         self.mode = mode
         self.threshold = threshold
         self.threshold_mode = threshold_mode
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Loads a state from :meth:`state_dict`."""
+        """Loads a state from :meth:`state_dict` (its modes checked first: a refused
+        state changes nothing)."""
+        modes = {k: state_dict.get(k, getattr(self, k)) for k in ("mode", "threshold_mode")}
+        _core.check_scheduler("ReduceLROnPlateau", modes, self.optimizer)
         self.__dict__.update(state_dict)
         self._init_is_better(mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode)

@@ -299,7 +299,7 @@ fn compare(values: &Bound<'_, PyDict>, args: &[(&str, Cmp)]) -> PyResult<()> {
 }
 
 /// Python's `float(v)`.
-fn float(v: &Bound<'_, PyAny>) -> PyResult<f64> {
+pub(crate) fn float(v: &Bound<'_, PyAny>) -> PyResult<f64> {
     v.py().get_type::<pyo3::types::PyFloat>().call1((v,))?.extract()
 }
 

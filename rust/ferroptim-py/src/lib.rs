@@ -10,6 +10,7 @@ mod average;
 mod beyond;
 mod bucket;
 mod check_hyper;
+mod check_scheduler;
 mod checkpoint;
 mod dict_version;
 mod eight_bit;
@@ -101,6 +102,7 @@ fn get_num_threads() -> usize {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sgd_step, m)?)?;
     m.add_function(wrap_pyfunction!(check_hyper::check_hyper, m)?)?;
+    m.add_function(wrap_pyfunction!(check_scheduler::check_scheduler, m)?)?;
     for f in [
         wrap_pyfunction!(adam_step, m)?,
         wrap_pyfunction!(adagrad_step, m)?,

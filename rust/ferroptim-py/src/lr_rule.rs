@@ -18,7 +18,9 @@ use ferroptim::lr_scheduler::{
 };
 use pyo3::exceptions::{PyArithmeticError, PyKeyError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyTuple};
+
+use crate::check_scheduler::{refused, PyRefusal};
 
 /// `hyper[key]`, as a `T`.
 fn get<'py, T: FromPyObjectOwned<'py>>(hyper: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
@@ -108,23 +110,19 @@ fn cyclic_mode(hyper: &Bound<'_, PyDict>, raised: &Raised) -> PyResult<CyclicMod
         };
         return Ok(CyclicMode::Custom(Box::new(py_function(f, raised)), mode));
     }
-    builtin_mode(&get::<String>(hyper, "mode")?, get(hyper, "gamma")?)
+    builtin_mode(&get::<String>(hyper, "mode")?, || get(hyper, "gamma"))
 }
 
-fn builtin_mode(mode: &str, gamma: f64) -> PyResult<CyclicMode> {
-    Ok(match mode {
-        "triangular" => CyclicMode::Triangular,
-        "triangular2" => CyclicMode::Triangular2,
-        "exp_range" => CyclicMode::ExpRange { gamma },
-        _ => return Err(PyValueError::new_err("mode is invalid and scale_fn is None")),
-    })
+/// CyclicLR's built-in `mode`, its `gamma` asked for "exp_range" only.
+fn builtin_mode(mode: &str, gamma: impl FnOnce() -> PyResult<f64>) -> PyResult<CyclicMode> {
+    ferroptim::lr_scheduler::cyclic_mode(mode, || gamma().map_err(PyRefusal)).map_err(|e| e.0)
 }
 
 /// CyclicLR's `scale_fn(x)` for its built-in `mode` (x the cycle number, or the
 /// iteration for "exp_range").
 #[pyfunction]
 pub(crate) fn cyclic_scale(mode: &str, gamma: f64, x: f64) -> PyResult<f64> {
-    Ok(builtin_mode(mode, gamma)?.scale(x, x))
+    Ok(builtin_mode(mode, || Ok(gamma))?.scale(x, x))
 }
 
 /// CyclicLR's (`total_size`, `step_ratio`) for `step_size_up` iterations up and
@@ -162,7 +160,8 @@ fn point(name: &str) -> PyResult<usize> {
 /// torch's `OneCycleLR.get_lr` from the class's attributes in `hyper` (its
 /// `_schedule_phases`, and the points read from its optimizer's param groups).
 fn one_cycle(hyper: &Bound<'_, PyDict>, last_epoch: i64) -> PyResult<Lrs> {
-    let cycle_momentum: bool = get(hyper, "cycle_momentum")?;
+    // Python's truth, as torch's `if self.cycle_momentum`
+    let cycle_momentum = get::<Bound<'_, PyAny>>(hyper, "cycle_momentum")?.is_truthy()?;
     let mut phases = Vec::new();
     for p in get::<Vec<Bound<'_, PyDict>>>(hyper, "phases")? {
         let name = |key: &str| get::<String>(&p, key).and_then(|n| point(&n));
@@ -182,10 +181,10 @@ fn one_cycle(hyper: &Bound<'_, PyDict>, last_epoch: i64) -> PyResult<Lrs> {
         }
         points.push(p);
     }
-    let anneal = match get::<String>(hyper, "anneal_strategy")?.as_str() {
-        "cos" => Anneal::Cos,
-        _ => Anneal::Linear,
-    };
+    // torch's `_anneal_func` of its `_anneal_func_type`
+    let anneal = get::<String>(hyper, "anneal_strategy")?;
+    let anneal =
+        anneal.parse::<Anneal>().map_err(|_| PyValueError::new_err(format!("Unknown _anneal_func_type: {anneal}")))?;
     one_cycle_lrs(last_epoch, get(hyper, "total_steps")?, &phases, anneal, &points, cycle_momentum)
         .map_err(|e| PyValueError::new_err(e.0))
 }
@@ -257,20 +256,6 @@ pub(crate) fn warm_restarts_position<'py>(
     Ok((cur, period as i64))
 }
 
-fn plateau_modes(mode: &str, threshold_mode: &str) -> PyResult<(PlateauMode, ThresholdMode)> {
-    let mode = match mode {
-        "min" => PlateauMode::Min,
-        "max" => PlateauMode::Max,
-        _ => return Err(PyValueError::new_err(format!("mode {mode} is unknown!"))),
-    };
-    let threshold_mode = match threshold_mode {
-        "rel" => ThresholdMode::Rel,
-        "abs" => ThresholdMode::Abs,
-        _ => return Err(PyValueError::new_err(format!("threshold mode {threshold_mode} is unknown!"))),
-    };
-    Ok((mode, threshold_mode))
-}
-
 /// SWALR's `anneal_func(t)` for `strategy` "cos" (else linear).
 #[pyfunction]
 pub(crate) fn swa_alpha(strategy: &str, t: f64) -> f64 {
@@ -280,7 +265,8 @@ pub(crate) fn swa_alpha(strategy: &str, t: f64) -> f64 {
 /// ReduceLROnPlateau's `is_better(a, best)`.
 #[pyfunction]
 pub(crate) fn plateau_is_better(mode: &str, threshold_mode: &str, threshold: f64, a: f64, best: f64) -> PyResult<bool> {
-    let (mode, threshold_mode) = plateau_modes(mode, threshold_mode)?;
+    let mode = mode.parse::<PlateauMode>().map_err(refused)?;
+    let threshold_mode = threshold_mode.parse::<ThresholdMode>().map_err(refused)?;
     Ok(ferroptim::lr_scheduler::plateau_is_better(mode, threshold_mode, threshold, a, best))
 }
 
@@ -347,7 +333,8 @@ pub(crate) fn lr_rule(
         return Err(e);
     }
     if let Some(new) = &out.0 {
-        finite(kind, &lrs, &base_lrs, new)?;
+        let inputs_finite = lrs.iter().chain(&base_lrs).all(|x| x.is_finite()) && all_finite(hyper.as_any(), 4);
+        finite(kind, inputs_finite, new)?;
     }
     Ok(out)
 }
@@ -367,20 +354,40 @@ pub(crate) fn lr_rule_check(kind: &str, hyper: &Bound<'_, PyDict>, groups: usize
     rule(kind, hyper, &raised)?.attach(&mut groups, 0).map_err(|e| PyValueError::new_err(e.0))
 }
 
-/// Refuses an LR that a schedule made infinite or NaN from finite LRs: where the rule
-/// divides by zero or its power overflows (a `T_max` or `total_iters` of 0, a `factor`
-/// of 0, `gamma^epoch` past the largest float), torch's Python arithmetic raises
-/// `ZeroDivisionError` or `OverflowError`, both `ArithmeticError`s. A function of the
-/// user's (`LambdaLR`, `MultiplicativeLR`, CyclicLR's `scale_fn`) may return any
-/// factor, as in torch.
-fn finite(kind: &str, lrs: &[f64], base_lrs: &[f64], new: &[f64]) -> PyResult<()> {
+/// Refuses an LR that a schedule made infinite or NaN from finite LRs and attributes
+/// (`inputs_finite`): where the rule divides by zero or its power overflows (a `T_max`
+/// or `total_iters` of 0, a `factor` of 0, `gamma^epoch` past the largest float),
+/// torch's Python arithmetic raises `ZeroDivisionError` or `OverflowError`, both
+/// `ArithmeticError`s; from a NaN or an infinite attribute (an `eta_min` of NaN) it
+/// gives a NaN or infinite LR, as here. A function of the user's (`LambdaLR`,
+/// `MultiplicativeLR`, CyclicLR's `scale_fn`) may return any factor, as in torch.
+fn finite(kind: &str, inputs_finite: bool, new: &[f64]) -> PyResult<()> {
     let user_factor = matches!(kind, "LambdaLR" | "MultiplicativeLR" | "CyclicLR");
-    let inputs_finite = lrs.iter().chain(base_lrs).all(|x| x.is_finite());
     match new.iter().position(|x| !x.is_finite()) {
         Some(i) if inputs_finite && !user_factor => Err(PyArithmeticError::new_err(format!(
             "{kind}: the schedule gives param group {i} an LR of {} (a division by zero or an overflow in its formula)",
             new[i]
         ))),
         _ => Ok(()),
+    }
+}
+
+/// Whether every float of `v` (a float, or a list, tuple or dict of them, nested to
+/// `depth`) is finite; other values (ints, strings, arrays) count as finite.
+fn all_finite(v: &Bound<'_, PyAny>, depth: usize) -> bool {
+    if let Ok(x) = v.cast::<PyFloat>() {
+        return x.value().is_finite();
+    }
+    if depth == 0 {
+        return true;
+    }
+    if let Ok(d) = v.cast::<PyDict>() {
+        return d.values().iter().all(|x| all_finite(&x, depth - 1));
+    }
+    match v.try_iter() {
+        Ok(items) if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() => {
+            items.flatten().all(|x| all_finite(&x, depth - 1))
+        }
+        _ => true,
     }
 }
