@@ -77,6 +77,24 @@ CASES = [
         lambda m, o: m.OneCycleLR(o, 0.5, epochs=2, steps_per_epoch=5, three_phase=True, anneal_strategy="linear"),
         [None] * 10,
     ),
+    (
+        "SequentialLR",
+        lambda m, o: m.SequentialLR(o, [m.ConstantLR(o, factor=0.5, total_iters=2), m.ExponentialLR(o, 0.9)], [3]),
+        [None] * 6,
+    ),
+    # a milestone at 0: the scheduler after it makes the first step (torch 2.15)
+    (
+        "SequentialLR-milestone-0",
+        lambda m, o: m.SequentialLR(o, [m.ConstantLR(o, factor=0.5, total_iters=2), m.ExponentialLR(o, 0.9)], [0]),
+        [None] * 4,
+    ),
+    (
+        "SequentialLR-milestones-0-2",
+        lambda m, o: m.SequentialLR(
+            o, [m.ConstantLR(o, factor=0.5), m.LinearLR(o, 0.2, total_iters=3), m.ExponentialLR(o, 0.9)], [0, 2]
+        ),
+        [None] * 5,
+    ),
 ]
 
 

@@ -64,8 +64,10 @@ class SequentialLR(_Composite):
         for group in self.optimizer.param_groups:
             group["lr"] = group.setdefault("initial_lr", group["lr"])
         self.recursive_undo()
-        self._schedulers[0]._initial_step()
-        self._last_lr = schedulers[0].get_last_lr()
+        # the scheduler of step 0 (after any milestone 0) makes the first step, as in torch
+        first = bisect_right(self._milestones, 0)
+        self._schedulers[first]._initial_step()
+        self._last_lr = schedulers[first].get_last_lr()
 
     def recursive_undo(self, sched: Any = None) -> None:
         """Undoes the first step each scheduler made when it was built."""

@@ -76,8 +76,10 @@ impl SequentialLr {
         for s in schedulers.iter_mut() {
             s.undo_epoch();
         }
-        schedulers[0].initial_step(groups);
-        let last_lr = schedulers[0].last_lr().to_vec();
+        // the scheduler of step 0 (torch 2.15: the one after any milestone 0) starts
+        let first = milestones.partition_point(|&m| m <= 0);
+        schedulers[first].initial_step(groups);
+        let last_lr = schedulers[first].last_lr().to_vec();
         Ok(SequentialLr { schedulers, milestones, last_epoch: last_epoch + 1, last_lr })
     }
 

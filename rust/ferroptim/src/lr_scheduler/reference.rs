@@ -243,3 +243,21 @@ fn swa_lr_anneals_to_the_swa_lr() {
         }
     }
 }
+
+#[test]
+fn sequential_lr_starts_with_the_scheduler_of_step_0() {
+    // milestone 0: the ExponentialLR after it makes the first step (torch 2.15's
+    // `bisect_right(milestones, 0)`); torch's LRs: 1.0, 0.9, 0.81, 0.729
+    let mut groups = [ParamGroup::new(1.0)];
+    let warmup: composite::Boxed =
+        Box::new(Schedule::new(ConstantLr { factor: 0.5, total_iters: 2 }, &mut groups, -1).unwrap());
+    let decay: composite::Boxed = Box::new(Schedule::new(ExponentialLr { gamma: 0.9 }, &mut groups, -1).unwrap());
+    let mut s = SequentialLr::new(&mut groups, vec![warmup, decay], vec![0], -1).unwrap();
+    let mut seen = vec![groups[0].lr];
+    for _ in 0..3 {
+        s.step(&mut groups);
+        seen.push(groups[0].lr);
+    }
+    let want = [1.0, 0.9, 0.9 * 0.9, 0.9 * 0.9 * 0.9];
+    assert!(seen.iter().zip(want).all(|(a, b)| (a - b).abs() <= 1e-15), "{seen:?}");
+}
