@@ -98,6 +98,10 @@ BEYOND = [
     ("Lion8bit", dict(betas=(0.9, 1.0)), ValueError, "Invalid beta parameter at index 1: 1.0"),
     ("AdEMAMix8bit", dict(betas=(0.9, 0.999, 1.0)), ValueError, "Invalid beta parameter at index 2: 1.0"),
     ("RMSprop8bit", dict(eps=-1e-8), ValueError, "Invalid epsilon value: -1e-08"),
+    # Adagrad8bit checks its weight decay before its eps
+    ("Adagrad8bit", dict(eps=-1e-8, weight_decay=-1), ValueError, "Invalid weight_decay value: -1"),
+    ("Adagrad8bit", dict(lr=-0.5, weight_decay=-1), ValueError, "Invalid learning rate: -0.5"),
+    ("Adagrad8bit", dict(eps="x"), TypeError, "'<=' not supported between instances of 'float' and 'str'"),
 ]
 
 
@@ -156,3 +160,19 @@ def test_sgd_lets_a_nan_lr_through_as_torch_does():
     fo.SGD([fo.Parameter(np.zeros(2))], lr=math.nan)
     with pytest.raises(ValueError, match="Invalid learning rate: nan"):
         fo.Adagrad([fo.Parameter(np.zeros(2))], lr=math.nan)
+
+
+try:
+    import bitsandbytes.optim as bnb_optim
+except ImportError:  # the comparison with bitsandbytes is skipped
+    bnb_optim = None
+
+EIGHT_BIT = [c for c in BEYOND if c[0].endswith("8bit")]
+
+
+@pytest.mark.skipif(bnb_optim is None or torch is None, reason="bitsandbytes is not installed")
+@pytest.mark.parametrize("name,kwargs,exc,message", EIGHT_BIT, ids=[f"{c[0]}-{i}" for i, c in enumerate(EIGHT_BIT)])
+def test_eight_bit_refuses_as_bitsandbytes(name, kwargs, exc, message):
+    ours = raised(lambda: getattr(fo, name)([fo.Parameter(np.zeros(2))], **kwargs))
+    theirs = raised(lambda: getattr(bnb_optim, name)([torch.nn.Parameter(torch.zeros(2))], **kwargs))
+    assert ours == theirs

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional, Tuple
 
+from . import _core
 from ._eight_bit import EightBitOptimizer, check_args
 
 __all__ = ["Adam8bit", "AdamW8bit", "Lion8bit", "SGD8bit", "RMSprop8bit", "Adagrad8bit", "AdEMAMix8bit"]
@@ -201,12 +202,7 @@ class Adagrad8bit(EightBitOptimizer):
         args: Any = None,
         min_8bit_size: int = 4096,
     ) -> None:
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        _core.check_hyper("Adagrad8bit", dict(lr=lr, weight_decay=weight_decay, eps=eps))
         if initial_accumulator_value != 0.0:
             raise ValueError("Initial accumulator value != 0.0 not supported!")
         if lr_decay != 0.0:

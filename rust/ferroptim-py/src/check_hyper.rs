@@ -132,6 +132,8 @@ const COMPARED: &[(&str, &[(&str, Cmp)])] = &[
     ),
     // bitsandbytes' `Optimizer1State` / `Optimizer2State` checks (every 8-bit class)
     ("EightBit", &[("lr", Cmp::Le), ("eps", Cmp::Le), ("betas", Cmp::Le), ("weight_decay", Cmp::Le)]),
+    // and Adagrad8bit's own, before those
+    ("Adagrad8bit", &[("lr", Cmp::Le), ("weight_decay", Cmp::Le), ("eps", Cmp::Le)]),
 ];
 
 /// The checks of a kind of [`COMPARED`]: its hyperparameters built from the checked
@@ -268,6 +270,10 @@ fn compared_hyper(kind: &str, g: &Group<'_, '_>) -> PyResult<Result<(), HyperErr
             let (lr, eps, weight_decay) = (f("lr")?, f("eps")?, f("weight_decay")?);
             EightBitHyper { rule, lr, eps, weight_decay, betas: (b(0)?, b(1)?), beta3: b(2)?, ..EightBitHyper::adam() }
                 .validate()
+        }
+        "Adagrad8bit" => {
+            let (lr, eps, weight_decay) = (f("lr")?, f("eps")?, f("weight_decay")?);
+            EightBitHyper { lr, eps, weight_decay, ..EightBitHyper::adagrad() }.validate()
         }
         _ => unreachable!("a kind of COMPARED"),
     })

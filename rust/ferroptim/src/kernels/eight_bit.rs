@@ -186,18 +186,28 @@ impl EightBitHyper {
 }
 
 impl Validate for EightBitHyper {
-    /// bitsandbytes' checks, with its messages.
+    /// bitsandbytes' checks, with its messages: `Optimizer1State`'s and
+    /// `Optimizer2State`'s (`lr`, `eps`, the betas, `weight_decay`), after
+    /// `Adagrad8bit`'s own (`lr`, `weight_decay`, `eps`).
     fn validate(&self) -> Result<(), HyperError> {
         let (lr, eps, wd) = (self.lr, self.eps, self.weight_decay);
-        check_arg(lr >= 0.0, "lr", None, lr, || format!("Invalid learning rate: {lr}"))?;
-        check_arg(eps >= 0.0, "eps", None, eps, || format!("Invalid epsilon value: {eps}"))?;
+        let lr_ok = || check_arg(lr >= 0.0, "lr", None, lr, || format!("Invalid learning rate: {lr}"));
+        let eps_ok = || check_arg(eps >= 0.0, "eps", None, eps, || format!("Invalid epsilon value: {eps}"));
+        let wd_ok = || check_arg(wd >= 0.0, "weight_decay", None, wd, || format!("Invalid weight_decay value: {wd}"));
+        if self.rule == EightBitRule::Adagrad {
+            lr_ok()?;
+            wd_ok()?;
+            eps_ok()?;
+        }
+        lr_ok()?;
+        eps_ok()?;
         let third = (self.rule == EightBitRule::Ademamix).then_some(self.beta3);
         for (i, b) in [self.betas.0, self.betas.1].into_iter().chain(third).enumerate() {
             check_arg((0.0..1.0).contains(&b), "betas", Some(i), b, || {
                 format!("Invalid beta parameter at index {i}: {b}")
             })?;
         }
-        check_arg(wd >= 0.0, "weight_decay", None, wd, || format!("Invalid weight_decay value: {wd}"))
+        wd_ok()
     }
 }
 
