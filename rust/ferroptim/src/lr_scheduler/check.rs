@@ -222,44 +222,42 @@ pub fn swa_anneal_epochs(v: &impl Given) -> Result<i64, SchedulerError> {
     }
 }
 
-impl FromStr for PlateauMode {
-    type Err = SchedulerError;
+/// `FromStr` by torch's names, refusing any other with torch's message (`$s` the
+/// name given), and `name()`, the variant's torch name.
+macro_rules! torch_names {
+    ($t:ty, $what:literal { $($v:ident => $n:literal),+ }, |$s:ident| $message:expr) => {
+        impl FromStr for $t {
+            type Err = SchedulerError;
 
-    /// torch's names, "min" and "max".
-    fn from_str(s: &str) -> Result<Self, SchedulerError> {
-        match s {
-            "min" => Ok(PlateauMode::Min),
-            "max" => Ok(PlateauMode::Max),
-            _ => Err(SchedulerError(format!("mode {s} is unknown!"))),
+            #[doc = concat!("From torch's names of ", $what, ": ", $("\"", $n, "\" "),+)]
+            fn from_str($s: &str) -> Result<Self, SchedulerError> {
+                match $s {
+                    $($n => Ok(Self::$v),)+
+                    _ => Err(SchedulerError($message)),
+                }
+            }
         }
-    }
+
+        impl $t {
+            #[doc = concat!("torch's name of ", $what, ".")]
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$v => $n),+
+                }
+            }
+        }
+    };
 }
 
-impl FromStr for ThresholdMode {
-    type Err = SchedulerError;
-
-    /// torch's names, "rel" and "abs".
-    fn from_str(s: &str) -> Result<Self, SchedulerError> {
-        match s {
-            "rel" => Ok(ThresholdMode::Rel),
-            "abs" => Ok(ThresholdMode::Abs),
-            _ => Err(SchedulerError(format!("threshold mode {s} is unknown!"))),
-        }
-    }
-}
-
-impl FromStr for Anneal {
-    type Err = SchedulerError;
-
-    /// torch's names (OneCycleLR's and SWALR's `anneal_strategy`), "cos" and "linear".
-    fn from_str(s: &str) -> Result<Self, SchedulerError> {
-        match s {
-            "cos" => Ok(Anneal::Cos),
-            "linear" => Ok(Anneal::Linear),
-            _ => Err(SchedulerError(format!("anneal_strategy must be one of 'cos' or 'linear', instead got {s}"))),
-        }
-    }
-}
+torch_names!(PlateauMode, "ReduceLROnPlateau's `mode`" { Min => "min", Max => "max" }, |s| format!(
+    "mode {s} is unknown!"
+));
+torch_names!(ThresholdMode, "ReduceLROnPlateau's `threshold_mode`" { Rel => "rel", Abs => "abs" }, |s| format!(
+    "threshold mode {s} is unknown!"
+));
+torch_names!(Anneal, "OneCycleLR's and SWALR's `anneal_strategy`" { Cos => "cos", Linear => "linear" }, |s| format!(
+    "anneal_strategy must be one of 'cos' or 'linear', instead got {s}"
+));
 
 #[cfg(test)]
 mod tests {

@@ -367,10 +367,7 @@ impl Rule for OneCycleLr {
                 ("end_momentum", Value::Str(end_m.into())),
             ])
         };
-        let anneal = match self.anneal {
-            Anneal::Cos => "cos",
-            Anneal::Linear => "linear",
-        };
+        let anneal = self.anneal.name();
         vec![
             ("total_steps", Value::Int(self.total_steps)),
             ("_schedule_phases", Value::List(phases.iter().enumerate().map(phase).collect())),

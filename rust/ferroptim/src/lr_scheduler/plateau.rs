@@ -121,13 +121,10 @@ pub fn plateau_reduced(lr: f64, factor: f64, min_lr: f64, eps: f64) -> f64 {
 
 impl LrScheduler for ReduceLrOnPlateau {
     fn state_dict(&self) -> Value {
-        let (mode, worse) = match self.mode {
-            PlateauMode::Min => ("min", f64::INFINITY),
-            PlateauMode::Max => ("max", f64::NEG_INFINITY),
-        };
-        let threshold_mode = match self.threshold_mode {
-            ThresholdMode::Rel => "rel",
-            ThresholdMode::Abs => "abs",
+        let (mode, threshold_mode) = (self.mode.name(), self.threshold_mode.name());
+        let worse = match self.mode {
+            PlateauMode::Min => f64::INFINITY,
+            PlateauMode::Max => f64::NEG_INFINITY,
         };
         // torch's `default_min_lr`: the `min_lr` given as one number (here: all alike)
         let default = match self.min_lrs.split_first() {

@@ -44,7 +44,7 @@ pub fn swa_alpha(cos: bool, t: f64) -> f64 {
 
 impl Rule for SwaLr {
     fn state_entries(&self) -> Vec<(&'static str, Value)> {
-        let strategy = if self.cos { "cos" } else { "linear" };
+        let strategy = if self.cos { super::Anneal::Cos } else { super::Anneal::Linear }.name();
         vec![("_anneal_strategy", Value::Str(strategy.into())), ("anneal_epochs", Value::Int(self.anneal_epochs))]
     }
 
