@@ -1,6 +1,8 @@
-//! `_core.check_scheduler`: the constructor checks of the Python schedulers that
-//! check their arguments one by one (CyclicLR, OneCycleLR, CosineAnnealingWarmRestarts,
-//! ReduceLROnPlateau, SWALR), which are the core crate's (`ferroptim::lr_scheduler`'s
+//! `_core.check_scheduler`: the constructor checks of the Python schedulers (those
+//! that check their arguments one by one: CyclicLR, OneCycleLR,
+//! CosineAnnealingWarmRestarts, ReduceLROnPlateau, SWALR; LambdaLR's and
+//! MultiplicativeLR's functions; the composites' schedulers; every scheduler's
+//! optimizer and resumption), which are the core crate's (`ferroptim::lr_scheduler`'s
 //! `check` functions), made on the Python values as given, in torch's order, each
 //! refusal torch's exception: where torch compares a value before its `isinstance`
 //! check, a value that is no number raises the TypeError of that comparison.
