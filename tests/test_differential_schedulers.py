@@ -77,6 +77,13 @@ CASES = [
         lambda m, o: m.OneCycleLR(o, 0.5, epochs=2, steps_per_epoch=5, three_phase=True, anneal_strategy="linear"),
         [None] * 10,
     ),
+    # counts given as floats without a fraction (`epochs / 10`), which torch takes as the ints
+    ("StepLR-float", lambda m, o: m.StepLR(o, step_size=3.0, gamma=0.5), [None] * 7 + [11, 4, None]),
+    ("MultiStepLR-float", lambda m, o: m.MultiStepLR(o, milestones=[2.0, 5.0], gamma=0.3), [None] * 7 + [1, 6, None]),
+    ("ConstantLR-float", lambda m, o: m.ConstantLR(o, factor=0.25, total_iters=3.0), [None] * 5 + [1, 4]),
+    ("LinearLR-float", lambda m, o: m.LinearLR(o, start_factor=0.2, total_iters=np.float64(4.0)), [None] * 6 + [2, 7]),
+    ("PolynomialLR-float", lambda m, o: m.PolynomialLR(o, total_iters=6.0, power=1.7), [None] * 8 + [3, None]),
+    ("CosineAnnealingLR-float", lambda m, o: m.CosineAnnealingLR(o, T_max=4.0, eta_min=0.001), [None] * 11 + [6, None]),
     (
         "SequentialLR",
         lambda m, o: m.SequentialLR(o, [m.ConstantLR(o, factor=0.5, total_iters=2), m.ExponentialLR(o, 0.9)], [3]),

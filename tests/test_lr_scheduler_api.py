@@ -120,6 +120,23 @@ def test_what_torch_accepts_is_accepted():
     assert all(math.isnan(lr) for lr in lrs(opt))  # as torch's
 
 
+def test_a_count_given_as_a_float_without_a_fraction_is_the_int():
+    """`total_iters=epochs / 10` works as in torch; a fraction of a step is refused."""
+    runs = []
+    for total_iters in (4, 4.0, np.float64(4.0)):
+        opt = sgd()
+        sched = S.LinearLR(opt, start_factor=0.2, total_iters=total_iters)
+        seen = [lrs(opt)]
+        for _ in range(6):
+            opt.step()
+            sched.step()
+            seen.append(lrs(opt))
+        runs.append(seen)
+    assert runs[1] == runs[0] and runs[2] == runs[0]
+    with pytest.raises(TypeError, match="cannot be interpreted as an integer"):
+        S.StepLR(sgd(), step_size=1.5)
+
+
 def test_a_plateau_state_of_an_unknown_mode_is_refused_and_changes_nothing():
     sched = S.ReduceLROnPlateau(sgd())
     state = sched.state_dict()

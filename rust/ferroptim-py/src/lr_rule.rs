@@ -31,6 +31,24 @@ fn get<'py, T: FromPyObjectOwned<'py>>(hyper: &Bound<'py, PyDict>, key: &str) ->
         .map_err(Into::into)
 }
 
+/// `hyper[key]`, a whole number: an int, or a float without a fraction (an epoch
+/// count computed as `epochs / 10`), which torch's arithmetic treats as the int.
+fn whole(hyper: &Bound<'_, PyDict>, key: &str) -> PyResult<i64> {
+    whole_of(&get::<Bound<'_, PyAny>>(hyper, key)?)
+}
+
+/// Each entry of the list `hyper[key]` as a whole number (see [`whole`]).
+fn wholes(hyper: &Bound<'_, PyDict>, key: &str) -> PyResult<Vec<i64>> {
+    get::<Vec<Bound<'_, PyAny>>>(hyper, key)?.iter().map(whole_of).collect()
+}
+
+fn whole_of(v: &Bound<'_, PyAny>) -> PyResult<i64> {
+    v.extract::<i64>().or_else(|not_int| match v.extract::<f64>() {
+        Ok(x) if x.fract() == 0.0 && x.abs() < 2f64.powi(63) => Ok(x as i64),
+        _ => Err(not_int),
+    })
+}
+
 /// The first error a Python function of the schedule (an `lr_lambda`, a `scale_fn`)
 /// raised; once one has, no other is called (as torch's list comprehensions stop at
 /// their first exception).
@@ -73,20 +91,24 @@ fn lambdas(hyper: &Bound<'_, PyDict>, raised: &Raised) -> PyResult<Vec<LrLambda>
 /// keeps them).
 fn rule(kind: &str, hyper: &Bound<'_, PyDict>, raised: &Raised) -> PyResult<Box<dyn Rule>> {
     Ok(match kind {
-        "StepLR" => Box::new(StepLr { step_size: get(hyper, "step_size")?, gamma: get(hyper, "gamma")? }),
-        "MultiStepLR" => Box::new(MultiStepLr { milestones: get(hyper, "milestones")?, gamma: get(hyper, "gamma")? }),
-        "ConstantLR" => Box::new(ConstantLr { factor: get(hyper, "factor")?, total_iters: get(hyper, "total_iters")? }),
+        "StepLR" => Box::new(StepLr { step_size: whole(hyper, "step_size")?, gamma: get(hyper, "gamma")? }),
+        "MultiStepLR" => {
+            Box::new(MultiStepLr { milestones: wholes(hyper, "milestones")?, gamma: get(hyper, "gamma")? })
+        }
+        "ConstantLR" => {
+            Box::new(ConstantLr { factor: get(hyper, "factor")?, total_iters: whole(hyper, "total_iters")? })
+        }
         "LinearLR" => Box::new(LinearLr {
             start_factor: get(hyper, "start_factor")?,
             end_factor: get(hyper, "end_factor")?,
-            total_iters: get(hyper, "total_iters")?,
+            total_iters: whole(hyper, "total_iters")?,
         }),
         "ExponentialLR" => Box::new(ExponentialLr { gamma: get(hyper, "gamma")? }),
         "PolynomialLR" => {
-            Box::new(PolynomialLr { total_iters: get(hyper, "total_iters")?, power: get(hyper, "power")? })
+            Box::new(PolynomialLr { total_iters: whole(hyper, "total_iters")?, power: get(hyper, "power")? })
         }
         "CosineAnnealingLR" => {
-            Box::new(CosineAnnealingLr { t_max: get(hyper, "T_max")?, eta_min: get(hyper, "eta_min")? })
+            Box::new(CosineAnnealingLr { t_max: whole(hyper, "T_max")?, eta_min: get(hyper, "eta_min")? })
         }
         "LambdaLR" => Box::new(LambdaLr { lr_lambdas: lambdas(hyper, raised)? }),
         "MultiplicativeLR" => Box::new(MultiplicativeLr { lr_lambdas: lambdas(hyper, raised)? }),
