@@ -24,7 +24,7 @@ use crate::state_dict::{Array, Value};
 use crate::{eight_bit, EightBitHyper, EightBitRule, EightBitState, EightBitTensor, HyperError, Quantized, Validate};
 
 use super::rule::no_group_values;
-use super::state_dict::{Entry, TorchLayout};
+use super::state_dict::{read_entries, Entry, TorchLayout};
 use super::{GroupStep, Optimizer, ParamTensor, Rule, Scheduled};
 
 /// An 8-bit optimizer over parameters of type `T` (float32 in bitsandbytes; a float64
@@ -200,12 +200,7 @@ impl TorchLayout for EightBit {
     fn with_group_entries(&self, group: &Value) -> Result<Self, String> {
         let mut e = *self;
         let h = &mut e.hyper;
-        let number = |key: &str, was: f64| match group.get(key) {
-            None => Ok(was),
-            Some(v) => v.as_f64().ok_or_else(|| format!("'{key}' of a param group is a {}", v.type_name())),
-        };
-        (h.lr, h.eps, h.weight_decay) =
-            (number("lr", h.lr)?, number("eps", h.eps)?, number("weight_decay", h.weight_decay)?);
+        read_entries!(h, group, lr, eps, weight_decay);
         if let Some(v) = group.get("betas") {
             let bad = || format!("'betas' of a param group is a {}, not what it should be", v.type_name());
             if h.rule == EightBitRule::Ademamix {
@@ -216,13 +211,7 @@ impl TorchLayout for EightBit {
             }
         }
         if h.rule == EightBitRule::Ademamix {
-            h.alpha = number("alpha", h.alpha)?;
-            for (key, slot) in [("t_alpha", &mut h.t_alpha), ("t_beta3", &mut h.t_beta3)] {
-                if let Some(v) = group.get(key) {
-                    *slot = Option::<f64>::from_value(v)
-                        .ok_or_else(|| format!("'{key}' of a param group is not a number"))?;
-                }
-            }
+            read_entries!(h, group, alpha, t_alpha, t_beta3);
         }
         Ok(e)
     }

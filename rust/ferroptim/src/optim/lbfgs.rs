@@ -29,7 +29,7 @@ use crate::kernels::vector::axpy;
 use crate::state_dict::{Array, Value};
 use crate::{lbfgs, LbfgsHyper, LbfgsState, Objective};
 
-use super::state_dict::TorchLayout;
+use super::state_dict::{read_entries, Entry, TorchLayout};
 use super::{Group, GroupStep, Optimizer, ParamState, Rule, StepError};
 
 /// torch's L-BFGS over parameters of type `T`.
@@ -198,26 +198,13 @@ impl TorchLayout for LbfgsHyper {
             _ => count("max_eval", eval_default)?,
         };
         h.history_size = count("history_size", h.history_size as u64)? as usize;
-        let numbers = [
-            ("lr", &mut h.lr),
-            ("tolerance_grad", &mut h.tolerance_grad),
-            ("tolerance_change", &mut h.tolerance_change),
-        ];
-        for (key, slot) in numbers {
-            if let Some(v) = group.get(key) {
-                *slot = v.as_f64().ok_or_else(|| format!("'{key}' of a param group is not a number"))?;
-            }
-        }
+        read_entries!(h, group, lr, tolerance_grad, tolerance_change, maximize);
         h.strong_wolfe = match group.get("line_search_fn") {
             None => h.strong_wolfe,
             Some(Value::None) => false,
             Some(Value::Str(s)) if s == "strong_wolfe" => true,
             Some(v) => return Err(format!("only 'strong_wolfe' is supported, not {v:?}")),
         };
-        if let Some(v) = group.get("maximize") {
-            let Value::Bool(b) = v else { return Err("'maximize' of a param group is not a bool".into()) };
-            h.maximize = *b;
-        }
         Ok(h)
     }
     fn global_entries<T: Element>(g: &LbfgsState<'static, T>) -> Vec<(&'static str, Value)> {
